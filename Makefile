@@ -1,0 +1,58 @@
+# The two set-up commands are `make run` and `make test`; both work from a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUF := .tools/node_modules/.bin/buf
+
+.PHONY: install run test test-unit test-integration lint typecheck gen check-gen buf-lint bench clean check
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/automations serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration" tests
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration tests
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf@1
+
+gen: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+check-gen: gen
+	git diff --exit-code -- src/automations/v1 src/automations/executor/v1 || (echo "generated code drifted from protos/: run 'make gen' and commit" && exit 1)
+	test -z "$$(git status --porcelain -- src/automations/v1 src/automations/executor/v1)" || (echo "untracked generated files: run 'make gen' and commit" && exit 1)
+
+buf-lint: $(BUF)
+	$(BUF) format --diff --exit-code
+	$(BUF) lint
+
+lint: $(STAMP) buf-lint check-gen typecheck
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint test
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools

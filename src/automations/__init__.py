@@ -1,0 +1,1 @@
+"""Automations: an event-automations engine served over gRPC."""

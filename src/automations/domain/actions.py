@@ -1,0 +1,53 @@
+"""Actions: what an automation does when it fires.
+
+An action is its Prefect ``type`` plus its parameters under Prefect's field names (and the inline
+forms of contract.md, e.g. ``url`` on ``call-webhook``). The set of types is open: a type served by a
+third-party executor is as valid as a bundled one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+PREFECT_ACTION_TYPES = frozenset(
+    {
+        "do-nothing",
+        "run-deployment",
+        "pause-deployment",
+        "resume-deployment",
+        "cancel-flow-run",
+        "suspend-flow-run",
+        "resume-flow-run",
+        "change-flow-run-state",
+        "delete-flow-run",
+        "send-notification",
+        "call-webhook",
+        "pause-work-pool",
+        "resume-work-pool",
+        "pause-work-queue",
+        "resume-work-queue",
+        "pause-automation",
+        "resume-automation",
+        "declare-incident",
+        "send-email-notification",
+    }
+)
+"""Every action type Prefect's Automations know."""
+
+ENGINE_ACTION_TYPES = frozenset({"do-nothing", "pause-automation", "resume-automation", "emit-event"})
+"""Types the engine carries out itself, without an executor."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Action:
+    """One action of an automation.
+
+    Attributes:
+        type: The action type, e.g. ``call-webhook`` or a third party's ``acme.page-oncall``.
+        parameters: Everything else, under Prefect's field names (JSON values).
+    """
+
+    type: str
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)

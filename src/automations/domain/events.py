@@ -1,0 +1,75 @@
+"""The event model: Prefect's event, with times as float seconds since the Unix epoch (UTC)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+RESOURCE_ID = "prefect.resource.id"
+"""The label every resource must carry."""
+RESOURCE_ROLE = "prefect.resource.role"
+"""The label every related resource must carry."""
+RESOURCE_NAME = "prefect.resource.name"
+"""The conventional display-name label."""
+
+MAX_EVENT_NAME_LENGTH = 1024
+"""Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_EVENT_NAME_LENGTH``."""
+MAX_LABELS_PER_RESOURCE = 500
+"""Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_LABELS_PER_RESOURCE``."""
+MAX_RELATED_RESOURCES = 100
+"""Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_RELATED_RESOURCES``."""
+MAX_EVENT_SIZE_BYTES = 1_500_000
+"""Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_SIZE_BYTES`` (serialized JSON)."""
+
+
+
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One event, as Prefect models it.
+
+    Attributes:
+        id: The client-chosen unique id (a UUID in production; any string in simulations).
+        event: The event name, e.g. ``prefect.flow-run.Completed``.
+        occurred: When it happened, seconds since the epoch (UTC).
+        resource: The primary resource's labels; ``prefect.resource.id`` is required.
+        related: Related resources' labels; each has ``prefect.resource.id`` and ``prefect.resource.role``.
+        payload: Free-form data. May be a lazy mapping: read it only when needed.
+        follows: The id of the event this one causally follows, if any.
+        received: When the engine received it, seconds since the epoch; set by the server.
+    """
+
+    id: str
+    event: str
+    occurred: float
+    resource: Mapping[str, str]
+    related: tuple[Mapping[str, str], ...] = ()
+    payload: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    follows: str | None = None
+    received: float = 0.0
+
+    @property
+    def resource_id(self) -> str:
+        """The primary resource's ``prefect.resource.id``."""
+        return self.resource.get(RESOURCE_ID, "")
+
+    def resource_in_role(self, role: str) -> Mapping[str, str] | None:
+        """Returns the first related resource with ``role``, or None."""
+        for labels in self.related:
+            if labels.get(RESOURCE_ROLE) == role:
+                return labels
+        return None
+
+    def resources_in_role(self, role: str) -> list[Mapping[str, str]]:
+        """Returns every related resource with ``role``, in order."""
+        return [labels for labels in self.related if labels.get(RESOURCE_ROLE) == role]
+
+    def find_label(self, name: str) -> str | None:
+        """Reads a label: a plain name from the primary resource, or ``related:<role>:<label>``."""
+        if name.startswith("related:"):
+            _, role, label = name.split(":", 2)
+            related = self.resource_in_role(role)
+            return None if related is None else related.get(label)
+        return self.resource.get(name)
