@@ -1,0 +1,170 @@
+"""One settings object for the engine: flags, ``AUTOMATIONS_*`` environment, optional TOML file.
+
+Precedence, highest first: command-line flags, environment variables, the TOML file named by
+``--config`` / ``AUTOMATIONS_CONFIG``, the defaults below. Everything is validated at start; a bad value
+stops the engine with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+import pydantic_settings
+
+_SECRET_MARKERS = ("password", "token", "secret")
+
+
+def _split_address(value: str, field: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{field} must be HOST:PORT, got {value!r}")
+    return value
+
+
+class Settings(pydantic_settings.BaseSettings):
+    """The engine's effective configuration.
+
+    Attributes:
+        grpc_addr: Where the gRPC API listens (HOST:PORT).
+        metrics_addr: Where Prometheus metrics are served at ``/metrics`` (HOST:PORT; empty: off).
+        database_url: SQLAlchemy URL; ``sqlite:///path`` (default) or ``postgresql://...``.
+        executors: ``ACTION_TYPE=HOST:PORT`` routes to executors running elsewhere.
+        no_executors: Do not start the bundled executors.
+        event_retention_seconds: How long the event log keeps events.
+        max_pending_events: Events accepted but not yet committed before the engine answers
+            RESOURCE_EXHAUSTED (backpressure).
+        max_group_events: The most events committed in one transaction (group commit).
+        sqlite_synchronous: SQLite's ``synchronous`` pragma: NORMAL survives a process crash,
+            FULL also a power loss.
+        shutdown_grace_seconds: How long SIGTERM waits for in-flight requests.
+        log_level: Python logging level name.
+        log_json: Structured JSON logs, one object per line.
+    """
+
+    model_config = pydantic_settings.SettingsConfigDict(
+        env_prefix="AUTOMATIONS_", extra="forbid", validate_default=True
+    )
+
+    grpc_addr: str = "127.0.0.1:50051"
+    metrics_addr: str = "127.0.0.1:9464"
+    database_url: str = "sqlite:///./automations.db"
+    executors: Annotated[list[str], pydantic_settings.NoDecode] = pydantic.Field(default_factory=list)
+    no_executors: bool = False
+    event_retention_seconds: float = pydantic.Field(default=7 * 86400, gt=0)
+    max_pending_events: int = pydantic.Field(default=100_000, gt=0)
+    max_group_events: int = pydantic.Field(default=20_000, gt=0)
+    sqlite_synchronous: str = "NORMAL"
+    shutdown_grace_seconds: float = pydantic.Field(default=10.0, ge=0)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @pydantic.field_validator("grpc_addr")
+    @classmethod
+    def _check_grpc_addr(cls, value: str) -> str:
+        return _split_address(value, "grpc_addr")
+
+    @pydantic.field_validator("metrics_addr")
+    @classmethod
+    def _check_metrics_addr(cls, value: str) -> str:
+        return value and _split_address(value, "metrics_addr")
+
+    @pydantic.field_validator("executors", mode="before")
+    @classmethod
+    def _split_executors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @pydantic.field_validator("executors")
+    @classmethod
+    def _check_executors(cls, value: list[str]) -> list[str]:
+        for item in value:
+            action_type, sep, address = item.partition("=")
+            if not sep or not action_type:
+                raise ValueError(f"executors entries must be ACTION_TYPE=HOST:PORT, got {item!r}")
+            _split_address(address, "executors")
+        return value
+
+    @pydantic.field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("database_url must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @pydantic.field_validator("sqlite_synchronous")
+    @classmethod
+    def _check_sync(cls, value: str) -> str:
+        if value.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+        return value.upper()
+
+    @pydantic.field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[pydantic_settings.BaseSettings],
+        init_settings: pydantic_settings.PydanticBaseSettingsSource,
+        env_settings: pydantic_settings.PydanticBaseSettingsSource,
+        dotenv_settings: pydantic_settings.PydanticBaseSettingsSource,
+        file_secret_settings: pydantic_settings.PydanticBaseSettingsSource,
+    ) -> tuple[pydantic_settings.PydanticBaseSettingsSource, ...]:
+        """Flags (init) override the environment, which overrides the TOML file."""
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    def executor_routes(self) -> dict[str, str]:
+        """Returns ``action type -> HOST:PORT`` from ``executors``."""
+        return dict(item.split("=", 1) for item in self.executors)
+
+    def masked(self) -> dict[str, Any]:
+        """Returns the settings as a dict with secrets (passwords in URLs, tokens) masked."""
+        out: dict[str, Any] = self.model_dump()
+        for key, value in out.items():
+            if any(marker in key for marker in _SECRET_MARKERS) and value:
+                out[key] = "****"
+            elif isinstance(value, str) and "://" in value and "@" in value:
+                scheme, rest = value.split("://", 1)
+                creds, host = rest.rsplit("@", 1)
+                user = creds.split(":", 1)[0]
+                out[key] = f"{scheme}://{user}:****@{host}" if ":" in creds else value
+        return out
+
+
+class _TomlSource(pydantic_settings.PydanticBaseSettingsSource):
+    """Reads the TOML file named by ``AUTOMATIONS_CONFIG`` (top level or an ``[automations]`` table)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("AUTOMATIONS_CONFIG")
+        if not path:
+            return {}
+        data = tomllib.loads(Path(path).read_text())
+        section = data.get("automations", data)
+        if not isinstance(section, Mapping):
+            raise ValueError(f"{path}: [automations] must be a table")
+        return {key.replace("-", "_"): value for key, value in section.items()}
+
+
+def load(overrides: Mapping[str, Any] | None = None, *, config_file: str | None = None) -> Settings:
+    """Builds the settings from flags (``overrides``, None values ignored), environment and file.
+
+    Raises:
+        pydantic.ValidationError: A setting is invalid; the message names it.
+    """
+    if config_file:
+        os.environ["AUTOMATIONS_CONFIG"] = config_file
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return Settings(**given)

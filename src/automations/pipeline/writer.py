@@ -1,0 +1,302 @@
+"""The single writer: group commit of event batches, the trigger engine and its deadlines.
+
+One thread owns the write connection and the trigger engine. Client batches queue up while the
+previous transaction commits; the writer then takes every queued batch (up to ``max_group_events``)
+and commits them together: events appended to the log (duplicates detected), the engine run over the
+new events, and its state changes and firings written, all in ONE transaction. Only after the commit
+are the callers' futures resolved, so an acknowledged event is on disk.
+
+Deadlines (proactive windows, lost followers, retention purges) are not polled: the writer blocks on
+its queue with a timeout equal to the time left until the earliest deadline, so a window fires at
+its end to the millisecond.
+
+Backpressure: when more than ``max_pending_events`` events are queued, ``publish`` raises
+``ResourceExhausted`` at once instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from automations.domain import errors, events
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(slots=True)
+class _EventBatch:
+    events: Sequence[events.Event]
+    future: asyncio.Future[list[bool]]
+    loop: asyncio.AbstractEventLoop
+
+
+@dataclasses.dataclass(slots=True)
+class _Call(Generic[T]):
+    fn: Callable[[Any], T]
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+def _resolve(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _reject(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+class Backend:
+    """What the writer drives; the composition root supplies the real one (``pipeline.service``).
+
+    Every method runs on the writer thread.
+    """
+
+    def start(self) -> None:
+        """Prepares the backend (loads automations and state) on the writer thread."""
+
+    def commit_events(self, batch: Sequence[events.Event], now: float) -> list[bool]:
+        """Appends ``batch`` in one transaction and runs the engine; returns new(True)/duplicate."""
+        raise NotImplementedError
+
+    def run_call(self, fn: Callable[[Any], T]) -> T:
+        """Runs ``fn`` in its own transaction (automation CRUD and the like)."""
+        raise NotImplementedError
+
+    def next_due(self) -> float | None:
+        """The next wall time at which ``advance`` has work, or None."""
+        return None
+
+    def advance(self, now: float) -> None:
+        """Does everything due at or before ``now`` (deadlines, purges) and commits it."""
+
+    def recover(self) -> None:
+        """Rebuilds in-memory state from the database after a failed transaction."""
+
+    def close(self) -> None:
+        """Releases resources on the writer thread."""
+
+
+class Writer:
+    """The single-writer thread with group commit and deadline-driven wake-ups.
+
+    Args:
+        backend: The transactional work to run.
+        max_pending_events: Backpressure bound on queued events.
+        max_group_events: Most events in one transaction.
+        clock: Wall clock (seconds since the epoch).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_pending_events: int = 100_000,
+        max_group_events: int = 20_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._backend = backend
+        self._max_pending = max_pending_events
+        self._max_group = max_group_events
+        self._clock = clock
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending_events = 0
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._accepting = False
+        self.committed_batches = 0
+        self.committed_groups = 0
+
+    # ------------------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Starts the writer thread and waits until the backend has loaded its state.
+
+        Raises:
+            BaseException: Whatever the backend raised while starting.
+        """
+        self._thread = threading.Thread(target=self._run, name="automations-writer", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._start_error is not None:
+            raise self._start_error
+        self._accepting = True
+
+    @property
+    def pending_events(self) -> int:
+        """Events queued and not yet committed."""
+        return self._pending_events
+
+    async def publish(self, batch: Sequence[events.Event]) -> list[bool]:
+        """Queues ``batch`` for the next group commit and waits for it.
+
+        Returns:
+            For each event, True if it was new, False if its id was seen before.
+
+        Raises:
+            errors.ResourceExhausted: Too many events are waiting already.
+            errors.Unavailable: The writer is stopping or the commit failed.
+        """
+        if not self._accepting:
+            raise errors.Unavailable("the engine is not accepting events (starting or draining)")
+        if not batch:
+            return []
+        n = len(batch)
+        with self._pending_lock:
+            if self._pending_events + n > self._max_pending and self._pending_events > 0:
+                raise errors.ResourceExhausted(
+                    f"{self._pending_events} events are waiting to be committed; retry with backoff",
+                    reason="INGEST_BACKLOG_FULL",
+                )
+            self._pending_events += n
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool]] = loop.create_future()
+        self._queue.put(_EventBatch(batch, future, loop))
+        return await future
+
+    async def call(self, fn: Callable[[Any], T]) -> T:
+        """Runs ``fn(backend_context)`` on the writer thread in its own transaction, in queue order."""
+        if self._thread is None or not self._thread.is_alive():
+            raise errors.Unavailable("the engine is not running")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Call(fn, future, loop))
+        return await future
+
+    def stop_accepting(self) -> None:
+        """Refuses new event batches (UNAVAILABLE); queued ones are still committed."""
+        self._accepting = False
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Commits what is queued, then stops the thread."""
+        self._accepting = False
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """Makes the writer re-read its next deadline (after a change from another thread)."""
+        self._queue.put(None)
+
+    # ----------------------------------------------------------------------------- the thread
+
+    def _run(self) -> None:
+        try:
+            self._backend.start()
+        except BaseException as exc:  # handed to start()'s caller
+            self._start_error = exc
+            self._started.set()
+            return
+        self._started.set()
+        carry: Any = None
+        try:
+            while True:
+                item = carry if carry is not None else self._next_item()
+                carry = None
+                if item is _STOP:
+                    self._drain_after_stop()
+                    return
+                if item is None:
+                    continue
+                if isinstance(item, _Call):
+                    self._run_call(item)
+                    continue
+                group = [item]
+                size = len(item.events)
+                while size < self._max_group:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if not isinstance(nxt, _EventBatch):
+                        carry = nxt
+                        break
+                    group.append(nxt)
+                    size += len(nxt.events)
+                self._commit_group(group)
+        finally:
+            self._backend.close()
+
+    def _next_item(self) -> Any:
+        while True:
+            due = self._backend.next_due()
+            if due is None:
+                return self._queue.get()
+            wait = due - self._clock()
+            if wait > 0:
+                try:
+                    return self._queue.get(timeout=wait)
+                except queue.Empty:
+                    pass
+            try:
+                self._backend.advance(self._clock())
+            except Exception:
+                logger.exception("deadline processing failed; reloading state from the database")
+                self._safe_recover()
+                time.sleep(0.1)
+
+    def _drain_after_stop(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, _EventBatch):
+                self._commit_group([item])
+            elif isinstance(item, _Call):
+                self._run_call(item)
+
+    def _run_call(self, call: _Call[Any]) -> None:
+        try:
+            result = self._backend.run_call(call.fn)
+        except BaseException as exc:
+            call.loop.call_soon_threadsafe(_reject, call.future, exc)
+            if not isinstance(exc, errors.AutomationsError):
+                self._safe_recover()
+            return
+        call.loop.call_soon_threadsafe(_resolve, call.future, result)
+
+    def _commit_group(self, group: list[_EventBatch]) -> None:
+        batch: list[events.Event] = []
+        for item in group:
+            batch.extend(item.events)
+        try:
+            flags = self._backend.commit_events(batch, self._clock())
+        except BaseException as exc:
+            logger.exception("committing %d events failed", len(batch))
+            failure = errors.Unavailable(f"the events could not be committed: {exc}")
+            for item in group:
+                item.loop.call_soon_threadsafe(_reject, item.future, failure)
+            self._safe_recover()
+        else:
+            offset = 0
+            for item in group:
+                n = len(item.events)
+                item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
+                offset += n
+            self.committed_groups += 1
+            self.committed_batches += len(group)
+        finally:
+            with self._pending_lock:
+                self._pending_events -= len(batch)
+
+    def _safe_recover(self) -> None:
+        try:
+            self._backend.recover()
+        except Exception:
+            logger.exception("recovering state from the database failed")
