@@ -1,0 +1,63 @@
+"""Prometheus metrics of the engine (``automations_`` prefix, base units, bounded labels only).
+
+Labels never carry an automation id or an event name: their values come from small fixed sets
+(gRPC method and code, rejection reason, trigger type, posture, action type).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_RECEIVED = Counter(
+    "automations_events_received_total", "Events received by PublishEvents and StreamEvents."
+)
+EVENTS_ACCEPTED = Counter(
+    "automations_events_accepted_total", "Events committed to the event log and evaluated."
+)
+EVENTS_DUPLICATE = Counter(
+    "automations_events_duplicate_total", "Events acknowledged as duplicates of an id seen before."
+)
+EVENTS_REJECTED = Counter(
+    "automations_events_rejected_total", "Events rejected by validation or backpressure.", ["reason"]
+)
+INGEST_BATCH_SIZE = Histogram(
+    "automations_ingest_batch_events",
+    "Events per client batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+)
+INGEST_LATENCY = Histogram(
+    "automations_ingest_latency_seconds",
+    "Time from receiving a batch to acknowledging it (validation, commit, evaluation).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+COMMIT_EVENTS = Histogram(
+    "automations_commit_events",
+    "Events per group commit (one database transaction).",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 20000),
+)
+EVALUATION_LATENCY = Histogram(
+    "automations_evaluation_seconds",
+    "Time the trigger engine spends on one group of events.",
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+FIRINGS = Counter(
+    "automations_firings_total", "Automation firings.", ["trigger_type", "posture"]
+)
+DEADLINE_LAG = Histogram(
+    "automations_deadline_lag_seconds",
+    "How late a proactive deadline was processed after it was due.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+PENDING_EVENTS = Gauge(
+    "automations_ingest_pending_events", "Events accepted by the API and waiting for a commit."
+)
+LOADED_AUTOMATIONS = Gauge("automations_loaded_automations", "Enabled automations loaded in the engine.")
+GRPC_REQUESTS = Counter(
+    "automations_grpc_requests_total", "gRPC requests handled.", ["grpc_method", "grpc_code"]
+)
+GRPC_LATENCY = Histogram(
+    "automations_grpc_request_duration_seconds",
+    "gRPC request latency.",
+    ["grpc_method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
