@@ -1,0 +1,1 @@
+"""The automations.executor proto packages (code is in the version packages)."""

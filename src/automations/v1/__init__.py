@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for automations.v1 (``make gen``); do not edit."""
