@@ -29,7 +29,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utomations/v1/automation.proto\x12\x0e\x61utomations.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x04\n\nAutomation\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x07\x65nabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04tags\x18\x06 \x03(\tB\x04\xe2\x41\x01\x01\x12.\n\x07trigger\x18\x07 \x01(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12-\n\x07\x61\x63tions\x18\x08 \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x02\x12\x38\n\x12\x61\x63tions_on_trigger\x18\t \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x01\x12\x38\n\x12\x61\x63tions_on_resolve\x18\n \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x01\x12\x1d\n\x0eowner_resource\x18\x0b \x01(\tB\x05\xe2\x41\x02\x01\x05\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01:N\xea\x41K\n\x16\x61utomations/Automation\x12\x18\x61utomations/{automation}*\x0b\x61utomations2\nautomationB\n\n\x08_enabled\"\xbc\x01\n\x07Trigger\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.automations.v1.EventTriggerH\x00\x12\x33\n\x08\x63ompound\x18\x02 \x01(\x0b\x32\x1f.automations.v1.CompoundTriggerH\x00\x12\x33\n\x08sequence\x18\x03 \x01(\x0b\x32\x1f.automations.v1.SequenceTriggerH\x00\x12\x10\n\x02id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x42\x06\n\x04kind\"\xde\x02\n\x0c\x45ventTrigger\x12:\n\x05match\x18\x01 \x01(\x0b\x32%.automations.v1.ResourceSpecificationB\x04\xe2\x41\x01\x01\x12\x42\n\rmatch_related\x18\x02 \x03(\x0b\x32%.automations.v1.ResourceSpecificationB\x04\xe2\x41\x01\x01\x12\x13\n\x05\x61\x66ter\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x65xpect\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x66or_each\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12.\n\x07posture\x18\x06 \x01(\x0e\x32\x17.automations.v1.PostureB\x04\xe2\x41\x01\x01\x12\x1c\n\tthreshold\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12/\n\x06within\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x0c\n\n_threshold\"\xd7\x01\n\x0f\x43ompoundTrigger\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12\x1b\n\x0brequire_any\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x12\x1b\n\x0brequire_all\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x12\x1d\n\rrequire_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x12/\n\x06within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\t\n\x07require\"s\n\x0fSequenceTrigger\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12/\n\x06within\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"\xa9\x01\n\x15ResourceSpecification\x12G\n\x06labels\x18\x01 \x03(\x0b\x32\x31.automations.v1.ResourceSpecification.LabelsEntryB\x04\xe2\x41\x01\x01\x1aG\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.automations.v1.Patterns:\x02\x38\x01\"\"\n\x08Patterns\x12\x16\n\x08patterns\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"O\n\x06\x41\x63tion\x12\x12\n\x04type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01*O\n\x07Posture\x12\x17\n\x13POSTURE_UNSPECIFIED\x10\x00\x12\x14\n\x10POSTURE_REACTIVE\x10\x01\x12\x15\n\x11POSTURE_PROACTIVE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61utomations/v1/automation.proto\x12\x0e\x61utomations.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x04\n\nAutomation\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0b\x64\x65scription\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1a\n\x07\x65nabled\x18\x05 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12\x12\n\x04tags\x18\x06 \x03(\tB\x04\xe2\x41\x01\x01\x12.\n\x07trigger\x18\x07 \x01(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12-\n\x07\x61\x63tions\x18\x08 \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x01\x12\x38\n\x12\x61\x63tions_on_trigger\x18\t \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x01\x12\x38\n\x12\x61\x63tions_on_resolve\x18\n \x03(\x0b\x32\x16.automations.v1.ActionB\x04\xe2\x41\x01\x01\x12\x1d\n\x0eowner_resource\x18\x0b \x01(\tB\x05\xe2\x41\x02\x01\x05\x12\x35\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x12\n\x04\x65tag\x18\x0e \x01(\tB\x04\xe2\x41\x01\x01:R\xea\x41O\n\x1a\x61utomations.dev/Automation\x12\x18\x61utomations/{automation}*\x0b\x61utomations2\nautomationB\n\n\x08_enabled\"\xbc\x01\n\x07Trigger\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.automations.v1.EventTriggerH\x00\x12\x33\n\x08\x63ompound\x18\x02 \x01(\x0b\x32\x1f.automations.v1.CompoundTriggerH\x00\x12\x33\n\x08sequence\x18\x03 \x01(\x0b\x32\x1f.automations.v1.SequenceTriggerH\x00\x12\x10\n\x02id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x42\x06\n\x04kind\"\xde\x02\n\x0c\x45ventTrigger\x12:\n\x05match\x18\x01 \x01(\x0b\x32%.automations.v1.ResourceSpecificationB\x04\xe2\x41\x01\x01\x12\x42\n\rmatch_related\x18\x02 \x03(\x0b\x32%.automations.v1.ResourceSpecificationB\x04\xe2\x41\x01\x01\x12\x13\n\x05\x61\x66ter\x18\x03 \x03(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x65xpect\x18\x04 \x03(\tB\x04\xe2\x41\x01\x01\x12\x16\n\x08\x66or_each\x18\x05 \x03(\tB\x04\xe2\x41\x01\x01\x12.\n\x07posture\x18\x06 \x01(\x0e\x32\x17.automations.v1.PostureB\x04\xe2\x41\x01\x01\x12\x1c\n\tthreshold\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x88\x01\x01\x12/\n\x06within\x18\x08 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\x0c\n\n_threshold\"\xd7\x01\n\x0f\x43ompoundTrigger\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12\x1b\n\x0brequire_any\x18\x02 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x12\x1b\n\x0brequire_all\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01H\x00\x12\x1d\n\rrequire_count\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x01H\x00\x12/\n\x06within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x42\t\n\x07require\"s\n\x0fSequenceTrigger\x12/\n\x08triggers\x18\x01 \x03(\x0b\x32\x17.automations.v1.TriggerB\x04\xe2\x41\x01\x02\x12/\n\x06within\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\"\xa9\x01\n\x15ResourceSpecification\x12G\n\x06labels\x18\x01 \x03(\x0b\x32\x31.automations.v1.ResourceSpecification.LabelsEntryB\x04\xe2\x41\x01\x01\x1aG\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x05value\x18\x02 \x01(\x0b\x32\x18.automations.v1.Patterns:\x02\x38\x01\"\"\n\x08Patterns\x12\x16\n\x08patterns\x18\x01 \x03(\tB\x04\xe2\x41\x01\x02\"O\n\x06\x41\x63tion\x12\x12\n\x04type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01*O\n\x07Posture\x12\x17\n\x13POSTURE_UNSPECIFIED\x10\x00\x12\x14\n\x10POSTURE_REACTIVE\x10\x01\x12\x15\n\x11POSTURE_PROACTIVE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,7 +51,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTOMATION'].fields_by_name['trigger']._loaded_options = None
   _globals['_AUTOMATION'].fields_by_name['trigger']._serialized_options = b'\342A\001\002'
   _globals['_AUTOMATION'].fields_by_name['actions']._loaded_options = None
-  _globals['_AUTOMATION'].fields_by_name['actions']._serialized_options = b'\342A\001\002'
+  _globals['_AUTOMATION'].fields_by_name['actions']._serialized_options = b'\342A\001\001'
   _globals['_AUTOMATION'].fields_by_name['actions_on_trigger']._loaded_options = None
   _globals['_AUTOMATION'].fields_by_name['actions_on_trigger']._serialized_options = b'\342A\001\001'
   _globals['_AUTOMATION'].fields_by_name['actions_on_resolve']._loaded_options = None
@@ -65,7 +65,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTOMATION'].fields_by_name['etag']._loaded_options = None
   _globals['_AUTOMATION'].fields_by_name['etag']._serialized_options = b'\342A\001\001'
   _globals['_AUTOMATION']._loaded_options = None
-  _globals['_AUTOMATION']._serialized_options = b'\352AK\n\026automations/Automation\022\030automations/{automation}*\013automations2\nautomation'
+  _globals['_AUTOMATION']._serialized_options = b'\352AO\n\032automations.dev/Automation\022\030automations/{automation}*\013automations2\nautomation'
   _globals['_TRIGGER'].fields_by_name['id']._loaded_options = None
   _globals['_TRIGGER'].fields_by_name['id']._serialized_options = b'\342A\001\003'
   _globals['_EVENTTRIGGER'].fields_by_name['match']._loaded_options = None
@@ -108,24 +108,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTION'].fields_by_name['type']._serialized_options = b'\342A\001\002'
   _globals['_ACTION'].fields_by_name['parameters']._loaded_options = None
   _globals['_ACTION'].fields_by_name['parameters']._serialized_options = b'\342A\001\001'
-  _globals['_POSTURE']._serialized_start=1995
-  _globals['_POSTURE']._serialized_end=2074
+  _globals['_POSTURE']._serialized_start=1999
+  _globals['_POSTURE']._serialized_end=2078
   _globals['_AUTOMATION']._serialized_start=207
-  _globals['_AUTOMATION']._serialized_end=825
-  _globals['_TRIGGER']._serialized_start=828
-  _globals['_TRIGGER']._serialized_end=1016
-  _globals['_EVENTTRIGGER']._serialized_start=1019
-  _globals['_EVENTTRIGGER']._serialized_end=1369
-  _globals['_COMPOUNDTRIGGER']._serialized_start=1372
-  _globals['_COMPOUNDTRIGGER']._serialized_end=1587
-  _globals['_SEQUENCETRIGGER']._serialized_start=1589
-  _globals['_SEQUENCETRIGGER']._serialized_end=1704
-  _globals['_RESOURCESPECIFICATION']._serialized_start=1707
-  _globals['_RESOURCESPECIFICATION']._serialized_end=1876
-  _globals['_RESOURCESPECIFICATION_LABELSENTRY']._serialized_start=1805
-  _globals['_RESOURCESPECIFICATION_LABELSENTRY']._serialized_end=1876
-  _globals['_PATTERNS']._serialized_start=1878
-  _globals['_PATTERNS']._serialized_end=1912
-  _globals['_ACTION']._serialized_start=1914
-  _globals['_ACTION']._serialized_end=1993
+  _globals['_AUTOMATION']._serialized_end=829
+  _globals['_TRIGGER']._serialized_start=832
+  _globals['_TRIGGER']._serialized_end=1020
+  _globals['_EVENTTRIGGER']._serialized_start=1023
+  _globals['_EVENTTRIGGER']._serialized_end=1373
+  _globals['_COMPOUNDTRIGGER']._serialized_start=1376
+  _globals['_COMPOUNDTRIGGER']._serialized_end=1591
+  _globals['_SEQUENCETRIGGER']._serialized_start=1593
+  _globals['_SEQUENCETRIGGER']._serialized_end=1708
+  _globals['_RESOURCESPECIFICATION']._serialized_start=1711
+  _globals['_RESOURCESPECIFICATION']._serialized_end=1880
+  _globals['_RESOURCESPECIFICATION_LABELSENTRY']._serialized_start=1809
+  _globals['_RESOURCESPECIFICATION_LABELSENTRY']._serialized_end=1880
+  _globals['_PATTERNS']._serialized_start=1882
+  _globals['_PATTERNS']._serialized_end=1916
+  _globals['_ACTION']._serialized_start=1918
+  _globals['_ACTION']._serialized_end=1997
 # @@protoc_insertion_point(module_scope)

@@ -124,9 +124,10 @@ class Automation(_message.Message):
 
     @_builtins.property
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Action]:
-        """Required. What it does on every firing, in order (`[{type: "do-nothing"}]` for nothing). The
-        position of an action in `actions` + `actions_on_trigger` + `actions_on_resolve` is its
-        `action_index`.
+        """Optional. What it does on every firing, in order. The position of an action in `actions` +
+        `actions_on_trigger` + `actions_on_resolve` is its `action_index`. (Prefect requires the key
+        but allows an empty list, e.g. for an automation whose only effect is its
+        `prefect.automation.triggered` event; a repeated field cannot tell the two apart.)
         """
 
     @_builtins.property
