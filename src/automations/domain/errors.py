@@ -8,6 +8,7 @@ and an ``ErrorInfo`` whose ``reason`` is the error's ``reason`` (UPPER_SNAKE)::
     +-- NotFound                          (NOT_FOUND)
     +-- AlreadyExists                     (ALREADY_EXISTS)
     +-- FailedPrecondition                (FAILED_PRECONDITION)
+    +-- Aborted                           (ABORTED: a stale etag)
     +-- ResourceExhausted                 (RESOURCE_EXHAUSTED: backpressure)
     +-- Unavailable                       (UNAVAILABLE: draining, database gone)
 """
@@ -64,9 +65,15 @@ class AlreadyExists(AutomationsError):
 
 
 class FailedPrecondition(AutomationsError):
-    """The request is valid but the system is not in a state to run it (e.g. a stale etag)."""
+    """The request is valid but the system is not in a state to run it."""
 
     default_reason = "FAILED_PRECONDITION"
+
+
+class Aborted(AutomationsError):
+    """A concurrency conflict, e.g. an ``etag`` that no longer matches (AIP-154)."""
+
+    default_reason = "ETAG_MISMATCH"
 
 
 class ResourceExhausted(AutomationsError):

@@ -1,0 +1,101 @@
+"""Starts the servers under test as child processes and runs the load generator against them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@contextlib.contextmanager
+def ceiling() -> Iterator[str]:
+    addr = f"127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.ceiling_server", "--addr", addr],
+        stdout=subprocess.PIPE, env=_env(), cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        yield addr
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def engine(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
+        addr = f"127.0.0.1:{free_port()}"
+        log = open(Path(tmp) / "engine.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "automations.cli.main", "serve", "--grpc-addr", addr,
+                "--metrics-addr", f"127.0.0.1:{free_port()}",
+                "--database-url", f"sqlite:///{tmp}/bench.db", "--no-executors",
+            ],
+            stdout=log, stderr=log, env={**_env(), **(extra_env or {})}, cwd=tmp,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((Path(tmp) / "engine.log").read_text())
+                with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(addr) as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                time.sleep(0.2)
+            yield addr, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+def rss_mb(pid: int) -> float:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def loadgen(addr: str, **options: Any) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.loadgen", "--addr", addr]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    out = subprocess.run(args, check=True, capture_output=True, env=_env(), cwd=ROOT, text=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result

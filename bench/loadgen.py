@@ -1,0 +1,133 @@
+"""Load generator: streams pre-built event batches over StreamEvents and measures acks.
+
+Runs as its own process so the server under test gets its own core. Batches are serialized before
+the clock starts (the client must not be the bottleneck); each request carries ``--batch`` events and
+up to ``--window`` requests per stream are in flight. Prints one JSON object.
+
+Run: python -m bench.loadgen --addr HOST:PORT --events N [--batch 1000] [--window 8] [--streams 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import grpc
+
+from automations.v1 import event_pb2, event_service_pb2
+
+from bench import workloads
+
+METHOD = "/automations.v1.EventService/StreamEvents"
+
+
+def build_requests(
+    sequence: list[tuple[str, str]], batch: int, occurred: float
+) -> list[bytes]:
+    requests = []
+    seconds = int(occurred)
+    nanos = int((occurred - seconds) * 1e9)
+    for start in range(0, len(sequence), batch):
+        req = event_service_pb2.StreamEventsRequest(sequence=start // batch)
+        for name, resource in sequence[start : start + batch]:
+            ev = req.events.add()
+            ev.id = str(uuid.uuid4())
+            ev.event = name
+            ev.occurred.seconds = seconds
+            ev.occurred.nanos = nanos
+            ev.resource.labels["prefect.resource.id"] = resource
+        requests.append(req.SerializeToString())
+    return requests
+
+
+def run_stream(
+    channel: grpc.Channel, requests: list[bytes], window: int, out: dict[str, Any]
+) -> None:
+    call = channel.stream_stream(
+        METHOD, request_serializer=lambda b: b,
+        response_deserializer=event_service_pb2.StreamEventsResponse.FromString,
+    )
+    sent_at: dict[int, float] = {}
+    slots = threading.Semaphore(window)
+    latencies: list[float] = []
+    accepted = rejected_batches = 0
+
+    def gen() -> Any:
+        for raw in requests:
+            slots.acquire()
+            sent_at[len(sent_at)] = time.perf_counter()
+            yield raw
+
+    responses = call(gen())
+    for i, response in enumerate(responses):
+        latencies.append(time.perf_counter() - sent_at[i])
+        slots.release()
+        if response.HasField("error"):
+            rejected_batches += 1
+        else:
+            accepted += sum(
+                1 for r in response.result.results
+                if r.status == event_service_pb2.EVENT_STATUS_ACCEPTED
+            )
+    out["latencies"] = latencies
+    out["accepted"] = accepted
+    out["rejected_batches"] = rejected_batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--addr", required=True)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=2)
+    args = parser.parse_args()
+
+    sequence = workloads.w1_sequence(args.events)
+    occurred = time.time()
+    requests = build_requests(sequence, args.batch, occurred)
+    channel = grpc.insecure_channel(args.addr, options=[("grpc.max_send_message_length", 64 << 20)])
+    grpc.channel_ready_future(channel).result(timeout=30)
+    shares = [requests[i :: args.streams] for i in range(args.streams)]
+    outs: list[dict[str, Any]] = [{} for _ in shares]
+    threads = [
+        threading.Thread(target=run_stream, args=(channel, share, args.window, out))
+        for share, out in zip(shares, outs, strict=True)
+    ]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    latencies = sorted(x for o in outs for x in o["latencies"])
+    accepted = sum(o["accepted"] for o in outs)
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    json.dump(
+        {
+            "events": args.events,
+            "accepted": accepted,
+            "rejected_batches": sum(o["rejected_batches"] for o in outs),
+            "seconds": elapsed,
+            "events_per_s": args.events / elapsed,
+            "ack_p50_ms": pct(0.50),
+            "ack_p99_ms": pct(0.99),
+            "ack_median_ms": statistics.median(latencies) * 1000,
+            "occurred": occurred,
+        },
+        sys.stdout,
+    )
+    print()
+
+
+if __name__ == "__main__":
+    main()

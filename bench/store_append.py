@@ -1,0 +1,98 @@
+"""Times ``event_log.append``: events/s in 1,000-event batches, one transaction per batch.
+
+Not a test. Usage::
+
+    .venv/bin/python bench/store_append.py                       # SQLite temp file
+    .venv/bin/python bench/store_append.py postgresql:///test    # an existing database (tables are created)
+
+Every batch after the first repeats 10% of the previous batch's ids and 1% of its own, so the
+dedup path is exercised. Prints events/s including orjson encoding of the domain events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from automations.domain.events import Event
+from automations.store import event_log, tables
+from automations.store.database import Database
+
+
+def make_batches(batches: int, size: int) -> list[list[Event]]:
+    rng = random.Random(7)
+    t0 = time.time()
+    out: list[list[Event]] = []
+    for b in range(batches):
+        batch: list[Event] = []
+        for i in range(size):
+            rid = f"prefect.flow-run.{rng.randrange(200)}"
+            batch.append(
+                Event(
+                    id=str(uuid.UUID(int=rng.getrandbits(128))),
+                    event="prefect.flow-run.Completed" if i % 3 else "prefect.flow-run.Running",
+                    occurred=t0 + b + i * 1e-4,
+                    resource={"prefect.resource.id": rid, "prefect.resource.name": "run"},
+                    related=({"prefect.resource.id": "prefect.flow.1", "prefect.resource.role": "flow"},),
+                    payload={"n": i, "state": "Completed", "tags": ["a", "b"]},
+                    received=t0 + b,
+                )
+            )
+        if out:
+            prev = out[-1]
+            for j in range(0, size, 10):
+                batch[j] = prev[j + 1]
+        for j in range(5, size, 100):
+            batch[j] = batch[j - 5]
+        out.append(batch)
+    return out
+
+
+def run(url: str, batches: int, size: int) -> float:
+    db = Database(url)
+    with db.write() as conn:
+        tables.metadata.drop_all(conn)
+    db.migrate()
+    data = make_batches(batches, size)
+    start = time.perf_counter()
+    new = 0
+    for batch in data:
+        with db.write() as conn:
+            new += sum(event_log.append(conn, batch))
+    elapsed = time.perf_counter() - start
+    with db.read() as conn:
+        assert event_log.count(conn) == new
+        conn.execute(sa.text("SELECT 1"))
+    with db.write() as conn:
+        tables.metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    db.dispose()
+    return batches * size / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url", nargs="?", default=None)
+    parser.add_argument("--batches", type=int, default=100)
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.url or f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+        rates = [run(url, args.batches, args.size) for _ in range(args.repeat)]
+    shown = Database(url).url.render_as_string(hide_password=True)
+    print(
+        f"{shown}: append {args.batches} x {args.size} events: "
+        f"median {statistics.median(rates):,.0f} events/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+
+
+if __name__ == "__main__":
+    main()

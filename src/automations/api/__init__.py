@@ -1,0 +1,1 @@
+"""The gRPC API: servicers, interceptors and proto <-> domain converters."""

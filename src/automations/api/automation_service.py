@@ -1,0 +1,240 @@
+"""``automations.v1.AutomationService``: automation CRUD, simulation and firing history.
+
+Writes go through the single writer (so the engine and the database change together, in one
+transaction); reads use their own connections. An update keeps the state of every trigger whose
+definition did not change and resets the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from google.protobuf import empty_pb2
+
+from automations.api import convert
+from automations.domain import automations, errors, firings, prefect_json
+from automations.pipeline import simulation
+from automations.pipeline import writer as writer_
+from automations.v1 import automation_pb2, automation_service_pb2, automation_service_pb2_grpc
+
+_NAME_PREFIX = "automations/"
+_MUTABLE_FIELDS = {
+    "display_name": "name",
+    "description": "description",
+    "enabled": "enabled",
+    "tags": "tags",
+    "trigger": "trigger",
+    "actions": "actions",
+    "actions_on_trigger": "actions_on_trigger",
+    "actions_on_resolve": "actions_on_resolve",
+    "owner_resource": "owner_resource",
+}
+
+
+class Reader(Protocol):
+    """Read-side queries the servicer needs (run in worker threads)."""
+
+    def get_automation(self, automation_id: str) -> automations.Automation:
+        """Returns one automation or raises NotFound."""
+        ...
+
+    def list_automations(
+        self, *, page_size: int, page_token: str
+    ) -> tuple[list[automations.Automation], str]:
+        """Returns a page of automations and the next page token."""
+        ...
+
+    def list_firings(
+        self, *, automation_id: str | None, page_size: int, page_token: str
+    ) -> tuple[list[firings.Firing], str]:
+        """Returns a page of firings, newest first, and the next page token."""
+        ...
+
+
+def automation_id_from_name(name: str, field: str = "name") -> str:
+    """Extracts the id from ``automations/{id}`` (a bare id is accepted too)."""
+    automation_id = name[len(_NAME_PREFIX) :] if name.startswith(_NAME_PREFIX) else name
+    if not automation_id or "/" in automation_id:
+        raise errors.InvalidArgument(field, "must be 'automations/{id}'", reason="INVALID_NAME")
+    return automation_id
+
+
+class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
+    """Creates, reads, updates, deletes and simulates automations.
+
+    Args:
+        writer: The single writer; its backend applies automation changes to store and engine.
+        reader: Read-side queries.
+        clock: Wall clock, seconds since the epoch.
+    """
+
+    def __init__(
+        self, writer: writer_.Writer, reader: Reader, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._clock = clock
+
+    async def CreateAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.CreateAutomationRequest, context: Any
+    ) -> automation_pb2.Automation:
+        """Validates and stores a new automation (or only validates it)."""
+        if not request.HasField("automation"):
+            raise errors.InvalidArgument("automation", "is required")
+        automation_id = request.automation_id or str(uuid.uuid4())
+        if request.automation_id:
+            _check_id(request.automation_id)
+        now = self._clock()
+        automation = prefect_json.parse_automation(
+            convert.automation_to_json(request.automation),
+            automation_id=automation_id, created=now, updated=now,
+        )
+        if request.validate_only:
+            return convert.automation_to_proto(automation)
+        stored = await self._writer.call(lambda backend: backend.create_automation(automation))
+        return convert.automation_to_proto(stored)
+
+    async def GetAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.GetAutomationRequest, context: Any
+    ) -> automation_pb2.Automation:
+        """Returns one automation."""
+        automation_id = automation_id_from_name(request.name)
+        found = await asyncio.to_thread(self._reader.get_automation, automation_id)
+        return convert.automation_to_proto(found)
+
+    async def ListAutomations(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.ListAutomationsRequest, context: Any
+    ) -> automation_service_pb2.ListAutomationsResponse:
+        """Returns a page of automations."""
+        if request.page_size < 0:
+            raise errors.InvalidArgument("page_size", "must be >= 0")
+        if request.filter:
+            raise errors.InvalidArgument("filter", "filtering is not supported yet", reason="UNSUPPORTED")
+        found, token = await asyncio.to_thread(
+            lambda: self._reader.list_automations(
+                page_size=request.page_size, page_token=request.page_token
+            )
+        )
+        return automation_service_pb2.ListAutomationsResponse(
+            automations=[convert.automation_to_proto(a) for a in found], next_page_token=token
+        )
+
+    async def UpdateAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.UpdateAutomationRequest, context: Any
+    ) -> automation_pb2.Automation:
+        """Replaces the fields named by ``update_mask`` (all mutable fields when it is empty)."""
+        if not request.HasField("automation"):
+            raise errors.InvalidArgument("automation", "is required")
+        automation_id = automation_id_from_name(request.automation.name, "automation.name")
+        current = await asyncio.to_thread(self._reader.get_automation, automation_id)
+        if request.automation.etag and request.automation.etag != convert.etag(current):
+            raise errors.Aborted(
+                f"the automation changed since it was read (etag {request.automation.etag!r} is stale)"
+            )
+        given = convert.automation_to_json(request.automation)
+        merged = prefect_json.dump_automation(current)
+        paths = list(request.update_mask.paths) if request.HasField("update_mask") else []
+        if not paths or paths == ["*"]:
+            paths = list(_MUTABLE_FIELDS)
+        for path in paths:
+            key = _MUTABLE_FIELDS.get(path)
+            if key is None:
+                raise errors.InvalidArgument(
+                    "update_mask", f"{path!r} is not an updatable field", reason="INVALID_UPDATE_MASK"
+                )
+            if key in given:
+                merged[key] = given[key]
+            else:
+                merged.pop(key, None)
+        updated = prefect_json.parse_automation(
+            merged, automation_id=automation_id, created=current.created, updated=self._clock()
+        )
+        if request.validate_only:
+            return convert.automation_to_proto(updated)
+        stored = await self._writer.call(lambda backend: backend.update_automation(updated))
+        return convert.automation_to_proto(stored)
+
+    async def DeleteAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.DeleteAutomationRequest, context: Any
+    ) -> empty_pb2.Empty:
+        """Deletes an automation and its trigger state."""
+        automation_id = automation_id_from_name(request.name)
+        etag = request.etag or None
+        await self._writer.call(lambda backend: backend.delete_automation(automation_id, etag=etag))
+        return empty_pb2.Empty()
+
+    async def EnableAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.EnableAutomationRequest, context: Any
+    ) -> automation_pb2.Automation:
+        """Enables an automation (loads it into the engine)."""
+        return await self._set_enabled(request.name, True)
+
+    async def DisableAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.DisableAutomationRequest, context: Any
+    ) -> automation_pb2.Automation:
+        """Disables an automation (unloads it from the engine)."""
+        return await self._set_enabled(request.name, False)
+
+    async def _set_enabled(self, name: str, enabled: bool) -> automation_pb2.Automation:
+        automation_id = automation_id_from_name(name)
+        now = self._clock()
+        stored = await self._writer.call(
+            lambda backend: backend.set_enabled(automation_id, enabled, now)
+        )
+        return convert.automation_to_proto(stored)
+
+    async def SimulateAutomation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.SimulateAutomationRequest, context: Any
+    ) -> automation_service_pb2.SimulateAutomationResponse:
+        """Runs the automation over timed events on a virtual clock; returns its firings."""
+        if not request.HasField("automation"):
+            raise errors.InvalidArgument("automation", "is required")
+        automation = prefect_json.parse_automation(
+            convert.automation_to_json(request.automation), automation_id="simulated"
+        )
+        start = convert.time_from_proto(request.start_time) if request.HasField("start_time") else (
+            simulation.DEFAULT_EPOCH
+        )
+        timed = []
+        for i, item in enumerate(request.events):
+            if item.HasField("deliver_time"):
+                at = convert.time_from_proto(item.deliver_time)
+            else:
+                at = start + item.offset.ToTimedelta().total_seconds()
+            try:
+                event = convert.event_from_proto(item.event, received=at, default_occurred=at)
+            except errors.InvalidArgument as exc:
+                raise exc.under(f"events[{i}].event") from None
+            timed.append((at, event))
+        until = start + request.until.ToTimedelta().total_seconds() if request.HasField("until") else None
+        fired = await asyncio.to_thread(simulation.simulate, automation, timed, until=until)
+        return automation_service_pb2.SimulateAutomationResponse(
+            firings=[convert.firing_to_proto(f) for f in fired]
+        )
+
+    async def ListFirings(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.ListFiringsRequest, context: Any
+    ) -> automation_service_pb2.ListFiringsResponse:
+        """Returns firings, newest first, of one automation or of all."""
+        if request.page_size < 0:
+            raise errors.InvalidArgument("page_size", "must be >= 0")
+        automation_id = automation_id_from_name(request.parent, "parent") if request.parent else None
+        found, token = await asyncio.to_thread(
+            lambda: self._reader.list_firings(
+                automation_id=automation_id, page_size=request.page_size, page_token=request.page_token
+            )
+        )
+        return automation_service_pb2.ListFiringsResponse(
+            firings=[convert.firing_to_proto(f) for f in found], next_page_token=token
+        )
+
+
+def _check_id(automation_id: str) -> None:
+    if not 1 <= len(automation_id) <= 63 or not all(c.isalnum() or c == "-" for c in automation_id):
+        raise errors.InvalidArgument(
+            "automation_id", "must be 1-63 characters of letters, digits and '-'", reason="INVALID_ID"
+        )

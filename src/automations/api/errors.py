@@ -1,0 +1,57 @@
+"""Maps the domain error tree to gRPC statuses with ``ErrorInfo`` (AIP-193) and ``BadRequest``."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from automations.domain import errors
+
+ERROR_DOMAIN = "automations.dev"
+"""The ``ErrorInfo.domain`` of every error this engine returns."""
+
+_CODES: tuple[tuple[type[errors.AutomationsError], grpc.StatusCode], ...] = (
+    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
+    (errors.AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (errors.FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
+    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_code(exc: errors.AutomationsError) -> grpc.StatusCode:
+    """The canonical code of a domain error."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def to_rpc_status(exc: errors.AutomationsError) -> status_pb2.Status:
+    """Builds the ``google.rpc.Status`` for ``exc``: code, message, ErrorInfo and field violations."""
+    code = status_code(exc)
+    info = error_details_pb2.ErrorInfo(reason=exc.reason[:63], domain=ERROR_DOMAIN)
+    if isinstance(exc, errors.InvalidArgument) and exc.field:
+        info.metadata["field"] = exc.field
+    details = [info]
+    if isinstance(exc, errors.InvalidArgument):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=exc.field, description=exc.description, reason=exc.reason[:63]
+                    )
+                ]
+            )
+        )
+    packed = []
+    for detail in details:
+        any_msg = any_pb2.Any()
+        any_msg.Pack(detail)
+        packed.append(any_msg)
+    return status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=exc.message, details=packed
+    )

@@ -1,0 +1,1 @@
+"""The ``automations`` command line: ``serve``, ``simulate`` and client commands over gRPC."""

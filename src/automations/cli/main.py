@@ -1,0 +1,104 @@
+"""Entry point of the ``automations`` command (contract.md names every command and flag)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from automations.cli import client_commands, local_commands
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="automations", description="Event automations engine (Prefect Automations semantics) over gRPC."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the engine")
+    serve.add_argument("--grpc-addr", help="gRPC HOST:PORT (env AUTOMATIONS_GRPC_ADDR; default 127.0.0.1:50051)")
+    serve.add_argument("--metrics-addr", help="Prometheus HOST:PORT (env AUTOMATIONS_METRICS_ADDR; default 127.0.0.1:9464)")
+    serve.add_argument("--database-url", help="sqlite:///path or postgresql://... (env AUTOMATIONS_DATABASE_URL)")
+    serve.add_argument("--no-executors", action="store_true", default=None, help="do not start bundled executors")
+    serve.add_argument(
+        "--executor", action="append", dest="executors", metavar="ACTION_TYPE=HOST:PORT",
+        help="route an action type to an executor (repeatable; env AUTOMATIONS_EXECUTORS)",
+    )
+    serve.add_argument("--config", help="TOML settings file (env AUTOMATIONS_CONFIG)")
+    serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+    serve.set_defaults(handler=local_commands.serve)
+
+    simulate = sub.add_parser("simulate", help="run a conformance scenario on a virtual clock")
+    simulate.add_argument("scenario", help="SCENARIO.json")
+    simulate.set_defaults(handler=local_commands.simulate)
+
+    cfg = sub.add_parser("config", help="settings")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    show = cfg_sub.add_parser("show", help="print the effective settings (secrets masked)")
+    show.add_argument("--config", help="TOML settings file")
+    show.set_defaults(handler=local_commands.config_show)
+
+    def client(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--server", default=os.environ.get("AUTOMATIONS_SERVER", DEFAULT_SERVER),
+                       help="engine HOST:PORT (env AUTOMATIONS_SERVER)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    automation = sub.add_parser("automation", help="manage automations")
+    a_sub = automation.add_subparsers(dest="automation_command", required=True)
+    p = client(a_sub.add_parser("create", help="create from Prefect's automation JSON"))
+    p.add_argument("file", help="FILE.json ('-' for stdin)")
+    p.set_defaults(handler=client_commands.automation_create)
+    p = client(a_sub.add_parser("list", help="list automations"))
+    p.add_argument("--limit", type=int, default=None, help="print at most N")
+    p.set_defaults(handler=client_commands.automation_list)
+    for verb, handler in (
+        ("get", client_commands.automation_get),
+        ("delete", client_commands.automation_delete),
+        ("enable", client_commands.automation_enable),
+        ("disable", client_commands.automation_disable),
+    ):
+        p = client(a_sub.add_parser(verb, help=f"{verb} an automation"))
+        p.add_argument("id")
+        p.set_defaults(handler=handler)
+    p = client(a_sub.add_parser("update", help="replace an automation from a JSON file"))
+    p.add_argument("id")
+    p.add_argument("file", help="FILE.json ('-' for stdin)")
+    p.set_defaults(handler=client_commands.automation_update)
+
+    ev = sub.add_parser("events", help="publish and list events")
+    e_sub = ev.add_subparsers(dest="events_command", required=True)
+    p = client(e_sub.add_parser("publish", help="publish events from JSON lines"))
+    p.add_argument("file", help="FILE.jsonl ('-' for stdin)")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.set_defaults(handler=client_commands.events_publish)
+    p = client(e_sub.add_parser("list", help="list events from the event log"))
+    p.add_argument("--name", action="append", default=[], help="event name or pattern (repeatable)")
+    p.add_argument("--resource", action="append", default=[], help="resource id (repeatable)")
+    p.add_argument("--since", help="ISO 8601 start time")
+    p.add_argument("--until", help="ISO 8601 end time")
+    p.add_argument("--limit", type=int, default=None, help="print at most N")
+    p.set_defaults(handler=client_commands.events_list)
+
+    fi = sub.add_parser("firings", help="firing history")
+    f_sub = fi.add_subparsers(dest="firings_command", required=True)
+    p = client(f_sub.add_parser("list", help="list firings, newest first"))
+    p.add_argument("--automation", help="only this automation's firings")
+    p.add_argument("--limit", type=int, default=None, help="print at most N")
+    p.set_defaults(handler=client_commands.firings_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.handler(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Starts the real engine (``automations serve``) as a child process on free local ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EngineProcess:
+    """A running ``automations serve`` with its own SQLite file (or a given database URL)."""
+
+    def __init__(self, workdir: Path, *, database_url: str | None = None, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.grpc_addr = f"127.0.0.1:{free_port()}"
+        self.metrics_addr = f"127.0.0.1:{free_port()}"
+        self.database_url = database_url or f"sqlite:///{workdir / 'automations.db'}"
+        self.extra_args = extra_args
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "engine.log"
+
+    def start(self, timeout: float = 30.0) -> EngineProcess:
+        cmd = [
+            sys.executable, "-m", "automations.cli.main", "serve",
+            "--grpc-addr", self.grpc_addr, "--metrics-addr", self.metrics_addr,
+            "--database-url", self.database_url, "--no-executors", *self.extra_args,
+        ]
+        env = {**os.environ, **self.env}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=log, env=env)
+        self.wait_serving(timeout)
+        return self
+
+    def wait_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
+            with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(self.grpc_addr) as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"engine did not become SERVING in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def running_engine(workdir: Path, **kwargs: object) -> Iterator[EngineProcess]:
+    engine = EngineProcess(workdir, **kwargs)  # type: ignore[arg-type]
+    try:
+        yield engine.start()
+    finally:
+        engine.stop()
