@@ -1,0 +1,163 @@
+"""Ingestion against a real engine process: per-event answers, durability, dedup, backpressure."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from tests.integration.engine_process import EngineProcess
+
+pytestmark = pytest.mark.integration
+
+ACCEPTED = event_service_pb2.EVENT_STATUS_ACCEPTED
+DUPLICATE = event_service_pb2.EVENT_STATUS_DUPLICATE
+REJECTED = event_service_pb2.EVENT_STATUS_REJECTED
+
+
+def make_event(name: str = "flow-run.Completed", resource: str = "res.1", **kw: object) -> event_pb2.Event:
+    ev = event_pb2.Event(id=str(kw.pop("id", uuid.uuid4())), event=name)
+    ev.occurred.GetCurrentTime()
+    if resource:
+        ev.resource.labels["prefect.resource.id"] = resource
+    for labels in kw.pop("related", []):  # type: ignore[attr-defined]
+        ev.related.add().labels.update(labels)
+    return ev
+
+
+def test_a_bad_event_is_rejected_with_its_field_and_the_good_ones_are_kept(
+    events_stub: event_service_pb2_grpc.EventServiceStub,
+) -> None:
+    good1, good2 = make_event(), make_event()
+    no_resource = make_event(resource="")
+    no_role = make_event(related=[{"prefect.resource.id": "prefect.flow.x"}])
+    reply = events_stub.PublishEvents(
+        event_service_pb2.PublishEventsRequest(events=[good1, no_resource, good2, no_role])
+    )
+    statuses = [r.status for r in reply.results]
+    assert statuses == [ACCEPTED, REJECTED, ACCEPTED, REJECTED]
+    assert reply.results[1].reason == "MISSING_RESOURCE_ID"
+    assert reply.results[1].field == "resource"
+    assert reply.results[3].reason == "MISSING_RESOURCE_ROLE"
+    assert reply.results[3].field == "related[0]"
+    listed = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
+    assert {e.id for e in listed.events} == {good1.id, good2.id}
+
+
+def test_a_redelivered_event_is_acknowledged_as_duplicate(
+    events_stub: event_service_pb2_grpc.EventServiceStub,
+) -> None:
+    ev = make_event()
+    first = events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=[ev]))
+    again = events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=[ev, ev]))
+    assert [r.status for r in first.results] == [ACCEPTED]
+    assert [r.status for r in again.results] == [DUPLICATE, DUPLICATE]
+    listed = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
+    assert [e.id for e in listed.events] == [ev.id]
+
+
+def test_stream_answers_each_request_in_order(
+    events_stub: event_service_pb2_grpc.EventServiceStub,
+) -> None:
+    requests = [
+        event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(50)])
+        for i in range(20)
+    ]
+    responses = list(events_stub.StreamEvents(iter(requests)))
+    assert [r.sequence for r in responses] == list(range(20))
+    assert all(
+        all(x.status == ACCEPTED for x in r.result.results) and len(r.result.results) == 50
+        for r in responses
+    )
+
+
+def test_list_events_filters_by_name_resource_and_time_and_pages(
+    events_stub: event_service_pb2_grpc.EventServiceStub,
+) -> None:
+    evs = [make_event("a.started", "r1"), make_event("a.done", "r1"), make_event("b.started", "r2")]
+    events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=evs))
+    by_name = events_stub.ListEvents(event_service_pb2.ListEventsRequest(event_names=["*.started"]))
+    assert {e.id for e in by_name.events} == {evs[0].id, evs[2].id}
+    by_resource = events_stub.ListEvents(event_service_pb2.ListEventsRequest(resource_ids=["r1"]))
+    assert {e.id for e in by_resource.events} == {evs[0].id, evs[1].id}
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=2, page_token=token))
+        seen += [e.id for e in page.events]
+        token = page.next_page_token
+        if not token:
+            break
+    assert sorted(seen) == sorted(e.id for e in evs)
+    future = event_service_pb2.ListEventsRequest()
+    future.start_time.FromSeconds(int(time.time()) + 3600)
+    assert list(events_stub.ListEvents(future).events) == []
+
+
+def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path).start()
+    acked: list[str] = []
+    try:
+        with grpc.insecure_channel(engine.grpc_addr) as channel:
+            stub = event_service_pb2_grpc.EventServiceStub(channel)
+            requests = [
+                event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(200)])
+                for i in range(30)
+            ]
+            for request, response in zip(requests, stub.StreamEvents(iter(requests)), strict=False):
+                assert response.sequence == request.sequence
+                acked += [r.event_id for r in response.result.results if r.status == ACCEPTED]
+                if len(acked) >= 3000:
+                    engine.kill9()  # mid-stream, with later requests still in flight
+                    break
+    except grpc.RpcError:
+        pass
+    finally:
+        engine.stop()
+    assert len(acked) >= 3000
+    restarted = EngineProcess(tmp_path, database_url=engine.database_url).start()
+    try:
+        with grpc.insecure_channel(restarted.grpc_addr) as channel:
+            stub = event_service_pb2_grpc.EventServiceStub(channel)
+            stored: set[str] = set()
+            token = ""
+            while True:
+                page = stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=1000, page_token=token))
+                stored.update(e.id for e in page.events)
+                token = page.next_page_token
+                if not token:
+                    break
+        assert set(acked) <= stored
+    finally:
+        restarted.stop()
+
+
+def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path).start()
+    with grpc.insecure_channel(engine.grpc_addr) as channel:
+        stub = event_service_pb2_grpc.EventServiceStub(channel)
+        reply = stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=[make_event()]))
+        assert reply.results[0].status == ACCEPTED
+    assert engine.terminate() == 0
+
+
+def test_backpressure_answers_resource_exhausted_instead_of_queueing(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path, env={"AUTOMATIONS_MAX_PENDING_EVENTS": "1000"}).start()
+    try:
+        with grpc.insecure_channel(engine.grpc_addr) as channel:
+            stub = event_service_pb2_grpc.EventServiceStub(channel)
+            requests = [
+                event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(900)])
+                for i in range(40)
+            ]
+            responses = list(stub.StreamEvents(iter(requests)))
+        errors = [r for r in responses if r.HasField("error")]
+        assert errors, "a saturated engine must refuse batches"
+        assert {r.error.code for r in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
+        assert len(responses) == 40
+    finally:
+        engine.stop()
