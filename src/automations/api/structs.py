@@ -71,7 +71,9 @@ def fill_struct(struct: struct_pb2.Struct, data: Mapping[str, Any], *, field: st
     fields = struct.fields
     for key, item in data.items():
         if not isinstance(key, str):
-            raise errors.InvalidArgument(field, "object keys must be strings", reason="INVALID_JSON")
+            raise errors.InvalidArgument(
+                field, "object keys must be strings", reason="INVALID_JSON"
+            )
         _set_value(fields[key], item, f"{field}.{key}" if field else key)
 
 
