@@ -1,0 +1,350 @@
+"""The per-(automation, event trigger, for_each key) bucket state machine, exactly Prefect's.
+
+This is a port of ``reactive_evaluation`` (the per-trigger part) and ``evaluate`` from Prefect
+3.8.8's ``server/events/triggers.py``, with buckets held in memory as small slotted objects instead
+of database rows:
+
+* an ``after`` event ensures a bucket ``[occurred, occurred + within)``, starting the count at -1
+  when the event is also expected (so it does not count itself);
+* without ``after``, the first expected event of a key opens ``[occurred - 15 min, occurred +
+  within)`` (the lookback for out-of-order stragglers);
+* ``evaluate`` counts an event inside the window (or always, for an immediate trigger), fires when
+  the threshold is met (reactive) or when the window is over with too few events (proactive), and
+  then either drops the bucket (``after`` triggers need a new ``after`` event) or opens the next
+  tumbling window at ``max(old end, now)``, re-evaluating an event that fell past the old end;
+* a proactive event that is both ``after`` and ``expect`` and meets the count restarts the window
+  from itself (Prefect #18819, heartbeats).
+
+Deliberate differences, all about proactive triggers (the corpus's "improved" rules):
+
+* I1: a proactive trigger without ``after`` and without ``for_each`` watches back-to-back windows
+  from the moment it is loaded; a satisfied window is not dropped, the next one starts at its end.
+* I2: a proactive trigger with ``after`` and no ``for_each`` opens a window only on an ``after``
+  event (Prefect's proactive pass would open one by itself).
+* Satisfied proactive windows (count >= threshold) are dropped at the engine's next call after the
+  one that satisfied them, which is what Prefect's proactive pass converges to when it runs often.
+
+Expired reactive buckets are swept 60 s (event time) after their end, as Prefect's periodic sweep
+(``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``) does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from automations.domain import events, triggers
+from automations.engine.clock import quantize
+
+PRECEDING_EVENT_LOOKBACK = 900.0
+"""Seconds a reactive trigger's first window reaches back (Prefect's ``PRECEDING_EVENT_LOOKBACK``)."""
+EXPIRED_BUCKET_BUFFER = 60.0
+"""Seconds after its end that an expired bucket is swept (``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``)."""
+
+BucketKey = tuple[str, ...]
+"""The values of a trigger's ``for_each`` labels (sorted by label), ``""`` when missing."""
+
+
+class Bucket:
+    """One open window of one trigger for one ``for_each`` key."""
+
+    __slots__ = ("key", "start", "end", "count", "last_event", "token", "alive")
+
+    def __init__(
+        self,
+        key: BucketKey,
+        start: float,
+        end: float,
+        count: int,
+        last_event: events.Event | None,
+    ) -> None:
+        self.key = key
+        self.start = start
+        self.end = end
+        self.count = count
+        self.last_event = last_event
+        self.token = 0
+        self.alive = True
+
+    def __repr__(self) -> str:
+        last = None if self.last_event is None else self.last_event.id
+        return f"Bucket({self.key}, [{self.start}, {self.end}), count={self.count}, last={last})"
+
+
+class BucketHost(Protocol):
+    """What a :class:`TriggerRuntime` needs from the engine."""
+
+    def fire(
+        self, runtime: TriggerRuntime, key: BucketKey, event: events.Event | None, now: float
+    ) -> None:
+        """A trigger fired for ``key`` at wall time ``now`` with ``event`` as triggering event."""
+
+    def schedule(self, runtime: TriggerRuntime, bucket: Bucket) -> None:
+        """A bucket was opened or moved: (re)schedule its deadline or sweep."""
+
+    def changed(self, runtime: TriggerRuntime, key: BucketKey) -> None:
+        """A bucket was created, changed or removed: persist it at the end of the step."""
+
+    def satisfied(self, runtime: TriggerRuntime, bucket: Bucket, now: float) -> None:
+        """A proactive bucket met its threshold: drop it at the next call after ``now``."""
+
+
+def _label_reader(label: str) -> Callable[[events.Event], str]:
+    """Prefect's ``Event.find_resource_label`` for one ``for_each`` label ("" when missing)."""
+    directive, _, related_label = label.rpartition(":")
+    directive, _, role = directive.partition(":")
+    if directive == "related":
+
+        def read_related(event: events.Event) -> str:
+            for related in event.related:
+                if related.get("prefect.resource.role") == role:
+                    return related.get(related_label) or ""
+            return event.resource.get(label) or ""
+
+        return read_related
+
+    def read(event: events.Event) -> str:
+        return event.resource.get(label) or ""
+
+    return read
+
+
+class TriggerRuntime:
+    """The loaded state of one event trigger: its compiled settings and its buckets.
+
+    Attributes:
+        automation_id: The owning automation.
+        trigger: The event trigger.
+        order: Load order (automation, then position), used to order deadlines of one instant.
+        buckets: The open buckets by ``for_each`` key.
+        parent: The composite runtime this trigger reports to, or None for a top-level trigger.
+        alive: False once unloaded or replaced.
+    """
+
+    __slots__ = (
+        "automation_id",
+        "trigger",
+        "trigger_id",
+        "order",
+        "host",
+        "buckets",
+        "parent",
+        "alive",
+        "dirty",
+        "reactive",
+        "immediate",
+        "has_after",
+        "within",
+        "threshold",
+        "label_names",
+        "watches_always",
+        "_readers",
+    )
+
+    def __init__(
+        self, automation_id: str, trigger: triggers.EventTrigger, order: tuple[int, int], host: Any
+    ) -> None:
+        self.automation_id = automation_id
+        self.trigger = trigger
+        self.trigger_id = trigger.id
+        self.order = order
+        self.host: BucketHost = host
+        self.buckets: dict[BucketKey, Bucket] = {}
+        self.parent: Any = None
+        self.alive = True
+        self.dirty: set[BucketKey] = set()
+        self.reactive = trigger.posture is triggers.Posture.REACTIVE
+        self.within = float(trigger.within)
+        self.immediate = self.reactive and self.within == 0
+        self.has_after = bool(trigger.after)
+        self.threshold = trigger.threshold
+        self.label_names: tuple[str, ...] = tuple(sorted(trigger.for_each))
+        self._readers = tuple(_label_reader(label) for label in self.label_names)
+        self.watches_always = not self.reactive and not trigger.after and not trigger.for_each
+        """Improved rule I1: back-to-back windows from load time, no for_each, no after."""
+
+    # ------------------------------------------------------------------ helpers
+
+    def bucketing_key(self, event: events.Event) -> BucketKey:
+        """The bucket key of ``event`` (Prefect's ``EventTrigger.bucketing_key``)."""
+        readers = self._readers
+        if not readers:
+            return ()
+        return tuple(read(event) for read in readers)
+
+    def labels(self, key: BucketKey) -> dict[str, str]:
+        """The firing's ``triggering_labels`` for ``key``."""
+        return dict(zip(self.label_names, key, strict=True))
+
+    def _ensure(
+        self,
+        key: BucketKey,
+        start: float,
+        end: float,
+        last_event: events.Event | None,
+        initial_count: int,
+    ) -> Bucket:
+        bucket = self.buckets.get(key)
+        if bucket is not None:
+            if last_event is not None:
+                bucket.last_event = last_event
+                self.host.changed(self, key)
+            return bucket
+        bucket = Bucket(key, start, end, initial_count, last_event)
+        self.buckets[key] = bucket
+        self.host.changed(self, key)
+        self.host.schedule(self, bucket)
+        return bucket
+
+    def start_new(
+        self,
+        key: BucketKey,
+        start: float,
+        end: float,
+        count: int,
+        last_event: events.Event | None = None,
+    ) -> Bucket:
+        """Prefect's ``start_new_bucket``: an upsert setting every field of the key's bucket."""
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = Bucket(key, start, end, count, last_event)
+            self.buckets[key] = bucket
+        else:
+            bucket.start = start
+            bucket.end = end
+            bucket.count = count
+            bucket.last_event = last_event
+            bucket.token += 1
+        self.host.changed(self, key)
+        self.host.schedule(self, bucket)
+        return bucket
+
+    def remove(self, bucket: Bucket) -> None:
+        """Deletes a bucket."""
+        if self.buckets.get(bucket.key) is bucket:
+            del self.buckets[bucket.key]
+            self.host.changed(self, bucket.key)
+        bucket.alive = False
+
+    def open_first_window(self, as_of: float) -> None:
+        """Opens the first window of an I1 trigger (no ``after``, no ``for_each``) at ``as_of``."""
+        if self.watches_always and () not in self.buckets:
+            self._ensure((), as_of, quantize(as_of + self.within), None, 0)
+
+    # ------------------------------------------------------------------ events
+
+    def on_event(self, event: events.Event, after: bool, expect: bool, now: float) -> None:
+        """Evaluates one covered event (the per-trigger body of Prefect's ``reactive_evaluation``).
+
+        Args:
+            event: The event.
+            after: The event name matches one of the trigger's ``after`` patterns.
+            expect: The event name matches ``expect`` (or ``expect`` is empty).
+            now: Wall time of processing (the firing time).
+        """
+        key = self.bucketing_key(event)
+        bucket: Bucket | None = None
+        occurred = event.occurred
+        if self.has_after and after:
+            bucket = self._ensure(
+                key, occurred, quantize(occurred + self.within), event, -1 if expect else 0
+            )
+        if bucket is None and not self.has_after and expect:
+            bucket = self._ensure(
+                key,
+                quantize(occurred - PRECEDING_EVENT_LOOKBACK),
+                quantize(occurred + self.within),
+                event,
+                0,
+            )
+        if not expect:
+            return
+        if bucket is None:
+            bucket = self.buckets.get(key)
+            if bucket is None:
+                return
+        result = self.evaluate(bucket, occurred, event, now, after, expect)
+        if (
+            result is not None
+            and not self.reactive
+            and not self.watches_always
+            and result.count >= self.threshold
+        ):
+            self.host.satisfied(self, result, now)
+
+    def on_deadline(self, bucket: Bucket, as_of: float, now: float) -> None:
+        """Evaluates a proactive bucket whose end has been reached on the event clock."""
+        if not self.watches_always and bucket.count >= self.threshold:
+            self.remove(bucket)  # a satisfied window: Prefect's remove_buckets_exceeding_threshold
+            return
+        self.evaluate(bucket, as_of, None, now, False, False)
+
+    def evaluate(
+        self,
+        bucket: Bucket,
+        at: float,
+        event: events.Event | None,
+        now: float,
+        after: bool,
+        expect: bool,
+    ) -> Bucket | None:
+        """Prefect's ``evaluate``: counts, fires and moves the bucket on.
+
+        Args:
+            bucket: The bucket to evaluate.
+            at: The evaluation time: the event's ``occurred``, or event-clock time for a deadline.
+            event: The triggering event, or None for a proactive deadline.
+            now: Wall time (the firing time).
+            after: ``event`` matches ``after``.
+            expect: ``event`` matches ``expect``.
+
+        Returns:
+            The key's bucket afterwards, or None.
+        """
+        count = 1 if event is not None else 0
+        if at < bucket.start:
+            return bucket
+        if count and (self.immediate or bucket.start <= at < bucket.end):
+            bucket.count += count
+            bucket.last_event = event
+            self.host.changed(self, bucket.key)
+            count = 0
+        reactive = self.reactive
+        ready = reactive or bucket.end <= at
+        if reactive:
+            meets = bucket.count >= self.threshold
+        else:
+            meets = bucket.count < self.threshold
+        if ready and meets:
+            self.host.fire(
+                self, bucket.key, event if event is not None else bucket.last_event, now
+            )
+            self.remove(bucket)
+        elif at < bucket.end:
+            if event is not None and not reactive and not meets and after and expect:
+                # Prefect #18819: the same event is after and expect: restart from it
+                self.remove(bucket)
+                occurred = event.occurred
+                return self.start_new(
+                    bucket.key, occurred, quantize(occurred + self.within), 0, event
+                )
+            return bucket
+        if self.has_after:
+            self.remove(bucket)
+            return None
+        if self.within == 0:
+            return None
+        start = bucket.end if bucket.end > at else at
+        end = quantize(start + self.within)
+        if reactive and count > 0:
+            fresh = self.start_new(bucket.key, start, end, 0)
+            return self.evaluate(fresh, at, event, now, after, expect)
+        return self.start_new(bucket.key, start, end, count)
+
+    # ------------------------------------------------------------------ persistence
+
+    def due(self, bucket: Bucket) -> float:
+        """Event time at which the bucket needs attention: its end, or its sweep if reactive."""
+        if self.reactive:
+            return quantize(bucket.end + EXPIRED_BUCKET_BUFFER)
+        return bucket.end

@@ -1,0 +1,227 @@
+"""Causal ordering (``follows``), deduplication and the event clock's updates: what to evaluate when.
+
+A port of Prefect's triggers message handler plus ``ordering/memory.py`` (``CausalOrdering``):
+
+* ``prefect.log.write`` events are ignored entirely; an id processed in the last 30 minutes is
+  ignored (a redelivery);
+* every event taken up updates the event clock, a held follower both when it arrives and when it
+  is processed;
+* an event that follows an id not processed yet is held, unless it follows itself or is old
+  (``now - received >= 15 min``);
+* once an event is processed, its held followers are processed right after it, in ``occurred``
+  order, recursively; a chain deeper than 20 stops there (Prefect's ``MaxDepthExceeded``), the rest
+  waiting to be lost;
+* a held event whose leader never came is "lost" at ``received + 15 min`` and processed on its own
+  (lost followers of one instant in ``occurred`` order).
+
+The ordering decides only *which* events are evaluated and in which order; the trigger engine then
+evaluates that list. Nothing here depends on trigger state.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from automations.domain import events
+from automations.engine.clock import EventClock, quantize
+
+LOG_WRITE = "prefect.log.write"
+"""Events with this name never reach triggers."""
+PRECEDING_EVENT_LOOKBACK = 900.0
+"""Seconds after receipt at which a held follower is lost, and the age processed without waiting."""
+SEEN_EXPIRATION = 1800.0
+"""Seconds a processed event id is remembered for deduplication and as a leader."""
+MAX_DEPTH = 20
+"""Prefect's ``MAX_DEPTH_OF_PRECEDING_EVENT``."""
+
+
+def received_at(event: events.Event) -> float:
+    """The event's receipt time (``received``, or ``occurred`` when unset)."""
+    return event.received or event.occurred
+
+
+class CausalOrdering:
+    """Dedup, log-write filtering, the event clock and ``follows`` bookkeeping.
+
+    Attributes:
+        clock: The event clock (updated for every event taken up).
+        held: Held followers by id.
+    """
+
+    def __init__(
+        self,
+        clock: EventClock,
+        *,
+        seen_ttl: float = SEEN_EXPIRATION,
+        lookback: float = PRECEDING_EVENT_LOOKBACK,
+        max_depth: int = MAX_DEPTH,
+    ) -> None:
+        self.clock = clock
+        self.seen_ttl = seen_ttl
+        self.lookback = lookback
+        self.max_depth = max_depth
+        self._seen: dict[str, float] = {}
+        self._seen_queue: collections.deque[tuple[float, str]] = collections.deque()
+        self.held: dict[str, events.Event] = {}
+        self._followers: dict[str, list[str]] = {}
+        self._lost: list[tuple[float, int, str]] = []
+        self._lost_seq = 0
+        # changes since the last drain, for persistence
+        self.new_seen: list[str] = []
+        self.held_changed: set[str] = set()
+        self.clock_changed = False
+
+    # ------------------------------------------------------------------ seen ids
+
+    def has_been_seen(self, event_id: str, now: float) -> bool:
+        """True when ``event_id`` was processed less than ``seen_ttl`` seconds before ``now``."""
+        expires = self._seen.get(event_id)
+        return expires is not None and now < expires
+
+    def _record_seen(self, event_id: str, now: float) -> None:
+        expires = now + self.seen_ttl
+        self._seen[event_id] = expires
+        self._seen_queue.append((expires, event_id))
+        self.new_seen.append(event_id)
+
+    def expire_seen(self, now: float) -> None:
+        """Forgets ids whose time has passed (memory bound)."""
+        queue = self._seen_queue
+        seen = self._seen
+        while queue and queue[0][0] <= now:
+            expires, event_id = queue.popleft()
+            if seen.get(event_id) == expires:
+                del seen[event_id]
+
+    def restore_seen(self, ids: Iterable[str], expires: float) -> None:
+        """Restores processed ids that expire at ``expires``."""
+        for event_id in ids:
+            if self._seen.get(event_id, 0.0) < expires:
+                self._seen[event_id] = expires
+                self._seen_queue.append((expires, event_id))
+
+    def seen_items(self) -> list[tuple[str, float]]:
+        """The remembered ids with their expiry times."""
+        return list(self._seen.items())
+
+    # ------------------------------------------------------------------ followers
+
+    def _hold(self, event: events.Event) -> None:
+        leader = event.follows
+        assert leader is not None
+        self.held[event.id] = event
+        waiting = self._followers.setdefault(leader, [])
+        if event.id not in waiting:
+            waiting.append(event.id)
+        self._lost_seq += 1
+        heapq.heappush(
+            self._lost,
+            (quantize(received_at(event) + self.lookback), self._lost_seq, event.id),
+        )
+        self.held_changed.add(event.id)
+
+    def _forget(self, event: events.Event) -> None:
+        if self.held.pop(event.id, None) is not None:
+            self.held_changed.add(event.id)
+        leader = event.follows
+        if leader is not None:
+            waiting = self._followers.get(leader)
+            if waiting is not None and event.id in waiting:
+                waiting.remove(event.id)
+                if not waiting:
+                    del self._followers[leader]
+
+    def lost_at(self, event: events.Event) -> float:
+        """Wall time at which a held event becomes lost."""
+        return quantize(received_at(event) + self.lookback)
+
+    def restore_follower(self, event: events.Event) -> None:
+        """Restores a held follower."""
+        self._hold(event)
+        self.held_changed.discard(event.id)
+
+    # ------------------------------------------------------------------ taking events up
+
+    def take(self, batch: Sequence[events.Event], now: float) -> list[events.Event]:
+        """Takes up received events; returns those to evaluate now, in evaluation order."""
+        out: list[events.Event] = []
+        for event in batch:
+            if event.event == LOG_WRITE:
+                continue
+            if self.has_been_seen(event.id, now):
+                continue
+            self._take(event, now, 0, out)
+        return out
+
+    def _take(self, event: events.Event, now: float, depth: int, out: list[events.Event]) -> bool:
+        """Prefect's ``reactive_evaluation`` around the evaluation; False on max depth."""
+        self.clock.update(event.occurred, now)
+        self.clock_changed = True
+        if depth > self.max_depth:
+            return False
+        leader = event.follows
+        follows_other = leader is not None and leader != event.id
+        if follows_other:
+            assert leader is not None
+            if self.lost_at(event) > now and not self.has_been_seen(leader, now):
+                self._hold(event)
+                return True
+        out.append(event)
+        self._record_seen(event.id, now)
+        waiting = self._followers.get(event.id)
+        if waiting:
+            followers = sorted(
+                (self.held[fid] for fid in waiting if fid in self.held),
+                key=lambda e: e.occurred,
+            )
+            for follower in followers:
+                if not self._take(follower, now, depth + 1, out):
+                    break
+        if follows_other:
+            self._forget(event)
+        return True
+
+    def next_lost(self) -> float | None:
+        """Wall time at which the next held follower becomes lost, or None."""
+        lost = self._lost
+        while lost and lost[0][2] not in self.held:
+            heapq.heappop(lost)
+        if not lost:
+            return None
+        return lost[0][0]
+
+    def take_lost(self, now: float) -> list[events.Event]:
+        """Takes up the followers lost by ``now``; returns the events to evaluate, in order."""
+        lost = self._lost
+        found: list[events.Event] = []
+        while lost and lost[0][0] <= now:
+            due, _, event_id = heapq.heappop(lost)
+            event = self.held.get(event_id)
+            if event is None or self.lost_at(event) != due:
+                continue
+            self._forget(event)
+            found.append(event)
+        if not found:
+            return []
+        found.sort(key=lambda e: e.occurred)
+        out: list[events.Event] = []
+        for event in found:
+            self._take(event, now, 0, out)
+        return out
+
+    # ------------------------------------------------------------------ persistence helpers
+
+    def drain(self) -> tuple[list[str], set[str], bool]:
+        """Returns and resets (new seen ids, changed held ids, clock changed)."""
+        result = (self.new_seen, self.held_changed, self.clock_changed)
+        self.new_seen = []
+        self.held_changed = set()
+        self.clock_changed = False
+        return result
+
+    def clock_data(self) -> Mapping[str, Any]:
+        """The event clock as record data."""
+        return self.clock.to_data()

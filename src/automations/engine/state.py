@@ -1,0 +1,138 @@
+"""What the engine hands back: a :class:`Step` of firings plus :class:`StateRecord` changes to persist.
+
+The store keeps records generically, in one table keyed by ``(automation_id, trigger_id, kind, key)``
+with a JSON ``data`` column and a ``due`` column. Kinds:
+
+* ``bucket``: one per (automation, event trigger, for_each key); ``key`` is the JSON list of the key
+  values, ``due`` the window end (event time; for a reactive bucket, end + 60 s, when it is swept).
+* ``child_firing``: the latest firing of one child of a compound/sequence trigger; ``trigger_id`` is
+  the composite trigger, ``key`` the child trigger id.
+* ``pending``: a proactive trigger without ``after``/``for_each`` whose first window is not open yet.
+* engine-wide records have ``automation_id == ""``: ``follower`` (a held event; ``key`` its id,
+  ``due`` the wall time at which it becomes lost), ``clock`` (the event clock) and ``seen`` (a chunk
+  of processed event ids; ``due`` when they expire).
+
+Events inside ``data`` are stored with :func:`event_to_data` (Prefect's JSON with float times).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from automations.domain import events, firings
+
+BUCKET = "bucket"
+CHILD_FIRING = "child_firing"
+PENDING = "pending"
+FOLLOWER = "follower"
+CLOCK = "clock"
+SEEN = "seen"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One piece of engine state, as the store persists it.
+
+    Attributes:
+        automation_id: The owning automation, or ``""`` for engine-wide state.
+        trigger_id: The trigger the state belongs to (``""`` for engine-wide state).
+        kind: ``bucket``, ``child_firing``, ``pending``, ``follower``, ``clock`` or ``seen``.
+        key: Distinguishes records of one kind and trigger.
+        data: JSON-able content; None in a deletion.
+        due: When the record next needs attention (see the module docstring), or None.
+    """
+
+    automation_id: str
+    trigger_id: str
+    kind: str
+    key: str
+    data: Mapping[str, Any] | None = None
+    due: float | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        """The primary key: (automation_id, trigger_id, kind, key)."""
+        return (self.automation_id, self.trigger_id, self.kind, self.key)
+
+
+@dataclasses.dataclass(slots=True)
+class Step:
+    """The outcome of one :meth:`TriggerEngine.process` or :meth:`TriggerEngine.advance` call.
+
+    Attributes:
+        firings: Top-level automation firings, in the order they happened.
+        upserts: Records to insert or replace, in the same transaction as the batch.
+        deletes: Records to delete (only the identity fields are meaningful).
+    """
+
+    firings: list[firings.Firing] = dataclasses.field(default_factory=list)
+    upserts: list[StateRecord] = dataclasses.field(default_factory=list)
+    deletes: list[StateRecord] = dataclasses.field(default_factory=list)
+
+
+def event_to_data(event: events.Event) -> dict[str, Any]:
+    """An event as JSON-able data (times as float seconds)."""
+    data: dict[str, Any] = {
+        "id": event.id,
+        "event": event.event,
+        "occurred": event.occurred,
+        "resource": dict(event.resource),
+    }
+    if event.related:
+        data["related"] = [dict(r) for r in event.related]
+    if event.payload:
+        data["payload"] = dict(event.payload)
+    if event.follows is not None:
+        data["follows"] = event.follows
+    if event.received:
+        data["received"] = event.received
+    return data
+
+
+def event_from_data(data: Mapping[str, Any]) -> events.Event:
+    """Rebuilds an event from :func:`event_to_data`."""
+    return events.Event(
+        id=data["id"],
+        event=data["event"],
+        occurred=float(data["occurred"]),
+        resource=dict(data["resource"]),
+        related=tuple(dict(r) for r in data.get("related", ())),
+        payload=dict(data.get("payload", {})),
+        follows=data.get("follows"),
+        received=float(data.get("received", 0.0)),
+    )
+
+
+def firing_to_data(firing: firings.Firing) -> dict[str, Any]:
+    """A firing (with its child firings) as JSON-able data."""
+    return {
+        "id": firing.id,
+        "automation_id": firing.automation_id,
+        "trigger_id": firing.trigger_id,
+        "trigger_type": firing.trigger_type,
+        "posture": firing.posture,
+        "triggered": firing.triggered,
+        "triggering_event": (
+            None if firing.triggering_event is None else event_to_data(firing.triggering_event)
+        ),
+        "triggering_labels": dict(firing.triggering_labels),
+        "child_firings": [firing_to_data(c) for c in firing.child_firings],
+    }
+
+
+def firing_from_data(data: Mapping[str, Any]) -> firings.Firing:
+    """Rebuilds a firing from :func:`firing_to_data`."""
+    event = data.get("triggering_event")
+    return firings.Firing(
+        id=data["id"],
+        automation_id=data["automation_id"],
+        trigger_id=data["trigger_id"],
+        trigger_type=data["trigger_type"],
+        posture=data.get("posture"),
+        triggered=float(data["triggered"]),
+        triggering_event=None if event is None else event_from_data(event),
+        triggering_labels=dict(data.get("triggering_labels", {})),
+        child_firings=tuple(firing_from_data(c) for c in data.get("child_firings", ())),
+    )

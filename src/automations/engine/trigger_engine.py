@@ -1,0 +1,578 @@
+"""The facade the pipeline (and simulation) uses: load automations, feed events, advance time.
+
+Shape::
+
+    engine = TriggerEngine(matcher, new_id=...)
+    engine.restore_global(records)                  # engine-wide state (automation_id == "")
+    engine.load_automation(automation, records)     # per automation, with its persisted state
+    step = engine.process(events, now)              # a batch of received events at wall time now
+    step = engine.advance(now)                      # everything due at or before now
+    engine.next_due()                               # when advance() next has work (wall time)
+
+Each call returns a :class:`~automations.engine.state.Step`: the top-level firings it caused and the
+state records to persist in the same transaction (apply ``deletes`` first, then ``upserts``).
+
+Order of work inside :meth:`TriggerEngine.advance`: proactive deadlines due on the event clock
+(ordered by automation load order, trigger position, then window start), then held followers that
+are lost by ``now`` (in ``occurred`` order), then the sweep of reactive buckets that ended 60 s ago.
+Inside :meth:`TriggerEngine.process`: dedup and causal ordering first, then, for each event in
+evaluation order, each touched trigger in load order.
+
+Times are float seconds since the Unix epoch. ``now`` must never go backwards between calls.
+"""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from automations.domain import automations, events, firings, triggers
+from automations.engine import matching, state
+from automations.engine.buckets import Bucket, BucketKey, TriggerRuntime
+from automations.engine.clock import EventClock
+from automations.engine.composite import CompositeRuntime
+from automations.engine.deadlines import DeadlineHeap
+from automations.engine.ordering import CausalOrdering
+from automations.engine.state import StateRecord, Step
+
+_HeapItem = tuple[TriggerRuntime, Bucket, int]
+
+
+def _default_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _key_text(key: BucketKey) -> str:
+    return orjson.dumps(list(key)).decode()
+
+
+class _Loaded:
+    """One loaded automation's runtimes."""
+
+    __slots__ = ("automation", "order", "event_runtimes", "composites")
+
+    def __init__(self, automation: automations.Automation, order: int) -> None:
+        self.automation = automation
+        self.order = order
+        self.event_runtimes: dict[str, TriggerRuntime] = {}
+        self.composites: dict[str, CompositeRuntime] = {}
+
+
+class TriggerEngine:
+    """Prefect's trigger semantics over a :class:`~automations.engine.matching.Matcher`.
+
+    Pure and single-threaded: call it from one thread (or one asyncio task) only.
+    """
+
+    def __init__(
+        self,
+        matcher: matching.Matcher,
+        *,
+        new_id: Callable[[], str] = _default_id,
+    ) -> None:
+        """Creates an engine with nothing loaded.
+
+        Args:
+            matcher: Finds the triggers an event touches.
+            new_id: Makes firing ids (deterministic ones in simulations).
+        """
+        self.matcher = matcher
+        self.new_id = new_id
+        self.clock = EventClock()
+        self.ordering = CausalOrdering(self.clock)
+        self._automations: dict[str, _Loaded] = {}
+        self._order = 0
+        self._by_object: dict[int, TriggerRuntime] = {}
+        self._by_id: dict[tuple[str, str], TriggerRuntime] = {}
+        self._heap: DeadlineHeap[_HeapItem] = DeadlineHeap()
+        self._satisfied: list[tuple[float, TriggerRuntime, Bucket]] = []
+        self._pending_open: list[TriggerRuntime] = []
+        self._dirty_runtimes: set[TriggerRuntime] = set()
+        self._dirty_composites: set[CompositeRuntime] = set()
+        self._pending_deletes: list[StateRecord] = []
+        self._firings: list[firings.Firing] = []
+        self._seen_chunks: collections.deque[tuple[float, str]] = collections.deque()
+        self._chunk_seq = 0
+
+    # ================================================================== loading
+
+    def load_automation(
+        self,
+        automation: automations.Automation,
+        state_records: Sequence[StateRecord] = (),
+        *,
+        now: float | None = None,
+    ) -> None:
+        """Loads (or updates) an enabled automation, restoring its persisted state.
+
+        On an update, triggers whose id is unchanged keep their state; the state of the others is
+        dropped (their deletions come with the next step). A proactive trigger without ``after``
+        and ``for_each`` opens its first window at ``now`` (event-clock time), or at the next call.
+
+        Args:
+            automation: The automation; the caller does not load disabled ones.
+            state_records: Its persisted records (ignored for triggers that keep in-memory state).
+            now: Wall time of loading, if known.
+        """
+        aid = automation.id
+        old = self._automations.pop(aid, None)
+        if old is not None:
+            order = old.order
+        else:
+            order = self._order
+            self._order += 1
+        loaded = _Loaded(automation, order)
+        position = 0
+
+        def build(trigger: triggers.Trigger, parent: CompositeRuntime | None) -> None:
+            nonlocal position
+            if isinstance(trigger, triggers.EventTrigger):
+                rt = TriggerRuntime(aid, trigger, (order, position), self)
+                position += 1
+                rt.parent = parent
+                loaded.event_runtimes[trigger.id] = rt
+            else:
+                cr = CompositeRuntime(aid, trigger)
+                cr.parent = parent
+                loaded.composites[trigger.id] = cr
+                for child in trigger.triggers:
+                    build(child, cr)
+
+        build(automation.trigger, None)
+
+        kept: set[str] = set()
+        if old is not None:
+            self._forget_runtimes(old)
+            for tid, old_rt in old.event_runtimes.items():
+                new_rt = loaded.event_runtimes.get(tid)
+                if new_rt is None:
+                    self._drop_event_state(old_rt)
+                    continue
+                kept.add(tid)
+                new_rt.buckets = old_rt.buckets
+                new_rt.dirty = old_rt.dirty
+                if new_rt.dirty:
+                    self._dirty_runtimes.add(new_rt)
+                for bucket in new_rt.buckets.values():
+                    self.schedule(new_rt, bucket)
+            for tid, old_cr in old.composites.items():
+                new_cr = loaded.composites.get(tid)
+                if new_cr is None:
+                    self._drop_composite_state(old_cr)
+                    continue
+                kept.add(tid)
+                new_cr.child_firings = old_cr.child_firings
+                new_cr.dirty = old_cr.dirty
+                if new_cr.dirty:
+                    self._dirty_composites.add(new_cr)
+
+        self._restore(loaded, state_records, kept)
+
+        self._automations[aid] = loaded
+        for rt in loaded.event_runtimes.values():
+            self._by_object[id(rt.trigger)] = rt
+            self._by_id[(aid, rt.trigger_id)] = rt
+        self.matcher.load(aid, [rt.trigger for rt in loaded.event_runtimes.values()])
+        for rt in loaded.event_runtimes.values():
+            if rt.watches_always and () not in rt.buckets:
+                if now is not None:
+                    rt.open_first_window(self.clock.as_of(now))
+                else:
+                    self._pending_open.append(rt)
+
+    def _restore(
+        self, loaded: _Loaded, records: Sequence[StateRecord], kept: set[str]
+    ) -> None:
+        aid = loaded.automation.id
+        child_records: list[tuple[CompositeRuntime, firings.Firing]] = []
+        for record in records:
+            if record.data is None:
+                continue
+            if record.kind == state.BUCKET:
+                rt = loaded.event_runtimes.get(record.trigger_id)
+                if rt is None:
+                    self._pending_deletes.append(
+                        StateRecord(aid, record.trigger_id, record.kind, record.key)
+                    )
+                    continue
+                if record.trigger_id in kept:
+                    continue
+                data = record.data
+                key = tuple(orjson.loads(record.key))
+                last = data.get("last_event")
+                bucket = Bucket(
+                    key,
+                    float(data["start"]),
+                    float(data["end"]),
+                    int(data["count"]),
+                    None if last is None else state.event_from_data(last),
+                )
+                rt.buckets[key] = bucket
+                self.schedule(rt, bucket)
+            elif record.kind == state.CHILD_FIRING:
+                cr = loaded.composites.get(record.trigger_id)
+                if cr is None:
+                    self._pending_deletes.append(
+                        StateRecord(aid, record.trigger_id, record.kind, record.key)
+                    )
+                    continue
+                if record.trigger_id in kept:
+                    continue
+                child_records.append((cr, state.firing_from_data(record.data)))
+        child_records.sort(key=lambda item: item[1].triggered)
+        for cr, firing in child_records:
+            cr.child_firings[firing.trigger_id] = firing
+
+    def _forget_runtimes(self, loaded: _Loaded) -> None:
+        for rt in loaded.event_runtimes.values():
+            rt.alive = False
+            self._by_object.pop(id(rt.trigger), None)
+            self._by_id.pop((rt.automation_id, rt.trigger_id), None)
+            self._dirty_runtimes.discard(rt)
+        for cr in loaded.composites.values():
+            cr.alive = False
+            self._dirty_composites.discard(cr)
+
+    def _drop_event_state(self, rt: TriggerRuntime) -> None:
+        for key in set(rt.buckets) | rt.dirty:
+            self._pending_deletes.append(
+                StateRecord(rt.automation_id, rt.trigger_id, state.BUCKET, _key_text(key))
+            )
+        for bucket in rt.buckets.values():
+            bucket.alive = False
+
+    def _drop_composite_state(self, cr: CompositeRuntime) -> None:
+        for child_id in set(cr.child_firings) | cr.dirty:
+            self._pending_deletes.append(
+                StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
+            )
+
+    def unload_automation(self, automation_id: str) -> None:
+        """Unloads an automation (deleted or disabled); its persisted state is left to the caller."""
+        loaded = self._automations.pop(automation_id, None)
+        if loaded is None:
+            return
+        self._forget_runtimes(loaded)
+        self.matcher.unload(automation_id)
+
+    def loaded_automations(self) -> list[str]:
+        """Ids of the loaded automations, in load order."""
+        return list(self._automations)
+
+    def restore_global(self, records: Iterable[StateRecord]) -> None:
+        """Restores engine-wide state (records with ``automation_id == ""``).
+
+        Call it before loading automations and before the first :meth:`process`.
+        """
+        for record in records:
+            data = record.data
+            if data is None:
+                continue
+            if record.kind == state.CLOCK:
+                restored = EventClock.from_data(dict(data))
+                self.clock.clock = restored.clock
+                self.clock.updated = restored.updated
+            elif record.kind == state.FOLLOWER:
+                self.ordering.restore_follower(state.event_from_data(data))
+            elif record.kind == state.SEEN:
+                expires = float(data["expires"])
+                self.ordering.restore_seen(data["ids"], expires)
+                self._seen_chunks.append((expires, record.key))
+                try:
+                    self._chunk_seq = max(self._chunk_seq, int(record.key) + 1)
+                except ValueError:
+                    pass
+        self._seen_chunks = collections.deque(sorted(self._seen_chunks))
+
+    # ================================================================== host callbacks
+
+    def fire(
+        self, runtime: TriggerRuntime, key: BucketKey, event: events.Event | None, now: float
+    ) -> None:
+        """Called by a trigger runtime when it fires; propagates through composite parents."""
+        firing = firings.Firing(
+            id=self.new_id(),
+            automation_id=runtime.automation_id,
+            trigger_id=runtime.trigger_id,
+            trigger_type="event",
+            posture=runtime.trigger.posture.value,
+            triggered=now,
+            triggering_event=event,
+            triggering_labels=runtime.labels(key),
+        )
+        parent: CompositeRuntime | None = runtime.parent
+        while parent is not None:
+            result = parent.child_fired(firing, now, self.new_id)
+            if parent.dirty:
+                self._dirty_composites.add(parent)
+            if result is None:
+                return
+            firing = result
+            parent = parent.parent
+        self._firings.append(firing)
+
+    def schedule(self, runtime: TriggerRuntime, bucket: Bucket) -> None:
+        """Called when a bucket opens or moves: schedules its deadline (or sweep)."""
+        self._heap.push(runtime.due(bucket), (runtime, bucket, bucket.token))
+
+    def changed(self, runtime: TriggerRuntime, key: BucketKey) -> None:
+        """Called when a bucket changes: it is persisted at the end of the step."""
+        runtime.dirty.add(key)
+        self._dirty_runtimes.add(runtime)
+
+    def satisfied(self, runtime: TriggerRuntime, bucket: Bucket, now: float) -> None:
+        """Called when a proactive bucket meets its threshold: dropped at the next call."""
+        self._satisfied.append((now, runtime, bucket))
+
+    # ================================================================== work
+
+    def process(self, batch: Sequence[events.Event], now: float) -> Step:
+        """Takes up a batch of received events at wall time ``now``.
+
+        Args:
+            batch: Validated events, in arrival order.
+            now: Wall time (seconds since the epoch); the firings' ``triggered``.
+
+        Returns:
+            The firings and the state changes to persist with the batch.
+        """
+        self._begin(now)
+        self._evaluate(self.ordering.take(batch, now), now)
+        return self._finish(now)
+
+    def advance(self, now: float) -> Step:
+        """Does everything due at or before wall time ``now``.
+
+        Proactive deadlines due on the event clock fire first (in order of load, trigger position
+        and window start), then lost followers are processed, then expired reactive buckets are
+        swept. Deadlines that passed while the engine was down fire once, at ``now``.
+        """
+        self._begin(now)
+        as_of = self.clock.as_of(now)
+        deadlines: list[tuple[TriggerRuntime, Bucket]] = []
+        sweeps: list[tuple[TriggerRuntime, Bucket, int]] = []
+        for _, (rt, bucket, token) in self._heap.pop_due(as_of):
+            if not self._valid(rt, bucket, token):
+                continue
+            if rt.reactive:
+                sweeps.append((rt, bucket, token))
+            else:
+                deadlines.append((rt, bucket))
+        deadlines.sort(key=lambda item: (item[0].order, item[1].start))
+        for rt, bucket in deadlines:
+            if rt.alive and bucket.alive and rt.buckets.get(bucket.key) is bucket:
+                rt.on_deadline(bucket, as_of, now)
+        self._evaluate(self.ordering.take_lost(now), now)
+        # the sweep (Prefect's periodic pass), as of the time computed before lost followers
+        requeue: list[tuple[TriggerRuntime, Bucket, int]] = []
+        for _, (rt, bucket, token) in self._heap.pop_due(as_of):
+            if not self._valid(rt, bucket, token):
+                continue
+            if rt.reactive:
+                sweeps.append((rt, bucket, token))
+            else:
+                requeue.append((rt, bucket, token))
+        for rt, bucket, token in sweeps:
+            if self._valid(rt, bucket, token):
+                rt.remove(bucket)
+        for rt, bucket, _ in requeue:
+            self.schedule(rt, bucket)
+        return self._finish(now)
+
+    def next_due(self) -> float | None:
+        """The next wall time at which :meth:`advance` has work, or None.
+
+        The time of a deadline depends on the event clock's offset, so it can move after a
+        :meth:`process` call: ask again after every call.
+        """
+        if self._pending_open:
+            return 0.0
+        best: float | None = None
+        heap = self._heap
+        while len(heap):
+            peeked = heap.peek()
+            assert peeked is not None
+            due, (rt, bucket, token) = peeked
+            if self._valid(rt, bucket, token):
+                best = self.clock.due_at(due)
+                break
+            heap.pop()
+        lost = self.ordering.next_lost()
+        if lost is not None and (best is None or lost < best):
+            best = lost
+        return best
+
+    @staticmethod
+    def _valid(rt: TriggerRuntime, bucket: Bucket, token: int) -> bool:
+        return (
+            rt.alive
+            and bucket.alive
+            and bucket.token == token
+            and rt.buckets.get(bucket.key) is bucket
+        )
+
+    def _begin(self, now: float) -> None:
+        if self._satisfied:
+            keep: list[tuple[float, TriggerRuntime, Bucket]] = []
+            for item in self._satisfied:
+                marked, rt, bucket = item
+                if marked >= now:
+                    keep.append(item)
+                elif (
+                    rt.alive
+                    and bucket.alive
+                    and rt.buckets.get(bucket.key) is bucket
+                    and bucket.count >= rt.threshold
+                ):
+                    rt.remove(bucket)
+            self._satisfied = keep
+        if self._pending_open:
+            as_of = self.clock.as_of(now)
+            for rt in self._pending_open:
+                if rt.alive:
+                    rt.open_first_window(as_of)
+            self._pending_open = []
+        self.ordering.expire_seen(now)
+        chunks = self._seen_chunks
+        while chunks and chunks[0][0] <= now:
+            _, key = chunks.popleft()
+            self._pending_deletes.append(StateRecord("", "", state.SEEN, key))
+
+    def _evaluate(self, order: list[events.Event], now: float) -> None:
+        if not order:
+            return
+        by_object = self._by_object
+        for event, touches in zip(order, self.matcher.match_batch(order), strict=True):
+            for touch in touches:
+                rt = by_object.get(id(touch.trigger))
+                if rt is None or rt.trigger is not touch.trigger:
+                    rt = self._by_id.get((touch.automation_id, touch.trigger.id))
+                    if rt is None:
+                        continue
+                rt.on_event(event, touch.after, touch.expect, now)
+
+    def _finish(self, now: float) -> Step:
+        step = Step(firings=self._firings)
+        self._firings = []
+        upserts = step.upserts
+        for rt in self._dirty_runtimes:
+            aid, tid = rt.automation_id, rt.trigger_id
+            buckets = rt.buckets
+            for key in rt.dirty:
+                bucket = buckets.get(key)
+                if bucket is None:
+                    step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
+                else:
+                    upserts.append(self._bucket_record(rt, bucket))
+            rt.dirty.clear()
+        self._dirty_runtimes.clear()
+        for cr in self._dirty_composites:
+            for child_id in cr.dirty:
+                stored = cr.child_firings.get(child_id)
+                if stored is None:
+                    step.deletes.append(
+                        StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
+                    )
+                else:
+                    upserts.append(
+                        StateRecord(
+                            cr.automation_id,
+                            cr.trigger_id,
+                            state.CHILD_FIRING,
+                            child_id,
+                            state.firing_to_data(stored),
+                        )
+                    )
+            cr.dirty.clear()
+        self._dirty_composites.clear()
+        new_seen, held_changed, clock_changed = self.ordering.drain()
+        if new_seen:
+            expires = now + self.ordering.seen_ttl
+            key = str(self._chunk_seq)
+            self._chunk_seq += 1
+            upserts.append(
+                StateRecord("", "", state.SEEN, key, {"ids": new_seen, "expires": expires}, expires)
+            )
+            self._seen_chunks.append((expires, key))
+        held = self.ordering.held
+        for event_id in held_changed:
+            event = held.get(event_id)
+            if event is None:
+                step.deletes.append(StateRecord("", "", state.FOLLOWER, event_id))
+            else:
+                upserts.append(
+                    StateRecord(
+                        "",
+                        "",
+                        state.FOLLOWER,
+                        event_id,
+                        state.event_to_data(event),
+                        self.ordering.lost_at(event),
+                    )
+                )
+        if clock_changed:
+            upserts.append(StateRecord("", "", state.CLOCK, "", self.clock.to_data()))
+        if self._pending_deletes:
+            written = {r.identity for r in upserts}
+            step.deletes.extend(r for r in self._pending_deletes if r.identity not in written)
+            self._pending_deletes = []
+        return step
+
+    @staticmethod
+    def _bucket_record(rt: TriggerRuntime, bucket: Bucket) -> StateRecord:
+        last = bucket.last_event
+        data: dict[str, Any] = {
+            "start": bucket.start,
+            "end": bucket.end,
+            "count": bucket.count,
+            "last_event": None if last is None else state.event_to_data(last),
+        }
+        return StateRecord(
+            rt.automation_id, rt.trigger_id, state.BUCKET, _key_text(bucket.key), data, rt.due(bucket)
+        )
+
+    # ================================================================== snapshots
+
+    def snapshot(self) -> list[StateRecord]:
+        """Every piece of current state as records (what the store should hold after a step)."""
+        out: list[StateRecord] = []
+        if self.clock.clock is not None:
+            out.append(StateRecord("", "", state.CLOCK, "", self.clock.to_data()))
+        for event in self.ordering.held.values():
+            out.append(
+                StateRecord(
+                    "",
+                    "",
+                    state.FOLLOWER,
+                    event.id,
+                    state.event_to_data(event),
+                    self.ordering.lost_at(event),
+                )
+            )
+        by_expiry: dict[float, list[str]] = {}
+        for event_id, expires in self.ordering.seen_items():
+            by_expiry.setdefault(expires, []).append(event_id)
+        for index, (expires, ids) in enumerate(sorted(by_expiry.items())):
+            out.append(
+                StateRecord("", "", state.SEEN, f"s{index}", {"ids": ids, "expires": expires}, expires)
+            )
+        for loaded in self._automations.values():
+            for rt in loaded.event_runtimes.values():
+                for bucket in rt.buckets.values():
+                    out.append(self._bucket_record(rt, bucket))
+            for cr in loaded.composites.values():
+                for child_id, firing in cr.child_firings.items():
+                    out.append(
+                        StateRecord(
+                            cr.automation_id,
+                            cr.trigger_id,
+                            state.CHILD_FIRING,
+                            child_id,
+                            state.firing_to_data(firing),
+                        )
+                    )
+        return out
