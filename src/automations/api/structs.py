@@ -90,13 +90,13 @@ def _set_value(target: struct_pb2.Value, item: Any, field: str) -> None:
     elif item is None:
         target.null_value = struct_pb2.NULL_VALUE
     elif isinstance(item, Mapping):
+        target.struct_value.SetInParent()
         fill_struct(target.struct_value, item, field=field)
     elif isinstance(item, Sequence) and not isinstance(item, bytes | bytearray):
+        target.list_value.SetInParent()
         values = target.list_value.values
         for i, element in enumerate(item):
             _set_value(values.add(), element, f"{field}[{i}]")
-        if not item:
-            target.list_value.SetInParent()
     else:
         raise errors.InvalidArgument(
             field, f"{type(item).__name__} is not a JSON value", reason="INVALID_JSON"
@@ -112,17 +112,24 @@ def timestamp_to_seconds(timestamp: timestamp_pb2.Timestamp) -> float:
 
 
 def seconds_to_timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    """Returns float seconds since the epoch as a ``Timestamp`` (rounded to the nanosecond)."""
+    """Returns float seconds since the epoch as a ``Timestamp`` (rounded to the microsecond)."""
     timestamp = timestamp_pb2.Timestamp()
     set_timestamp(timestamp, seconds)
     return timestamp
 
 
 def set_timestamp(timestamp: timestamp_pb2.Timestamp, seconds: float) -> None:
-    """Sets a message's ``Timestamp`` field in place to float seconds since the epoch."""
-    whole, nanos = divmod(round(seconds * _NANOS), _NANOS)
+    """Sets a ``Timestamp`` field in place to float seconds since the epoch.
+
+    Rounds to the microsecond: a double holds about 0.2 microseconds near today's epoch seconds,
+    so finer digits would be noise (Prefect's times are microsecond datetimes too).
+    """
+    whole = math.floor(seconds)
+    micros = round((seconds - whole) * 1_000_000)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
     timestamp.seconds = whole
-    timestamp.nanos = nanos
+    timestamp.nanos = micros * 1000
 
 
 def duration_to_seconds(duration: duration_pb2.Duration) -> float:
