@@ -33,7 +33,9 @@ def compare(expected: list[dict[str, Any]], actual: list[dict[str, Any]]) -> lis
                 f" != {act.get('triggering_event')!r}"
             )
         if exp.get("labels", {}) != act.get("labels", {}):
-            problems.append(f"firing {index}: labels {exp.get('labels')!r} != {act.get('labels')!r}")
+            problems.append(
+                f"firing {index}: labels {exp.get('labels')!r} != {act.get('labels')!r}"
+            )
     return problems
 
 

@@ -37,9 +37,9 @@ from automations.domain import events, triggers
 from automations.engine.clock import quantize
 
 PRECEDING_EVENT_LOOKBACK = 900.0
-"""Seconds a reactive trigger's first window reaches back (Prefect's ``PRECEDING_EVENT_LOOKBACK``)."""
+"""Seconds a first reactive window reaches back (Prefect's ``PRECEDING_EVENT_LOOKBACK``)."""
 EXPIRED_BUCKET_BUFFER = 60.0
-"""Seconds after its end that an expired bucket is swept (``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``)."""
+"""Seconds after its end that a bucket is swept (``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``)."""
 
 BucketKey = tuple[str, ...]
 """The values of a trigger's ``for_each`` labels (sorted by label), ``""`` when missing."""
@@ -316,9 +316,7 @@ class TriggerRuntime:
         else:
             meets = bucket.count < self.threshold
         if ready and meets:
-            self.host.fire(
-                self, bucket.key, event if event is not None else bucket.last_event, now
-            )
+            self.host.fire(self, bucket.key, event if event is not None else bucket.last_event, now)
             self.remove(bucket)
         elif at < bucket.end:
             if event is not None and not reactive and not meets and after and expect:

@@ -1,4 +1,4 @@
-"""Clocks: Prefect's event clock (when proactive windows are due) and a virtual clock for simulation.
+"""Clocks: Prefect's event clock (when proactive windows are due) and a virtual clock.
 
 The event clock follows ``triggers.update_events_clock`` / ``get_events_clock_offset`` in Prefect:
 ``C`` is the largest ``min(occurred, now)`` of the events taken up so far (it never moves back) and

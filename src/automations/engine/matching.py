@@ -1,7 +1,8 @@
 """The matcher seam: which event triggers does each event touch, and as what.
 
 The rest of the engine sees only this interface; ``engine.rete`` implements it on a durable_rules
-rete network and ``engine.python_matcher`` in plain Python (the reference the rete is checked against).
+rete network and ``engine.python_matcher`` in plain Python (the reference the rete is checked
+against).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Causal ordering (``follows``), deduplication and the event clock's updates: what to evaluate when.
+"""Causal ordering (``follows``), deduplication, event-clock updates: what to evaluate when.
 
 A port of Prefect's triggers message handler plus ``ordering/memory.py`` (``CausalOrdering``):
 

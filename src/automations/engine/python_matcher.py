@@ -1,7 +1,7 @@
 """The pure-Python :class:`~automations.engine.matching.Matcher`: Prefect's ``covers`` check, fast.
 
-Prefect decides whether a trigger is interested in an event in three steps, and this module reproduces
-each exactly (``triggers.find_interested_triggers`` and ``EventTrigger.covers`` /
+Prefect decides whether a trigger is interested in an event in three steps, and this module
+reproduces each exactly (``triggers.find_interested_triggers`` and ``EventTrigger.covers`` /
 ``starts_after`` / ``expects`` in Prefect 3.8.8):
 
 1. an index: ``fnmatch.fnmatchcase(name, p)`` for ``p`` in ``expect | after`` (or ``*`` when
@@ -11,8 +11,8 @@ each exactly (``triggers.find_interested_triggers`` and ``EventTrigger.covers`` 
 3. the resource specs (``match`` on the primary resource, every ``match_related`` spec on some
    related resource).
 
-Together, steps 1 and 2 mean that in event names only ``*`` is a wildcard and it matches at least one
-character. ``Touch.after`` / ``Touch.expect`` then use ``fnmatchcase`` with ``!`` negation.
+Together, steps 1 and 2 mean that in event names only ``*`` is a wildcard and it matches at least
+one character. ``Touch.after`` / ``Touch.expect`` then use ``fnmatchcase`` with ``!`` negation.
 
 Speed: everything is compiled at load time; the name part (steps 1-2 plus after/expect) is computed
 once per distinct event name and cached, so the hot path is one dict lookup per event plus the label
@@ -144,9 +144,7 @@ class _NameFilter:
         else:
             both = tuple(sorted(set(trigger.expect) | set(trigger.after)))
             self.index_patterns = both
-            self.regex = re.compile(
-                "|".join(re.escape(p).replace("\\*", ".+") for p in both)
-            )
+            self.regex = re.compile("|".join(re.escape(p).replace("\\*", ".+") for p in both))
 
     def evaluate(self, name: str) -> tuple[bool, bool] | None:
         """Returns (after, expect) when the name is covered, else None."""

@@ -2,9 +2,9 @@
 
 The timing rules are those of the conformance README: the automation is loaded at time 0; the clock
 visits every step's ``at`` and every instant at which the engine has work (``next_due``), up to and
-including ``until``; at one instant, deadlines and lost followers come first (``advance``), then that
-instant's steps (one ``process`` batch), then anything the steps made overdue. A firing's ``at`` is
-the wall time of the call that produced it.
+including ``until``; at one instant, deadlines and lost followers come first (``advance``), then
+that instant's steps (one ``process`` batch), then anything the steps made overdue. A firing's
+``at`` is the wall time of the call that produced it.
 
 Scenario times are seconds from a scenario epoch, 2030-01-01T00:00:00Z.
 """

@@ -1,13 +1,12 @@
-"""What the engine hands back: a :class:`Step` of firings plus :class:`StateRecord` changes to persist.
+"""What the engine hands back: a :class:`Step` of firings plus :class:`StateRecord` changes.
 
-The store keeps records generically, in one table keyed by ``(automation_id, trigger_id, kind, key)``
-with a JSON ``data`` column and a ``due`` column. Kinds:
+The store keeps records generically, in one table keyed by
+``(automation_id, trigger_id, kind, key)`` with a JSON ``data`` column and a ``due`` column. Kinds:
 
 * ``bucket``: one per (automation, event trigger, for_each key); ``key`` is the JSON list of the key
   values, ``due`` the window end (event time; for a reactive bucket, end + 60 s, when it is swept).
 * ``child_firing``: the latest firing of one child of a compound/sequence trigger; ``trigger_id`` is
   the composite trigger, ``key`` the child trigger id.
-* ``pending``: a proactive trigger without ``after``/``for_each`` whose first window is not open yet.
 * engine-wide records have ``automation_id == ""``: ``follower`` (a held event; ``key`` its id,
   ``due`` the wall time at which it becomes lost), ``clock`` (the event clock) and ``seen`` (a chunk
   of processed event ids; ``due`` when they expire).
@@ -25,7 +24,6 @@ from automations.domain import events, firings
 
 BUCKET = "bucket"
 CHILD_FIRING = "child_firing"
-PENDING = "pending"
 FOLLOWER = "follower"
 CLOCK = "clock"
 SEEN = "seen"
@@ -38,7 +36,7 @@ class StateRecord:
     Attributes:
         automation_id: The owning automation, or ``""`` for engine-wide state.
         trigger_id: The trigger the state belongs to (``""`` for engine-wide state).
-        kind: ``bucket``, ``child_firing``, ``pending``, ``follower``, ``clock`` or ``seen``.
+        kind: ``bucket``, ``child_firing``, ``follower``, ``clock`` or ``seen``.
         key: Distinguishes records of one kind and trigger.
         data: JSON-able content; None in a deletion.
         due: When the record next needs attention (see the module docstring), or None.

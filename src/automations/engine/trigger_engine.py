@@ -184,9 +184,7 @@ class TriggerEngine:
                 else:
                     self._pending_open.append(rt)
 
-    def _restore(
-        self, loaded: _Loaded, records: Sequence[StateRecord], kept: set[str]
-    ) -> None:
+    def _restore(self, loaded: _Loaded, records: Sequence[StateRecord], kept: set[str]) -> None:
         aid = loaded.automation.id
         child_records: list[tuple[CompositeRuntime, firings.Firing]] = []
         for record in records:
@@ -252,7 +250,7 @@ class TriggerEngine:
             )
 
     def unload_automation(self, automation_id: str) -> None:
-        """Unloads an automation (deleted or disabled); its persisted state is left to the caller."""
+        """Unloads an automation (deleted or disabled); its stored state is left to the caller."""
         loaded = self._automations.pop(automation_id, None)
         if loaded is None:
             return
@@ -492,12 +490,14 @@ class TriggerEngine:
         new_seen, held_changed, clock_changed = self.ordering.drain()
         if new_seen:
             expires = now + self.ordering.seen_ttl
-            key = str(self._chunk_seq)
+            chunk_key = str(self._chunk_seq)
             self._chunk_seq += 1
             upserts.append(
-                StateRecord("", "", state.SEEN, key, {"ids": new_seen, "expires": expires}, expires)
+                StateRecord(
+                    "", "", state.SEEN, chunk_key, {"ids": new_seen, "expires": expires}, expires
+                )
             )
-            self._seen_chunks.append((expires, key))
+            self._seen_chunks.append((expires, chunk_key))
         held = self.ordering.held
         for event_id in held_changed:
             event = held.get(event_id)
@@ -532,7 +532,12 @@ class TriggerEngine:
             "last_event": None if last is None else state.event_to_data(last),
         }
         return StateRecord(
-            rt.automation_id, rt.trigger_id, state.BUCKET, _key_text(bucket.key), data, rt.due(bucket)
+            rt.automation_id,
+            rt.trigger_id,
+            state.BUCKET,
+            _key_text(bucket.key),
+            data,
+            rt.due(bucket),
         )
 
     # ================================================================== snapshots
@@ -558,7 +563,9 @@ class TriggerEngine:
             by_expiry.setdefault(expires, []).append(event_id)
         for index, (expires, ids) in enumerate(sorted(by_expiry.items())):
             out.append(
-                StateRecord("", "", state.SEEN, f"s{index}", {"ids": ids, "expires": expires}, expires)
+                StateRecord(
+                    "", "", state.SEEN, f"s{index}", {"ids": ids, "expires": expires}, expires
+                )
             )
         for loaded in self._automations.values():
             for rt in loaded.event_runtimes.values():
