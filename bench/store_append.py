@@ -3,7 +3,7 @@
 Not a test. Usage::
 
     .venv/bin/python bench/store_append.py                       # SQLite temp file
-    .venv/bin/python bench/store_append.py postgresql:///test    # an existing database (tables are created)
+    .venv/bin/python bench/store_append.py postgresql:///test    # an existing database
 
 Every batch after the first repeats 10% of the previous batch's ids and 1% of its own, so the
 dedup path is exercised. Prints events/s including orjson encoding of the domain events.
@@ -40,7 +40,9 @@ def make_batches(batches: int, size: int) -> list[list[Event]]:
                     event="prefect.flow-run.Completed" if i % 3 else "prefect.flow-run.Running",
                     occurred=t0 + b + i * 1e-4,
                     resource={"prefect.resource.id": rid, "prefect.resource.name": "run"},
-                    related=({"prefect.resource.id": "prefect.flow.1", "prefect.resource.role": "flow"},),
+                    related=(
+                        {"prefect.resource.id": "prefect.flow.1", "prefect.resource.role": "flow"},
+                    ),
                     payload={"n": i, "state": "Completed", "tags": ["a", "b"]},
                     received=t0 + b,
                 )
@@ -88,9 +90,10 @@ def main() -> None:
         url = args.url or f"sqlite:///{os.path.join(tmp, 'bench.db')}"
         rates = [run(url, args.batches, args.size) for _ in range(args.repeat)]
     shown = Database(url).url.render_as_string(hide_password=True)
+    runs = ", ".join(f"{r:,.0f}" for r in rates)
     print(
         f"{shown}: append {args.batches} x {args.size} events: "
-        f"median {statistics.median(rates):,.0f} events/s (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+        f"median {statistics.median(rates):,.0f} events/s (runs: {runs})"
     )
 
 

@@ -1,0 +1,200 @@
+"""Firing history: one row per top-level firing, newest first when listed.
+
+The scalar fields are columns; ``triggering_labels`` is the ``labels`` blob; the rest of the firing
+(trigger type, posture, the triggering event itself and the nested child firings) is the ``data``
+blob, so a firing reads back whole even after its triggering event was purged from the event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from automations.domain import errors
+from automations.domain import events as events_
+from automations.domain import firings as firings_
+from automations.store import pagination, sql, tables
+
+_T = tables.firings
+_TOKEN_KIND = "firings"
+
+
+def _default(value: object) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _event_to_json(event: events_.Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "event": event.event,
+        "occurred": event.occurred,
+        "received": event.received,
+        "resource": event.resource,
+        "related": event.related,
+        "payload": event.payload,
+        "follows": event.follows,
+    }
+
+
+def _event_from_json(data: Mapping[str, Any]) -> events_.Event:
+    return events_.Event(
+        id=data["id"],
+        event=data["event"],
+        occurred=data["occurred"],
+        resource=data["resource"],
+        related=tuple(data["related"]),
+        payload=data["payload"],
+        follows=data["follows"],
+        received=data["received"],
+    )
+
+
+def _firing_to_json(firing: firings_.Firing) -> dict[str, Any]:
+    return {
+        "id": firing.id,
+        "automation_id": firing.automation_id,
+        "trigger_id": firing.trigger_id,
+        "trigger_type": firing.trigger_type,
+        "posture": firing.posture,
+        "triggered": firing.triggered,
+        "triggering_event": (
+            None if firing.triggering_event is None else _event_to_json(firing.triggering_event)
+        ),
+        "triggering_labels": firing.triggering_labels,
+        "child_firings": [_firing_to_json(c) for c in firing.child_firings],
+    }
+
+
+def _firing_from_json(data: Mapping[str, Any]) -> firings_.Firing:
+    event = data["triggering_event"]
+    return firings_.Firing(
+        id=data["id"],
+        automation_id=data["automation_id"],
+        trigger_id=data["trigger_id"],
+        trigger_type=data["trigger_type"],
+        posture=data["posture"],
+        triggered=data["triggered"],
+        triggering_event=None if event is None else _event_from_json(event),
+        triggering_labels=data["triggering_labels"],
+        child_firings=tuple(_firing_from_json(c) for c in data["child_firings"]),
+    )
+
+
+def _to_row(firing: firings_.Firing) -> dict[str, Any]:
+    body = _firing_to_json(firing)
+    return {
+        "id": firing.id,
+        "automation_id": firing.automation_id,
+        "trigger_id": firing.trigger_id,
+        "fired": firing.triggered,
+        "triggering_event_id": firing.triggering_event_id,
+        "labels": orjson.dumps(firing.triggering_labels, default=_default),
+        "data": orjson.dumps(
+            {
+                "trigger_type": body["trigger_type"],
+                "posture": body["posture"],
+                "triggering_event": body["triggering_event"],
+                "child_firings": body["child_firings"],
+            },
+            default=_default,
+        ),
+    }
+
+
+def _from_row(row: sa.Row[Any]) -> firings_.Firing:
+    data = orjson.loads(row.data)
+    return _firing_from_json(
+        {
+            "id": row.id,
+            "automation_id": row.automation_id,
+            "trigger_id": row.trigger_id,
+            "triggered": row.fired,
+            "triggering_labels": orjson.loads(row.labels),
+            **data,
+        }
+    )
+
+
+def insert_many(conn: Connection, items: Iterable[firings_.Firing]) -> int:
+    """Records firings; a firing whose id is already stored is skipped.
+
+    Args:
+        conn: A connection in a write transaction.
+        items: The firings (top-level ones; children are stored inside their parent).
+
+    Returns:
+        The number of firings given (not all drivers report skipped rows for executemany).
+    """
+    rows = [_to_row(f) for f in items]
+    if rows:
+        conn.execute(sql.insert_or_ignore(conn, _T), rows)
+    return len(rows)
+
+
+def get(conn: Connection, firing_id: str) -> firings_.Firing:
+    """Loads one firing.
+
+    Raises:
+        errors.NotFound: No firing has that id.
+    """
+    row = conn.execute(sa.select(_T).where(_T.c.id == firing_id)).first()
+    if row is None:
+        raise errors.NotFound(f"firing {firing_id!r} not found")
+    return _from_row(row)
+
+
+def list_page(
+    conn: Connection,
+    *,
+    automation_id: str | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> tuple[list[firings_.Firing], str]:
+    """Lists firings newest first (by firing time, then id), one page at a time.
+
+    Args:
+        conn: Any connection.
+        automation_id: Only this automation's firings.
+        page_size: Firings per page (default ``pagination.DEFAULT_PAGE_SIZE``).
+        page_token: The token returned with the previous page.
+
+    Returns:
+        The page and the next page's token ("" on the last page).
+
+    Raises:
+        errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
+    """
+    limit = pagination.page_limit(page_size)
+    query = sa.select(_T)
+    if automation_id is not None:
+        query = query.where(_T.c.automation_id == automation_id)
+    if page_token:
+        fired, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
+        query = query.where(
+            sa.tuple_(_T.c.fired, _T.c.id)
+            < sa.tuple_(sa.literal(fired, sa.Double), sa.literal(last_id, sa.String))
+        )
+    query = query.order_by(_T.c.fired.desc(), _T.c.id.desc()).limit(limit + 1)
+    rows = conn.execute(query).all()
+    page = [_from_row(r) for r in rows[:limit]]
+    token = ""
+    if len(rows) > limit:
+        token = pagination.encode_token(_TOKEN_KIND, (page[-1].triggered, page[-1].id))
+    return page, token
+
+
+def purge(conn: Connection, older_than: float) -> int:
+    """Deletes firings that fired before ``older_than`` (retention).
+
+    Returns:
+        The number of firings deleted.
+    """
+    return conn.execute(sa.delete(_T).where(_T.c.fired < older_than)).rowcount

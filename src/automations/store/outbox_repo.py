@@ -1,0 +1,389 @@
+"""The outbox: action invocations, written with their firing and dispatched afterwards.
+
+Life of a row::
+
+    pending --claim_due--> running --mark_succeeded--> succeeded
+                              |----mark_retry-------> pending (next_attempt_at = backoff)
+                              |----mark_failed------> failed        (permanent error)
+                              '----mark_dead_letter-> dead_letter   (retries exhausted)
+    dead_letter / failed --redrive--> pending
+
+``claim_due`` leases the rows it returns: a ``running`` row whose lease (``next_attempt_at``) has
+passed is claimable again, so invocations claimed by a dispatcher that crashed are retried. The
+``mark_*`` functions only move a ``running`` row and, given ``attempt`` (the ``attempts`` value of
+the claimed invocation), only the claim that is still current: a dispatcher whose lease expired
+cannot overwrite the outcome of the one that took over. Executors dedupe on ``idempotency_key``,
+which is unique here too (inserting a duplicate key is a no-op).
+
+``request`` and ``result`` are any orjson-serializable values (``bytes`` are stored as given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from automations.domain import errors
+from automations.store import pagination, sql, tables
+
+PENDING = "pending"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+DEAD_LETTER = "dead_letter"
+STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTER)
+"""Every status, in life-cycle order."""
+
+DEFAULT_LEASE = 60.0
+"""Seconds a claimed invocation stays ``running`` before it may be claimed again."""
+
+_T = tables.action_invocations
+_TOKEN_KIND = "invocations"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Invocation:
+    """One action invocation (an outbox row).
+
+    Attributes:
+        id: Unique id.
+        automation_id: The automation whose firing produced it.
+        firing_id: The firing.
+        action_index: The action's index in ``Automation.all_actions()``.
+        action_type: The action's ``type``.
+        idempotency_key: Deterministic key sent to the executor (unique).
+        request: What to send (JSON-serializable; the dispatcher's business).
+        status: One of ``STATUSES``.
+        attempts: How many times it was claimed.
+        next_attempt_at: When it may be claimed next (the lease end while ``running``).
+        last_error: The last failure's message.
+        created: Insertion time, seconds since the epoch.
+        updated: Last change, seconds since the epoch.
+        result: What the executor returned (JSON-serializable), once succeeded.
+    """
+
+    id: str
+    automation_id: str
+    firing_id: str
+    action_index: int
+    action_type: str
+    idempotency_key: str
+    request: Any
+    status: str = PENDING
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+    created: float = 0.0
+    updated: float = 0.0
+    result: Any = None
+
+
+def _default(value: object) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _encode(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else orjson.dumps(value, default=_default)
+
+
+def _to_row(item: Invocation) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "automation_id": item.automation_id,
+        "firing_id": item.firing_id,
+        "action_index": item.action_index,
+        "action_type": item.action_type,
+        "idempotency_key": item.idempotency_key,
+        "status": item.status,
+        "attempts": item.attempts,
+        "next_attempt_at": item.next_attempt_at,
+        "last_error": item.last_error,
+        "created": item.created,
+        "updated": item.updated,
+        "request": _encode(item.request),
+        "result": None if item.result is None else _encode(item.result),
+    }
+
+
+def _from_row(row: sa.Row[Any]) -> Invocation:
+    return Invocation(
+        id=row.id,
+        automation_id=row.automation_id,
+        firing_id=row.firing_id,
+        action_index=row.action_index,
+        action_type=row.action_type,
+        idempotency_key=row.idempotency_key,
+        request=orjson.loads(row.request),
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        created=row.created,
+        updated=row.updated,
+        result=None if row.result is None else orjson.loads(row.result),
+    )
+
+
+def insert_many(conn: Connection, items: Iterable[Invocation]) -> list[str]:
+    """Adds invocations; one whose id or idempotency key is already stored is skipped.
+
+    Args:
+        conn: A connection in a write transaction.
+        items: The invocations (normally ``pending`` with ``next_attempt_at`` = now).
+
+    Returns:
+        The ids actually inserted.
+    """
+    rows = [_to_row(i) for i in items]
+    if not rows:
+        return []
+    stmt = sql.insert_or_ignore(conn, _T).returning(_T.c.id)
+    return [r[0] for r in conn.execute(stmt, rows)]
+
+
+def get(conn: Connection, invocation_id: str) -> Invocation:
+    """Loads one invocation.
+
+    Raises:
+        errors.NotFound: No invocation has that id.
+    """
+    row = conn.execute(sa.select(_T).where(_T.c.id == invocation_id)).first()
+    if row is None:
+        raise errors.NotFound(f"action invocation {invocation_id!r} not found")
+    return _from_row(row)
+
+
+def claim_due(
+    conn: Connection, now: float, limit: int, *, lease: float = DEFAULT_LEASE
+) -> list[Invocation]:
+    """Claims up to ``limit`` due invocations, earliest first, and leases them.
+
+    Due means ``pending`` with ``next_attempt_at <= now``, or ``running`` with an expired lease.
+    Claimed rows become ``running`` with ``attempts + 1`` and ``next_attempt_at = now + lease``. On
+    PostgreSQL the rows are locked with ``SKIP LOCKED``, so several dispatchers never claim the same
+    row.
+
+    Args:
+        conn: A connection in a write transaction (commit it before calling executors).
+        now: The current time, seconds since the epoch.
+        limit: The most invocations to claim.
+        lease: Seconds before a claimed, unfinished invocation may be claimed again.
+
+    Returns:
+        The claimed invocations as updated, in ``next_attempt_at`` order of the claim.
+    """
+    if limit <= 0:
+        return []
+    due = sa.or_(
+        sa.and_(_T.c.status == PENDING, _T.c.next_attempt_at <= now),
+        sa.and_(_T.c.status == RUNNING, _T.c.next_attempt_at <= now),
+    )
+    query = sa.select(_T.c.id).where(due).order_by(_T.c.next_attempt_at, _T.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    stmt = (
+        sa.update(_T)
+        .where(_T.c.id.in_(ids))
+        .values(
+            status=RUNNING, attempts=_T.c.attempts + 1, next_attempt_at=now + lease, updated=now
+        )
+        .returning(*_T.c)
+    )
+    claimed = {row.id: _from_row(row) for row in conn.execute(stmt)}
+    return [claimed[i] for i in ids if i in claimed]
+
+
+def _finish(
+    conn: Connection, invocation_id: str, attempt: int | None, values: dict[str, Any]
+) -> bool:
+    stmt = sa.update(_T).where(_T.c.id == invocation_id, _T.c.status == RUNNING)
+    if attempt is not None:
+        stmt = stmt.where(_T.c.attempts == attempt)
+    return conn.execute(stmt.values(**values)).rowcount == 1
+
+
+def mark_succeeded(
+    conn: Connection,
+    invocation_id: str,
+    *,
+    now: float,
+    result: Any = None,
+    attempt: int | None = None,
+) -> bool:
+    """Records success.
+
+    Args:
+        conn: A connection in a write transaction.
+        invocation_id: The claimed invocation.
+        now: The current time.
+        result: What the executor returned (JSON-serializable), if anything.
+        attempt: The claimed invocation's ``attempts``; if given, only that claim is finished.
+
+    Returns:
+        True if the row moved; False if it is not (or no longer) this ``running`` claim.
+    """
+    values = {"status": SUCCEEDED, "updated": now, "last_error": None}
+    values["result"] = None if result is None else _encode(result)
+    return _finish(conn, invocation_id, attempt, values)
+
+
+def mark_failed(
+    conn: Connection, invocation_id: str, *, now: float, error: str, attempt: int | None = None
+) -> bool:
+    """Records a permanent failure (no more attempts). See :func:`mark_succeeded` for the rest."""
+    values = {"status": FAILED, "updated": now, "last_error": error}
+    return _finish(conn, invocation_id, attempt, values)
+
+
+def mark_retry(
+    conn: Connection,
+    invocation_id: str,
+    *,
+    now: float,
+    next_attempt_at: float,
+    error: str,
+    attempt: int | None = None,
+) -> bool:
+    """Records a transient failure: back to ``pending`` until ``next_attempt_at``.
+
+    See :func:`mark_succeeded` for the arguments and result.
+    """
+    values = {
+        "status": PENDING,
+        "updated": now,
+        "last_error": error,
+        "next_attempt_at": next_attempt_at,
+    }
+    return _finish(conn, invocation_id, attempt, values)
+
+
+def mark_dead_letter(
+    conn: Connection, invocation_id: str, *, now: float, error: str, attempt: int | None = None
+) -> bool:
+    """Parks an invocation whose retries are exhausted (``redrive`` brings it back).
+
+    See :func:`mark_succeeded` for the arguments and result.
+    """
+    values = {"status": DEAD_LETTER, "updated": now, "last_error": error}
+    return _finish(conn, invocation_id, attempt, values)
+
+
+def redrive(
+    conn: Connection,
+    *,
+    now: float,
+    ids: Sequence[str] | None = None,
+    automation_id: str | None = None,
+    statuses: Sequence[str] = (DEAD_LETTER,),
+) -> int:
+    """Puts parked invocations back to ``pending`` (due now, attempts reset to 0).
+
+    Args:
+        conn: A connection in a write transaction.
+        now: The current time.
+        ids: Only these invocations.
+        automation_id: Only this automation's invocations.
+        statuses: Which statuses to redrive (dead-lettered ones by default; add ``FAILED`` to retry
+            permanent failures too).
+
+    Returns:
+        The number of invocations redriven.
+
+    Raises:
+        errors.InvalidArgument: A status is not redrivable (only ``failed``, ``dead_letter``).
+    """
+    for status in statuses:
+        if status not in (FAILED, DEAD_LETTER):
+            raise errors.InvalidArgument("statuses", f"{status!r} cannot be redriven")
+    stmt = sa.update(_T).where(_T.c.status.in_(list(statuses)))
+    if ids is not None:
+        if not ids:
+            return 0
+        stmt = stmt.where(_T.c.id.in_(list(ids)))
+    if automation_id is not None:
+        stmt = stmt.where(_T.c.automation_id == automation_id)
+    stmt = stmt.values(status=PENDING, attempts=0, next_attempt_at=now, updated=now)
+    return conn.execute(stmt).rowcount
+
+
+def list_page(
+    conn: Connection,
+    *,
+    status: str | Sequence[str] | None = None,
+    automation_id: str | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> tuple[list[Invocation], str]:
+    """Lists invocations in creation order (then id), one page at a time.
+
+    Args:
+        conn: Any connection.
+        status: Only this status (or these statuses).
+        automation_id: Only this automation's invocations.
+        page_size: Invocations per page (default ``pagination.DEFAULT_PAGE_SIZE``).
+        page_token: The token returned with the previous page.
+
+    Returns:
+        The page and the next page's token ("" on the last page).
+
+    Raises:
+        errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
+    """
+    limit = pagination.page_limit(page_size)
+    query = sa.select(_T)
+    if status is not None:
+        query = query.where(_T.c.status.in_([status] if isinstance(status, str) else list(status)))
+    if automation_id is not None:
+        query = query.where(_T.c.automation_id == automation_id)
+    if page_token:
+        created, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
+        query = query.where(
+            sa.tuple_(_T.c.created, _T.c.id)
+            > sa.tuple_(sa.literal(created, sa.Double), sa.literal(last_id, sa.String))
+        )
+    rows = conn.execute(query.order_by(_T.c.created, _T.c.id).limit(limit + 1)).all()
+    page = [_from_row(r) for r in rows[:limit]]
+    token = ""
+    if len(rows) > limit:
+        token = pagination.encode_token(_TOKEN_KIND, (page[-1].created, page[-1].id))
+    return page, token
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    """Returns status -> number of invocations (every status present, zero included)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    query = sa.select(_T.c.status, sa.func.count()).group_by(_T.c.status)
+    for status, n in conn.execute(query):
+        counts[status] = int(n)
+    return counts
+
+
+def next_due(conn: Connection) -> float | None:
+    """Returns the earliest ``next_attempt_at`` of a pending or running invocation, or None."""
+    query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(_T.c.status.in_([PENDING, RUNNING]))
+    value = conn.execute(query).scalar()
+    return None if value is None else float(value)
+
+
+def purge(conn: Connection, older_than: float) -> int:
+    """Deletes finished invocations (succeeded, failed) last updated before ``older_than``.
+
+    Dead-lettered ones are kept until redriven or deleted by hand.
+
+    Returns:
+        The number deleted.
+    """
+    stmt = sa.delete(_T).where(_T.c.status.in_([SUCCEEDED, FAILED]), _T.c.updated < older_than)
+    return conn.execute(stmt).rowcount

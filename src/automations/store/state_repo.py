@@ -1,0 +1,238 @@
+"""Generic, opaque engine state: one row per ``(automation_id, trigger_id, kind, key)``.
+
+The engine decides what a record means (``kind`` is e.g. ``bucket``, ``composite``, ``parked``;
+``key`` the for_each bucket key); the store only persists it. ``data`` is any orjson-serializable
+value (``bytes`` are taken as already-encoded JSON and stored as is); ``due`` is the record's next
+deadline in seconds since the epoch, or None.
+
+The engine's own ``StateRecord`` lives in ``automations.engine``, which this package must not
+import. Every function here therefore accepts any object with the attributes ``automation_id``,
+``trigger_id``, ``kind``, ``key``, ``data``, ``due`` *or* a plain tuple in that order, and returns
+:class:`StateRow` named tuples, which have the same attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from automations.store import sql, tables
+
+_T = tables.engine_state
+
+
+class StateLike(Protocol):
+    """What ``upsert_many`` reads from a record (the engine's ``StateRecord`` fits)."""
+
+    @property
+    def automation_id(self) -> str: ...  # noqa: D102
+    @property
+    def trigger_id(self) -> str: ...  # noqa: D102
+    @property
+    def kind(self) -> str: ...  # noqa: D102
+    @property
+    def key(self) -> str: ...  # noqa: D102
+    @property
+    def data(self) -> Any: ...  # noqa: D102
+    @property
+    def due(self) -> float | None: ...  # noqa: D102
+
+
+class StateRow(NamedTuple):
+    """One stored record, with ``data`` decoded."""
+
+    automation_id: str
+    trigger_id: str
+    kind: str
+    key: str
+    data: Any
+    due: float | None
+
+
+class StateKey(NamedTuple):
+    """The primary key of a record."""
+
+    automation_id: str
+    trigger_id: str
+    kind: str
+    key: str
+
+
+def _default(value: object) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _encode(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    return orjson.dumps(data, default=_default)
+
+
+def _as_tuple(record: StateLike | tuple[Any, ...]) -> tuple[str, str, str, str, Any, float | None]:
+    if isinstance(record, tuple) and not hasattr(record, "automation_id"):
+        automation_id, trigger_id, kind, key, data, due = record
+        return automation_id, trigger_id, kind, key, data, due
+    r: Any = record
+    return r.automation_id, r.trigger_id, r.kind, r.key, r.data, r.due
+
+
+def _key_of(record: Any) -> tuple[str, str, str, str]:
+    if isinstance(record, tuple) and not hasattr(record, "automation_id"):
+        return record[0], record[1], record[2], record[3]
+    return record.automation_id, record.trigger_id, record.kind, record.key
+
+
+def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]) -> int:
+    """Inserts or replaces records (``data`` and ``due`` are overwritten).
+
+    When the same key appears several times, the last record wins.
+
+    Args:
+        conn: A connection in a write transaction.
+        records: Objects with the six attributes, or 6-tuples in column order.
+
+    Returns:
+        The number of distinct keys written.
+    """
+    latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for record in records:
+        automation_id, trigger_id, kind, key, data, due = _as_tuple(record)
+        latest[(automation_id, trigger_id, kind, key)] = {
+            "automation_id": automation_id,
+            "trigger_id": trigger_id,
+            "kind": kind,
+            "key": key,
+            "data": _encode(data),
+            "due": due,
+        }
+    if latest:
+        stmt = sql.upsert(conn, _T, ("automation_id", "trigger_id", "kind", "key"), ("data", "due"))
+        conn.execute(stmt, list(latest.values()))
+    return len(latest)
+
+
+def delete_many(conn: Connection, keys: Iterable[StateLike | StateKey | tuple[Any, ...]]) -> int:
+    """Deletes records by key; unknown keys are ignored.
+
+    Args:
+        conn: A connection in a write transaction.
+        keys: Records or 4-tuples ``(automation_id, trigger_id, kind, key)`` (longer tuples are
+            fine: only the first four items are read).
+
+    Returns:
+        The number of keys asked for (drivers do not all report deleted rows for executemany).
+    """
+    params = [
+        {"a": a, "t": t, "k": k, "y": y} for a, t, k, y in dict.fromkeys(_key_of(r) for r in keys)
+    ]
+    if params:
+        stmt = sa.delete(_T).where(
+            _T.c.automation_id == sa.bindparam("a"),
+            _T.c.trigger_id == sa.bindparam("t"),
+            _T.c.kind == sa.bindparam("k"),
+            _T.c.key == sa.bindparam("y"),
+        )
+        conn.execute(stmt, params)
+    return len(params)
+
+
+def _rows(result: Iterable[sa.Row[Any]]) -> Iterable[StateRow]:
+    for row in result:
+        yield StateRow(
+            row.automation_id, row.trigger_id, row.kind, row.key, orjson.loads(row.data), row.due
+        )
+
+
+_COLUMNS = (_T.c.automation_id, _T.c.trigger_id, _T.c.kind, _T.c.key, _T.c.data, _T.c.due)
+_ORDER = (_T.c.automation_id, _T.c.trigger_id, _T.c.kind, _T.c.key)
+
+
+def load_all(conn: Connection, *, kind: str | None = None) -> list[StateRow]:
+    """Loads every record (what the engine restores at start), grouped by automation.
+
+    Args:
+        conn: Any connection.
+        kind: Only records of this kind.
+
+    Returns:
+        The records ordered by ``(automation_id, trigger_id, kind, key)``, so each automation's
+        records are contiguous (see :func:`load_grouped` for a dict).
+    """
+    query = sa.select(*_COLUMNS).order_by(*_ORDER)
+    if kind is not None:
+        query = query.where(_T.c.kind == kind)
+    return list(_rows(conn.execute(query)))
+
+
+def load_grouped(conn: Connection, *, kind: str | None = None) -> dict[str, list[StateRow]]:
+    """Loads every record grouped by automation.
+
+    Args:
+        conn: Any connection.
+        kind: Only records of this kind.
+
+    Returns:
+        automation_id -> its records, ordered by ``(trigger_id, kind, key)``.
+    """
+    grouped: dict[str, list[StateRow]] = {}
+    for row in load_all(conn, kind=kind):
+        grouped.setdefault(row.automation_id, []).append(row)
+    return grouped
+
+
+def load_automation(conn: Connection, automation_id: str) -> list[StateRow]:
+    """Loads one automation's records, ordered by ``(trigger_id, kind, key)``."""
+    query = sa.select(*_COLUMNS).where(_T.c.automation_id == automation_id).order_by(*_ORDER)
+    return list(_rows(conn.execute(query)))
+
+
+def load_due(conn: Connection, before: float, *, limit: int | None = None) -> list[StateRow]:
+    """Loads records whose ``due`` is set and earlier than ``before``, earliest first."""
+    query = (
+        sa.select(*_COLUMNS)
+        .where(_T.c.due.is_not(None), _T.c.due < before)
+        .order_by(_T.c.due, *_ORDER)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(_rows(conn.execute(query)))
+
+
+def delete_automation(
+    conn: Connection, automation_id: str, *, trigger_id: str | None = None
+) -> int:
+    """Deletes all records of an automation (or of one of its triggers).
+
+    Returns:
+        The number of records deleted.
+    """
+    stmt = sa.delete(_T).where(_T.c.automation_id == automation_id)
+    if trigger_id is not None:
+        stmt = stmt.where(_T.c.trigger_id == trigger_id)
+    return conn.execute(stmt).rowcount
+
+
+def delete_stale_triggers(conn: Connection, automation_id: str, keep: Iterable[str]) -> int:
+    """Deletes an automation's records whose trigger is not in ``keep`` (after an update).
+
+    Args:
+        conn: A connection in a write transaction.
+        automation_id: The automation.
+        keep: The trigger ids whose records stay.
+
+    Returns:
+        The number of records deleted.
+    """
+    stmt = sa.delete(_T).where(_T.c.automation_id == automation_id)
+    kept = list(keep)
+    if kept:
+        stmt = stmt.where(_T.c.trigger_id.not_in(kept))
+    return conn.execute(stmt).rowcount

@@ -1,0 +1,123 @@
+"""The schema: SQLAlchemy Core tables, the single source the Alembic migrations are checked against.
+
+Conventions:
+
+- Times are ``Double`` seconds since the Unix epoch (UTC), as in the domain model: cheap to write,
+  trivially ordered, converted to ISO 8601 only at the edges.
+- Hot JSON columns (``events.data``, ``engine_state.data``, firings' and the outbox's JSON) are
+  ``LargeBinary`` holding orjson-encoded UTF-8 JSON (BLOB on SQLite, BYTEA on PostgreSQL): no
+  str round trip, no server-side JSON parsing on the write path. ``automations.definition`` is
+  ``Text`` (Prefect's JSON, rarely written, nice to read in a SQL shell).
+- No foreign keys between the engine's tables: a group commit must never fail because one
+  record of the batch refers to an automation deleted a moment earlier. ``automations_repo.delete``
+  removes dependent engine state explicitly.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint and index names, so migrations can refer to them on every backend."""
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+automations = sa.Table(
+    "automations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.Column(
+        "definition",
+        sa.Text,
+        nullable=False,
+        comment="prefect_json.dump_automation(with_ids=False)",
+    ),
+    sa.Index(None, "created", "id"),
+    sa.Index(None, "enabled"),
+)
+"""Automations: the Prefect JSON definition plus the columns we filter and order on."""
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("occurred", sa.Double, nullable=False),
+    sa.Column("received", sa.Double, nullable=False),
+    sa.Column("resource_id", sa.Text, nullable=False),
+    sa.Column("follows", sa.String(255), nullable=True),
+    sa.Column(
+        "data",
+        sa.LargeBinary,
+        nullable=False,
+        comment='orjson {"resource": {...}, "related": [...], "payload": {...}}',
+    ),
+    sa.Index(None, "occurred", "id"),
+    sa.Index(None, "resource_id", "occurred"),
+    sa.Index(None, "event", "occurred"),
+)
+"""The event log; its primary key is also the persistent dedup set of event ids."""
+
+engine_state = sa.Table(
+    "engine_state",
+    metadata,
+    sa.Column("automation_id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(255), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("due", sa.Double, nullable=True),
+    sa.PrimaryKeyConstraint("automation_id", "trigger_id", "kind", "key"),
+    sa.Index(None, "due"),
+)
+"""Opaque per-key engine state (buckets, composite progress, parked events...) of the engine."""
+
+firings = sa.Table(
+    "firings",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("automation_id", sa.String(64), nullable=False),
+    sa.Column("trigger_id", sa.String(255), nullable=False),
+    sa.Column("fired", sa.Double, nullable=False),
+    sa.Column("triggering_event_id", sa.String(255), nullable=True),
+    sa.Column("labels", sa.LargeBinary, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index(None, "automation_id", "fired"),
+    sa.Index(None, "fired"),
+)
+"""Firing history (audit); kept when an automation is deleted."""
+
+action_invocations = sa.Table(
+    "action_invocations",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("automation_id", sa.String(64), nullable=False),
+    sa.Column("firing_id", sa.String(255), nullable=False),
+    sa.Column("action_index", sa.Integer, nullable=False),
+    sa.Column("action_type", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.Double, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.Column("request", sa.LargeBinary, nullable=False),
+    sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "automation_id", "created"),
+    sa.Index(None, "created", "id"),
+)
+"""The outbox: one row per action of a firing, dispatched, retried and dead-lettered from here."""
