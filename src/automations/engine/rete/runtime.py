@@ -1,0 +1,770 @@
+"""ReteMatcher: the :class:`~automations.engine.matching.Matcher` on durable_rules' C core.
+
+The only module of the project that imports durable_rules, and it drives the C module
+``durable_rules_engine`` directly (its Python ``Host`` costs about 4x the rete). How one batch runs:
+
+1. **Name index, in front.** Each distinct event name is resolved once (cached, bounded) to the
+   triggers it covers, with their ``after``/``expect`` flags, exactly as Prefect does (an
+   ``fnmatchcase`` index over ``expect | after`` or ``*``, then the escaped regex with ``*`` as
+   ``.+`` matched at the start). Exact names go through a dict, patterns through a list scanned
+   once per new name. An event only reaches the shards holding rules of triggers its name covers:
+   10,000 loaded automations do not make an unrelated event any more expensive.
+2. **Rete.** Triggers with a ``match`` spec have rules (``compiler``), one per distinct (name
+   pattern, spec), packed into *shards*: bounded rulesets (``max_rules``, the 64-path alpha stack,
+   255 fact properties). For each shard reached, the chunk's events go in as *facts* (an event is
+   consumed by one rule only; a fact fires every rule it matches) carrying the name and only the
+   label fields that shard reads: one ``assert_facts`` per shard and chunk of at most 500 events,
+   then ``start_action`` / ``complete_and_start_action`` until drained, then ``retract_facts`` of
+   what fired (a fact that matched no rule is not stored). No action callables exist at all: the
+   drain loop only records (rule, fact) pairs.
+3. **Python, after.** Relaxed rules (``exact=False``) are re-checked, ``match_related`` specs are
+   checked on the survivors, and triggers whose rules are not in a live shard yet are checked in
+   Python (see lifecycle). Events carrying strings durable would see in escaped form (``is_unsafe``)
+   take the Python path too.
+
+durable_rules' crash paths, and how they are avoided:
+
+* One sid only: no message ever carries ``sid`` (all state is the default sid ``"0"``), so the
+  1024-sid cap and hash-colliding sids cannot occur; ``delete_state`` is never called; no timers.
+  ``_Engine`` is the one gateway to the C module and exposes nothing else.
+* Unique message ids, ``"{j:03d}-{seq}"``: ``seq`` is unique per (chunk, shard) post and ``j`` the
+  fact's position in it. The 500 prefixes have pairwise distinct FNV-1a hashes (checked at import),
+  and FNV-1a applied to a common suffix is a bijection, so the ids held at one time (one post) can
+  never collide in durable's 32-bit message index. Should an id still be reported as already
+  observed, that post's events are matched in Python instead.
+* One thread: every C call goes through ``_Engine``, which binds to the first thread that calls it
+  and raises on any other. ``SingleThreadMatcher`` is the facade for callers on several threads.
+
+Lifecycle, and the bounded leak. durable rulesets are immutable and cannot be deleted safely, so:
+
+* ``load`` and ``unload`` never touch durable. New rules start *pending*: triggers whose rules are
+  pending are matched in Python (exactly). A ``match_batch`` seals pending rules into **new**
+  shards when there are at least ``seal_min_rules`` of them or the oldest has waited
+  ``seal_after_batches`` batches (``flush()`` forces it). Sealing never rebuilds a live ruleset.
+* ``unload`` only drops the Python references: a rule no trigger uses is *dead*; it stays in its
+  ruleset, its firings are ignored, and events are not routed to a shard for it.
+* A shard is **retired** when at least half of its rules and at least ``retire_min_dead`` are dead,
+  or when more than ``max_small_shards`` shards are below a quarter of ``max_rules`` (compaction).
+  Its live rules go back to pending and are resealed together; the retired ruleset is abandoned,
+  never posted to again, never deleted. It holds no messages (every fact is retracted), so the leak
+  is its rule network plus one sid state, roughly 100 KB + 3 KB per rule (see ``bench/``).
+  Bound: one abandoned ruleset per ``retire_min_dead`` (default 16) unloaded rules, plus at most
+  ``max_small_shards + 1`` per compaction, and a compaction needs that many seals of fewer than
+  ``max_rules / 4`` rules each. ``stats`` reports ``rulesets_abandoned``. durable's process-wide
+  limit is 131,071 rulesets (``MAX_HANDLES``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import fnmatch
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from automations.domain import events, triggers
+from automations.engine import matching
+from automations.engine.rete import compiler
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHUNK = 500
+"""Events per ``assert_facts`` call (durable's message index has 512 buckets)."""
+_ID_PREFIXES = tuple(f"{j:03d}-" for j in range(CHUNK))
+if len({compiler.fnv1a32(p) for p in _ID_PREFIXES}) != CHUNK:  # pragma: no cover - a constant
+    raise RuntimeError("message-id prefixes collide under FNV-1a")
+
+_ACTION = re.compile(r'\{"r(\d+)":\{"m":\{"id": "(\d{3})-')
+"""Parses a drained action: the rule number and the fact's position in its post."""
+
+_NAME_CACHE_LIMIT = 65_536
+_ERR_EVENT_OBSERVED = 2
+
+
+class _Engine:
+    """The one gateway to ``durable_rules_engine``, bound to one thread.
+
+    Exposes only what the matcher needs: no sids, no timers, no ``delete_state``/``delete_ruleset``.
+
+    Args:
+        module: The C module (tests pass a recording proxy).
+    """
+
+    def __init__(self, module: Any = None) -> None:
+        if module is None:
+            import durable_rules_engine
+
+            module = durable_rules_engine
+        self._m = module
+        self._owner: int | None = None
+        self.calls = 0
+
+    def _check(self) -> None:
+        ident = threading.get_ident()
+        if self._owner is None:
+            self._owner = ident
+        elif ident != self._owner:
+            raise RuntimeError("durable_rules called from a second thread")
+        self.calls += 1
+
+    @property
+    def error(self) -> type[Exception]:
+        """The C module's exception type."""
+        err: type[Exception] = self._m.error
+        return err
+
+    def create_ruleset(self, name: str, definition: str) -> int:
+        """Creates a ruleset and returns its handle."""
+        self._check()
+        handle: int = self._m.create_ruleset(name, definition)
+        return handle
+
+    def assert_facts(self, handle: int, facts: str) -> int:
+        """Asserts a JSON array of facts; returns durable's result code (1: some unmatched)."""
+        self._check()
+        result = self._m.assert_facts(handle, facts)
+        return int(result[0])
+
+    def retract_facts(self, handle: int, facts: str) -> None:
+        """Retracts a JSON array of ``{"id": ...}`` facts."""
+        self._check()
+        self._m.retract_facts(handle, facts)
+
+    def drain(self, handle: int) -> list[str]:
+        """Returns every pending action message, completing each (no callbacks run)."""
+        self._check()
+        out: list[str] = []
+        start = self._m.start_action
+        complete = self._m.complete_and_start_action
+        while True:
+            result = start(handle)
+            if not result:
+                return out
+            state_handle = result[2]
+            message: str | None = result[1]
+            while message:
+                out.append(message)
+                message = complete(handle, state_handle)
+
+    def get_facts(self, handle: int) -> list[Any]:
+        """Returns the facts held (of the one sid); for tests and checks."""
+        self._check()
+        facts: list[Any] = json.loads(self._m.get_facts(handle, "0"))
+        return facts
+
+
+# --- the model: rules, shards, loaded triggers ---
+
+
+class _Rule:
+    """One rete rule, shared by every trigger with the same (name pattern, spec)."""
+
+    __slots__ = ("key", "number", "compiled", "shard", "refs", "pending_since")
+
+    def __init__(self, key: compiler.RuleKey, number: int) -> None:
+        self.key = key
+        self.number = number
+        self.compiled: compiler.Rule | None = None
+        self.shard: _Shard | None = None
+        self.refs = 0
+        self.pending_since = 0
+
+
+class _Shard:
+    """One durable ruleset holding a bounded set of rules."""
+
+    __slots__ = ("name", "handle", "rules", "fields", "dead", "retired")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handle = 0
+        self.rules: dict[int, _Rule] = {}
+        self.fields: tuple[tuple[str, str], ...] = ()
+        self.dead = 0
+        self.retired = False
+
+
+@dataclasses.dataclass(slots=True)
+class _Pack:
+    """Capacity accounting while packing rules into one new shard."""
+
+    rules: list[_Rule] = dataclasses.field(default_factory=list)
+    labels: set[str] = dataclasses.field(default_factory=set)
+    width: int = 0
+    wild_weight: int = 0
+    exact_weight: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def fits(self, rule: compiler.Rule, limits: _Limits) -> bool:
+        if len(self.rules) >= limits.max_rules or self.width + rule.width > limits.max_width:
+            return False
+        if len(self.labels | rule.labels) > limits.max_fields:
+            return False
+        top = max(self.exact_weight.values(), default=0)
+        if rule.name_exact is None:
+            return self.wild_weight + rule.weight + top <= limits.max_weight
+        mine = self.exact_weight.get(rule.name_exact, 0)
+        return self.wild_weight + mine + rule.weight <= limits.max_weight
+
+    def add(self, rule: _Rule, compiled: compiler.Rule) -> None:
+        self.rules.append(rule)
+        self.labels |= compiled.labels
+        self.width += compiled.width
+        if compiled.name_exact is None:
+            self.wild_weight += compiled.weight
+        else:
+            name = compiled.name_exact
+            self.exact_weight[name] = self.exact_weight.get(name, 0) + compiled.weight
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Limits:
+    max_rules: int
+    max_width: int = 400
+    max_fields: int = 200
+    max_weight: int = 48
+
+
+class _Entry:
+    """One loaded event trigger."""
+
+    __slots__ = (
+        "automation_id",
+        "trigger",
+        "order",
+        "index_patterns",
+        "regex",
+        "after",
+        "expect",
+        "rules",
+        "spec",
+        "never",
+        "related",
+        "touches",
+    )
+
+    def __init__(
+        self, automation_id: str, trigger: triggers.EventTrigger, order: tuple[int, int]
+    ) -> None:
+        self.automation_id = automation_id
+        self.trigger = trigger
+        self.order = order
+        self.after = trigger.after
+        self.expect = trigger.expect
+        if not trigger.expect:
+            self.index_patterns: tuple[str, ...] = ("*",)
+            self.regex = re.compile(".+")
+        else:
+            both = tuple(sorted(set(trigger.expect) | set(trigger.after)))
+            self.index_patterns = both
+            self.regex = re.compile("|".join(re.escape(p).replace("\\*", ".+") for p in both))
+        self.spec = compiler.canonical_spec(trigger.match)
+        self.never = compiler.spec_is_unsatisfiable(self.spec)
+        self.related = tuple(compiler.canonical_spec(s) for s in trigger.match_related if s)
+        self.rules: tuple[_Rule, ...] = ()
+        self.touches = {
+            (a, e): matching.Touch(automation_id, trigger, a, e)
+            for a in (False, True)
+            for e in (False, True)
+        }
+
+    def name_flags(self, name: str) -> tuple[bool, bool] | None:
+        """Prefect's name part of ``covers`` plus (starts_after, expects); None if not covered."""
+        if not any(_fnmatch(name, p) for p in self.index_patterns):
+            return None
+        if self.regex.match(name) is None:
+            return None
+        after = any(compiler.label_pattern_matches(p, name) for p in self.after)
+        expect = not self.expect or any(
+            compiler.label_pattern_matches(p, name) for p in self.expect
+        )
+        return after, expect
+
+
+_fnmatch = fnmatch.fnmatchcase
+
+
+class _Candidates:
+    """What one event name resolves to: covered triggers, in touch order, and shards to post to."""
+
+    __slots__ = ("entries", "shards")
+
+    def __init__(
+        self, entries: tuple[tuple[_Entry, matching.Touch], ...], shards: tuple[_Shard, ...]
+    ) -> None:
+        self.entries = entries
+        self.shards = shards
+
+
+_NO_CANDIDATES = _Candidates((), ())
+
+
+@dataclasses.dataclass(slots=True)
+class ReteStats:
+    """Counted work (assert on these, not on timings).
+
+    Attributes:
+        events: Events matched.
+        posts: Facts asserted (one per event and shard reached).
+        shard_posts: ``assert_facts`` calls.
+        actions: Actions drained.
+        python_checks: Specs evaluated in Python (pending rules, relaxed rules, unsafe events).
+        rulesets_created: Rulesets created.
+        rulesets_abandoned: Rulesets retired (the bounded leak).
+        fallbacks: Posts matched in Python after durable reported a problem.
+    """
+
+    events: int = 0
+    posts: int = 0
+    shard_posts: int = 0
+    actions: int = 0
+    python_checks: int = 0
+    rulesets_created: int = 0
+    rulesets_abandoned: int = 0
+    fallbacks: int = 0
+
+
+class ReteMatcher:
+    """Implements :class:`~automations.engine.matching.Matcher` on durable_rules' rete.
+
+    Args:
+        max_rules: Rules per ruleset (durable fails around 483; each alpha node holds 512).
+        seal_min_rules: Seal pending rules into a new shard once this many are pending.
+        seal_after_batches: ... or once the oldest has waited this many ``match_batch`` calls.
+        retire_min_dead: A shard is retired once it has this many dead rules (and half are dead).
+        max_small_shards: Compact when more shards than this are below ``max_rules / 4``.
+        engine_module: The C module (tests inject a recording proxy); default the real one.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_rules: int = 256,
+        seal_min_rules: int = 32,
+        seal_after_batches: int = 2,
+        retire_min_dead: int = 16,
+        max_small_shards: int = 8,
+        engine_module: Any = None,
+    ) -> None:
+        if not 1 <= max_rules <= 400:
+            raise ValueError("max_rules must be within 1..400")
+        self._limits = _Limits(max_rules=max_rules)
+        self._seal_min = seal_min_rules
+        self._seal_after = seal_after_batches
+        self._retire_min_dead = retire_min_dead
+        self._max_small = max_small_shards
+        self._engine = _Engine(engine_module)
+        self._fields = compiler.FieldNames()
+        self._by_automation: dict[str, list[_Entry]] = {}
+        self._order = 0
+        self._exact: dict[str, list[_Entry]] = {}
+        self._wild: list[_Entry] = []
+        self._rules: dict[compiler.RuleKey, _Rule] = {}
+        self._rule_numbers: dict[int, _Rule] = {}
+        self._next_rule = 1
+        self._pending: dict[int, _Rule] = {}
+        self._shards: list[_Shard] = []
+        self._next_shard = 1
+        self._batches = 0
+        self._seq = 0
+        self._cache: dict[str, _Candidates] = {}
+        self._dirty = False
+        self.stats = ReteStats()
+
+    # --- loading ---
+
+    def load(self, automation_id: str, event_triggers: Sequence[triggers.EventTrigger]) -> None:
+        """Adds (or replaces) the event triggers of one automation (no durable call)."""
+        previous = self._by_automation.get(automation_id)
+        order = previous[0].order[0] if previous else self._order
+        if not previous:
+            self._order += 1
+        entries = [_Entry(automation_id, t, (order, k)) for k, t in enumerate(event_triggers)]
+        for entry in entries:  # acquire the new rules before releasing the old ones
+            if not entry.never:
+                entry.rules = tuple(self._acquire(key) for key in compiler.rule_keys(entry.trigger))
+        if previous is not None:
+            self._drop(automation_id)
+        self._by_automation[automation_id] = entries
+        for entry in entries:
+            if any(c in p for p in entry.index_patterns for c in "*?["):
+                self._wild.append(entry)
+            else:
+                for p in entry.index_patterns:
+                    self._exact.setdefault(p, []).append(entry)
+        self._cache.clear()
+
+    def unload(self, automation_id: str) -> None:
+        """Removes every trigger of one automation (no durable call; its rules may die)."""
+        self._drop(automation_id)
+        self._cache.clear()
+
+    def _acquire(self, key: compiler.RuleKey) -> _Rule:
+        rule = self._rules.get(key)
+        if rule is None:
+            rule = _Rule(key, self._next_rule)
+            self._next_rule += 1
+            self._rules[key] = rule
+            self._rule_numbers[rule.number] = rule
+            rule.pending_since = self._batches
+            self._pending[rule.number] = rule
+        rule.refs += 1
+        return rule
+
+    def _release(self, rule: _Rule) -> None:
+        rule.refs -= 1
+        if rule.refs > 0:
+            return
+        del self._rules[rule.key]
+        del self._rule_numbers[rule.number]
+        self._pending.pop(rule.number, None)
+        if rule.shard is not None:
+            rule.shard.dead += 1
+            self._dirty = True
+
+    def _drop(self, automation_id: str) -> None:
+        entries = self._by_automation.pop(automation_id, None)
+        if not entries:
+            return
+        gone = {id(e) for e in entries}
+        self._wild = [e for e in self._wild if id(e) not in gone]
+        for entry in entries:
+            for p in entry.index_patterns:
+                listed = self._exact.get(p)
+                if listed is None:
+                    continue
+                kept = [e for e in listed if id(e) not in gone]
+                if kept:
+                    self._exact[p] = kept
+                else:
+                    del self._exact[p]
+            for rule in entry.rules:
+                self._release(rule)
+
+    # --- shards ---
+
+    def flush(self) -> None:
+        """Seals every pending rule into shards now (calls durable: owner thread only)."""
+        self._maintain(force=True)
+
+    def _maintain(self, force: bool = False) -> None:
+        self._dirty = False
+        changed = False
+        for shard in self._shards:
+            if shard.retired:
+                continue
+            total = len(shard.rules)
+            if shard.dead >= self._retire_min_dead and shard.dead * 2 >= total:
+                self._retire(shard)
+                changed = True
+        small = [
+            s
+            for s in self._shards
+            if not s.retired and len(s.rules) - s.dead < self._limits.max_rules // 4
+        ]
+        if len(small) > self._max_small:
+            for shard in small:
+                self._retire(shard)
+            changed = True
+        if self._pending:
+            oldest = min(r.pending_since for r in self._pending.values())
+            if (
+                force
+                or changed
+                or len(self._pending) >= self._seal_min
+                or self._batches - oldest >= self._seal_after
+            ):
+                self._seal()
+                changed = True
+        if changed:
+            self._shards = [s for s in self._shards if not s.retired]
+            self._cache.clear()
+
+    def _retire(self, shard: _Shard) -> None:
+        shard.retired = True
+        if shard.handle:
+            self.stats.rulesets_abandoned += 1
+        for rule in shard.rules.values():
+            if rule.refs > 0 and rule.shard is shard:
+                rule.shard = None
+                rule.pending_since = self._batches
+                self._pending[rule.number] = rule
+
+    def _seal(self) -> None:
+        rules = sorted(self._pending.values(), key=lambda r: (r.key.name_pattern or "", r.number))
+        self._pending.clear()
+        for rule in rules:
+            rule.compiled = compiler.compile_rule(rule.key, self._fields)
+        packs: list[_Pack] = []
+        for rule in rules:
+            assert rule.compiled is not None
+            for pack in reversed(packs[-4:]):
+                if pack.fits(rule.compiled, self._limits):
+                    pack.add(rule, rule.compiled)
+                    break
+            else:
+                pack = _Pack()
+                pack.add(rule, rule.compiled)
+                packs.append(pack)
+        for pack in packs:
+            self._build(pack.rules)
+
+    def _build(self, rules: list[_Rule]) -> None:
+        shard = _Shard(f"rete_s{self._next_shard}")
+        self._next_shard += 1
+        for attempt in (0, 1):
+            if attempt:
+                for rule in rules:  # fallback: every label test relaxed, verified in Python
+                    rule.compiled = compiler.compile_rule(rule.key, self._fields, relax_all=True)
+            named = [(f"r{r.number}", r.compiled) for r in rules if r.compiled is not None]
+            definition = json.dumps(compiler.ruleset_definition(named), ensure_ascii=False)
+            try:
+                shard.handle = self._engine.create_ruleset(shard.name + f"_{attempt}", definition)
+            except self._engine.error:
+                _log.exception("durable_rules rejected %s (attempt %d)", shard.name, attempt)
+                continue
+            self.stats.rulesets_created += 1
+            break
+        else:  # pragma: no cover - both attempts rejected; the rules stay on the Python path
+            for rule in rules:
+                rule.pending_since = 1 << 62
+                self._pending[rule.number] = rule
+            return
+        labels = sorted({label for r in rules if r.compiled for label in r.compiled.labels})
+        shard.fields = tuple((label, self._fields.field(label)) for label in labels)
+        for rule in rules:
+            shard.rules[rule.number] = rule
+            rule.shard = shard
+        self._shards.append(shard)
+
+    # --- matching ---
+
+    def _candidates(self, name: str) -> _Candidates:
+        found: dict[int, _Entry] = {}
+        for entry in self._exact.get(name, ()):
+            found[id(entry)] = entry
+        for entry in self._wild:
+            found[id(entry)] = entry
+        out: list[tuple[_Entry, matching.Touch]] = []
+        shards: dict[int, _Shard] = {}
+        for entry in sorted(found.values(), key=lambda e: e.order):
+            flags = entry.name_flags(name)
+            if flags is None or entry.never:
+                continue
+            out.append((entry, entry.touches[flags]))
+            if entry.rules and all(r.shard is not None for r in entry.rules):
+                for rule in entry.rules:
+                    assert rule.shard is not None
+                    shards[id(rule.shard)] = rule.shard
+        if len(self._cache) >= _NAME_CACHE_LIMIT:
+            self._cache.clear()
+        result = _Candidates(tuple(out), tuple(shards.values())) if out else _NO_CANDIDATES
+        self._cache[name] = result
+        return result
+
+    def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
+        """Returns, for each event of ``batch`` in order, the triggers it touches."""
+        self._batches += 1
+        if self._pending or self._dirty:
+            self._maintain()
+        out: list[list[matching.Touch]] = []
+        for start in range(0, len(batch), CHUNK):
+            out.extend(self._match_chunk(batch[start : start + CHUNK]))
+        self.stats.events += len(batch)
+        return out
+
+    def _match_chunk(self, chunk: Sequence[events.Event]) -> list[list[matching.Touch]]:
+        cache = self._cache
+        resolved: list[_Candidates] = []
+        posts: dict[int, tuple[_Shard, list[int]]] = {}
+        python_path: set[int] = set()
+        for i, event in enumerate(chunk):
+            cands = cache.get(event.event)
+            if cands is None:
+                cands = self._candidates(event.event)
+            resolved.append(cands)
+            if not cands.shards:
+                continue
+            if compiler.is_unsafe(event.event) or compiler.is_unsafe(
+                "".join(event.resource.values())
+            ):
+                python_path.add(i)
+                continue
+            for shard in cands.shards:
+                slot = posts.get(id(shard))
+                if slot is None:
+                    posts[id(shard)] = (shard, [i])
+                else:
+                    slot[1].append(i)
+        fired: set[tuple[int, int]] = set()
+        for shard, indices in posts.values():
+            self._post(shard, chunk, indices, fired, python_path)
+        results: list[list[matching.Touch]] = []
+        for i, event in enumerate(chunk):
+            cands = resolved[i]
+            if not cands.entries:
+                results.append([])
+                continue
+            touches: list[matching.Touch] = []
+            for entry, touch in cands.entries:
+                if entry.rules:
+                    if not self._spec_ok(entry, event, i, fired, i in python_path):
+                        continue
+                if entry.related and not self._related_ok(entry, event):
+                    continue
+                touches.append(touch)
+            results.append(touches)
+        return results
+
+    def _spec_ok(
+        self,
+        entry: _Entry,
+        event: events.Event,
+        i: int,
+        fired: set[tuple[int, int]],
+        python: bool,
+    ) -> bool:
+        rules = entry.rules
+        if not python and all(r.shard is not None for r in rules):
+            for rule in rules:
+                if (i, rule.number) in fired:
+                    assert rule.compiled is not None
+                    if rule.compiled.exact:
+                        return True
+                    self.stats.python_checks += 1
+                    return compiler.spec_holds(entry.spec, event.resource)
+            return False
+        self.stats.python_checks += 1
+        return compiler.spec_holds(entry.spec, event.resource)
+
+    def _related_ok(self, entry: _Entry, event: events.Event) -> bool:
+        self.stats.python_checks += 1
+        for spec in entry.related:
+            for labels in event.related:
+                if compiler.spec_holds(spec, labels):
+                    break
+            else:
+                return False
+        return True
+
+    def _post(
+        self,
+        shard: _Shard,
+        chunk: Sequence[events.Event],
+        indices: list[int],
+        fired: set[tuple[int, int]],
+        python_path: set[int],
+    ) -> None:
+        self._seq += 1
+        suffix = str(self._seq)
+        fields = shard.fields
+        facts: list[dict[str, str]] = []
+        for j, i in enumerate(indices):
+            event = chunk[i]
+            fact = {"id": _ID_PREFIXES[j] + suffix, "n": event.event}
+            resource = event.resource
+            for label, field in fields:
+                value = resource.get(label)
+                if value is not None:
+                    fact[field] = value
+            facts.append(fact)
+        engine = self._engine
+        self.stats.posts += len(facts)
+        self.stats.shard_posts += 1
+        try:
+            code = engine.assert_facts(shard.handle, json.dumps(facts, ensure_ascii=False))
+        except engine.error:
+            _log.exception("durable_rules failed a post to %s; Python fallback", shard.name)
+            code = _ERR_EVENT_OBSERVED
+        messages = engine.drain(shard.handle)
+        self.stats.actions += len(messages)
+        retract: set[int] = set()
+        numbers = self._rule_numbers
+        for message in messages:
+            m = _ACTION.match(message)
+            if m is None:  # pragma: no cover - durable's action format is fixed
+                raise RuntimeError(f"unexpected durable action: {message[:80]}")
+            j = int(m.group(2))
+            retract.add(j)
+            rule = numbers.get(int(m.group(1)))
+            if rule is not None and rule.shard is shard:
+                fired.add((indices[j], rule.number))
+        if code == _ERR_EVENT_OBSERVED:
+            self.stats.fallbacks += 1
+            python_path.update(indices)
+            retract.update(range(len(indices)))
+        if retract:
+            engine.retract_facts(
+                shard.handle,
+                json.dumps([{"id": _ID_PREFIXES[j] + suffix} for j in sorted(retract)]),
+            )
+
+    # --- introspection (tests, bench) ---
+
+    def held_facts(self) -> int:
+        """Facts held across all live shards (always 0 between batches)."""
+        return sum(len(self._engine.get_facts(s.handle)) for s in self._shards if s.handle)
+
+    @property
+    def shard_count(self) -> int:
+        """Live shards (rulesets in use)."""
+        return len(self._shards)
+
+    @property
+    def pending_rules(self) -> int:
+        """Rules not yet sealed into a shard (matched in Python meanwhile)."""
+        return len(self._pending)
+
+    def shard_sizes(self) -> list[tuple[int, int]]:
+        """(rules, dead rules) per live shard."""
+        return [(len(s.rules), s.dead) for s in self._shards]
+
+
+class SingleThreadMatcher:
+    """Runs a :class:`ReteMatcher` on one dedicated thread, for callers on any thread.
+
+    Every call (``load``, ``unload``, ``match_batch``, ``flush``) is submitted to a single-worker
+    executor and waited for, so all durable_rules calls happen on that worker.
+
+    Args:
+        matcher: The matcher to own; a default one when omitted.
+    """
+
+    def __init__(self, matcher: ReteMatcher | None = None) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="durable-rules"
+        )
+        self._matcher = matcher if matcher is not None else self._run(ReteMatcher)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._executor.submit(fn, *args).result()
+
+    @property
+    def matcher(self) -> ReteMatcher:
+        """The owned matcher (call it only through this facade)."""
+        return self._matcher
+
+    def load(self, automation_id: str, event_triggers: Sequence[triggers.EventTrigger]) -> None:
+        """See :meth:`ReteMatcher.load`."""
+        self._run(self._matcher.load, automation_id, event_triggers)
+
+    def unload(self, automation_id: str) -> None:
+        """See :meth:`ReteMatcher.unload`."""
+        self._run(self._matcher.unload, automation_id)
+
+    def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
+        """See :meth:`ReteMatcher.match_batch`."""
+        return self._run(self._matcher.match_batch, batch)
+
+    def flush(self) -> None:
+        """See :meth:`ReteMatcher.flush`."""
+        self._run(self._matcher.flush)
+
+    def close(self) -> None:
+        """Stops the worker thread."""
+        self._executor.shutdown(wait=True)
