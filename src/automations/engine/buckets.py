@@ -165,12 +165,20 @@ class TriggerRuntime:
 
     # ------------------------------------------------------------------ helpers
 
+    def _changed(self, key: BucketKey) -> None:
+        dirty = self.dirty
+        if not dirty:
+            self.host.changed(self, key)
+        dirty.add(key)
+
     def bucketing_key(self, event: events.Event) -> BucketKey:
         """The bucket key of ``event`` (Prefect's ``EventTrigger.bucketing_key``)."""
         readers = self._readers
         if not readers:
             return ()
-        return tuple(read(event) for read in readers)
+        if len(readers) == 1:
+            return (readers[0](event),)
+        return tuple([read(event) for read in readers])
 
     def labels(self, key: BucketKey) -> dict[str, str]:
         """The firing's ``triggering_labels`` for ``key``."""
@@ -188,11 +196,11 @@ class TriggerRuntime:
         if bucket is not None:
             if last_event is not None:
                 bucket.last_event = last_event
-                self.host.changed(self, key)
+                self._changed(key)
             return bucket
         bucket = Bucket(key, start, end, initial_count, last_event)
         self.buckets[key] = bucket
-        self.host.changed(self, key)
+        self._changed(key)
         self.host.schedule(self, bucket)
         return bucket
 
@@ -215,7 +223,7 @@ class TriggerRuntime:
             bucket.count = count
             bucket.last_event = last_event
             bucket.token += 1
-        self.host.changed(self, key)
+        self._changed(key)
         self.host.schedule(self, bucket)
         return bucket
 
@@ -223,7 +231,7 @@ class TriggerRuntime:
         """Deletes a bucket."""
         if self.buckets.get(bucket.key) is bucket:
             del self.buckets[bucket.key]
-            self.host.changed(self, bucket.key)
+            self._changed(bucket.key)
         bucket.alive = False
 
     def open_first_window(self, as_of: float) -> None:
@@ -307,7 +315,7 @@ class TriggerRuntime:
         if count and (self.immediate or bucket.start <= at < bucket.end):
             bucket.count += count
             bucket.last_event = event
-            self.host.changed(self, bucket.key)
+            self._changed(bucket.key)
             count = 0
         reactive = self.reactive
         ready = reactive or bucket.end <= at

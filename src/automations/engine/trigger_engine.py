@@ -318,8 +318,7 @@ class TriggerEngine:
         self._heap.push(runtime.due(bucket), (runtime, bucket, bucket.token))
 
     def changed(self, runtime: TriggerRuntime, key: BucketKey) -> None:
-        """Called when a bucket changes: it is persisted at the end of the step."""
-        runtime.dirty.add(key)
+        """Called when a runtime's first bucket of a step changes: persisted at the step's end."""
         self._dirty_runtimes.add(runtime)
 
     def satisfied(self, runtime: TriggerRuntime, bucket: Bucket, now: float) -> None:
@@ -457,6 +456,7 @@ class TriggerEngine:
         step = Step(firings=self._firings)
         self._firings = []
         upserts = step.upserts
+        event_data: dict[int, dict[str, Any]] = {}
         for rt in self._dirty_runtimes:
             aid, tid = rt.automation_id, rt.trigger_id
             buckets = rt.buckets
@@ -465,7 +465,7 @@ class TriggerEngine:
                 if bucket is None:
                     step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
                 else:
-                    upserts.append(self._bucket_record(rt, bucket))
+                    upserts.append(self._bucket_record(rt, bucket, event_data))
             rt.dirty.clear()
         self._dirty_runtimes.clear()
         for cr in self._dirty_composites:
@@ -523,13 +523,23 @@ class TriggerEngine:
         return step
 
     @staticmethod
-    def _bucket_record(rt: TriggerRuntime, bucket: Bucket) -> StateRecord:
+    def _bucket_record(
+        rt: TriggerRuntime, bucket: Bucket, cache: dict[int, dict[str, Any]] | None = None
+    ) -> StateRecord:
         last = bucket.last_event
+        last_data: dict[str, Any] | None = None
+        if last is not None:
+            if cache is None:
+                last_data = state.event_to_data(last)
+            else:
+                last_data = cache.get(id(last))
+                if last_data is None:
+                    last_data = cache[id(last)] = state.event_to_data(last)
         data: dict[str, Any] = {
             "start": bucket.start,
             "end": bucket.end,
             "count": bucket.count,
-            "last_event": None if last is None else state.event_to_data(last),
+            "last_event": last_data,
         }
         return StateRecord(
             rt.automation_id,
