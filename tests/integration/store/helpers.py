@@ -1,0 +1,71 @@
+"""Builders shared by the store tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from automations.domain import automations, prefect_json
+from automations.domain.events import Event
+from automations.domain.firings import Firing
+
+
+def event(event_id: str, name: str = "prefect.flow-run.Completed", occurred: float = 1000.0,
+          resource_id: str = "prefect.flow-run.1", **extra: Any) -> Event:
+    return Event(
+        id=event_id,
+        event=name,
+        occurred=occurred,
+        resource={"prefect.resource.id": resource_id, "prefect.resource.name": "run"},
+        related=({"prefect.resource.id": "prefect.flow.9", "prefect.resource.role": "flow"},),
+        payload=extra.pop("payload", {"n": 1, "nested": {"a": [1, 2.5, None, "x"]}}),
+        follows=extra.pop("follows", None),
+        received=extra.pop("received", occurred + 0.5),
+    )
+
+
+def automation(automation_id: str, *, name: str = "a", enabled: bool = True,
+               created: float = 100.0, expect: str = "prefect.flow-run.Failed"
+               ) -> automations.Automation:
+    data = {
+        "name": name,
+        "description": "d",
+        "enabled": enabled,
+        "tags": ["t1"],
+        "trigger": {
+            "type": "event",
+            "id": "trig-1",
+            "posture": "Reactive",
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "expect": [expect],
+            "for_each": ["prefect.resource.id"],
+            "threshold": 2,
+            "within": 60,
+        },
+        "actions": [{"type": "do-nothing"}],
+    }
+    parsed = prefect_json.parse_automation(
+        data, automation_id=automation_id, created=created, updated=created
+    )
+    return dataclasses.replace(parsed, version=1)
+
+
+def firing(firing_id: str, automation_id: str = "a1", triggered: float = 2000.0,
+           with_child: bool = False) -> Firing:
+    child = Firing(
+        id=f"{firing_id}-child", automation_id=automation_id, trigger_id="child",
+        trigger_type="event", posture="Reactive", triggered=triggered - 1,
+        triggering_event=event(f"{firing_id}-ev-child"),
+        triggering_labels={"prefect.resource.id": "r"},
+    )
+    return Firing(
+        id=firing_id,
+        automation_id=automation_id,
+        trigger_id="trig-1",
+        trigger_type="compound" if with_child else "event",
+        posture=None if with_child else "Reactive",
+        triggered=triggered,
+        triggering_event=None if with_child else event(f"{firing_id}-ev"),
+        triggering_labels={"prefect.resource.id": "prefect.flow-run.1"},
+        child_firings=(child,) if with_child else (),
+    )

@@ -1,0 +1,99 @@
+"""Appending events dedups by id, across batches and within one, and stores every field."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from automations.store import event_log
+from automations.store.database import Database
+from tests.integration.store.helpers import event
+
+pytestmark = pytest.mark.integration
+
+
+class LazyPayload(Mapping[str, Any]):
+    """A read-only mapping that is not a dict (like the API's lazy Struct view)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def test_new_events_are_true_and_stored_with_every_field(db: Database) -> None:
+    e = event("e1", follows="e0", payload={"a": {"b": [1, 2]}, "s": "é"})
+    with db.write() as conn:
+        assert event_log.append(conn, [e]) == [True]
+    with db.read() as conn:
+        stored = event_log.get_many(conn, ["e1"])["e1"]
+    assert stored == e
+
+
+def test_an_id_already_in_the_log_is_a_duplicate(db: Database) -> None:
+    with db.write() as conn:
+        assert event_log.append(conn, [event("a"), event("b")]) == [True, True]
+    with db.write() as conn:
+        assert event_log.append(conn, [event("b"), event("c"), event("a")]) == [False, True, False]
+    with db.read() as conn:
+        assert event_log.count(conn) == 3
+
+
+def test_within_one_batch_the_first_occurrence_wins(db: Database) -> None:
+    first = event("x", occurred=1.0)
+    second = event("x", occurred=2.0)
+    with db.write() as conn:
+        assert event_log.append(conn, [first, event("y"), second, event("y")]) == [
+            True,
+            True,
+            False,
+            False,
+        ]
+    with db.read() as conn:
+        assert event_log.get_many(conn, ["x"])["x"].occurred == 1.0
+
+
+def test_batches_larger_than_a_chunk_keep_their_order_of_answers(db: Database) -> None:
+    items = [event(f"e{i % 1500}", occurred=float(i)) for i in range(2100)]
+    with db.write() as conn:
+        event_log.append(conn, [event("e7"), event("e1499")])
+        flags = event_log.append(conn, items)
+    expected = [i < 1500 and i not in (7, 1499) for i in range(2100)]
+    assert flags == expected
+    with db.read() as conn:
+        assert event_log.count(conn) == 1500
+
+
+def test_several_appends_in_one_transaction_group_commit(db: Database) -> None:
+    with db.write() as conn:
+        assert event_log.append(conn, [event("a"), event("b")]) == [True, True]
+        assert event_log.append(conn, [event("b"), event("c")]) == [False, True]
+        assert event_log.append(conn, []) == []
+        assert event_log.append(conn, [event("d")]) == [True]
+    with db.read() as conn:
+        assert event_log.count(conn) == 4
+
+
+def test_a_lazy_payload_mapping_is_stored_as_an_object(db: Database) -> None:
+    e = event("lazy", payload=LazyPayload({"k": LazyPayload({"v": 1})}))
+    with db.write() as conn:
+        assert event_log.append(conn, [e]) == [True]
+    with db.read() as conn:
+        assert event_log.get_many(conn, ["lazy"])["lazy"].payload == {"k": {"v": 1}}
+
+
+def test_a_rolled_back_append_leaves_no_ids_behind(db: Database) -> None:
+    with pytest.raises(RuntimeError), db.write() as conn:
+        event_log.append(conn, [event("gone")])
+        raise RuntimeError("crash before commit")
+    with db.write() as conn:
+        assert event_log.append(conn, [event("gone")]) == [True]
