@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from google.protobuf import field_mask_pb2, struct_pb2
+from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
 
 from automations.api import structs
 from automations.domain import actions as actions_
@@ -125,14 +125,19 @@ def etag(automation: automations.Automation) -> str:
 
 
 def event_from_proto(
-    message: event_pb2.Event, *, now: float, lazy_payload: bool = True
+    message: event_pb2.Event,
+    *,
+    received: float,
+    default_occurred: float | None = None,
+    lazy_payload: bool = True,
 ) -> events.Event:
     """Returns the domain event of an ``Event`` message, not yet validated.
 
     Args:
         message: The event as received.
-        now: The receive time, seconds since the epoch: ``received``, and ``occurred`` when the
-            message leaves it unset.
+        received: The receive time, seconds since the epoch (the message's own ``received`` is
+            output only and ignored).
+        default_occurred: ``occurred`` when the message leaves it unset; default ``received``.
         lazy_payload: Keep the payload as a copied ``Struct`` behind a ``StructMapping`` (cheap;
             converted when first read) instead of converting it to a dict now.
 
@@ -140,9 +145,10 @@ def event_from_proto(
         The event; check it with ``validation.validate_event`` (an empty ``id`` or a resource
         without ``prefect.resource.id`` are caught there, with Prefect's reasons).
     """
-    occurred = (
-        structs.timestamp_to_seconds(message.occurred) if message.HasField("occurred") else now
-    )
+    if message.HasField("occurred"):
+        occurred = structs.timestamp_to_seconds(message.occurred)
+    else:
+        occurred = received if default_occurred is None else default_occurred
     payload: Mapping[str, Any]
     if not message.HasField("payload") or not message.payload.fields:
         payload = {}
@@ -160,8 +166,13 @@ def event_from_proto(
         related=tuple(dict(related.labels) for related in message.related),
         payload=payload,
         follows=message.follows or None,
-        received=now,
+        received=received,
     )
+
+
+def time_from_proto(timestamp: timestamp_pb2.Timestamp) -> float:
+    """Returns a ``Timestamp`` as float seconds since the epoch."""
+    return structs.timestamp_to_seconds(timestamp)
 
 
 def event_to_proto(event: events.Event) -> event_pb2.Event:
@@ -243,6 +254,11 @@ def automation_to_prefect_json(
         if message.HasField("update_time"):
             out["updated"] = _iso(structs.timestamp_to_seconds(message.update_time))
     return out
+
+
+def automation_to_json(message: automation_pb2.Automation) -> dict[str, Any]:
+    """Same as ``automation_to_prefect_json(message)``: the JSON ``parse_automation`` takes."""
+    return automation_to_prefect_json(message)
 
 
 def trigger_to_prefect_json(
@@ -631,7 +647,7 @@ def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequ
                 field, "events must be in non-decreasing time order", reason="INVALID_SIMULATION"
             )
         previous = at
-        event = event_from_proto(simulated.event, now=at, lazy_payload=False)
+        event = event_from_proto(simulated.event, received=at, lazy_payload=False)
         try:
             validation.validate_event(event)
         except errors.InvalidArgument as exc:

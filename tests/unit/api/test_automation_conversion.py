@@ -276,7 +276,7 @@ def test_a_negative_threshold_is_rejected() -> None:
 
 
 def test_an_unknown_posture_number_is_rejected() -> None:
-    assert _error(_minimal(posture=7)).field == "trigger.posture"  # type: ignore[arg-type]
+    assert _error(_minimal(posture=7)).field == "trigger.posture"
 
 
 def test_require_count_beyond_the_children_can_never_fire() -> None:
