@@ -60,8 +60,8 @@ def create(conn: Connection, automation: automations_.Automation) -> automations
     Raises:
         errors.AlreadyExists: An automation with that id exists (the transaction stays usable).
     """
-    stmt = sql.insert_or_ignore(conn, _T).values(**_values(automation))
-    if conn.execute(stmt).rowcount != 1:
+    stmt = sql.insert_or_ignore(conn, _T).values(**_values(automation)).returning(_T.c.id)
+    if conn.execute(stmt).first() is None:
         raise errors.AlreadyExists(f"automation {automation.id!r} already exists")
     return automation
 

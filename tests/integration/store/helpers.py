@@ -10,8 +10,13 @@ from automations.domain.events import Event
 from automations.domain.firings import Firing
 
 
-def event(event_id: str, name: str = "prefect.flow-run.Completed", occurred: float = 1000.0,
-          resource_id: str = "prefect.flow-run.1", **extra: Any) -> Event:
+def event(
+    event_id: str,
+    name: str = "prefect.flow-run.Completed",
+    occurred: float = 1000.0,
+    resource_id: str = "prefect.flow-run.1",
+    **extra: Any,
+) -> Event:
     return Event(
         id=event_id,
         event=name,
@@ -24,9 +29,14 @@ def event(event_id: str, name: str = "prefect.flow-run.Completed", occurred: flo
     )
 
 
-def automation(automation_id: str, *, name: str = "a", enabled: bool = True,
-               created: float = 100.0, expect: str = "prefect.flow-run.Failed"
-               ) -> automations.Automation:
+def automation(
+    automation_id: str,
+    *,
+    name: str = "a",
+    enabled: bool = True,
+    created: float = 100.0,
+    expect: str = "prefect.flow-run.Failed",
+) -> automations.Automation:
     data = {
         "name": name,
         "description": "d",
@@ -50,11 +60,16 @@ def automation(automation_id: str, *, name: str = "a", enabled: bool = True,
     return dataclasses.replace(parsed, version=1)
 
 
-def firing(firing_id: str, automation_id: str = "a1", triggered: float = 2000.0,
-           with_child: bool = False) -> Firing:
+def firing(
+    firing_id: str, automation_id: str = "a1", triggered: float = 2000.0, with_child: bool = False
+) -> Firing:
     child = Firing(
-        id=f"{firing_id}-child", automation_id=automation_id, trigger_id="child",
-        trigger_type="event", posture="Reactive", triggered=triggered - 1,
+        id=f"{firing_id}-child",
+        automation_id=automation_id,
+        trigger_id="child",
+        trigger_type="event",
+        posture="Reactive",
+        triggered=triggered - 1,
         triggering_event=event(f"{firing_id}-ev-child"),
         triggering_labels={"prefect.resource.id": "r"},
     )

@@ -12,14 +12,24 @@ from tests.integration.store.helpers import event
 
 pytestmark = pytest.mark.integration
 
-NAMES = ["prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.task-run.Completed",
-         "odd_name%x", "oddXnameYx", "q?[x]"]
+NAMES = [
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.task-run.Completed",
+    "odd_name%x",
+    "oddXnameYx",
+    "q?[x]",
+]
 
 
 def seed(db: Database) -> list[Event]:
     items = [
-        event(f"e{i:03d}", name=NAMES[i % len(NAMES)], occurred=1000.0 + i // 2,
-              resource_id=f"prefect.flow-run.{i % 3}")
+        event(
+            f"e{i:03d}",
+            name=NAMES[i % len(NAMES)],
+            occurred=1000.0 + i // 2,
+            resource_id=f"prefect.flow-run.{i % 3}",
+        )
         for i in range(60)
     ]
     with db.write() as conn:
@@ -66,8 +76,10 @@ def test_newest_first_pages_walk_backwards(db: Database) -> None:
         (["prefect.flow-run.Completed"], {"prefect.flow-run.Completed"}),
         (["prefect.flow-run.*"], {"prefect.flow-run.Completed", "prefect.flow-run.Failed"}),
         (["*.Completed"], {"prefect.flow-run.Completed", "prefect.task-run.Completed"}),
-        (["prefect.flow-run.Failed", "prefect.task-*"],
-         {"prefect.flow-run.Failed", "prefect.task-run.Completed"}),
+        (
+            ["prefect.flow-run.Failed", "prefect.task-*"],
+            {"prefect.flow-run.Failed", "prefect.task-run.Completed"},
+        ),
         (["odd_name%*"], {"odd_name%x"}),  # _ and % are literal, not SQL wildcards
         (["q?[x]*"], {"q?[x]"}),  # ? and [ are literal, not GLOB wildcards
         (["PREFECT.*"], set()),  # case-sensitive
@@ -90,7 +102,8 @@ def test_resource_and_time_filters_combine(db: Database) -> None:
             conn, resource_id="prefect.flow-run.1", start=1005.0, end=1020.0, page_size=1000
         )
     expected = [
-        e for e in everything
+        e
+        for e in everything
         if e.resource_id == "prefect.flow-run.1" and 1005.0 <= e.occurred < 1020.0
     ]
     assert ids(page) == ids(expected) and expected and token == ""

@@ -1,0 +1,53 @@
+"""Firing history: stored whole (with its event and children), listed newest first by pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from automations.domain import errors
+from automations.store import firings_repo
+from automations.store.database import Database
+from tests.integration.store.helpers import firing
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_firing_reads_back_whole_with_its_event_and_children(db: Database) -> None:
+    plain, composite = firing("f1"), firing("f2", with_child=True)
+    with db.write() as conn:
+        firings_repo.insert_many(conn, [plain, composite])
+        firings_repo.insert_many(conn, [plain])  # a repeated id is skipped
+    with db.read() as conn:
+        assert firings_repo.get(conn, "f1") == plain
+        assert firings_repo.get(conn, "f2") == composite
+        with pytest.raises(errors.NotFound):
+            firings_repo.get(conn, "nope")
+
+
+def test_list_is_newest_first_paged_and_filtered_by_automation(db: Database) -> None:
+    items = [
+        firing(f"f{i}", automation_id="a1" if i % 2 else "a2", triggered=float(i // 2))
+        for i in range(9)
+    ]
+    with db.write() as conn:
+        firings_repo.insert_many(conn, items)
+    expected = [f.id for f in sorted(items, key=lambda f: (f.triggered, f.id), reverse=True)]
+    seen: list[str] = []
+    token = ""
+    with db.read() as conn:
+        while True:
+            page, token = firings_repo.list_page(conn, page_size=2, page_token=token)
+            seen.extend(f.id for f in page)
+            if not token:
+                break
+        only_a1, _ = firings_repo.list_page(conn, automation_id="a1")
+    assert seen == expected
+    assert [f.id for f in only_a1] == [i for i in expected if int(i[1:]) % 2]
+
+
+def test_purge_drops_old_firings(db: Database) -> None:
+    with db.write() as conn:
+        firings_repo.insert_many(conn, [firing("old", triggered=1.0), firing("new", triggered=9.0)])
+        assert firings_repo.purge(conn, 5.0) == 1
+    with db.read() as conn:
+        assert [f.id for f in firings_repo.list_page(conn)[0]] == ["new"]
