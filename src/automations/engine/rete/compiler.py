@@ -277,6 +277,7 @@ def label_condition(field: str, patterns: Sequence[str]) -> tuple[JSON, bool, in
     alternatives: list[JSON] = []
     equalities = 0
     others = 0
+    all_exact = True
     for pattern in patterns:
         if pattern.startswith("!"):
             body = pattern[1:]
@@ -286,8 +287,9 @@ def label_condition(field: str, patterns: Sequence[str]) -> tuple[JSON, bool, in
             others += 1
             continue
         condition, exact, is_equality = glob_condition(field, pattern)
-        if not exact:
-            return {"$ex": {field: 1}}, False, 1, 1
+        if "$ex" in condition:  # matches every present value: the whole label does
+            return condition, exact, 1, 1
+        all_exact = all_exact and exact
         alternatives.append(condition)
         if is_equality:
             equalities += 1
@@ -295,8 +297,8 @@ def label_condition(field: str, patterns: Sequence[str]) -> tuple[JSON, bool, in
             others += 1
     factor = min(1, equalities) + others
     if len(alternatives) == 1:
-        return alternatives[0], True, factor, 1
-    return {"$or": alternatives}, True, factor, len(alternatives)
+        return alternatives[0], all_exact, factor, 1
+    return {"$or": alternatives}, all_exact, factor, len(alternatives)
 
 
 def name_condition(pattern: str | None) -> tuple[JSON | None, str | None]:
