@@ -48,7 +48,7 @@ BucketKey = tuple[str, ...]
 class Bucket:
     """One open window of one trigger for one ``for_each`` key."""
 
-    __slots__ = ("key", "start", "end", "count", "last_event", "token", "alive")
+    __slots__ = ("key", "start", "end", "count", "last_event", "token", "alive", "stored")
 
     def __init__(
         self,
@@ -65,6 +65,7 @@ class Bucket:
         self.last_event = last_event
         self.token = 0
         self.alive = True
+        self.stored = False
 
     def __repr__(self) -> str:
         last = None if self.last_event is None else self.last_event.id
@@ -131,6 +132,7 @@ class TriggerRuntime:
         "parent",
         "alive",
         "dirty",
+        "removed_stored",
         "reactive",
         "immediate",
         "has_after",
@@ -153,6 +155,7 @@ class TriggerRuntime:
         self.parent: Any = None
         self.alive = True
         self.dirty: set[BucketKey] = set()
+        self.removed_stored: set[BucketKey] = set()
         self.reactive = trigger.posture is triggers.Posture.REACTIVE
         self.within = float(trigger.within)
         self.immediate = self.reactive and self.within == 0
@@ -231,7 +234,9 @@ class TriggerRuntime:
         """Deletes a bucket."""
         if self.buckets.get(bucket.key) is bucket:
             del self.buckets[bucket.key]
-            self._changed(bucket.key)
+            if bucket.stored:
+                self.removed_stored.add(bucket.key)
+                self._changed(bucket.key)
         bucket.alive = False
 
     def open_first_window(self, as_of: float) -> None:

@@ -28,6 +28,7 @@ class CompositeRuntime:
         parent: The enclosing composite runtime, or None for the automation's top-level trigger.
         child_firings: Child trigger id -> its latest stored firing, oldest stored first.
         dirty: Child ids whose stored firing changed since the last step.
+        stored: Child ids with a persisted record.
         alive: False once unloaded or replaced.
     """
 
@@ -38,6 +39,7 @@ class CompositeRuntime:
         "parent",
         "child_firings",
         "dirty",
+        "stored",
         "alive",
         "required",
         "sequence",
@@ -52,6 +54,7 @@ class CompositeRuntime:
         self.parent: CompositeRuntime | None = None
         self.child_firings: dict[str, firings.Firing] = {}
         self.dirty: set[str] = set()
+        self.stored: set[str] = set()
         self.alive = True
         self.sequence = isinstance(trigger, triggers.SequenceTrigger)
         self.required = trigger.required_count

@@ -155,6 +155,7 @@ class TriggerEngine:
                 kept.add(tid)
                 new_rt.buckets = old_rt.buckets
                 new_rt.dirty = old_rt.dirty
+                new_rt.removed_stored = old_rt.removed_stored
                 if new_rt.dirty:
                     self._dirty_runtimes.add(new_rt)
                 for bucket in new_rt.buckets.values():
@@ -167,6 +168,7 @@ class TriggerEngine:
                 kept.add(tid)
                 new_cr.child_firings = old_cr.child_firings
                 new_cr.dirty = old_cr.dirty
+                new_cr.stored = old_cr.stored
                 if new_cr.dirty:
                     self._dirty_composites.add(new_cr)
 
@@ -209,6 +211,7 @@ class TriggerEngine:
                     int(data["count"]),
                     None if last is None else state.event_from_data(last),
                 )
+                bucket.stored = True
                 rt.buckets[key] = bucket
                 self.schedule(rt, bucket)
             elif record.kind == state.CHILD_FIRING:
@@ -224,6 +227,7 @@ class TriggerEngine:
         child_records.sort(key=lambda item: item[1].triggered)
         for cr, firing in child_records:
             cr.child_firings[firing.trigger_id] = firing
+            cr.stored.add(firing.trigger_id)
 
     def _forget_runtimes(self, loaded: _Loaded) -> None:
         for rt in loaded.event_runtimes.values():
@@ -236,7 +240,8 @@ class TriggerEngine:
             self._dirty_composites.discard(cr)
 
     def _drop_event_state(self, rt: TriggerRuntime) -> None:
-        for key in set(rt.buckets) | rt.dirty:
+        stored = {k for k, b in rt.buckets.items() if b.stored} | rt.removed_stored
+        for key in stored:
             self._pending_deletes.append(
                 StateRecord(rt.automation_id, rt.trigger_id, state.BUCKET, _key_text(key))
             )
@@ -244,7 +249,7 @@ class TriggerEngine:
             bucket.alive = False
 
     def _drop_composite_state(self, cr: CompositeRuntime) -> None:
-        for child_id in set(cr.child_firings) | cr.dirty:
+        for child_id in cr.stored:
             self._pending_deletes.append(
                 StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
             )
@@ -460,22 +465,31 @@ class TriggerEngine:
         for rt in self._dirty_runtimes:
             aid, tid = rt.automation_id, rt.trigger_id
             buckets = rt.buckets
+            removed = rt.removed_stored
             for key in rt.dirty:
                 bucket = buckets.get(key)
                 if bucket is None:
-                    step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
+                    if key in removed:
+                        step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
                 else:
+                    bucket.stored = True
                     upserts.append(self._bucket_record(rt, bucket, event_data))
             rt.dirty.clear()
+            removed.clear()
         self._dirty_runtimes.clear()
         for cr in self._dirty_composites:
             for child_id in cr.dirty:
                 stored = cr.child_firings.get(child_id)
                 if stored is None:
-                    step.deletes.append(
-                        StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
-                    )
+                    if child_id in cr.stored:
+                        cr.stored.discard(child_id)
+                        step.deletes.append(
+                            StateRecord(
+                                cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id
+                            )
+                        )
                 else:
+                    cr.stored.add(child_id)
                     upserts.append(
                         StateRecord(
                             cr.automation_id,
