@@ -3,7 +3,9 @@
 Not a test. Usage::
 
     .venv/bin/python bench/store_append.py                       # SQLite temp file
-    .venv/bin/python bench/store_append.py postgresql:///test    # an existing database
+    .venv/bin/python bench/store_append.py postgresql:///scratch # an existing database
+
+The store's tables in the given database are dropped and re-created: use a scratch database.
 
 Every batch after the first repeats 10% of the previous batch's ids and 1% of its own, so the
 dedup path is exercised. Prints events/s including orjson encoding of the domain events.
@@ -61,6 +63,7 @@ def run(url: str, batches: int, size: int) -> float:
     db = Database(url)
     with db.write() as conn:
         tables.metadata.drop_all(conn)
+        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     db.migrate()
     data = make_batches(batches, size)
     start = time.perf_counter()

@@ -8,10 +8,12 @@ Append is the hot path and bypasses SQLAlchemy's statement compilation:
 
 - SQLite: multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` in chunks of
   ``SQLITE_CHUNK`` rows (well under the bound-variable limit); the SQL text is cached per size.
-- PostgreSQL: binary ``COPY`` into a per-session temporary table, then one
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id``. Measured against the alternatives
-  (multi-row VALUES, ``unnest`` of arrays, pipelined executemany) it was the fastest, see
-  ``bench/store_append.py``.
+- PostgreSQL: one ``SELECT id ... = ANY(array)`` finds the ids already stored, then a binary
+  ``COPY`` writes the new rows straight into ``events`` inside a savepoint. Should another writer
+  have inserted one of them in between (several replicas), the savepoint is rolled back and the
+  rows go through a per-session temporary table and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING
+  RETURNING id``. Measured against the alternatives (multi-row VALUES, ``unnest`` of arrays,
+  pipelined executemany, always staging) it was the fastest, see ``bench/store_append.py``.
 
 Duplicates inside one call are removed in Python first (the first occurrence wins), so the database
 only ever sees distinct ids.
@@ -44,6 +46,8 @@ _PG_PREPARE = (
     f"DELETE FROM {_PG_STAGING}"
 )
 _PG_COPY = f"COPY {_PG_STAGING} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+_PG_COPY_EVENTS = f"COPY events ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"
+_PG_EXISTING = "SELECT id FROM events WHERE id = ANY(%b::text[])"
 _PG_INSERT = (
     f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_PG_STAGING} "
     f"ON CONFLICT DO NOTHING RETURNING id"
@@ -150,15 +154,39 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
 
 
 def _append_postgresql(conn: Connection, rows: list[Row]) -> set[str]:
+    from psycopg import errors as pg_errors
+
     dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
     with dbapi.cursor() as cursor:
-        cursor.execute(_PG_PREPARE)
-        with cursor.copy(_PG_COPY) as copy:
-            copy.set_types(_PG_TYPES)
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(_PG_INSERT)
-        return {r[0] for r in cursor.fetchall()}
+        cursor.execute(_PG_EXISTING, ([row[0] for row in rows],))
+        existing = {r[0] for r in cursor.fetchall()}
+        fresh = [row for row in rows if row[0] not in existing]
+        if not fresh:
+            return set()
+        # Fast path: COPY straight into the log. Only another writer (a second replica) could have
+        # inserted one of these ids since the check; then the COPY fails, the savepoint undoes it,
+        # and the staged INSERT ... ON CONFLICT DO NOTHING settles who won, row by row.
+        cursor.execute("SAVEPOINT automations_append")
+        try:
+            with cursor.copy(_PG_COPY_EVENTS) as copy:
+                copy.set_types(_PG_TYPES)
+                for row in fresh:
+                    copy.write_row(row)
+        except pg_errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT automations_append")
+            return _append_postgresql_staged(cursor, fresh)
+        cursor.execute("RELEASE SAVEPOINT automations_append")
+        return {row[0] for row in fresh}
+
+
+def _append_postgresql_staged(cursor: Any, rows: list[Row]) -> set[str]:
+    cursor.execute(_PG_PREPARE)
+    with cursor.copy(_PG_COPY) as copy:
+        copy.set_types(_PG_TYPES)
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(_PG_INSERT)
+    return {r[0] for r in cursor.fetchall()}
 
 
 def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, events_.Event]:

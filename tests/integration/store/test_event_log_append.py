@@ -97,3 +97,25 @@ def test_a_rolled_back_append_leaves_no_ids_behind(db: Database) -> None:
         raise RuntimeError("crash before commit")
     with db.write() as conn:
         assert event_log.append(conn, [event("gone")]) == [True]
+
+
+def test_postgresql_falls_back_when_another_writer_won_the_race(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("the COPY fast path and its fallback are PostgreSQL's")
+    with db.write() as conn:
+        event_log.append(conn, [event("taken")])
+    # Blind the pre-check, as if another replica inserted "taken" after it ran.
+    monkeypatch.setattr(
+        event_log, "_PG_EXISTING", "SELECT id FROM events WHERE false AND id = ANY(%b::text[])"
+    )
+    with db.write() as conn:
+        assert event_log.append(conn, [event("new"), event("taken"), event("new2")]) == [
+            True,
+            False,
+            True,
+        ]
+        assert event_log.append(conn, [event("later")]) == [True]  # the transaction is fine
+    with db.read() as conn:
+        assert event_log.count(conn) == 4

@@ -1,4 +1,4 @@
-"""initial schema
+"""Initial schema: automations, events, engine_state, firings, action_invocations.
 
 Revision ID: 0001
 Revises:
