@@ -201,6 +201,7 @@ class _Pack:
     labels: set[str] = dataclasses.field(default_factory=set)
     width: int = 0
     wild_weight: int = 0
+    max_exact: int = 0
     exact_weight: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def fits(self, rule: compiler.Rule, limits: _Limits) -> bool:
@@ -208,9 +209,8 @@ class _Pack:
             return False
         if len(self.labels | rule.labels) > limits.max_fields:
             return False
-        top = max(self.exact_weight.values(), default=0)
         if rule.name_exact is None:
-            return self.wild_weight + rule.weight + top <= limits.max_weight
+            return self.wild_weight + rule.weight + self.max_exact <= limits.max_weight
         mine = self.exact_weight.get(rule.name_exact, 0)
         return self.wild_weight + mine + rule.weight <= limits.max_weight
 
@@ -222,7 +222,9 @@ class _Pack:
             self.wild_weight += compiled.weight
         else:
             name = compiled.name_exact
-            self.exact_weight[name] = self.exact_weight.get(name, 0) + compiled.weight
+            weight = self.exact_weight.get(name, 0) + compiled.weight
+            self.exact_weight[name] = weight
+            self.max_exact = max(self.max_exact, weight)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -261,11 +263,9 @@ class _Entry:
         self.expect = trigger.expect
         if not trigger.expect:
             self.index_patterns: tuple[str, ...] = ("*",)
-            self.regex = re.compile(".+")
         else:
-            both = tuple(sorted(set(trigger.expect) | set(trigger.after)))
-            self.index_patterns = both
-            self.regex = re.compile("|".join(re.escape(p).replace("\\*", ".+") for p in both))
+            self.index_patterns = tuple(sorted(set(trigger.expect) | set(trigger.after)))
+        self.regex: re.Pattern[str] | None = None  # compiled on first use
         self.spec = compiler.canonical_spec(trigger.match)
         self.never = compiler.spec_is_unsatisfiable(self.spec)
         self.related = tuple(compiler.canonical_spec(s) for s in trigger.match_related if s)
@@ -280,6 +280,13 @@ class _Entry:
         """Prefect's name part of ``covers`` plus (starts_after, expects); None if not covered."""
         if not any(_fnmatch(name, p) for p in self.index_patterns):
             return None
+        if self.regex is None:
+            if not self.expect:
+                self.regex = re.compile(".+")
+            else:
+                self.regex = re.compile(
+                    "|".join(re.escape(p).replace("\\*", ".+") for p in self.index_patterns)
+                )
         if self.regex.match(name) is None:
             return None
         after = any(compiler.label_pattern_matches(p, name) for p in self.after)
