@@ -48,7 +48,17 @@ BucketKey = tuple[str, ...]
 class Bucket:
     """One open window of one trigger for one ``for_each`` key."""
 
-    __slots__ = ("key", "start", "end", "count", "last_event", "token", "alive", "stored")
+    __slots__ = (
+        "key",
+        "start",
+        "end",
+        "count",
+        "last_event",
+        "token",
+        "scheduled",
+        "alive",
+        "stored",
+    )
 
     def __init__(
         self,
@@ -64,6 +74,7 @@ class Bucket:
         self.count = count
         self.last_event = last_event
         self.token = 0
+        self.scheduled = -1
         self.alive = True
         self.stored = False
 
@@ -79,9 +90,6 @@ class BucketHost(Protocol):
         self, runtime: TriggerRuntime, key: BucketKey, event: events.Event | None, now: float
     ) -> None:
         """A trigger fired for ``key`` at wall time ``now`` with ``event`` as triggering event."""
-
-    def schedule(self, runtime: TriggerRuntime, bucket: Bucket) -> None:
-        """A bucket was opened or moved: (re)schedule its deadline or sweep."""
 
     def changed(self, runtime: TriggerRuntime, key: BucketKey) -> None:
         """A bucket was created, changed or removed: persist it at the end of the step."""
@@ -204,7 +212,6 @@ class TriggerRuntime:
         bucket = Bucket(key, start, end, initial_count, last_event)
         self.buckets[key] = bucket
         self._changed(key)
-        self.host.schedule(self, bucket)
         return bucket
 
     def start_new(
@@ -227,7 +234,6 @@ class TriggerRuntime:
             bucket.last_event = last_event
             bucket.token += 1
         self._changed(key)
-        self.host.schedule(self, bucket)
         return bucket
 
     def remove(self, bucket: Bucket) -> None:

@@ -183,6 +183,9 @@ class TriggerEngine:
             if rt.watches_always and () not in rt.buckets:
                 if now is not None:
                     rt.open_first_window(self.clock.as_of(now))
+                    for bucket in rt.buckets.values():
+                        if bucket.scheduled != bucket.token:
+                            self.schedule(rt, bucket)
                 else:
                     self._pending_open.append(rt)
 
@@ -319,7 +322,8 @@ class TriggerEngine:
         self._firings.append(firing)
 
     def schedule(self, runtime: TriggerRuntime, bucket: Bucket) -> None:
-        """Called when a bucket opens or moves: schedules its deadline (or sweep)."""
+        """Schedules a bucket's deadline (or sweep); done for the buckets alive after a step."""
+        bucket.scheduled = bucket.token
         self._heap.push(runtime.due(bucket), (runtime, bucket, bucket.token))
 
     def changed(self, runtime: TriggerRuntime, key: BucketKey) -> None:
@@ -473,6 +477,8 @@ class TriggerEngine:
                         step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
                 else:
                     bucket.stored = True
+                    if bucket.scheduled != bucket.token:
+                        self.schedule(rt, bucket)
                     upserts.append(self._bucket_record(rt, bucket, event_data))
             rt.dirty.clear()
             removed.clear()
