@@ -299,19 +299,38 @@ class _Entry:
 _fnmatch = fnmatch.fnmatchcase
 
 
-class _Candidates:
-    """What one event name resolves to: covered triggers, in touch order, and shards to post to."""
+def _first(item: tuple[tuple[int, int], matching.Touch]) -> tuple[int, int]:
+    return item[0]
 
-    __slots__ = ("entries", "shards")
+
+class _Candidates:
+    """What one event name resolves to (cached per name).
+
+    Attributes:
+        plain: Covered triggers decided without the rete (empty ``match``, or rules still
+            pending), in touch order.
+        by_rule: Covered triggers with sealed rules, by rule number: work per event is then
+            proportional to the rules that fired, not to the triggers the name covers.
+        sealed: The triggers of ``by_rule``, in touch order (for events on the Python path).
+        shards: The shards to post an event of this name to.
+    """
+
+    __slots__ = ("plain", "by_rule", "sealed", "shards")
 
     def __init__(
-        self, entries: tuple[tuple[_Entry, matching.Touch], ...], shards: tuple[_Shard, ...]
+        self,
+        plain: tuple[tuple[_Entry, matching.Touch], ...],
+        by_rule: dict[int, tuple[tuple[_Entry, matching.Touch], ...]],
+        sealed: tuple[tuple[_Entry, matching.Touch], ...],
+        shards: tuple[_Shard, ...],
     ) -> None:
-        self.entries = entries
+        self.plain = plain
+        self.by_rule = by_rule
+        self.sealed = sealed
         self.shards = shards
 
 
-_NO_CANDIDATES = _Candidates((), ())
+_NO_CANDIDATES = _Candidates((), {}, (), ())
 
 
 @dataclasses.dataclass(slots=True)
@@ -560,20 +579,34 @@ class ReteMatcher:
             found[id(entry)] = entry
         for entry in self._wild:
             found[id(entry)] = entry
-        out: list[tuple[_Entry, matching.Touch]] = []
+        plain: list[tuple[_Entry, matching.Touch]] = []
+        sealed: list[tuple[_Entry, matching.Touch]] = []
+        by_rule: dict[int, list[tuple[_Entry, matching.Touch]]] = {}
         shards: dict[int, _Shard] = {}
         for entry in sorted(found.values(), key=lambda e: e.order):
             flags = entry.name_flags(name)
             if flags is None or entry.never:
                 continue
-            out.append((entry, entry.touches[flags]))
+            item = (entry, entry.touches[flags])
             if entry.rules and all(r.shard is not None for r in entry.rules):
+                sealed.append(item)
                 for rule in entry.rules:
                     assert rule.shard is not None
                     shards[id(rule.shard)] = rule.shard
+                    by_rule.setdefault(rule.number, []).append(item)
+            else:
+                plain.append(item)
         if len(self._cache) >= _NAME_CACHE_LIMIT:
             self._cache.clear()
-        result = _Candidates(tuple(out), tuple(shards.values())) if out else _NO_CANDIDATES
+        if not plain and not sealed:
+            result = _NO_CANDIDATES
+        else:
+            result = _Candidates(
+                tuple(plain),
+                {number: tuple(items) for number, items in by_rule.items()},
+                tuple(sealed),
+                tuple(shards.values()),
+            )
         self._cache[name] = result
         return result
 
@@ -611,44 +644,51 @@ class ReteMatcher:
                     posts[id(shard)] = (shard, [i])
                 else:
                     slot[1].append(i)
-        fired: set[tuple[int, int]] = set()
+        fired: dict[int, list[_Rule]] = {}
         for shard, indices in posts.values():
             self._post(shard, chunk, indices, fired, python_path)
         results: list[list[matching.Touch]] = []
         for i, event in enumerate(chunk):
             cands = resolved[i]
-            if not cands.entries:
-                results.append([])
-                continue
-            touches: list[matching.Touch] = []
-            for entry, touch in cands.entries:
-                if entry.rules:
-                    if not self._spec_ok(entry, event, i, fired, i in python_path):
-                        continue
+            touches: list[tuple[tuple[int, int], matching.Touch]] = []
+            for entry, touch in cands.plain:
+                if entry.rules and not self._python_spec(entry, event):
+                    continue
                 if entry.related and not self._related_ok(entry, event):
                     continue
-                touches.append(touch)
-            results.append(touches)
+                touches.append((entry.order, touch))
+            if i in python_path:
+                for entry, touch in cands.sealed:
+                    if not self._python_spec(entry, event):
+                        continue
+                    if entry.related and not self._related_ok(entry, event):
+                        continue
+                    touches.append((entry.order, touch))
+            else:
+                rules = fired.get(i)
+                if rules:
+                    seen: set[int] = set()
+                    for rule in rules:
+                        items = cands.by_rule.get(rule.number)
+                        if not items:
+                            continue
+                        assert rule.compiled is not None
+                        exact = rule.compiled.exact
+                        for entry, touch in items:
+                            if id(entry) in seen:
+                                continue
+                            seen.add(id(entry))
+                            if not exact and not self._python_spec(entry, event):
+                                continue
+                            if entry.related and not self._related_ok(entry, event):
+                                continue
+                            touches.append((entry.order, touch))
+            if len(touches) > 1:
+                touches.sort(key=_first)
+            results.append([touch for _, touch in touches])
         return results
 
-    def _spec_ok(
-        self,
-        entry: _Entry,
-        event: events.Event,
-        i: int,
-        fired: set[tuple[int, int]],
-        python: bool,
-    ) -> bool:
-        rules = entry.rules
-        if not python and all(r.shard is not None for r in rules):
-            for rule in rules:
-                if (i, rule.number) in fired:
-                    assert rule.compiled is not None
-                    if rule.compiled.exact:
-                        return True
-                    self.stats.python_checks += 1
-                    return compiler.spec_holds(entry.spec, event.resource)
-            return False
+    def _python_spec(self, entry: _Entry, event: events.Event) -> bool:
         self.stats.python_checks += 1
         return compiler.spec_holds(entry.spec, event.resource)
 
@@ -667,7 +707,7 @@ class ReteMatcher:
         shard: _Shard,
         chunk: Sequence[events.Event],
         indices: list[int],
-        fired: set[tuple[int, int]],
+        fired: dict[int, list[_Rule]],
         python_path: set[int],
     ) -> None:
         self._seq += 1
@@ -703,7 +743,7 @@ class ReteMatcher:
             retract.add(j)
             rule = numbers.get(int(m.group(1)))
             if rule is not None and rule.shard is shard:
-                fired.add((indices[j], rule.number))
+                fired.setdefault(indices[j], []).append(rule)
         if code == _ERR_EVENT_OBSERVED:
             self.stats.fallbacks += 1
             python_path.update(indices)
