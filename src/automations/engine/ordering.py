@@ -36,6 +36,8 @@ SEEN_EXPIRATION = 1800.0
 """Seconds a processed event id is remembered for deduplication and as a leader."""
 MAX_DEPTH = 20
 """Prefect's ``MAX_DEPTH_OF_PRECEDING_EVENT``."""
+MAX_SEEN = 1_000_000
+"""Processed ids remembered at most (Prefect keeps 10,000); the oldest are forgotten first."""
 
 
 def received_at(event: events.Event) -> float:
@@ -58,8 +60,10 @@ class CausalOrdering:
         seen_ttl: float = SEEN_EXPIRATION,
         lookback: float = PRECEDING_EVENT_LOOKBACK,
         max_depth: int = MAX_DEPTH,
+        max_seen: int = MAX_SEEN,
     ) -> None:
         self.clock = clock
+        self.max_seen = max_seen
         self.seen_ttl = seen_ttl
         self.lookback = lookback
         self.max_depth = max_depth
@@ -86,6 +90,16 @@ class CausalOrdering:
         self._seen[event_id] = expires
         self._seen_queue.append((expires, event_id))
         self.new_seen.append(event_id)
+        if len(self._seen) > self.max_seen:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        queue = self._seen_queue
+        seen = self._seen
+        while queue and len(seen) > self.max_seen:
+            expires, event_id = queue.popleft()
+            if seen.get(event_id) == expires:
+                del seen[event_id]
 
     def expire_seen(self, now: float) -> None:
         """Forgets ids whose time has passed (memory bound)."""

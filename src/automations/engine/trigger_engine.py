@@ -32,6 +32,7 @@ import orjson
 
 from automations.domain import automations, events, firings, triggers
 from automations.engine import matching, state
+from automations.engine import ordering as ordering_
 from automations.engine.buckets import Bucket, BucketKey, TriggerRuntime
 from automations.engine.clock import EventClock
 from automations.engine.composite import CompositeRuntime
@@ -73,17 +74,24 @@ class TriggerEngine:
         matcher: matching.Matcher,
         *,
         new_id: Callable[[], str] = _default_id,
+        max_seen: int = ordering_.MAX_SEEN,
+        persist_seen: bool = True,
     ) -> None:
         """Creates an engine with nothing loaded.
 
         Args:
             matcher: Finds the triggers an event touches.
             new_id: Makes firing ids (deterministic ones in simulations).
+            max_seen: Processed event ids remembered (30 minutes at most) for dedup and ``follows``.
+            persist_seen: Emit ``seen`` records (one per call, listing its processed ids), so that
+                dedup and ``follows`` survive a restart exactly; off when the caller dedups itself
+                and accepts that a follower of a pre-restart leader waits until it is lost.
         """
         self.matcher = matcher
         self.new_id = new_id
+        self.persist_seen = persist_seen
         self.clock = EventClock()
-        self.ordering = CausalOrdering(self.clock)
+        self.ordering = CausalOrdering(self.clock, max_seen=max_seen)
         self._automations: dict[str, _Loaded] = {}
         self._order = 0
         self._by_object: dict[int, TriggerRuntime] = {}
@@ -508,7 +516,7 @@ class TriggerEngine:
             cr.dirty.clear()
         self._dirty_composites.clear()
         new_seen, held_changed, clock_changed = self.ordering.drain()
-        if new_seen:
+        if new_seen and self.persist_seen:
             expires = now + self.ordering.seen_ttl
             chunk_key = str(self._chunk_seq)
             self._chunk_seq += 1
@@ -589,7 +597,7 @@ class TriggerEngine:
                 )
             )
         by_expiry: dict[float, list[str]] = {}
-        for event_id, expires in self.ordering.seen_items():
+        for event_id, expires in self.ordering.seen_items() if self.persist_seen else ():
             by_expiry.setdefault(expires, []).append(event_id)
         for index, (expires, ids) in enumerate(sorted(by_expiry.items())):
             out.append(

@@ -99,3 +99,10 @@ def test_a_held_follower_moves_the_event_clock_on_arrival_and_when_processed() -
     eng.process([event("lead", "x", 200, occurred=20)], T0 + 200)
     assert eng.clock.clock == T0 + 20
     assert eng.clock.updated == T0 + 200
+
+
+def test_the_seen_ids_are_bounded_oldest_first() -> None:
+    ordering = CausalOrdering(EventClock(), max_seen=2)
+    ordering.take([event("a", "x", 1), event("b", "x", 2), event("c", "x", 3)], T0 + 3)
+    assert not ordering.has_been_seen("a", T0 + 3)
+    assert ordering.has_been_seen("b", T0 + 3) and ordering.has_been_seen("c", T0 + 3)
