@@ -165,7 +165,10 @@ class Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """Opens a read transaction (a consistent snapshot on both backends), always rolled back.
+        """Opens a read transaction on the reader engine, rolled back at the end.
+
+        On SQLite the whole block reads one snapshot; on PostgreSQL (READ COMMITTED) each statement
+        does.
 
         Yields:
             A connection inside a transaction on the reader engine.

@@ -29,11 +29,15 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from automations.domain import errors
 from automations.domain import events as events_
 from automations.store import pagination, tables
 
 SQLITE_CHUNK = 500
 """Rows per multi-row INSERT on SQLite (7 bound variables each)."""
+MAX_KEY_BYTES = 2000
+"""Longest indexed text (event id, name, resource id, follows) in UTF-8 bytes. PostgreSQL cannot
+index a B-tree entry over ~2,700 bytes, and one such event would fail a whole group commit."""
 
 _COLUMNS = ("id", "event", "occurred", "received", "resource_id", "follows", "data")
 _COLUMN_LIST = ", ".join(_COLUMNS)
@@ -119,12 +123,17 @@ def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
     Returns:
         One flag per event, in order: True if the event is new, False if its id is already in the
         log or appeared earlier in ``items`` (the first occurrence wins).
+
+    Raises:
+        errors.InvalidArgument: An id, name, resource id or ``follows`` is longer than
+            ``MAX_KEY_BYTES`` (checked before anything is written).
     """
     if not items:
         return []
     first: dict[str, int] = {}
     rows: list[Row] = []
     for index, event in enumerate(items):
+        _check_keys(index, event)
         if event.id not in first:
             first[event.id] = index
             rows.append(to_row(event))
@@ -133,6 +142,21 @@ def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
     else:
         inserted = _append_sqlite(conn, rows)
     return [first[e.id] == i and e.id in inserted for i, e in enumerate(items)]
+
+
+def _check_keys(index: int, event: events_.Event) -> None:
+    for name, value in (
+        ("id", event.id),
+        ("event", event.event),
+        ("resource", event.resource_id),
+        ("follows", event.follows or ""),
+    ):
+        if len(value) * 4 > MAX_KEY_BYTES and len(value.encode("utf-8")) > MAX_KEY_BYTES:
+            raise errors.InvalidArgument(
+                f"events[{index}].{name}",
+                f"is longer than {MAX_KEY_BYTES} bytes, too long to index",
+                reason="KEY_TOO_LONG",
+            )
 
 
 @functools.lru_cache(maxsize=8)

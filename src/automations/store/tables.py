@@ -8,6 +8,8 @@ Conventions:
   ``LargeBinary`` holding orjson-encoded UTF-8 JSON (BLOB on SQLite, BYTEA on PostgreSQL): no
   str round trip, no server-side JSON parsing on the write path. ``automations.definition`` is
   ``Text`` (Prefect's JSON, rarely written, nice to read in a SQL shell).
+- Identifiers are ``Text``: clients choose event ids, and no length limit of ours should turn one
+  long id into a failed group commit (``event_log.append`` rejects keys too long for an index).
 - No foreign keys between the engine's tables: a group commit must never fail because one
   record of the batch refers to an automation deleted a moment earlier. ``automations_repo.delete``
   removes dependent engine state explicitly.
@@ -31,7 +33,7 @@ metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 automations = sa.Table(
     "automations",
     metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
@@ -51,12 +53,12 @@ automations = sa.Table(
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("id", sa.Text, primary_key=True),
     sa.Column("event", sa.Text, nullable=False),
     sa.Column("occurred", sa.Double, nullable=False),
     sa.Column("received", sa.Double, nullable=False),
     sa.Column("resource_id", sa.Text, nullable=False),
-    sa.Column("follows", sa.String(255), nullable=True),
+    sa.Column("follows", sa.Text, nullable=True),
     sa.Column(
         "data",
         sa.LargeBinary,
@@ -72,9 +74,9 @@ events = sa.Table(
 engine_state = sa.Table(
     "engine_state",
     metadata,
-    sa.Column("automation_id", sa.String(64), nullable=False),
-    sa.Column("trigger_id", sa.String(255), nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("automation_id", sa.Text, nullable=False),
+    sa.Column("trigger_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
     sa.Column("key", sa.Text, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("due", sa.Double, nullable=True),
@@ -86,11 +88,11 @@ engine_state = sa.Table(
 firings = sa.Table(
     "firings",
     metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("automation_id", sa.String(64), nullable=False),
-    sa.Column("trigger_id", sa.String(255), nullable=False),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("automation_id", sa.Text, nullable=False),
+    sa.Column("trigger_id", sa.Text, nullable=False),
     sa.Column("fired", sa.Double, nullable=False),
-    sa.Column("triggering_event_id", sa.String(255), nullable=True),
+    sa.Column("triggering_event_id", sa.Text, nullable=True),
     sa.Column("labels", sa.LargeBinary, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Index(None, "automation_id", "fired"),
@@ -101,12 +103,12 @@ firings = sa.Table(
 action_invocations = sa.Table(
     "action_invocations",
     metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("automation_id", sa.String(64), nullable=False),
-    sa.Column("firing_id", sa.String(255), nullable=False),
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("automation_id", sa.Text, nullable=False),
+    sa.Column("firing_id", sa.Text, nullable=False),
     sa.Column("action_index", sa.Integer, nullable=False),
     sa.Column("action_type", sa.Text, nullable=False),
-    sa.Column("idempotency_key", sa.String(255), nullable=False),
+    sa.Column("idempotency_key", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", sa.Double, nullable=False),

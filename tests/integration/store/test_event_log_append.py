@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from automations.domain import errors
 from automations.store import event_log
 from automations.store.database import Database
 from tests.integration.store.helpers import event
@@ -119,3 +120,12 @@ def test_postgresql_falls_back_when_another_writer_won_the_race(
         assert event_log.append(conn, [event("later")]) == [True]  # the transaction is fine
     with db.read() as conn:
         assert event_log.count(conn) == 4
+
+
+def test_keys_too_long_to_index_are_refused_before_anything_is_written(db: Database) -> None:
+    with db.write() as conn:
+        with pytest.raises(errors.InvalidArgument) as info:
+            event_log.append(conn, [event("ok"), event("x", resource_id="r" * 3000)])
+        assert info.value.field == "events[1].resource"
+        assert event_log.append(conn, [event("ok"), event("é" * 600)]) == [True, True]
+        assert event_log.count(conn) == 2

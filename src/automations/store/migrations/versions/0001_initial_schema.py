@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:15:31.921767
+Create Date: 2026-11-25 12:28:17.508388
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "action_invocations",
-        sa.Column("id", sa.String(length=255), nullable=False),
-        sa.Column("automation_id", sa.String(length=64), nullable=False),
-        sa.Column("firing_id", sa.String(length=255), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("automation_id", sa.Text(), nullable=False),
+        sa.Column("firing_id", sa.Text(), nullable=False),
         sa.Column("action_index", sa.Integer(), nullable=False),
         sa.Column("action_type", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("idempotency_key", sa.Text(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.Double(), nullable=False),
@@ -55,7 +55,7 @@ def upgrade() -> None:
 
     op.create_table(
         "automations",
-        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -77,9 +77,9 @@ def upgrade() -> None:
 
     op.create_table(
         "engine_state",
-        sa.Column("automation_id", sa.String(length=64), nullable=False),
-        sa.Column("trigger_id", sa.String(length=255), nullable=False),
-        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("automation_id", sa.Text(), nullable=False),
+        sa.Column("trigger_id", sa.Text(), nullable=False),
+        sa.Column("kind", sa.Text(), nullable=False),
         sa.Column("key", sa.Text(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("due", sa.Double(), nullable=True),
@@ -92,12 +92,12 @@ def upgrade() -> None:
 
     op.create_table(
         "events",
-        sa.Column("id", sa.String(length=255), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
         sa.Column("event", sa.Text(), nullable=False),
         sa.Column("occurred", sa.Double(), nullable=False),
         sa.Column("received", sa.Double(), nullable=False),
         sa.Column("resource_id", sa.Text(), nullable=False),
-        sa.Column("follows", sa.String(length=255), nullable=True),
+        sa.Column("follows", sa.Text(), nullable=True),
         sa.Column(
             "data",
             sa.LargeBinary(),
@@ -117,11 +117,11 @@ def upgrade() -> None:
 
     op.create_table(
         "firings",
-        sa.Column("id", sa.String(length=255), nullable=False),
-        sa.Column("automation_id", sa.String(length=64), nullable=False),
-        sa.Column("trigger_id", sa.String(length=255), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("automation_id", sa.Text(), nullable=False),
+        sa.Column("trigger_id", sa.Text(), nullable=False),
         sa.Column("fired", sa.Double(), nullable=False),
-        sa.Column("triggering_event_id", sa.String(length=255), nullable=True),
+        sa.Column("triggering_event_id", sa.Text(), nullable=True),
         sa.Column("labels", sa.LargeBinary(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_firings")),
