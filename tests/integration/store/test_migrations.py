@@ -86,3 +86,9 @@ def test_ping_answers_and_reports_an_unreachable_server(db: Database) -> None:
             gone.ping()
     finally:
         gone.dispose()
+
+
+def test_an_unsupported_database_is_an_invalid_argument() -> None:
+    with pytest.raises(errors.InvalidArgument) as info:
+        Database("mysql://u@h/db")
+    assert info.value.field == "database_url"

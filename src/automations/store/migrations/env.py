@@ -7,13 +7,14 @@ comes from ``-x url=...``, ``AUTOMATIONS_DATABASE_URL`` or ``sqlalchemy.url`` in
 
 from __future__ import annotations
 
+import logging.config
 import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from automations.store import tables
-from automations.store.database import Database
+from automations.store.database import Database, normalize_url
 
 config = context.config
 target_metadata = tables.metadata
@@ -32,12 +33,13 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        transactional_ddl=True,  # SQLite and PostgreSQL both roll DDL back: all or nothing
     )
 
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=Database(_url()).url,
+        url=normalize_url(_url()),
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
@@ -53,6 +55,8 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    if config.config_file_name is not None:  # the alembic CLI: log as alembic.ini says
+        logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
     database = Database(_url())
     try:
         with database.writer.connect() as conn:
