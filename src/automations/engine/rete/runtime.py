@@ -182,13 +182,14 @@ class _Rule:
 class _Shard:
     """One durable ruleset holding a bounded set of rules."""
 
-    __slots__ = ("name", "handle", "rules", "fields", "dead", "retired")
+    __slots__ = ("name", "handle", "rules", "fields", "names", "dead", "retired")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.handle = 0
         self.rules: dict[int, _Rule] = {}
         self.fields: tuple[tuple[str, str], ...] = ()
+        self.names = 0
         self.dead = 0
         self.retired = False
 
@@ -502,10 +503,14 @@ class ReteMatcher:
             if shard.dead >= self._retire_min_dead and shard.dead * 2 >= total:
                 self._retire(shard)
                 changed = True
+        # small: a quarter full both in rules and in name tests (so that merging helps)
+        limits = self._limits
         small = [
             s
             for s in self._shards
-            if not s.retired and len(s.rules) - s.dead < self._limits.max_rules // 4
+            if not s.retired
+            and len(s.rules) - s.dead < limits.max_rules // 4
+            and s.names < limits.max_names // 4
         ]
         if len(small) > self._max_small:
             for shard in small:
@@ -577,6 +582,7 @@ class ReteMatcher:
             return
         labels = sorted({label for r in rules if r.compiled for label in r.compiled.labels})
         shard.fields = tuple((label, self._fields.field(label)) for label in labels)
+        shard.names = len({rule.key.name_pattern for rule in rules})
         for rule in rules:
             shard.rules[rule.number] = rule
             rule.shard = shard

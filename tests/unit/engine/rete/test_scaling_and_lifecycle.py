@@ -123,3 +123,14 @@ def test_reload_keeps_order_and_shared_rules() -> None:
     out = m.match_batch([event("x", {"env": "p"})])[0]
     assert [t.trigger.id for t in out] == ["t1b", "t2"]
     assert m.stats.rulesets_created == 1 and m.pending_rules == 0
+
+
+def test_full_shards_of_distinct_names_are_not_compacted() -> None:
+    m = ReteMatcher(seal_after_batches=0)
+    _load_many(m, 2000)
+    m.flush()
+    shards = m.shard_count
+    m.load("late", [trig("late", expect=["late.x"], match={RID: ["r"]})])
+    assert len(m.match_batch([event("late.x", {RID: "r"})])[0]) == 1
+    assert m.stats.rulesets_abandoned == 0
+    assert m.shard_count == shards + 1
