@@ -276,9 +276,10 @@ def list_events(
         query = query.where(t.c.occurred >= start)
     if end is not None:
         query = query.where(t.c.occurred < end)
+    kind = _TOKEN_KIND + ("-desc" if newest_first else "")  # a token only fits its direction
     key = sa.tuple_(t.c.occurred, t.c.id)
     if page_token:
-        occurred, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
+        occurred, last_id = pagination.decode_token(kind, page_token, (float, str))
         after = sa.tuple_(sa.literal(occurred, sa.Double), sa.literal(last_id, sa.String))
         query = query.where(key < after if newest_first else key > after)
     if newest_first:
@@ -290,7 +291,7 @@ def list_events(
     token = ""
     if len(rows) > limit:
         last = page[-1]
-        token = pagination.encode_token(_TOKEN_KIND, (last.occurred, last.id))
+        token = pagination.encode_token(kind, (last.occurred, last.id))
     return page, token
 
 

@@ -148,3 +148,11 @@ def test_a_purged_id_is_accepted_again(db: Database) -> None:
         event_log.append(conn, [event("old", occurred=1.0)])
         event_log.purge(conn, 2.0)
         assert event_log.append(conn, [event("old", occurred=1.0)]) == [True]
+
+
+def test_a_token_only_fits_the_direction_it_came_from(db: Database) -> None:
+    seed(db)
+    with db.read() as conn:
+        _, token = event_log.list_events(conn, page_size=5)
+        with pytest.raises(errors.InvalidArgument):
+            event_log.list_events(conn, page_size=5, page_token=token, newest_first=True)
