@@ -87,13 +87,50 @@ def run(scenario: str, evs: list[events.Event], batch: int, rounds: int) -> tupl
     return len(evs) / best, touches
 
 
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1])
+    return 0
+
+
+def leak() -> None:
+    """RSS left behind per abandoned ruleset: load, match, unload (retire), 20 rounds per size."""
+    for n_rules in (1, 32, 256):
+        m = ReteMatcher(seal_after_batches=0, max_names=256)
+        before = _rss_kb()
+        for k in range(20):
+            trs = [
+                _trigger(f"t{k}.{j}", [f"n.{j}"], {RID: (f"r.{k}.{j}",)}) for j in range(n_rules)
+            ]
+            m.load(f"a{k}", trs)
+            m.match_batch(
+                [
+                    events.Event(id=str(j), event=f"n.{j}", occurred=0.0, resource={RID: "r"})
+                    for j in range(n_rules)
+                ]
+            )
+            m.unload(f"a{k}")
+            m.match_batch([events.Event(id="x", event="n.0", occurred=0.0, resource={RID: "x"})])
+        gc.collect()
+        per = (_rss_kb() - before) / max(1, m.stats.rulesets_abandoned)
+        print(
+            f"{n_rules:4d} rules/ruleset: {m.stats.rulesets_abandoned} abandoned, "
+            f"{per:,.0f} KB each ({per / n_rules:,.1f} KB/rule)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", action="append")
+    parser.add_argument("--leak", action="store_true", help="measure abandoned-ruleset RSS")
     args = parser.parse_args()
+    if args.leak:
+        leak()
+        return
     seq = workloads.w1_sequence(args.events)
     evs = [
         events.Event(id=str(i), event=name, occurred=float(i), resource={RID: rid})

@@ -44,14 +44,18 @@ Lifecycle, and the bounded leak. durable rulesets are immutable and cannot be de
 * ``unload`` only drops the Python references: a rule no trigger uses is *dead*; it stays in its
   ruleset, its firings are ignored, and events are not routed to a shard for it.
 * A shard is **retired** when at least half of its rules and at least ``retire_min_dead`` are dead,
-  or when more than ``max_small_shards`` shards are below a quarter of ``max_rules`` (compaction).
-  Its live rules go back to pending and are resealed together; the retired ruleset is abandoned,
-  never posted to again, never deleted. It holds no messages (every fact is retracted), so the leak
-  is its rule network plus one sid state, roughly 100 KB + 3 KB per rule (see ``bench/``).
-  Bound: one abandoned ruleset per ``retire_min_dead`` (default 16) unloaded rules, plus at most
-  ``max_small_shards + 1`` per compaction, and a compaction needs that many seals of fewer than
-  ``max_rules / 4`` rules each. ``stats`` reports ``rulesets_abandoned``. durable's process-wide
-  limit is 131,071 rulesets (``MAX_HANDLES``).
+  or, for compaction, when more than ``max_small_shards`` shards are a quarter full or less (in
+  rules and in name tests). Its live rules go back to pending and are resealed together; the
+  retired ruleset is abandoned: never posted to again, never deleted (``delete_ruleset`` frees
+  little and is one of durable's crash paths). It holds no messages (every fact is retracted), so
+  what leaks is its rule network and one sid state: measured about 200 KB + 30 KB per rule
+  (``bench/rete_match.py --leak``), i.e. up to ~8 MB for a full 256-rule shard.
+  Bound: a dead-ratio retirement needs ``max(retire_min_dead, rules / 2)`` unloaded rules, so it
+  leaks at most ~60 KB per unloaded rule (200 KB / 16 + 2 x 30 KB); a compaction abandons at most
+  ``max_small_shards + 1`` rulesets of under ``max_rules / 4`` rules, and needs as many seals.
+  ``stats.rulesets_abandoned`` counts them. Process-wide, durable allows 131,071 rulesets
+  (``MAX_HANDLES``). A service with heavy automation churn should restart (or re-create its
+  matcher in a fresh process) when the count grows large; the matcher cannot free them safely.
 """
 
 from __future__ import annotations
