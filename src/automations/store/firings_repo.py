@@ -134,7 +134,11 @@ def insert_many(conn: Connection, items: Iterable[firings_.Firing]) -> int:
         The number of firings given (not all drivers report skipped rows for executemany).
     """
     rows = [_to_row(f) for f in items]
-    if rows:
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        sql.pg_bulk_insert(conn, _T, list(rows[0]), [tuple(r.values()) for r in rows])
+    else:
         conn.execute(sql.insert_or_ignore(conn, _T), rows)
     return len(rows)
 

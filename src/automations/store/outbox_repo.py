@@ -146,8 +146,22 @@ def insert_many(conn: Connection, items: Iterable[Invocation]) -> list[str]:
     rows = [_to_row(i) for i in items]
     if not rows:
         return []
-    stmt = sql.insert_or_ignore(conn, _T).returning(_T.c.id)
-    return [r[0] for r in conn.execute(stmt, rows)]
+    if conn.dialect.name == "postgresql":
+        names = list(rows[0])
+        returned = sql.pg_bulk_insert(
+            conn, _T, names, [tuple(r.values()) for r in rows], returning="id"
+        )
+        inserted = {r[0] for r in returned}
+    else:
+        stmt = sql.insert_or_ignore(conn, _T).returning(_T.c.id)
+        inserted = {r[0] for r in conn.execute(stmt, rows)}
+    seen: set[str] = set()
+    out: list[str] = []
+    for row in rows:  # in the order given
+        if row["id"] in inserted and row["id"] not in seen:
+            seen.add(row["id"])
+            out.append(row["id"])
+    return out
 
 
 def get(conn: Connection, invocation_id: str) -> Invocation:

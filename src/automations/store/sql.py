@@ -1,8 +1,9 @@
-"""Small dialect helpers: the ``INSERT ... ON CONFLICT`` forms both backends share."""
+"""Small dialect helpers: ``INSERT ... ON CONFLICT`` forms, and PostgreSQL's fast bulk insert."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,3 +40,57 @@ def upsert(
     return stmt.on_conflict_do_update(
         index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
     )
+
+
+def _pg_array_type(column: sa.Column[Any]) -> str:
+    kind = column.type
+    if isinstance(kind, sa.Boolean):
+        return "bool"
+    if isinstance(kind, sa.Integer):
+        return "int8"
+    if isinstance(kind, sa.Double | sa.Float):
+        return "float8"
+    if isinstance(kind, sa.LargeBinary):
+        return "bytea"
+    return "text"
+
+
+def pg_bulk_insert(
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str = "ON CONFLICT DO NOTHING",
+    returning: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: inserts many rows in one statement, one binary array parameter per column.
+
+    ``INSERT INTO t (cols) SELECT * FROM unnest(%b::type[], ...)`` sends a handful of parameters
+    whatever the row count, so it is several times faster than executemany or multi-row VALUES
+    through SQLAlchemy (measured: 1,000-row batches, see ``bench/store_append.py``).
+
+    Args:
+        conn: A PostgreSQL (psycopg) connection.
+        table: The table.
+        columns: The columns given, in row order.
+        rows: The rows; for ``DO UPDATE`` conflicts they must have distinct keys.
+        on_conflict: The ``ON CONFLICT`` clause (raw SQL).
+        returning: Columns to return (raw SQL), if any.
+
+    Returns:
+        The returned rows (empty without ``returning``).
+    """
+    if not rows:
+        return []
+    types = [_pg_array_type(table.c[name]) for name in columns]
+    arrays = tuple(list(values) for values in zip(*rows, strict=True))
+    unnest = ", ".join(f"%b::{t}[]" for t in types)
+    text = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({unnest}) "
+        f"{on_conflict}" + (f" RETURNING {returning}" if returning else "")
+    )
+    dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
+    with dbapi.cursor() as cursor:
+        cursor.execute(text, arrays)
+        return list(cursor.fetchall()) if returning else []

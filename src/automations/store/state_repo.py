@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from automations.store import sql, tables
 
 _T = tables.engine_state
+_COLUMN_NAMES = ("automation_id", "trigger_id", "kind", "key", "data", "due")
 
 
 class StateLike(Protocol):
@@ -113,8 +114,21 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
             "data": _encode(data),
             "due": due,
         }
-    if latest:
-        stmt = sql.upsert(conn, _T, ("automation_id", "trigger_id", "kind", "key"), ("data", "due"))
+    if not latest:
+        return 0
+    if conn.dialect.name == "postgresql":
+        sql.pg_bulk_insert(
+            conn,
+            _T,
+            _COLUMN_NAMES,
+            [tuple(r[c] for c in _COLUMN_NAMES) for r in latest.values()],
+            on_conflict=(
+                "ON CONFLICT (automation_id, trigger_id, kind, key) "
+                "DO UPDATE SET data = excluded.data, due = excluded.due"
+            ),
+        )
+    else:
+        stmt = sql.upsert(conn, _T, _COLUMN_NAMES[:4], ("data", "due"))
         conn.execute(stmt, list(latest.values()))
     return len(latest)
 

@@ -51,3 +51,9 @@ def test_purge_drops_old_firings(db: Database) -> None:
         assert firings_repo.purge(conn, 5.0) == 1
     with db.read() as conn:
         assert [f.id for f in firings_repo.list_page(conn)[0]] == ["new"]
+
+
+def test_a_repeated_firing_within_one_insert_is_stored_once(db: Database) -> None:
+    with db.write() as conn:
+        firings_repo.insert_many(conn, [firing("f1"), firing("f1")])
+        assert [f.id for f in firings_repo.list_page(conn)[0]] == ["f1"]

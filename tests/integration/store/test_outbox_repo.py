@@ -133,3 +133,12 @@ def test_purge_keeps_dead_letters_and_live_rows(db: Database) -> None:
         outbox_repo.mark_dead_letter(conn, "i1", now=11.0, error="x")
         assert outbox_repo.purge(conn, 100.0) == 1
         assert sorted(i.id for i in outbox_repo.list_page(conn)[0]) == ["i1", "i2"]
+
+
+def test_duplicates_within_one_insert_keep_the_first(db: Database) -> None:
+    with db.write() as conn:
+        assert outbox_repo.insert_many(conn, [invocation(1), invocation(2), invocation(1)]) == [
+            "i1",
+            "i2",
+        ]
+        assert outbox_repo.get(conn, "i1") == invocation(1)
