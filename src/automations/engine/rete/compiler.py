@@ -79,14 +79,15 @@ MAX_RULE_WEIGHT = 16
 MAX_PATTERN_LENGTH = 512
 """Longer patterns are relaxed (the regex DFA has a 4096-state limit)."""
 
-_UNSAFE = re.compile('[\x00-\x1f"\\\\\ud800-\udfff\ufffe\uffff]')
+UNSAFE = re.compile('[\x00-\x1f"\\\\\ud800-\udfff\ufffe\uffff]')
+"""Characters durable_rules would not see verbatim (see ``is_unsafe``)."""
 _REGEX_SPECIALS = frozenset(".|?*+()[]{}%")
 _GLOB_CHARS = frozenset("*?[")
 
 
 def is_unsafe(text: str) -> bool:
     """True when durable_rules would not see ``text`` verbatim (JSON escapes, U+FFFE...)."""
-    return _UNSAFE.search(text) is not None
+    return UNSAFE.search(text) is not None
 
 
 def fnv1a32(text: str) -> int:

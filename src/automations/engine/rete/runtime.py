@@ -84,8 +84,8 @@ _ID_PREFIXES = tuple(f"{j:03d}-" for j in range(CHUNK))
 if len({compiler.fnv1a32(p) for p in _ID_PREFIXES}) != CHUNK:  # pragma: no cover - a constant
     raise RuntimeError("message-id prefixes collide under FNV-1a")
 
-_ACTION = re.compile(r'\{"r(\d+)":\{"m":\{"id": "(\d{3})-')
-"""Parses a drained action: the rule number and the fact's position in its post."""
+_POSITIONS = {f"{j:03d}": j for j in range(CHUNK)}
+"""A fact's position in its post, from the first three characters of its id."""
 
 _NAME_CACHE_LIMIT = 65_536
 _ERR_EVENT_OBSERVED = 2
@@ -325,22 +325,30 @@ class _Candidates:
         shards: The shards to post an event of this name to.
     """
 
-    __slots__ = ("plain", "by_rule", "sealed", "shards")
+    __slots__ = ("plain", "by_rule", "sealed", "shards", "dedup", "unsafe")
 
     def __init__(
         self,
         plain: tuple[tuple[_Entry, matching.Touch], ...],
-        by_rule: dict[int, tuple[tuple[_Entry, matching.Touch], ...]],
+        by_rule: dict[int, tuple[_Fired, ...]],
         sealed: tuple[tuple[_Entry, matching.Touch], ...],
         shards: tuple[_Shard, ...],
+        dedup: bool,
+        unsafe: bool,
     ) -> None:
         self.plain = plain
         self.by_rule = by_rule
         self.sealed = sealed
         self.shards = shards
+        self.dedup = dedup
+        self.unsafe = unsafe
 
 
-_NO_CANDIDATES = _Candidates((), {}, (), ())
+_Fired = tuple[tuple[int, int], matching.Touch, "_Entry", bool]
+"""A trigger reached through a fired rule: (order, touch, entry, needs a Python check)."""
+
+
+_NO_CANDIDATES = _Candidates((), {}, (), (), False, False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -602,21 +610,24 @@ class ReteMatcher:
             found[id(entry)] = entry
         plain: list[tuple[_Entry, matching.Touch]] = []
         sealed: list[tuple[_Entry, matching.Touch]] = []
-        by_rule: dict[int, list[tuple[_Entry, matching.Touch]]] = {}
+        by_rule: dict[int, list[_Fired]] = {}
         shards: dict[int, _Shard] = {}
+        dedup = False
         for entry in sorted(found.values(), key=lambda e: e.order):
             flags = entry.name_flags(name)
             if flags is None or entry.never:
                 continue
-            item = (entry, entry.touches[flags])
+            touch = entry.touches[flags]
             if entry.rules and all(r.shard is not None for r in entry.rules):
-                sealed.append(item)
+                sealed.append((entry, touch))
+                dedup = dedup or len(entry.rules) > 1
                 for rule in entry.rules:
-                    assert rule.shard is not None
+                    assert rule.shard is not None and rule.compiled is not None
                     shards[id(rule.shard)] = rule.shard
-                    by_rule.setdefault(rule.number, []).append(item)
+                    check = not rule.compiled.exact or bool(entry.related)
+                    by_rule.setdefault(rule.number, []).append((entry.order, touch, entry, check))
             else:
-                plain.append(item)
+                plain.append((entry, touch))
         if len(self._cache) >= _NAME_CACHE_LIMIT:
             self._cache.clear()
         if not plain and not sealed:
@@ -627,6 +638,8 @@ class ReteMatcher:
                 {number: tuple(items) for number, items in by_rule.items()},
                 tuple(sealed),
                 tuple(shards.values()),
+                dedup,
+                compiler.is_unsafe(name),
             )
         self._cache[name] = result
         return result
@@ -644,6 +657,7 @@ class ReteMatcher:
 
     def _match_chunk(self, chunk: Sequence[events.Event]) -> list[list[matching.Touch]]:
         cache = self._cache
+        unsafe = compiler.UNSAFE.search
         resolved: list[_Candidates] = []
         posts: dict[int, tuple[_Shard, list[int]]] = {}
         python_path: set[int] = set()
@@ -654,9 +668,7 @@ class ReteMatcher:
             resolved.append(cands)
             if not cands.shards:
                 continue
-            if compiler.is_unsafe(event.event) or compiler.is_unsafe(
-                "".join(event.resource.values())
-            ):
+            if cands.unsafe or unsafe("".join(event.resource.values())) is not None:
                 python_path.add(i)
                 continue
             for shard in cands.shards:
@@ -688,26 +700,32 @@ class ReteMatcher:
             else:
                 rules = fired.get(i)
                 if rules:
-                    seen: set[int] = set()
+                    by_rule = cands.by_rule
+                    seen: set[int] | None = set() if cands.dedup else None
                     for rule in rules:
-                        items = cands.by_rule.get(rule.number)
-                        if not items:
+                        items = by_rule.get(rule.number)
+                        if items is None:
                             continue
-                        assert rule.compiled is not None
-                        exact = rule.compiled.exact
-                        for entry, touch in items:
-                            if id(entry) in seen:
+                        for item in items:
+                            entry = item[2]
+                            if seen is not None:
+                                if id(entry) in seen:
+                                    continue
+                                seen.add(id(entry))
+                            if item[3] and not self._check(entry, rule, event):
                                 continue
-                            seen.add(id(entry))
-                            if not exact and not self._python_spec(entry, event):
-                                continue
-                            if entry.related and not self._related_ok(entry, event):
-                                continue
-                            touches.append((entry.order, touch))
+                            touches.append((item[0], item[1]))
             if len(touches) > 1:
                 touches.sort(key=_first)
             results.append([touch for _, touch in touches])
         return results
+
+    def _check(self, entry: _Entry, rule: _Rule, event: events.Event) -> bool:
+        """The Python part for a trigger whose rule fired: a relaxed spec, ``match_related``."""
+        assert rule.compiled is not None
+        if not rule.compiled.exact and not self._python_spec(entry, event):
+            return False
+        return not entry.related or self._related_ok(entry, event)
 
     def _python_spec(self, entry: _Entry, event: events.Event) -> bool:
         self.stats.python_checks += 1
@@ -756,15 +774,21 @@ class ReteMatcher:
         self.stats.actions += len(messages)
         retract: set[int] = set()
         numbers = self._rule_numbers
+        positions = _POSITIONS
         for message in messages:
-            m = _ACTION.match(message)
-            if m is None:  # pragma: no cover - durable's action format is fixed
+            # '{"r<rule>":{"m":{"id": "<jjj>-<seq>", ...}}}': durable echoes the fact verbatim
+            end = message.find('"', 3)
+            j = positions.get(message[end + 15 : end + 18], -1)
+            if not message.startswith('{"r') or j < 0:  # pragma: no cover - fixed format
                 raise RuntimeError(f"unexpected durable action: {message[:80]}")
-            j = int(m.group(2))
             retract.add(j)
-            rule = numbers.get(int(m.group(1)))
+            rule = numbers.get(int(message[3:end]))
             if rule is not None and rule.shard is shard:
-                fired.setdefault(indices[j], []).append(rule)
+                listed = fired.get(indices[j])
+                if listed is None:
+                    fired[indices[j]] = [rule]
+                elif rule not in listed:  # an $or can fire one rule once per alternative
+                    listed.append(rule)
         if code == _ERR_EVENT_OBSERVED:
             self.stats.fallbacks += 1
             python_path.update(indices)
