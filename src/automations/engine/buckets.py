@@ -58,6 +58,7 @@ class Bucket:
         "scheduled",
         "alive",
         "stored",
+        "key_text",
     )
 
     def __init__(
@@ -77,6 +78,7 @@ class Bucket:
         self.scheduled = -1
         self.alive = True
         self.stored = False
+        self.key_text: str | None = None
 
     def __repr__(self) -> str:
         last = None if self.last_event is None else self.last_event.id

@@ -569,13 +569,11 @@ class TriggerEngine:
             "count": bucket.count,
             "last_event": last_data,
         }
+        text = bucket.key_text
+        if text is None:
+            text = bucket.key_text = _key_text(bucket.key)
         return StateRecord(
-            rt.automation_id,
-            rt.trigger_id,
-            state.BUCKET,
-            _key_text(bucket.key),
-            data,
-            rt.due(bucket),
+            rt.automation_id, rt.trigger_id, state.BUCKET, text, data, rt.due(bucket)
         )
 
     # ================================================================== snapshots
