@@ -77,7 +77,8 @@ MAX_ALTERNATIVES = 8
 MAX_RULE_WEIGHT = 16
 """A rule whose simultaneous-match weight exceeds this is relaxed label by label."""
 MAX_PATTERN_LENGTH = 512
-"""Longer patterns are relaxed (the regex DFA has a 4096-state limit)."""
+"""Longer patterns are relaxed (the regex DFA has a 4096-state limit; durable's string lengths
+are 16-bit)."""
 
 UNSAFE = re.compile('[\x00-\x1f"\\\\\ud800-\udfff\ufffe\uffff]')
 """Characters durable_rules would not see verbatim (see ``is_unsafe``)."""

@@ -88,6 +88,10 @@ _POSITIONS = {f"{j:03d}": j for j in range(CHUNK)}
 """A fact's position in its post, from the first three characters of its id."""
 
 _NAME_CACHE_LIMIT = 65_536
+_MAX_VALUE_CHARS = 16_000
+"""durable passes string lengths as 16-bit integers (``reduceString``, ``evaluateRegex``): an
+event whose label values total more characters than this (4 UTF-8 bytes each, at most) takes the
+Python path, and longer event names are never compiled or posted."""
 _ERR_EVENT_OBSERVED = 2
 
 
@@ -639,7 +643,7 @@ class ReteMatcher:
                 tuple(sealed),
                 tuple(shards.values()),
                 dedup,
-                compiler.is_unsafe(name),
+                compiler.is_unsafe(name) or len(name) > _MAX_VALUE_CHARS,
             )
         self._cache[name] = result
         return result
@@ -668,7 +672,8 @@ class ReteMatcher:
             resolved.append(cands)
             if not cands.shards:
                 continue
-            if cands.unsafe or unsafe("".join(event.resource.values())) is not None:
+            values = "".join(event.resource.values())
+            if cands.unsafe or len(values) > _MAX_VALUE_CHARS or unsafe(values) is not None:
                 python_path.add(i)
                 continue
             for shard in cands.shards:

@@ -285,3 +285,13 @@ def test_touches_ordered_by_load_order_then_position() -> None:
     m.flush()
     out = m.match_batch([event("x", {RID: "r"})])[0]
     assert [t.trigger.id for t in out] == ["b1", "b2", "a1", "a2"]
+
+
+def test_huge_values_are_not_truncated() -> None:
+    # durable passes string lengths as 16-bit integers: a 65,536-byte value would compare as ""
+    m = ReteMatcher()
+    m.load("a", [trig("t", expect=["x"], match={"k": ["abc"], "j": ["ab?"]})])
+    m.flush()
+    huge = "abc" + "x" * 65_533
+    out = m.match_batch([event("x", {"k": huge, "j": "abc"}), event("x", {"k": "abc", "j": huge})])
+    assert out == [[], []]
