@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -36,6 +37,7 @@ class EngineProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "engine.log"
+        self._log: Any = None
 
     def start(self, timeout: float = 30.0) -> EngineProcess:
         cmd = [
@@ -44,8 +46,11 @@ class EngineProcess:
             "--database-url", self.database_url, "--no-executors", *self.extra_args,
         ]
         env = {**os.environ, **self.env}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=log, env=env)
+        self._close_log()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.workdir, stdout=self._log, stderr=self._log, env=env
+        )
         self.wait_serving(timeout)
         return self
 
@@ -66,20 +71,29 @@ class EngineProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
+        self._close_log()
 
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._close_log()
+        return code
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._close_log()
 
 
 @contextlib.contextmanager

@@ -15,24 +15,12 @@ from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 
-from automations.api import convert
-from automations.domain import automations, errors, firings, prefect_json
+from automations.api import convert, structs
+from automations.domain import automations, errors, firings
 from automations.pipeline import simulation
 from automations.pipeline import writer as writer_
 from automations.v1 import automation_pb2, automation_service_pb2, automation_service_pb2_grpc
 
-_NAME_PREFIX = "automations/"
-_MUTABLE_FIELDS = {
-    "display_name": "name",
-    "description": "description",
-    "enabled": "enabled",
-    "tags": "tags",
-    "trigger": "trigger",
-    "actions": "actions",
-    "actions_on_trigger": "actions_on_trigger",
-    "actions_on_resolve": "actions_on_resolve",
-    "owner_resource": "owner_resource",
-}
 
 
 class Reader(Protocol):
@@ -53,14 +41,6 @@ class Reader(Protocol):
     ) -> tuple[list[firings.Firing], str]:
         """Returns a page of firings, newest first, and the next page token."""
         ...
-
-
-def automation_id_from_name(name: str, field: str = "name") -> str:
-    """Extracts the id from ``automations/{id}`` (a bare id is accepted too)."""
-    automation_id = name[len(_NAME_PREFIX) :] if name.startswith(_NAME_PREFIX) else name
-    if not automation_id or "/" in automation_id:
-        raise errors.InvalidArgument(field, "must be 'automations/{id}'", reason="INVALID_NAME")
-    return automation_id
 
 
 class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
@@ -89,9 +69,8 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if request.automation_id:
             _check_id(request.automation_id)
         now = self._clock()
-        automation = prefect_json.parse_automation(
-            convert.automation_to_json(request.automation),
-            automation_id=automation_id, created=now, updated=now,
+        automation = convert.automation_from_proto(
+            request.automation, automation_id=automation_id, created=now, updated=now
         )
         if request.validate_only:
             return convert.automation_to_proto(automation)
@@ -102,7 +81,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.GetAutomationRequest, context: Any
     ) -> automation_pb2.Automation:
         """Returns one automation."""
-        automation_id = automation_id_from_name(request.name)
+        automation_id = convert.automation_id_from_name(request.name)
         found = await asyncio.to_thread(self._reader.get_automation, automation_id)
         return convert.automation_to_proto(found)
 
@@ -129,30 +108,14 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Replaces the fields named by ``update_mask`` (all mutable fields when it is empty)."""
         if not request.HasField("automation"):
             raise errors.InvalidArgument("automation", "is required")
-        automation_id = automation_id_from_name(request.automation.name, "automation.name")
+        automation_id = convert.automation_id_from_name(request.automation.name, field="automation.name")
         current = await asyncio.to_thread(self._reader.get_automation, automation_id)
         if request.automation.etag and request.automation.etag != convert.etag(current):
             raise errors.Aborted(
                 f"the automation changed since it was read (etag {request.automation.etag!r} is stale)"
             )
-        given = convert.automation_to_json(request.automation)
-        merged = prefect_json.dump_automation(current)
-        paths = list(request.update_mask.paths) if request.HasField("update_mask") else []
-        if not paths or paths == ["*"]:
-            paths = list(_MUTABLE_FIELDS)
-        for path in paths:
-            key = _MUTABLE_FIELDS.get(path)
-            if key is None:
-                raise errors.InvalidArgument(
-                    "update_mask", f"{path!r} is not an updatable field", reason="INVALID_UPDATE_MASK"
-                )
-            if key in given:
-                merged[key] = given[key]
-            else:
-                merged.pop(key, None)
-        updated = prefect_json.parse_automation(
-            merged, automation_id=automation_id, created=current.created, updated=self._clock()
-        )
+        mask = request.update_mask if request.HasField("update_mask") else None
+        updated = convert.apply_update(current, request.automation, mask, updated=self._clock())
         if request.validate_only:
             return convert.automation_to_proto(updated)
         stored = await self._writer.call(lambda backend: backend.update_automation(updated))
@@ -162,7 +125,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.DeleteAutomationRequest, context: Any
     ) -> empty_pb2.Empty:
         """Deletes an automation and its trigger state."""
-        automation_id = automation_id_from_name(request.name)
+        automation_id = convert.automation_id_from_name(request.name)
         etag = request.etag or None
         await self._writer.call(lambda backend: backend.delete_automation(automation_id, etag=etag))
         return empty_pb2.Empty()
@@ -180,7 +143,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         return await self._set_enabled(request.name, False)
 
     async def _set_enabled(self, name: str, enabled: bool) -> automation_pb2.Automation:
-        automation_id = automation_id_from_name(name)
+        automation_id = convert.automation_id_from_name(name)
         now = self._clock()
         stored = await self._writer.call(
             lambda backend: backend.set_enabled(automation_id, enabled, now)
@@ -191,29 +154,20 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.SimulateAutomationRequest, context: Any
     ) -> automation_service_pb2.SimulateAutomationResponse:
         """Runs the automation over timed events on a virtual clock; returns its firings."""
-        if not request.HasField("automation"):
-            raise errors.InvalidArgument("automation", "is required")
-        automation = prefect_json.parse_automation(
-            convert.automation_to_json(request.automation), automation_id="simulated"
+        simulated = convert.simulation_from_proto(request)
+        if request.HasField("start_time"):
+            start = structs.timestamp_to_seconds(request.start_time)
+        elif request.events and request.events[0].WhichOneof("time") == "deliver_time":
+            start = simulated.steps[0][0]
+        else:
+            start = 0.0
+        fired = await asyncio.to_thread(
+            lambda: simulation.simulate(
+                simulated.automation, simulated.steps, until=simulated.until, start=start
+            )
         )
-        start = convert.time_from_proto(request.start_time) if request.HasField("start_time") else (
-            simulation.DEFAULT_EPOCH
-        )
-        timed = []
-        for i, item in enumerate(request.events):
-            if item.HasField("deliver_time"):
-                at = convert.time_from_proto(item.deliver_time)
-            else:
-                at = start + item.offset.ToTimedelta().total_seconds()
-            try:
-                event = convert.event_from_proto(item.event, received=at, default_occurred=at)
-            except errors.InvalidArgument as exc:
-                raise exc.under(f"events[{i}].event") from None
-            timed.append((at, event))
-        until = start + request.until.ToTimedelta().total_seconds() if request.HasField("until") else None
-        fired = await asyncio.to_thread(simulation.simulate, automation, timed, until=until)
         return automation_service_pb2.SimulateAutomationResponse(
-            firings=[convert.firing_to_proto(f) for f in fired]
+            firings=[convert.firing_to_proto(f, stored=False) for f in fired]
         )
 
     async def ListFirings(  # noqa: N802 - gRPC method name
@@ -222,7 +176,11 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Returns firings, newest first, of one automation or of all."""
         if request.page_size < 0:
             raise errors.InvalidArgument("page_size", "must be >= 0")
-        automation_id = automation_id_from_name(request.parent, "parent") if request.parent else None
+        automation_id = (
+            convert.automation_id_from_name(request.parent, field="parent")
+            if request.parent and request.parent != "automations/-"
+            else None
+        )
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_firings(
                 automation_id=automation_id, page_size=request.page_size, page_token=request.page_token

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from automations import metrics
-from automations.api import convert
+from automations.api import convert, structs
 from automations.api import errors as api_errors
 from automations.domain import errors, events, validation
 from automations.pipeline import writer as writer_
@@ -75,10 +75,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                 validation.validate_event(event, max_size=max_size, size=message.ByteSize())
             except errors.InvalidArgument as exc:
                 metrics.EVENTS_REJECTED.labels(exc.reason).inc()
-                results[i] = event_service_pb2.EventResult(
-                    index=i, event_id=message.id, status=REJECTED, reason=exc.reason,
-                    field=exc.field, message=exc.description,
-                )
+                results[i] = convert.rejected_event_result(i, message.id, exc)
             else:
                 good.append(event)
                 good_index.append(i)
@@ -151,17 +148,17 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             raise errors.InvalidArgument("page_size", "must be >= 0")
         if request.order_by not in ("", "occurred", "occurred asc", "occurred desc"):
             raise errors.InvalidArgument("order_by", "must be 'occurred' or 'occurred desc'")
-        start = convert.time_from_proto(request.start_time) if request.HasField("start_time") else None
-        end = convert.time_from_proto(request.end_time) if request.HasField("end_time") else None
+        start = structs.timestamp_to_seconds(request.start_time) if request.HasField("start_time") else None
+        end = structs.timestamp_to_seconds(request.end_time) if request.HasField("end_time") else None
         found, token = await asyncio.to_thread(
             self._list_events,
             names=list(request.event_names),
-            resource_ids=list(request.resource_ids),
+            resource_id=list(request.resource_ids) or None,
             start=start,
             end=end,
             page_size=request.page_size,
             page_token=request.page_token,
-            descending=request.order_by == "occurred desc",
+            newest_first=request.order_by == "occurred desc",
         )
         return event_service_pb2.ListEventsResponse(
             events=[convert.event_to_proto(e) for e in found], next_page_token=token

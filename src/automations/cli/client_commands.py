@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from automations.api import convert
+from automations.api import convert, structs
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -41,8 +42,8 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
 
 
 def _explain(exc: grpc.RpcError) -> str:
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
-    text = f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    status = rpc_status.from_call(exc)
+    text = f"{exc.code().name}: {exc.details()}"
     if status is not None:
         from google.rpc import error_details_pb2
 
@@ -109,7 +110,7 @@ def automation_create(args: argparse.Namespace) -> int:
     data = _read_json(args.file)
     prefect_json.parse_automation(data)  # the same checks as the server, before any network call
     request = automation_service_pb2.CreateAutomationRequest(
-        automation=convert.automation_from_json(data)
+        automation=convert.automation_proto_from_prefect_json(data)
     )
     created = _call(lambda: _stub(args).CreateAutomation(request))
     _print(args, convert.automation_to_prefect_json(created), _automation_text)
@@ -121,7 +122,7 @@ def automation_update(args: argparse.Namespace) -> int:
     """``automation update ID FILE.json``: replaces the automation's definition."""
     data = _read_json(args.file)
     prefect_json.parse_automation(data)
-    message = convert.automation_from_json(data)
+    message = convert.automation_proto_from_prefect_json(data)
     message.name = f"automations/{args.id}"
     message.etag = ""
     request = automation_service_pb2.UpdateAutomationRequest(automation=message)
@@ -232,7 +233,7 @@ def events_publish(args: argparse.Namespace) -> int:
             except errors.InvalidArgument as exc:
                 rejected.append(f"line {lineno} ({data.get('id', '?')}): {exc.reason} {exc}")
                 continue
-            messages.append(convert.event_to_proto(event, include_received=False))
+            messages.append(convert.event_to_proto(dataclasses.replace(event, received=0.0)))
             chunk_lines.append(lineno)
         if not messages:
             continue
@@ -267,7 +268,7 @@ def _publish_with_retry(
             )
             return reply
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
+            code = exc.code()
             if code not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE) or attempt == 7:
                 raise CommandError(_explain(exc)) from None
             time.sleep(delay)
@@ -281,9 +282,9 @@ def events_list(args: argparse.Namespace) -> int:
     stub = event_service_pb2_grpc.EventServiceStub(_channel(args))
     request = event_service_pb2.ListEventsRequest(event_names=args.name, resource_ids=args.resource)
     if args.since:
-        request.start_time.CopyFrom(convert.time_to_proto(prefect_json.parse_time(args.since, "--since")))
+        request.start_time.CopyFrom(structs.seconds_to_timestamp(prefect_json.parse_time(args.since, "--since")))
     if args.until:
-        request.end_time.CopyFrom(convert.time_to_proto(prefect_json.parse_time(args.until, "--until")))
+        request.end_time.CopyFrom(structs.seconds_to_timestamp(prefect_json.parse_time(args.until, "--until")))
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
         request.page_token = token
@@ -291,7 +292,7 @@ def events_list(args: argparse.Namespace) -> int:
         reply = _call(lambda: stub.ListEvents(request))
         return list(reply.events), reply.next_page_token
 
-    found = [prefect_json.dump_event(convert.event_from_proto(e)) for e in _pages(fetch, args.limit)]
+    found = [prefect_json.dump_event(convert.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))) for e in _pages(fetch, args.limit)]
     _print(args, found, lambda items: "\n".join(
         f"{e['occurred']}  {e['event']}  {e['resource'].get('prefect.resource.id', '')}  {e['id']}"
         for e in items
@@ -314,10 +315,22 @@ def firings_list(args: argparse.Namespace) -> int:
         ))
         return list(reply.firings), reply.next_page_token
 
-    found = [convert.firing_to_json(f) for f in _pages(fetch, args.limit)]
+    found = [_firing_json(f) for f in _pages(fetch, args.limit)]
     _print(args, found, lambda items: "\n".join(
         f"{f['triggered']}  {f['automation_id']}  event={f['triggering_event_id'] or '-'}  "
         f"labels={json.dumps(f['triggering_labels'])}"
         for f in items
     ) or "(no firings)")
     return 0
+
+
+def _firing_json(firing: Any) -> dict[str, Any]:
+    return {
+        "id": firing.uid,
+        "automation_id": firing.automation.split("/", 1)[-1],
+        "trigger_id": firing.trigger_id,
+        "triggered": prefect_json.iso_time(structs.timestamp_to_seconds(firing.fire_time)),
+        "triggering_event_id": firing.triggering_event_id or None,
+        "triggering_labels": dict(firing.triggering_labels),
+        "child_firings": [_firing_json(child) for child in firing.child_firings],
+    }

@@ -139,13 +139,16 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
                 within_field,
                 "a proactive trigger's within must be at least 10 seconds (0 means 10 seconds)",
             )
-    normalized = {
+    after_sorted = sorted(set(after))
+    expect_sorted = sorted(set(expect))
+    for_each_sorted = sorted(set(for_each))
+    normalized: dict[str, Any] = {
         "type": "event",
         "match": {k: list(v) for k, v in sorted(match.items())},
         "match_related": [{k: list(v) for k, v in sorted(s.items())} for s in match_related],
-        "after": sorted(set(after)),
-        "expect": sorted(set(expect)),
-        "for_each": sorted(set(for_each)),
+        "after": after_sorted,
+        "expect": expect_sorted,
+        "for_each": for_each_sorted,
         "posture": posture.value,
         "threshold": threshold,
         "within": within,
@@ -154,9 +157,9 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
         id=_trigger_digest(normalized, field),
         match=match,
         match_related=match_related,
-        after=tuple(normalized["after"]),
-        expect=tuple(normalized["expect"]),
-        for_each=tuple(normalized["for_each"]),
+        after=tuple(after_sorted),
+        expect=tuple(expect_sorted),
+        for_each=tuple(for_each_sorted),
         posture=posture,
         threshold=threshold,
         within=within,
@@ -349,12 +352,13 @@ def dump_automation(automation: automations.Automation, *, with_ids: bool = True
     if automation.owner_resource is not None:
         out["owner_resource"] = automation.owner_resource
     if with_ids:
-        out["created"] = _iso(automation.created)
-        out["updated"] = _iso(automation.updated)
+        out["created"] = iso_time(automation.created)
+        out["updated"] = iso_time(automation.updated)
     return out
 
 
-def _iso(seconds: float) -> str:
+def iso_time(seconds: float) -> str:
+    """Formats seconds since the epoch as ISO 8601 UTC with a ``Z``."""
     import datetime as dt
 
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).isoformat().replace("+00:00", "Z")
@@ -429,7 +433,7 @@ def dump_event(event: events.Event) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": event.id,
         "event": event.event,
-        "occurred": _iso(event.occurred),
+        "occurred": iso_time(event.occurred),
         "resource": dict(event.resource),
         "related": [dict(r) for r in event.related],
         "payload": dict(event.payload),
@@ -437,7 +441,7 @@ def dump_event(event: events.Event) -> dict[str, Any]:
     if event.follows:
         out["follows"] = event.follows
     if event.received:
-        out["received"] = _iso(event.received)
+        out["received"] = iso_time(event.received)
     return out
 
 

@@ -12,10 +12,10 @@ Scenario times are seconds from a scenario epoch, 2030-01-01T00:00:00Z.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from automations.domain import events, firings, prefect_json
+from automations.domain import automations, events, firings, prefect_json
 from automations.engine import matching
 from automations.engine.clock import VirtualClock, quantize
 from automations.engine.python_matcher import PythonMatcher
@@ -65,31 +65,58 @@ def run_scenario(
 
     Returns:
         ``[{"at": seconds from time 0, "triggering_event": id or None, "labels": {...}}]`` in order.
+
+    Raises:
+        errors.InvalidArgument: The scenario's automation is invalid.
     """
     automation = prefect_json.parse_automation(
         scenario["automation"], automation_id=SCENARIO_AUTOMATION_ID
     )
+    steps = [
+        (quantize(epoch + float(step["at"])), scenario_event(step, epoch))
+        for step in scenario["steps"]
+    ]
+    until = quantize(epoch + float(scenario["until"]))
+    fired = run(automation, steps, until, matcher_factory=matcher_factory, start=epoch)
+    return [_firing_row(f, epoch) for f in fired]
+
+
+def run(
+    automation: automations.Automation,
+    steps: Sequence[tuple[float, events.Event]],
+    until: float,
+    *,
+    matcher_factory: Callable[[], matching.Matcher] = PythonMatcher,
+    start: float = EPOCH,
+) -> list[firings.Firing]:
+    """Runs ``automation`` over timed events on a virtual clock; returns its firings in order.
+
+    Args:
+        automation: The automation (loaded at ``start``).
+        steps: ``(delivery time, event)`` pairs in non-decreasing time order.
+        until: The clock runs to this time, inclusive.
+        matcher_factory: Makes the matcher the engine uses.
+        start: Wall time at which the automation is loaded.
+    """
     counter = itertools.count(1)
     engine = TriggerEngine(matcher_factory(), new_id=lambda: f"firing-{next(counter)}")
-    clock = VirtualClock(epoch)
-    engine.load_automation(automation, now=epoch)
+    clock = VirtualClock(start)
+    engine.load_automation(automation, now=start)
 
-    steps = list(scenario["steps"])
-    until = quantize(epoch + float(scenario["until"]))
-    out: list[dict[str, Any]] = []
+    out: list[firings.Firing] = []
     index = 0
-    current = epoch
+    current = start
     first = True
     repeats = 0
     while True:
         candidates: list[float] = []
         if index < len(steps):
-            candidates.append(quantize(epoch + float(steps[index]["at"])))
+            candidates.append(steps[index][0])
         due = engine.next_due()
         if due is not None:
             candidates.append(max(due, current))
         if first:
-            candidates.append(epoch)
+            candidates.append(start)
         if not candidates:
             break
         instant = min(candidates)
@@ -97,21 +124,18 @@ def run_scenario(
             break
         repeats = repeats + 1 if instant == current and not first else 0
         if repeats > 1000:
-            raise RuntimeError(f"the engine keeps reporting work due at {instant - epoch}")
+            raise RuntimeError(f"the engine keeps reporting work due at {instant - start}")
         first = False
         clock.advance_to(instant)
         current = instant
-        step = engine.advance(instant)
-        out.extend(_firing_row(f, epoch) for f in step.firings)
+        out.extend(engine.advance(instant).firings)
         batch: list[events.Event] = []
-        while index < len(steps) and quantize(epoch + float(steps[index]["at"])) == instant:
-            batch.append(scenario_event(steps[index], epoch))
+        while index < len(steps) and steps[index][0] == instant:
+            batch.append(steps[index][1])
             index += 1
         if batch:
-            step = engine.process(batch, instant)
-            out.extend(_firing_row(f, epoch) for f in step.firings)
+            out.extend(engine.process(batch, instant).firings)
         due = engine.next_due()
         if due is not None and due <= instant:
-            step = engine.advance(instant)
-            out.extend(_firing_row(f, epoch) for f in step.firings)
+            out.extend(engine.advance(instant).firings)
     return out

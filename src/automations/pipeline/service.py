@@ -93,7 +93,9 @@ class EngineBackend(writer.Backend):
             by_automation.setdefault(record.automation_id, []).append(_to_record(record))
         self._engine.restore_global(by_automation.pop("", []))
         for automation in enabled:
-            self._engine.load_automation(automation, by_automation.get(automation.id, ()))
+            self._engine.load_automation(
+                automation, by_automation.get(automation.id, ()), now=self._clock()
+            )
             self._loaded.add(automation.id)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         logger.info("engine loaded", extra={"automations": len(self._loaded), "state_records": len(records)})
@@ -172,7 +174,7 @@ class EngineBackend(writer.Backend):
         with self.database.write() as conn:
             automations_repo.create(conn, automation)
             if automation.enabled:
-                self._engine.load_automation(automation, ())
+                self._engine.load_automation(automation, (), now=self._clock())
                 self._loaded.add(automation.id)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         return automation
@@ -184,9 +186,8 @@ class EngineBackend(writer.Backend):
             keep = {t.id for t in _all_triggers(stored)}
             state_repo.delete_stale_triggers(conn, stored.id, keep)
             if stored.enabled:
-                step = self._engine.load_automation(stored, None)
-                if step is not None:
-                    self._persist(conn, step)
+                # triggers whose id did not change keep their in-memory state
+                self._engine.load_automation(stored, (), now=self._clock())
                 self._loaded.add(stored.id)
             else:
                 self._engine.unload_automation(stored.id)
@@ -212,7 +213,7 @@ class EngineBackend(writer.Backend):
         with self.database.write() as conn:
             stored = automations_repo.set_enabled(conn, automation_id, enabled, updated=now)
             if enabled and stored.id not in self._loaded:
-                self._engine.load_automation(stored, ())
+                self._engine.load_automation(stored, (), now=self._clock())
                 self._loaded.add(stored.id)
             elif not enabled:
                 state_repo.delete_automation(conn, automation_id)
