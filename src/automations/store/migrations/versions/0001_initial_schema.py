@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:28:17.508388
+Create Date: 2026-11-25 12:38:36.233832
 """
 
 from __future__ import annotations
@@ -17,16 +17,30 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+KEY = sa.Text().with_variant(sa.TEXT(collation="C"), "postgresql")  # identifiers: bytewise order
+
 
 def upgrade() -> None:
     op.create_table(
         "action_invocations",
-        sa.Column("id", sa.Text(), nullable=False),
-        sa.Column("automation_id", sa.Text(), nullable=False),
-        sa.Column("firing_id", sa.Text(), nullable=False),
+        sa.Column("id", KEY, nullable=False),
+        sa.Column(
+            "automation_id",
+            KEY,
+            nullable=False,
+        ),
+        sa.Column(
+            "firing_id",
+            KEY,
+            nullable=False,
+        ),
         sa.Column("action_index", sa.Integer(), nullable=False),
         sa.Column("action_type", sa.Text(), nullable=False),
-        sa.Column("idempotency_key", sa.Text(), nullable=False),
+        sa.Column(
+            "idempotency_key",
+            KEY,
+            nullable=False,
+        ),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.Double(), nullable=False),
@@ -55,7 +69,7 @@ def upgrade() -> None:
 
     op.create_table(
         "automations",
-        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("id", KEY, nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -77,10 +91,18 @@ def upgrade() -> None:
 
     op.create_table(
         "engine_state",
-        sa.Column("automation_id", sa.Text(), nullable=False),
-        sa.Column("trigger_id", sa.Text(), nullable=False),
-        sa.Column("kind", sa.Text(), nullable=False),
-        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column(
+            "automation_id",
+            KEY,
+            nullable=False,
+        ),
+        sa.Column(
+            "trigger_id",
+            KEY,
+            nullable=False,
+        ),
+        sa.Column("kind", KEY, nullable=False),
+        sa.Column("key", KEY, nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("due", sa.Double(), nullable=True),
         sa.PrimaryKeyConstraint(
@@ -92,12 +114,16 @@ def upgrade() -> None:
 
     op.create_table(
         "events",
-        sa.Column("id", sa.Text(), nullable=False),
-        sa.Column("event", sa.Text(), nullable=False),
+        sa.Column("id", KEY, nullable=False),
+        sa.Column("event", KEY, nullable=False),
         sa.Column("occurred", sa.Double(), nullable=False),
         sa.Column("received", sa.Double(), nullable=False),
-        sa.Column("resource_id", sa.Text(), nullable=False),
-        sa.Column("follows", sa.Text(), nullable=True),
+        sa.Column(
+            "resource_id",
+            KEY,
+            nullable=False,
+        ),
+        sa.Column("follows", KEY, nullable=True),
         sa.Column(
             "data",
             sa.LargeBinary(),
@@ -117,11 +143,23 @@ def upgrade() -> None:
 
     op.create_table(
         "firings",
-        sa.Column("id", sa.Text(), nullable=False),
-        sa.Column("automation_id", sa.Text(), nullable=False),
-        sa.Column("trigger_id", sa.Text(), nullable=False),
+        sa.Column("id", KEY, nullable=False),
+        sa.Column(
+            "automation_id",
+            KEY,
+            nullable=False,
+        ),
+        sa.Column(
+            "trigger_id",
+            KEY,
+            nullable=False,
+        ),
         sa.Column("fired", sa.Double(), nullable=False),
-        sa.Column("triggering_event_id", sa.Text(), nullable=True),
+        sa.Column(
+            "triggering_event_id",
+            KEY,
+            nullable=True,
+        ),
         sa.Column("labels", sa.LargeBinary(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_firings")),
