@@ -76,6 +76,8 @@ MAX_ALTERNATIVES = 8
 """A label with more ORed patterns than this is relaxed to "label present"."""
 MAX_RULE_WEIGHT = 16
 """A rule whose simultaneous-match weight exceeds this is relaxed label by label."""
+MAX_LABELS = 32
+"""Labels tested per rule; the rest of a larger spec is left to the Python re-check."""
 MAX_PATTERN_LENGTH = 512
 """Longer patterns are relaxed (the regex DFA has a 4096-state limit; durable's string lengths
 are 16-bit)."""
@@ -283,7 +285,11 @@ def label_condition(field: str, patterns: Sequence[str]) -> tuple[JSON, bool, in
     for pattern in patterns:
         if pattern.startswith("!"):
             body = pattern[1:]
-            if any(c in _GLOB_CHARS for c in body) or is_unsafe(body):
+            if (
+                any(c in _GLOB_CHARS for c in body)
+                or is_unsafe(body)
+                or len(body) > MAX_PATTERN_LENGTH
+            ):
                 return {"$ex": {field: 1}}, False, 1, 1
             alternatives.append({"$neq": {field: body}})
             others += 1
@@ -332,7 +338,8 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
     if relax_all and name_exact is None:
         name_test = None
     labels: list[tuple[str, JSON, bool, int, int]] = []
-    for label, patterns in key.spec:
+    truncated = len(key.spec) > MAX_LABELS  # a subset of an AND is a superset: not exact
+    for label, patterns in key.spec[:MAX_LABELS]:
         field = fields.field(label)
         if relax_all:
             labels.append((label, {"$ex": {field: 1}}, False, 1, 1))
@@ -358,7 +365,7 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
     return Rule(
         key=key,
         condition=condition,
-        exact=all(exact for _, _, exact, _, _ in labels),
+        exact=not truncated and all(exact for _, _, exact, _, _ in labels),
         labels=frozenset(label for label, *_ in labels),
         name_exact=name_exact,
         weight=weight,

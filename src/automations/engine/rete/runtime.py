@@ -63,6 +63,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import fnmatch
+import itertools
 import json
 import logging
 import re
@@ -87,6 +88,8 @@ if len({compiler.fnv1a32(p) for p in _ID_PREFIXES}) != CHUNK:  # pragma: no cove
 _POSITIONS = {f"{j:03d}": j for j in range(CHUNK)}
 """A fact's position in its post, from the first three characters of its id."""
 
+_RULESET_SERIAL = itertools.count(1)
+"""Ruleset names are unique in the process (durable's handles are process-wide)."""
 _NAME_CACHE_LIMIT = 65_536
 _MAX_VALUE_CHARS = 16_000
 """durable passes string lengths as 16-bit integers (``reduceString``, ``evaluateRegex``): an
@@ -426,7 +429,6 @@ class ReteMatcher:
         self._next_rule = 1
         self._pending: dict[int, _Rule] = {}
         self._shards: list[_Shard] = []
-        self._next_shard = 1
         self._batches = 0
         self._seq = 0
         self._cache: dict[str, _Candidates] = {}
@@ -576,8 +578,7 @@ class ReteMatcher:
             self._build(pack.rules)
 
     def _build(self, rules: list[_Rule]) -> None:
-        shard = _Shard(f"rete_s{self._next_shard}")
-        self._next_shard += 1
+        shard = _Shard(f"rete{next(_RULESET_SERIAL)}")
         for attempt in (0, 1):
             if attempt:
                 for rule in rules:  # fallback: every label test relaxed, verified in Python
@@ -585,7 +586,7 @@ class ReteMatcher:
             named = [(f"r{r.number}", r.compiled) for r in rules if r.compiled is not None]
             definition = json.dumps(compiler.ruleset_definition(named), ensure_ascii=False)
             try:
-                shard.handle = self._engine.create_ruleset(shard.name + f"_{attempt}", definition)
+                shard.handle = self._engine.create_ruleset(f"{shard.name}_{attempt}", definition)
             except self._engine.error:
                 _log.exception("durable_rules rejected %s (attempt %d)", shard.name, attempt)
                 continue

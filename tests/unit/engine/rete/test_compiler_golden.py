@@ -57,6 +57,9 @@ CASES = {
     "too_many_alternatives": [
         trig("t", expect=["x"], match={"env": [f"e{i}-*" for i in range(12)]}),
     ],
+    "many_labels_truncated": [
+        trig("t", expect=["x"], match={f"label.{i:02d}": [f"v{i}"] for i in range(40)}),
+    ],
     "weight_bound_relaxes_widest": [
         trig(
             "t",

@@ -295,3 +295,13 @@ def test_huge_values_are_not_truncated() -> None:
     huge = "abc" + "x" * 65_533
     out = m.match_batch([event("x", {"k": huge, "j": "abc"}), event("x", {"k": "abc", "j": huge})])
     assert out == [[], []]
+
+
+def test_specs_with_more_labels_than_a_rule_tests_are_rechecked() -> None:
+    m = ReteMatcher()
+    spec = {f"label.{i:02d}": [f"v{i}"] for i in range(40)}
+    m.load("a", [trig("t", expect=["x"], match=spec)])
+    m.flush()
+    good = {f"label.{i:02d}": f"v{i}" for i in range(40)}
+    bad = dict(good, **{"label.39": "nope"})
+    assert [len(t) for t in m.match_batch([event("x", good), event("x", bad)])] == [1, 0]
