@@ -869,3 +869,8 @@ class SingleThreadMatcher:
     def close(self) -> None:
         """Stops the worker thread."""
         self._executor.shutdown(wait=True)
+
+
+def _conforms(rete: ReteMatcher, facade: SingleThreadMatcher) -> list[matching.Matcher]:
+    """Type-checked only: both classes implement the Matcher protocol."""
+    return [rete, facade]
