@@ -50,8 +50,9 @@ _PG_MIGRATION_LOCK = (
 def normalize_url(url: str | URL) -> URL:
     """Turns a user-supplied database URL (or a bare file path) into a SQLAlchemy URL.
 
-    ``postgresql://`` and ``postgres://`` select the psycopg 3 driver; a string without ``://`` is
-    taken as an SQLite file path.
+    Every PostgreSQL URL (``postgresql://``, ``postgres://``, ``postgresql+<driver>://``) selects
+    the psycopg 3 driver, every SQLite one pysqlite; a string without ``://`` is taken as an SQLite
+    file path.
 
     Args:
         url: A SQLAlchemy URL, a libpq-style ``postgresql://`` URL, or a file path.
@@ -66,9 +67,11 @@ def normalize_url(url: str | URL) -> URL:
         if "://" not in text and not text.startswith("sqlite:"):
             return URL.create("sqlite+pysqlite", database=text)
         parsed = sa.make_url(text)
-    if parsed.drivername in ("postgresql", "postgres"):
+    backend = parsed.drivername.split("+", 1)[0]
+    if backend in ("postgresql", "postgres"):
+        # The store drives psycopg 3 directly on its hot paths (COPY, binary arrays).
         parsed = parsed.set(drivername="postgresql+psycopg")
-    elif parsed.drivername == "sqlite":
+    elif backend == "sqlite":
         parsed = parsed.set(drivername="sqlite+pysqlite")
     return parsed
 
@@ -102,8 +105,10 @@ class Database:
         if self.dialect == "sqlite":
             self._init_sqlite(echo, reader_pool_size)
         elif self.dialect == "postgresql":
+            # pre-ping: one round trip per checkout (microseconds locally, per group commit, not
+            # per event) so that a restarted server costs no failed batch.
             self.writer = sa.create_engine(
-                self.url, echo=echo, pool_size=2, max_overflow=2, pool_pre_ping=False
+                self.url, echo=echo, pool_size=2, max_overflow=2, pool_pre_ping=True
             )
             self.reader = sa.create_engine(
                 self.url,
@@ -131,7 +136,7 @@ class Database:
             self.reader = self.writer
             return
         if self.url.database:
-            pathlib.Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
         self.writer = sa.create_engine(
             self.url,
             echo=echo,

@@ -60,6 +60,7 @@ def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: object) -> None:
         ("postgresql://u@h/db", "postgresql+psycopg"),
         ("postgres://u@h/db", "postgresql+psycopg"),
         ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg"),
         ("sqlite:///x.db", "sqlite+pysqlite"),
         ("./automations.db", "sqlite+pysqlite"),
     ],
