@@ -32,8 +32,9 @@ durable_rules' crash paths, and how they are avoided:
   and FNV-1a applied to a common suffix is a bijection, so the ids held at one time (one post) can
   never collide in durable's 32-bit message index. Should an id still be reported as already
   observed, that post's events are matched in Python instead.
-* One thread: every C call goes through ``_Engine``, which binds to the first thread that calls it
-  and raises on any other. ``SingleThreadMatcher`` is the facade for callers on several threads.
+* One thread: every C call goes through ``_Engine``, which binds to the first thread that uses the
+  matcher (any public method) and raises on any other. ``SingleThreadMatcher`` is the facade for
+  callers on several threads: it runs everything on one dedicated worker.
 
 Lifecycle, and the bounded leak. durable rulesets are immutable and cannot be deleted safely, so:
 
@@ -116,12 +117,16 @@ class _Engine:
         self._owner: int | None = None
         self.calls = 0
 
-    def _check(self) -> None:
+    def check_thread(self) -> None:
+        """Binds to the calling thread on first use; raises on any other thread afterwards."""
         ident = threading.get_ident()
         if self._owner is None:
             self._owner = ident
         elif ident != self._owner:
-            raise RuntimeError("durable_rules called from a second thread")
+            raise RuntimeError("durable_rules used from a second thread")
+
+    def _check(self) -> None:
+        self.check_thread()
         self.calls += 1
 
     @property
@@ -439,6 +444,7 @@ class ReteMatcher:
 
     def load(self, automation_id: str, event_triggers: Sequence[triggers.EventTrigger]) -> None:
         """Adds (or replaces) the event triggers of one automation (no durable call)."""
+        self._engine.check_thread()
         previous = self._by_automation.get(automation_id)
         order = previous[0].order[0] if previous else self._order
         if not previous:
@@ -460,6 +466,7 @@ class ReteMatcher:
 
     def unload(self, automation_id: str) -> None:
         """Removes every trigger of one automation (no durable call; its rules may die)."""
+        self._engine.check_thread()
         self._drop(automation_id)
         self._cache.clear()
 
@@ -509,6 +516,7 @@ class ReteMatcher:
 
     def flush(self) -> None:
         """Seals every pending rule into shards now (calls durable: owner thread only)."""
+        self._engine.check_thread()
         self._maintain(force=True)
 
     def _maintain(self, force: bool = False) -> None:
@@ -592,10 +600,7 @@ class ReteMatcher:
                 continue
             self.stats.rulesets_created += 1
             break
-        else:  # pragma: no cover - both attempts rejected; the rules stay on the Python path
-            for rule in rules:
-                rule.pending_since = 1 << 62
-                self._pending[rule.number] = rule
+        else:  # pragma: no cover - both attempts rejected: the rules stay on the Python path
             return
         labels = sorted({label for r in rules if r.compiled for label in r.compiled.labels})
         shard.fields = tuple((label, self._fields.field(label)) for label in labels)
@@ -651,6 +656,7 @@ class ReteMatcher:
 
     def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
         """Returns, for each event of ``batch`` in order, the triggers it touches."""
+        self._engine.check_thread()
         self._batches += 1
         if self._pending or self._dirty:
             self._maintain()

@@ -96,15 +96,22 @@ def test_a_second_thread_is_refused() -> None:
     errors: list[BaseException] = []
 
     def other() -> None:
-        try:
-            m.match_batch([event("x", {"env": "p"})])
-        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
-            errors.append(exc)
+        for call in (
+            lambda: m.match_batch([event("x", {"env": "p"})]),
+            lambda: m.load("b", []),
+            lambda: m.unload("a"),
+            m.flush,
+        ):
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - recorded for the assertion
+                errors.append(exc)
 
     t = threading.Thread(target=other)
     t.start()
     t.join()
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
+    assert len(errors) == 4 and all(isinstance(e, RuntimeError) for e in errors)
+    assert len(m.match_batch([event("x", {"env": "p"})])[0]) == 1
 
 
 def test_single_thread_facade_serves_many_callers_on_one_thread() -> None:
