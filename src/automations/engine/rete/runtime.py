@@ -10,8 +10,9 @@ The only module of the project that imports durable_rules, and it drives the C m
    once per new name. An event only reaches the shards holding rules of triggers its name covers:
    10,000 loaded automations do not make an unrelated event any more expensive.
 2. **Rete.** Triggers with a ``match`` spec have rules (``compiler``), one per distinct (name
-   pattern, spec), packed into *shards*: bounded rulesets (``max_rules``, the 64-path alpha stack,
-   255 fact properties). For each shard reached, the chunk's events go in as *facts* (an event is
+   pattern, spec), packed into *shards*: bounded rulesets (``max_rules`` rules, ``max_names``
+   distinct name tests, 48 of the 64 alpha paths one fact may match at once, 200 label fields of
+   the 255 properties a fact may have). For each shard reached, the chunk's events go in as *facts* (an event is
    consumed by one rule only; a fact fires every rule it matches) carrying the name and only the
    label fields that shard reads: one ``assert_facts`` per shard and chunk of at most 500 events,
    then ``start_action`` / ``complete_and_start_action`` until drained, then ``retract_facts`` of
@@ -20,7 +21,7 @@ The only module of the project that imports durable_rules, and it drives the C m
 3. **Python, after.** Relaxed rules (``exact=False``) are re-checked, ``match_related`` specs are
    checked on the survivors, and triggers whose rules are not in a live shard yet are checked in
    Python (see lifecycle). Events carrying strings durable would see in escaped form (``is_unsafe``)
-   take the Python path too.
+   or past its 16-bit string lengths take the Python path too.
 
 durable_rules' crash paths, and how they are avoided:
 
@@ -52,8 +53,9 @@ Lifecycle, and the bounded leak. durable rulesets are immutable and cannot be de
   what leaks is its rule network and one sid state: measured about 200 KB + 30 KB per rule
   (``bench/rete_match.py --leak``), i.e. up to ~8 MB for a full 256-rule shard.
   Bound: a dead-ratio retirement needs ``max(retire_min_dead, rules / 2)`` unloaded rules, so it
-  leaks at most ~60 KB per unloaded rule (200 KB / 16 + 2 x 30 KB); a compaction abandons at most
-  ``max_small_shards + 1`` rulesets of under ``max_rules / 4`` rules, and needs as many seals.
+  leaks at most ~60 KB per unloaded rule (200 KB / 16 + 2 x 30 KB); a compaction abandons the
+  small shards only once there are more than ``max_small_shards`` of them, each under
+  ``max_rules / 4`` rules (~2 MB), and each made by a seal or left by unloads.
   ``stats.rulesets_abandoned`` counts them. Process-wide, durable allows 131,071 rulesets
   (``MAX_HANDLES``). A service with heavy automation churn should restart (or re-create its
   matcher in a fresh process) when the count grows large; the matcher cannot free them safely.
