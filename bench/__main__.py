@@ -1,6 +1,6 @@
 """``make bench``: the ingest ceiling comparison and the peer workloads, side by side in one run.
 
-    python -m bench [ingest|w1|w2|w3|all] [--events N] [--runs K]
+python -m bench [ingest|w1|w2|w3|all] [--events N] [--runs K]
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from bench import harness
 
 
 def ingest(events: int, runs: int) -> None:
-    print(f"== ingest: StreamEvents, {events} events, 1000 per request, 2 streams x 8 in flight; "
-          f"median of {runs} runs, ceiling and engine alternated")
+    print(
+        f"== ingest: StreamEvents, {events} events, 1000 per request, 2 streams x 8 in flight; "
+        f"median of {runs} runs, ceiling and engine alternated"
+    )
     ceil_rates: list[float] = []
     eng_rates: list[float] = []
     eng_p50: list[float] = []
@@ -30,9 +32,11 @@ def ingest(events: int, runs: int) -> None:
     ceiling = statistics.median(ceil_rates)
     engine = statistics.median(eng_rates)
     print(f"ceiling (decode + touch every field + ack): {ceiling:10,.0f} events/s")
-    print(f"engine  (validate + durable SQLite commit):  {engine:10,.0f} events/s"
-          f"   ack p50 {statistics.median(eng_p50):.1f} ms, p99 {statistics.median(eng_p99):.1f} ms"
-          f" (per 1000-event request)")
+    print(
+        f"engine  (validate + durable SQLite commit):  {engine:10,.0f} events/s"
+        f"   ack p50 {statistics.median(eng_p50):.1f} ms, p99 {statistics.median(eng_p99):.1f} ms"
+        f" (per 1000-event request)"
+    )
     print(f"ratio engine/ceiling: {engine / ceiling:.0%}   (target >= 35% and >= 40,000 events/s)")
 
 

@@ -38,7 +38,9 @@ def ceiling() -> Iterator[str]:
     addr = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.ceiling_server", "--addr", addr],
-        stdout=subprocess.PIPE, env=_env(), cwd=ROOT,
+        stdout=subprocess.PIPE,
+        env=_env(),
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None
@@ -50,17 +52,30 @@ def ceiling() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def engine(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def engine(
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
         addr = f"127.0.0.1:{free_port()}"
         log = open(Path(tmp) / "engine.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "automations.cli.main", "serve", "--grpc-addr", addr,
-                "--metrics-addr", f"127.0.0.1:{free_port()}",
-                "--database-url", f"sqlite:///{tmp}/bench.db", "--no-executors",
+                sys.executable,
+                "-m",
+                "automations.cli.main",
+                "serve",
+                "--grpc-addr",
+                addr,
+                "--metrics-addr",
+                f"127.0.0.1:{free_port()}",
+                "--database-url",
+                f"sqlite:///{tmp}/bench.db",
+                "--no-executors",
             ],
-            stdout=log, stderr=log, env={**_env(), **(extra_env or {})}, cwd=tmp,
+            stdout=log,
+            stderr=log,
+            env={**_env(), **(extra_env or {})},
+            cwd=tmp,
         )
         try:
             deadline = time.monotonic() + 60

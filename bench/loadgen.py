@@ -20,16 +20,13 @@ from typing import Any
 
 import grpc
 
-from automations.v1 import event_pb2, event_service_pb2
-
+from automations.v1 import event_service_pb2
 from bench import workloads
 
 METHOD = "/automations.v1.EventService/StreamEvents"
 
 
-def build_requests(
-    sequence: list[tuple[str, str]], batch: int, occurred: float
-) -> list[bytes]:
+def build_requests(sequence: list[tuple[str, str]], batch: int, occurred: float) -> list[bytes]:
     requests = []
     seconds = int(occurred)
     nanos = int((occurred - seconds) * 1e9)
@@ -50,7 +47,8 @@ def run_stream(
     channel: grpc.Channel, requests: list[bytes], window: int, out: dict[str, Any]
 ) -> None:
     call = channel.stream_stream(
-        METHOD, request_serializer=lambda b: b,
+        METHOD,
+        request_serializer=lambda b: b,
         response_deserializer=event_service_pb2.StreamEventsResponse.FromString,
     )
     sent_at: dict[int, float] = {}
@@ -72,7 +70,8 @@ def run_stream(
             rejected_batches += 1
         else:
             accepted += sum(
-                1 for r in response.result.results
+                1
+                for r in response.result.results
                 if r.status == event_service_pb2.EVENT_STATUS_ACCEPTED
             )
     out["latencies"] = latencies

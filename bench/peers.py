@@ -24,7 +24,6 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
-
 from bench import harness, workloads
 
 PREFECT = {
@@ -47,7 +46,9 @@ def _stubs(addr: str) -> tuple[Any, Any, grpc.Channel]:
 
 def create(stub: Any, data: dict[str, Any]) -> str:
     reply = stub.CreateAutomation(
-        automation_service_pb2.CreateAutomationRequest(automation=convert.automation_proto_from_prefect_json(data))
+        automation_service_pb2.CreateAutomationRequest(
+            automation=convert.automation_proto_from_prefect_json(data)
+        )
     )
     return str(reply.name.split("/", 1)[1])
 
@@ -58,7 +59,9 @@ def firings(stub: Any, automation_id: str | None = None) -> list[Any]:
     parent = f"automations/{automation_id}" if automation_id else ""
     while True:
         reply = stub.ListFirings(
-            automation_service_pb2.ListFiringsRequest(parent=parent, page_size=1000, page_token=token)
+            automation_service_pb2.ListFiringsRequest(
+                parent=parent, page_size=1000, page_token=token
+            )
         )
         out.extend(reply.firings)
         token = reply.next_page_token
@@ -86,19 +89,34 @@ def w1(counts: list[int], automations_loaded: int = 20) -> list[dict[str, Any]]:
             a_stub, e_stub, channel = _stubs(addr)
             bench_ids = [create(a_stub, a) for a in workloads.w1_automations()]
             for k in range(max(0, automations_loaded - 20)):
-                extra = {"name": f"filler-{k}", "trigger": {
-                    "type": "event", "posture": "Reactive", "expect": [f"other.evt.{k}"],
-                    "for_each": ["prefect.resource.id"], "threshold": 3, "within": 60},
-                    "actions": [{"type": "do-nothing"}]}
+                extra = {
+                    "name": f"filler-{k}",
+                    "trigger": {
+                        "type": "event",
+                        "posture": "Reactive",
+                        "expect": [f"other.evt.{k}"],
+                        "for_each": ["prefect.resource.id"],
+                        "threshold": 3,
+                        "within": 60,
+                    },
+                    "actions": [{"type": "do-nothing"}],
+                }
                 create(a_stub, extra)
             lg = harness.loadgen(addr, events=n)
             expected = workloads.w1_expected_firings(workloads.w1_sequence(n), [lg["occurred"]] * n)
             observed = sum(len(firings(a_stub, i)) for i in bench_ids)
-            results.append({
-                "events": n, "automations": automations_loaded, "accepted": lg["accepted"],
-                "rejected_batches": lg["rejected_batches"], "rate": lg["events_per_s"],
-                "firings": observed, "expected": expected, "rss_mb": harness.rss_mb(proc.pid),
-            })
+            results.append(
+                {
+                    "events": n,
+                    "automations": automations_loaded,
+                    "accepted": lg["accepted"],
+                    "rejected_batches": lg["rejected_batches"],
+                    "rate": lg["events_per_s"],
+                    "firings": observed,
+                    "expected": expected,
+                    "rss_mb": harness.rss_mb(proc.pid),
+                }
+            )
             channel.close()
     return results
 
@@ -131,9 +149,13 @@ def w2() -> dict[str, Any]:
         return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
 
     return {
-        "events": total, "firings": len(fired),
-        "ack_p50_ms": pct(latencies, 0.5), "ack_p95_ms": pct(latencies, 0.95), "ack_p99_ms": pct(latencies, 0.99),
-        "server_p50_ms": pct(server, 0.5), "server_p99_ms": pct(server, 0.99),
+        "events": total,
+        "firings": len(fired),
+        "ack_p50_ms": pct(latencies, 0.5),
+        "ack_p95_ms": pct(latencies, 0.95),
+        "ack_p99_ms": pct(latencies, 0.99),
+        "server_p50_ms": pct(server, 0.5),
+        "server_p99_ms": pct(server, 0.99),
     }
 
 
@@ -147,10 +169,15 @@ def w3(extra_windows: int = 0) -> dict[str, Any]:
         automation_id = create(a_stub, automation)
         if extra_windows:
             # keep many windows open that expire well after the measured ones
-            filler = dict(automation, name="w3-filler", trigger=dict(automation["trigger"], within=3600))
+            filler = dict(
+                automation, name="w3-filler", trigger=dict(automation["trigger"], within=3600)
+            )
             create(a_stub, filler)
             for start in range(0, extra_windows, 5000):
-                batch = [_event("bench.start", f"bench.fill.{i}") for i in range(start, min(extra_windows, start + 5000))]
+                batch = [
+                    _event("bench.start", f"bench.fill.{i}")
+                    for i in range(start, min(extra_windows, start + 5000))
+                ]
                 e_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=batch))
         sent: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -167,7 +194,9 @@ def w3(extra_windows: int = 0) -> dict[str, Any]:
         lags = sorted(_ts(f.fire_time) - (sent[f.triggering_event_id] + within) for f in fired)
         channel.close()
     return {
-        "windows_open": extra_windows + ev["resources"], "firings": len(fired), "expected": ev["resources"],
+        "windows_open": extra_windows + ev["resources"],
+        "firings": len(fired),
+        "expected": ev["resources"],
         "lag_min_ms": lags[0] * 1000 if lags else None,
         "lag_median_ms": statistics.median(lags) * 1000 if lags else None,
         "lag_p99_ms": lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000 if lags else None,
@@ -181,18 +210,24 @@ def report(name: str, data: Any) -> None:
 
 def run_all(w1_counts: list[int]) -> None:
     for r in w1(w1_counts):
-        print(f"W1 {r['events']:>9,} events, {r['automations']} automations: {r['rate']:9,.0f} events/s "
-              f"processed with durable acks (Prefect ~{PREFECT['w1_rate']:.0f}/s: {r['rate'] / PREFECT['w1_rate']:,.0f}x); "
-              f"firings {r['firings']}/{r['expected']} expected; rejected batches {r['rejected_batches']}; "
-              f"RSS {r['rss_mb']:.0f} MB")
+        print(
+            f"W1 {r['events']:>9,} events, {r['automations']} automations: {r['rate']:9,.0f} events/s "
+            f"processed with durable acks (Prefect ~{PREFECT['w1_rate']:.0f}/s: {r['rate'] / PREFECT['w1_rate']:,.0f}x); "
+            f"firings {r['firings']}/{r['expected']} expected; rejected batches {r['rejected_batches']}; "
+            f"RSS {r['rss_mb']:.0f} MB"
+        )
     _ = threading
     r2 = w2()
-    print(f"W2 latency (event -> firing committed, as acked): p50 {r2['ack_p50_ms']:.1f} ms, "
-          f"p99 {r2['ack_p99_ms']:.1f} ms; engine-side p99 {r2['server_p99_ms']:.2f} ms "
-          f"(Prefect p50 {PREFECT['w2_p50_ms']:.0f} ms, p99 {PREFECT['w2_p99_ms']:.0f} ms); firings {r2['firings']}/{r2['events']}")
+    print(
+        f"W2 latency (event -> firing committed, as acked): p50 {r2['ack_p50_ms']:.1f} ms, "
+        f"p99 {r2['ack_p99_ms']:.1f} ms; engine-side p99 {r2['server_p99_ms']:.2f} ms "
+        f"(Prefect p50 {PREFECT['w2_p50_ms']:.0f} ms, p99 {PREFECT['w2_p99_ms']:.0f} ms); firings {r2['firings']}/{r2['events']}"
+    )
     for extra in (0, 100_000):
         r3 = w3(extra)
-        print(f"W3 absence, {r3['windows_open']:,} windows open: lag after deadline median "
-              f"{r3['lag_median_ms']:.1f} ms, p99 {r3['lag_p99_ms']:.1f} ms, max {r3['lag_max_ms']:.1f} ms "
-              f"(Prefect median {PREFECT['w3_median_s'] * 1000:.0f} ms, max {PREFECT['w3_max_s'] * 1000:.0f} ms); "
-              f"firings {r3['firings']}/{r3['expected']}")
+        print(
+            f"W3 absence, {r3['windows_open']:,} windows open: lag after deadline median "
+            f"{r3['lag_median_ms']:.1f} ms, p99 {r3['lag_p99_ms']:.1f} ms, max {r3['lag_max_ms']:.1f} ms "
+            f"(Prefect median {PREFECT['w3_median_s'] * 1000:.0f} ms, max {PREFECT['w3_max_s'] * 1000:.0f} ms); "
+            f"firings {r3['firings']}/{r3['expected']}"
+        )

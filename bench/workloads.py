@@ -65,7 +65,9 @@ def _matches(pattern: str, name: str) -> bool:
     return re.match(regex, name) is not None
 
 
-def w1_expected_firings(sequence: list[tuple[str, str]], occurred: list[float] | None = None) -> int:
+def w1_expected_firings(
+    sequence: list[tuple[str, str]], occurred: list[float] | None = None
+) -> int:
     """Firings Prefect's algorithm gives for W1 (the workload's ``expected_firings`` rule).
 
     Per (automation, resource) key, replayed in emission order with each event's occurred time t:

@@ -53,7 +53,9 @@ class Settings(pydantic_settings.BaseSettings):
     grpc_addr: str = "127.0.0.1:50051"
     metrics_addr: str = "127.0.0.1:9464"
     database_url: str = "sqlite:///./automations.db"
-    executors: Annotated[list[str], pydantic_settings.NoDecode] = pydantic.Field(default_factory=list)
+    executors: Annotated[list[str], pydantic_settings.NoDecode] = pydantic.Field(
+        default_factory=list
+    )
     no_executors: bool = False
     event_retention_seconds: float = pydantic.Field(default=7 * 86400, gt=0)
     max_pending_events: int = pydantic.Field(default=100_000, gt=0)

@@ -48,7 +48,9 @@ class TextFormatter(logging.Formatter):
         """Returns the text line for ``record``."""
         line = super().format(record)
         extras = [
-            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in _STANDARD and not k.startswith("_")
         ]
         return f"{line} {' '.join(extras)}" if extras else line
 

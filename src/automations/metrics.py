@@ -18,7 +18,9 @@ EVENTS_DUPLICATE = Counter(
     "automations_events_duplicate_total", "Events acknowledged as duplicates of an id seen before."
 )
 EVENTS_REJECTED = Counter(
-    "automations_events_rejected_total", "Events rejected by validation or backpressure.", ["reason"]
+    "automations_events_rejected_total",
+    "Events rejected by validation or backpressure.",
+    ["reason"],
 )
 INGEST_BATCH_SIZE = Histogram(
     "automations_ingest_batch_events",
@@ -40,9 +42,7 @@ EVALUATION_LATENCY = Histogram(
     "Time the trigger engine spends on one group of events.",
     buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
-FIRINGS = Counter(
-    "automations_firings_total", "Automation firings.", ["trigger_type", "posture"]
-)
+FIRINGS = Counter("automations_firings_total", "Automation firings.", ["trigger_type", "posture"])
 DEADLINE_LAG = Histogram(
     "automations_deadline_lag_seconds",
     "How late a proactive deadline was processed after it was due.",
@@ -51,7 +51,9 @@ DEADLINE_LAG = Histogram(
 PENDING_EVENTS = Gauge(
     "automations_ingest_pending_events", "Events accepted by the API and waiting for a commit."
 )
-LOADED_AUTOMATIONS = Gauge("automations_loaded_automations", "Enabled automations loaded in the engine.")
+LOADED_AUTOMATIONS = Gauge(
+    "automations_loaded_automations", "Enabled automations loaded in the engine."
+)
 GRPC_REQUESTS = Counter(
     "automations_grpc_requests_total", "gRPC requests handled.", ["grpc_method", "grpc_code"]
 )

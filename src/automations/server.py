@@ -21,8 +21,12 @@ from prometheus_client import start_http_server
 from automations import config, logs
 from automations.api import automation_service, event_service, interceptors
 from automations.pipeline import service, writer
-from automations.v1 import automation_service_pb2, automation_service_pb2_grpc
-from automations.v1 import event_service_pb2, event_service_pb2_grpc
+from automations.v1 import (
+    automation_service_pb2,
+    automation_service_pb2_grpc,
+    event_service_pb2,
+    event_service_pb2_grpc,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,9 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
         automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
     )
-    reflection.enable_server_reflection((*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     server.add_insecure_port(settings.grpc_addr)

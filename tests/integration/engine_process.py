@@ -27,8 +27,14 @@ def free_port() -> int:
 class EngineProcess:
     """A running ``automations serve`` with its own SQLite file (or a given database URL)."""
 
-    def __init__(self, workdir: Path, *, database_url: str | None = None, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.grpc_addr = f"127.0.0.1:{free_port()}"
         self.metrics_addr = f"127.0.0.1:{free_port()}"
@@ -41,9 +47,18 @@ class EngineProcess:
 
     def start(self, timeout: float = 30.0) -> EngineProcess:
         cmd = [
-            sys.executable, "-m", "automations.cli.main", "serve",
-            "--grpc-addr", self.grpc_addr, "--metrics-addr", self.metrics_addr,
-            "--database-url", self.database_url, "--no-executors", *self.extra_args,
+            sys.executable,
+            "-m",
+            "automations.cli.main",
+            "serve",
+            "--grpc-addr",
+            self.grpc_addr,
+            "--metrics-addr",
+            self.metrics_addr,
+            "--database-url",
+            self.database_url,
+            "--no-executors",
+            *self.extra_args,
         ]
         env = {**os.environ, **self.env}
         self._close_log()
@@ -60,7 +75,10 @@ class EngineProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(self.grpc_addr) as channel:
+            with (
+                contextlib.suppress(grpc.RpcError),
+                grpc.insecure_channel(self.grpc_addr) as channel,
+            ):
                 stub = health_pb2_grpc.HealthStub(channel)
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:

@@ -19,7 +19,9 @@ DUPLICATE = event_service_pb2.EVENT_STATUS_DUPLICATE
 REJECTED = event_service_pb2.EVENT_STATUS_REJECTED
 
 
-def make_event(name: str = "flow-run.Completed", resource: str = "res.1", **kw: object) -> event_pb2.Event:
+def make_event(
+    name: str = "flow-run.Completed", resource: str = "res.1", **kw: object
+) -> event_pb2.Event:
     ev = event_pb2.Event(id=str(kw.pop("id", uuid.uuid4())), event=name)
     ev.occurred.GetCurrentTime()
     if resource:
@@ -87,7 +89,9 @@ def test_list_events_filters_by_name_resource_and_time_and_pages(
     seen: list[str] = []
     token = ""
     while True:
-        page = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=2, page_token=token))
+        page = events_stub.ListEvents(
+            event_service_pb2.ListEventsRequest(page_size=2, page_token=token)
+        )
         seen += [e.id for e in page.events]
         token = page.next_page_token
         if not token:
@@ -105,7 +109,9 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
         with grpc.insecure_channel(engine.grpc_addr) as channel:
             stub = event_service_pb2_grpc.EventServiceStub(channel)
             requests = [
-                event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(200)])
+                event_service_pb2.StreamEventsRequest(
+                    sequence=i, events=[make_event() for _ in range(200)]
+                )
                 for i in range(30)
             ]
             for request, response in zip(requests, stub.StreamEvents(iter(requests)), strict=False):
@@ -126,7 +132,9 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
             stored: set[str] = set()
             token = ""
             while True:
-                page = stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=1000, page_token=token))
+                page = stub.ListEvents(
+                    event_service_pb2.ListEventsRequest(page_size=1000, page_token=token)
+                )
                 stored.update(e.id for e in page.events)
                 token = page.next_page_token
                 if not token:
@@ -151,7 +159,9 @@ def test_backpressure_answers_resource_exhausted_instead_of_queueing(tmp_path: P
         with grpc.insecure_channel(engine.grpc_addr) as channel:
             stub = event_service_pb2_grpc.EventServiceStub(channel)
             requests = [
-                event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(900)])
+                event_service_pb2.StreamEventsRequest(
+                    sequence=i, events=[make_event() for _ in range(900)]
+                )
                 for i in range(40)
             ]
             responses = list(stub.StreamEvents(iter(requests)))

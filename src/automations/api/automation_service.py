@@ -22,7 +22,6 @@ from automations.pipeline import writer as writer_
 from automations.v1 import automation_pb2, automation_service_pb2, automation_service_pb2_grpc
 
 
-
 class Reader(Protocol):
     """Read-side queries the servicer needs (run in worker threads)."""
 
@@ -92,7 +91,9 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if request.page_size < 0:
             raise errors.InvalidArgument("page_size", "must be >= 0")
         if request.filter:
-            raise errors.InvalidArgument("filter", "filtering is not supported yet", reason="UNSUPPORTED")
+            raise errors.InvalidArgument(
+                "filter", "filtering is not supported yet", reason="UNSUPPORTED"
+            )
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_automations(
                 page_size=request.page_size, page_token=request.page_token
@@ -108,7 +109,9 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Replaces the fields named by ``update_mask`` (all mutable fields when it is empty)."""
         if not request.HasField("automation"):
             raise errors.InvalidArgument("automation", "is required")
-        automation_id = convert.automation_id_from_name(request.automation.name, field="automation.name")
+        automation_id = convert.automation_id_from_name(
+            request.automation.name, field="automation.name"
+        )
         current = await asyncio.to_thread(self._reader.get_automation, automation_id)
         if request.automation.etag and request.automation.etag != convert.etag(current):
             raise errors.Aborted(
@@ -183,7 +186,9 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         )
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_firings(
-                automation_id=automation_id, page_size=request.page_size, page_token=request.page_token
+                automation_id=automation_id,
+                page_size=request.page_size,
+                page_token=request.page_token,
             )
         )
         return automation_service_pb2.ListFiringsResponse(
@@ -194,5 +199,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
 def _check_id(automation_id: str) -> None:
     if not 1 <= len(automation_id) <= 63 or not all(c.isalnum() or c == "-" for c in automation_id):
         raise errors.InvalidArgument(
-            "automation_id", "must be 1-63 characters of letters, digits and '-'", reason="INVALID_ID"
+            "automation_id",
+            "must be 1-63 characters of letters, digits and '-'",
+            reason="INVALID_ID",
         )

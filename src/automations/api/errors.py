@@ -52,6 +52,4 @@ def to_rpc_status(exc: errors.AutomationsError) -> status_pb2.Status:
         any_msg = any_pb2.Any()
         any_msg.Pack(detail)
         packed.append(any_msg)
-    return status_pb2.Status(
-        code=getattr(code_pb2, code.name), message=exc.message, details=packed
-    )
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=exc.message, details=packed)

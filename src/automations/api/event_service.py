@@ -53,7 +53,9 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._max_size = max_event_size
         self._clock = clock
 
-    async def ingest(self, messages: Sequence[event_pb2.Event]) -> list[event_service_pb2.EventResult]:
+    async def ingest(
+        self, messages: Sequence[event_pb2.Event]
+    ) -> list[event_service_pb2.EventResult]:
         """Validates and commits one batch; returns one result per event, in order.
 
         Raises:
@@ -131,7 +133,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                     )
                 else:
                     yield event_service_pb2.StreamEventsResponse(
-                        sequence=sequence, result=event_service_pb2.EventBatchResult(results=results)
+                        sequence=sequence,
+                        result=event_service_pb2.EventBatchResult(results=results),
                     )
             await reader
         finally:
@@ -148,8 +151,14 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             raise errors.InvalidArgument("page_size", "must be >= 0")
         if request.order_by not in ("", "occurred", "occurred asc", "occurred desc"):
             raise errors.InvalidArgument("order_by", "must be 'occurred' or 'occurred desc'")
-        start = structs.timestamp_to_seconds(request.start_time) if request.HasField("start_time") else None
-        end = structs.timestamp_to_seconds(request.end_time) if request.HasField("end_time") else None
+        start = (
+            structs.timestamp_to_seconds(request.start_time)
+            if request.HasField("start_time")
+            else None
+        )
+        end = (
+            structs.timestamp_to_seconds(request.end_time) if request.HasField("end_time") else None
+        )
         found, token = await asyncio.to_thread(
             self._list_events,
             names=list(request.event_names),

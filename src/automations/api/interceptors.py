@@ -26,7 +26,9 @@ def _method_name(full: str) -> str:
     return full.rsplit("/", 1)[-1] if full else "unknown"
 
 
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str) -> None:
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
+) -> None:
     if isinstance(exc, errors.AutomationsError):
         status = api_errors.to_rpc_status(exc)
     else:

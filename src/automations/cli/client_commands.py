@@ -37,8 +37,13 @@ def _read_json(path: str) -> Any:
 
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
-    return grpc.insecure_channel(args.server, options=[("grpc.max_send_message_length", 64 << 20),
-                                                      ("grpc.max_receive_message_length", 64 << 20)])
+    return grpc.insecure_channel(
+        args.server,
+        options=[
+            ("grpc.max_send_message_length", 64 << 20),
+            ("grpc.max_receive_message_length", 64 << 20),
+        ],
+    )
 
 
 def _explain(exc: grpc.RpcError) -> str:
@@ -163,9 +168,11 @@ def automation_list(args: argparse.Namespace) -> int:
     stub = _stub(args)
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
-        reply = _call(lambda: stub.ListAutomations(
-            automation_service_pb2.ListAutomationsRequest(page_size=size, page_token=token)
-        ))
+        reply = _call(
+            lambda: stub.ListAutomations(
+                automation_service_pb2.ListAutomationsRequest(page_size=size, page_token=token)
+            )
+        )
         return list(reply.automations), reply.next_page_token
 
     found = [convert.automation_to_prefect_json(a) for a in _pages(fetch, args.limit)]
@@ -250,8 +257,13 @@ def events_publish(args: argparse.Namespace) -> int:
                     f"{where}{result.message}"
                 )
     summary = {"accepted": accepted, "duplicate": duplicate, "rejected": rejected}
-    _print(args, summary, lambda s: f"accepted {s['accepted']}, duplicate {s['duplicate']}, "
-           f"rejected {len(s['rejected'])}")
+    _print(
+        args,
+        summary,
+        lambda s: (
+            f"accepted {s['accepted']}, duplicate {s['duplicate']}, rejected {len(s['rejected'])}"
+        ),
+    )
     for line in rejected:
         print(f"rejected: {line}", file=sys.stderr)
     return 1 if rejected else 0
@@ -269,7 +281,10 @@ def _publish_with_retry(
             return reply
         except grpc.RpcError as exc:
             code = exc.code()
-            if code not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE) or attempt == 7:
+            if (
+                code not in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+                or attempt == 7
+            ):
                 raise CommandError(_explain(exc)) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -282,9 +297,13 @@ def events_list(args: argparse.Namespace) -> int:
     stub = event_service_pb2_grpc.EventServiceStub(_channel(args))
     request = event_service_pb2.ListEventsRequest(event_names=args.name, resource_ids=args.resource)
     if args.since:
-        request.start_time.CopyFrom(structs.seconds_to_timestamp(prefect_json.parse_time(args.since, "--since")))
+        request.start_time.CopyFrom(
+            structs.seconds_to_timestamp(prefect_json.parse_time(args.since, "--since"))
+        )
     if args.until:
-        request.end_time.CopyFrom(structs.seconds_to_timestamp(prefect_json.parse_time(args.until, "--until")))
+        request.end_time.CopyFrom(
+            structs.seconds_to_timestamp(prefect_json.parse_time(args.until, "--until"))
+        )
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
         request.page_token = token
@@ -292,11 +311,23 @@ def events_list(args: argparse.Namespace) -> int:
         reply = _call(lambda: stub.ListEvents(request))
         return list(reply.events), reply.next_page_token
 
-    found = [prefect_json.dump_event(convert.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))) for e in _pages(fetch, args.limit)]
-    _print(args, found, lambda items: "\n".join(
-        f"{e['occurred']}  {e['event']}  {e['resource'].get('prefect.resource.id', '')}  {e['id']}"
-        for e in items
-    ) or "(no events)")
+    found = [
+        prefect_json.dump_event(
+            convert.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))
+        )
+        for e in _pages(fetch, args.limit)
+    ]
+    _print(
+        args,
+        found,
+        lambda items: (
+            "\n".join(
+                f"{e['occurred']}  {e['event']}  {e['resource'].get('prefect.resource.id', '')}  {e['id']}"
+                for e in items
+            )
+            or "(no events)"
+        ),
+    )
     return 0
 
 
@@ -310,17 +341,28 @@ def firings_list(args: argparse.Namespace) -> int:
     parent = f"automations/{args.automation}" if args.automation else ""
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
-        reply = _call(lambda: stub.ListFirings(
-            automation_service_pb2.ListFiringsRequest(parent=parent, page_size=size, page_token=token)
-        ))
+        reply = _call(
+            lambda: stub.ListFirings(
+                automation_service_pb2.ListFiringsRequest(
+                    parent=parent, page_size=size, page_token=token
+                )
+            )
+        )
         return list(reply.firings), reply.next_page_token
 
     found = [_firing_json(f) for f in _pages(fetch, args.limit)]
-    _print(args, found, lambda items: "\n".join(
-        f"{f['triggered']}  {f['automation_id']}  event={f['triggering_event_id'] or '-'}  "
-        f"labels={json.dumps(f['triggering_labels'])}"
-        for f in items
-    ) or "(no firings)")
+    _print(
+        args,
+        found,
+        lambda items: (
+            "\n".join(
+                f"{f['triggered']}  {f['automation_id']}  event={f['triggering_event_id'] or '-'}  "
+                f"labels={json.dumps(f['triggering_labels'])}"
+                for f in items
+            )
+            or "(no firings)"
+        ),
+    )
     return 0
 
 

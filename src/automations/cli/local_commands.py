@@ -16,7 +16,14 @@ from automations.domain import errors
 def _settings(args: argparse.Namespace) -> config.Settings | None:
     overrides = {
         key: getattr(args, key, None)
-        for key in ("grpc_addr", "metrics_addr", "database_url", "no_executors", "executors", "log_json")
+        for key in (
+            "grpc_addr",
+            "metrics_addr",
+            "database_url",
+            "no_executors",
+            "executors",
+            "log_json",
+        )
     }
     try:
         return config.load(overrides, config_file=getattr(args, "config", None))

@@ -15,17 +15,30 @@ DEFAULT_SERVER = "127.0.0.1:50051"
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
-        prog="automations", description="Event automations engine (Prefect Automations semantics) over gRPC."
+        prog="automations",
+        description="Event automations engine (Prefect Automations semantics) over gRPC.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the engine")
-    serve.add_argument("--grpc-addr", help="gRPC HOST:PORT (env AUTOMATIONS_GRPC_ADDR; default 127.0.0.1:50051)")
-    serve.add_argument("--metrics-addr", help="Prometheus HOST:PORT (env AUTOMATIONS_METRICS_ADDR; default 127.0.0.1:9464)")
-    serve.add_argument("--database-url", help="sqlite:///path or postgresql://... (env AUTOMATIONS_DATABASE_URL)")
-    serve.add_argument("--no-executors", action="store_true", default=None, help="do not start bundled executors")
     serve.add_argument(
-        "--executor", action="append", dest="executors", metavar="ACTION_TYPE=HOST:PORT",
+        "--grpc-addr", help="gRPC HOST:PORT (env AUTOMATIONS_GRPC_ADDR; default 127.0.0.1:50051)"
+    )
+    serve.add_argument(
+        "--metrics-addr",
+        help="Prometheus HOST:PORT (env AUTOMATIONS_METRICS_ADDR; default 127.0.0.1:9464)",
+    )
+    serve.add_argument(
+        "--database-url", help="sqlite:///path or postgresql://... (env AUTOMATIONS_DATABASE_URL)"
+    )
+    serve.add_argument(
+        "--no-executors", action="store_true", default=None, help="do not start bundled executors"
+    )
+    serve.add_argument(
+        "--executor",
+        action="append",
+        dest="executors",
+        metavar="ACTION_TYPE=HOST:PORT",
         help="route an action type to an executor (repeatable; env AUTOMATIONS_EXECUTORS)",
     )
     serve.add_argument("--config", help="TOML settings file (env AUTOMATIONS_CONFIG)")
@@ -43,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=local_commands.config_show)
 
     def client(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--server", default=os.environ.get("AUTOMATIONS_SERVER", DEFAULT_SERVER),
-                       help="engine HOST:PORT (env AUTOMATIONS_SERVER)")
+        p.add_argument(
+            "--server",
+            default=os.environ.get("AUTOMATIONS_SERVER", DEFAULT_SERVER),
+            help="engine HOST:PORT (env AUTOMATIONS_SERVER)",
+        )
         p.add_argument("--json", action="store_true", help="print JSON")
         return p
 

@@ -36,7 +36,9 @@ PREFECT_ACTION_TYPES = frozenset(
 )
 """Every action type Prefect's Automations know."""
 
-ENGINE_ACTION_TYPES = frozenset({"do-nothing", "pause-automation", "resume-automation", "emit-event"})
+ENGINE_ACTION_TYPES = frozenset(
+    {"do-nothing", "pause-automation", "resume-automation", "emit-event"}
+)
 """Types the engine carries out itself, without an executor."""
 
 

@@ -30,7 +30,9 @@ def parse_duration(value: object, field: str) -> float:
         errors.InvalidArgument: The value is not a duration.
     """
     if isinstance(value, bool):
-        raise errors.InvalidArgument(field, "must be a duration, not a boolean", reason="BAD_DURATION")
+        raise errors.InvalidArgument(
+            field, "must be a duration, not a boolean", reason="BAD_DURATION"
+        )
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):

@@ -46,8 +46,10 @@ class InvalidArgument(AutomationsError):
         """Returns the same error with its field path prefixed by ``prefix``."""
         if not prefix:
             return self
-        field = f"{prefix}.{self.field}" if self.field and not self.field.startswith("[") else (
-            f"{prefix}{self.field}"
+        field = (
+            f"{prefix}.{self.field}"
+            if self.field and not self.field.startswith("[")
+            else (f"{prefix}{self.field}")
         )
         return InvalidArgument(field, self.description, reason=self.reason)
 

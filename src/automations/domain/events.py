@@ -23,9 +23,6 @@ MAX_EVENT_SIZE_BYTES = 1_500_000
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_SIZE_BYTES`` (serialized JSON)."""
 
 
-
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Event:
     """One event, as Prefect models it.

@@ -17,12 +17,25 @@ from automations.domain import actions as actions_
 from automations.domain import automations, durations, errors, events, triggers
 
 _EVENT_TRIGGER_KEYS = frozenset(
-    {"type", "id", "match", "match_related", "after", "expect", "for_each", "posture", "threshold", "within"}
+    {
+        "type",
+        "id",
+        "match",
+        "match_related",
+        "after",
+        "expect",
+        "for_each",
+        "posture",
+        "threshold",
+        "within",
+    }
 )
 _COMPOSITE_KEYS = frozenset({"type", "id", "triggers", "require", "within"})
 
 
-def _invalid(field: str, message: str, reason: str = "INVALID_AUTOMATION") -> errors.InvalidArgument:
+def _invalid(
+    field: str, message: str, reason: str = "INVALID_AUTOMATION"
+) -> errors.InvalidArgument:
     return errors.InvalidArgument(field, message, reason=reason)
 
 
@@ -82,10 +95,13 @@ def parse_trigger(data: object, field: str = "trigger") -> triggers.Trigger:
         return _parse_composite(data, field, kind)
     if kind == "metric":
         raise _invalid(
-            _join(field, "type"), "metric triggers are a Prefect Cloud feature and are not supported",
+            _join(field, "type"),
+            "metric triggers are a Prefect Cloud feature and are not supported",
             reason="UNSUPPORTED_TRIGGER",
         )
-    raise _invalid(_join(field, "type"), f"unknown trigger type {kind!r} (event, compound or sequence)")
+    raise _invalid(
+        _join(field, "type"), f"unknown trigger type {kind!r} (event, compound or sequence)"
+    )
 
 
 def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventTrigger:
@@ -115,7 +131,8 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
     posture_raw = data.get("posture", "Reactive")
     if posture_raw == "Metric":
         raise _invalid(
-            _join(field, "posture"), "metric triggers are a Prefect Cloud feature and are not supported",
+            _join(field, "posture"),
+            "metric triggers are a Prefect Cloud feature and are not supported",
             reason="UNSUPPORTED_TRIGGER",
         )
     try:
@@ -179,7 +196,8 @@ def _parse_composite(
         raise _invalid(children_field, "must be a list of triggers")
     if not raw_children:
         raise _invalid(
-            children_field, f"a {kind} trigger without child triggers can never fire",
+            children_field,
+            f"a {kind} trigger without child triggers can never fire",
             reason="TRIGGER_CAN_NEVER_FIRE",
         )
     children = tuple(
@@ -312,7 +330,7 @@ def parse_automation(
         raise _invalid("trigger", "is required")
     trigger = parse_trigger(data["trigger"], "trigger")
     if "actions" not in data:
-        raise _invalid("actions", "is required (use [{\"type\": \"do-nothing\"}] for none)")
+        raise _invalid("actions", 'is required (use [{"type": "do-nothing"}] for none)')
     owner = data.get("owner_resource")
     if owner is not None and not isinstance(owner, str):
         raise _invalid("owner_resource", "must be a string")
@@ -382,7 +400,9 @@ def parse_time(value: object, field: str) -> float:
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
-            raise _invalid(field, f"{value!r} is not an ISO 8601 time", reason="INVALID_EVENT") from None
+            raise _invalid(
+                field, f"{value!r} is not an ISO 8601 time", reason="INVALID_EVENT"
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return parsed.timestamp()
@@ -403,13 +423,21 @@ def parse_event(data: object, *, now: float, field: str = "") -> events.Event:
     name = data.get("event")
     if not isinstance(name, str):
         raise _invalid(_join(field, "event"), "is required", reason="MISSING_EVENT_NAME")
-    occurred = now if data.get("occurred") is None else parse_time(data["occurred"], _join(field, "occurred"))
+    occurred = (
+        now
+        if data.get("occurred") is None
+        else parse_time(data["occurred"], _join(field, "occurred"))
+    )
     resource = data.get("resource")
     if not isinstance(resource, Mapping):
         raise _invalid(_join(field, "resource"), "is required", reason="MISSING_RESOURCE_ID")
     related_raw = data.get("related") or []
-    if not isinstance(related_raw, list | tuple) or not all(isinstance(r, Mapping) for r in related_raw):
-        raise _invalid(_join(field, "related"), "must be a list of label objects", reason="INVALID_EVENT")
+    if not isinstance(related_raw, list | tuple) or not all(
+        isinstance(r, Mapping) for r in related_raw
+    ):
+        raise _invalid(
+            _join(field, "related"), "must be a list of label objects", reason="INVALID_EVENT"
+        )
     payload = data.get("payload") or {}
     if not isinstance(payload, Mapping):
         raise _invalid(_join(field, "payload"), "must be an object", reason="INVALID_EVENT")

@@ -98,7 +98,9 @@ class EngineBackend(writer.Backend):
             )
             self._loaded.add(automation.id)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
-        logger.info("engine loaded", extra={"automations": len(self._loaded), "state_records": len(records)})
+        logger.info(
+            "engine loaded", extra={"automations": len(self._loaded), "state_records": len(records)}
+        )
 
     def recover(self) -> None:
         """Throws away in-memory engine state and reloads it from the database."""
@@ -261,6 +263,10 @@ def _to_record(row: Any) -> engine_state.StateRecord:
     if isinstance(row, engine_state.StateRecord):
         return row
     return engine_state.StateRecord(
-        automation_id=row.automation_id, trigger_id=row.trigger_id, kind=row.kind, key=row.key,
-        data=row.data, due=row.due,
+        automation_id=row.automation_id,
+        trigger_id=row.trigger_id,
+        kind=row.kind,
+        key=row.key,
+        data=row.data,
+        due=row.due,
     )

@@ -8,8 +8,12 @@ from automations.domain import errors, events, validation
 
 
 def event(**kw: object) -> events.Event:
-    base: dict[str, object] = {"id": "e1", "event": "x.y", "occurred": 0.0,
-                               "resource": {"prefect.resource.id": "r"}}
+    base: dict[str, object] = {
+        "id": "e1",
+        "event": "x.y",
+        "occurred": 0.0,
+        "resource": {"prefect.resource.id": "r"},
+    }
     base.update(kw)
     return events.Event(**base)  # type: ignore[arg-type]
 
@@ -21,10 +25,20 @@ def event(**kw: object) -> events.Event:
         (event(event="x" * 1025), "EVENT_NAME_TOO_LONG", "event"),
         (event(related=({"prefect.resource.id": "a"},)), "MISSING_RESOURCE_ROLE", "related[0]"),
         (event(related=({"prefect.resource.role": "a"},)), "MISSING_RESOURCE_ID", "related[0]"),
-        (event(related=tuple({"prefect.resource.id": "a", "prefect.resource.role": "r"}
-                             for _ in range(101))), "TOO_MANY_RELATED_RESOURCES", "related"),
-        (event(resource={"prefect.resource.id": "r", **{f"l{i}": "v" for i in range(500)}}),
-         "TOO_MANY_LABELS", "resource"),
+        (
+            event(
+                related=tuple(
+                    {"prefect.resource.id": "a", "prefect.resource.role": "r"} for _ in range(101)
+                )
+            ),
+            "TOO_MANY_RELATED_RESOURCES",
+            "related",
+        ),
+        (
+            event(resource={"prefect.resource.id": "r", **{f"l{i}": "v" for i in range(500)}}),
+            "TOO_MANY_LABELS",
+            "resource",
+        ),
     ],
 )
 def test_limits_are_enforced(ev: events.Event, reason: str, field: str) -> None:
@@ -40,4 +54,6 @@ def test_oversized_events_are_refused() -> None:
 
 
 def test_a_valid_event_passes() -> None:
-    validation.validate_event(event(related=({"prefect.resource.id": "a", "prefect.resource.role": "r"},)))
+    validation.validate_event(
+        event(related=({"prefect.resource.id": "a", "prefect.resource.role": "r"},))
+    )
