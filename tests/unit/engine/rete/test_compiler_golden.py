@@ -94,3 +94,14 @@ def test_golden_rulesets_are_accepted_by_durable_rules() -> None:
         rules = json.loads((GOLDEN / f"{case}.json").read_text(encoding="utf-8"))["rules"]
         if rules:
             durable_rules_engine.create_ruleset(f"golden_{case}", json.dumps(rules))
+
+
+def test_the_compiler_is_pure() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, automations.engine.rete.compiler\n"
+        "assert not any(m.startswith('durable') for m in sys.modules), 'durable imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
