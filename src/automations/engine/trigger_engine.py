@@ -33,8 +33,8 @@ import orjson
 from automations.domain import automations, events, firings, triggers
 from automations.engine import matching, state
 from automations.engine import ordering as ordering_
-from automations.engine.buckets import Bucket, BucketKey, TriggerRuntime
-from automations.engine.clock import EventClock
+from automations.engine.buckets import EXPIRED_BUCKET_BUFFER, Bucket, BucketKey, TriggerRuntime
+from automations.engine.clock import EventClock, quantize
 from automations.engine.composite import CompositeRuntime
 from automations.engine.deadlines import DeadlineHeap
 from automations.engine.ordering import CausalOrdering
@@ -393,6 +393,12 @@ class TriggerEngine:
         for rt, bucket, token in sweeps:
             if self._valid(rt, bucket, token):
                 rt.remove(bucket)
+        # buckets that lost followers just opened with an end long past are swept at once too
+        for rt in list(self._dirty_runtimes):
+            for key in list(rt.dirty):
+                bucket = rt.buckets.get(key)
+                if bucket is not None and quantize(bucket.end + EXPIRED_BUCKET_BUFFER) <= as_of:
+                    rt.remove(bucket)
         for rt, bucket, _ in requeue:
             self.schedule(rt, bucket)
         return self._finish(now)

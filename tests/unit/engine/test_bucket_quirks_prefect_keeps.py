@@ -116,3 +116,13 @@ def test_reactive_same_event_after_and_expect_counts_from_the_second() -> None:
     }
     timeline = [(t, [event(f"t{t}", "tick", t)]) for t in (1, 2, 3, 4, 61, 62)]
     assert go(trigger, timeline) == [(2.0, "t2", {}), (4.0, "t4", {}), (62.0, "t62", {})]
+
+
+def test_a_bucket_opened_by_a_lost_follower_with_an_old_end_is_swept_in_the_same_pass() -> None:
+    trigger = {"type": "event", "posture": "Reactive", "threshold": 2, "within": 10}
+    timeline = [
+        (1, [event("e0", "x", 1, occurred=0, follows="ghost")]),
+        (8, [event("e1", "x", 8, follows="ghost")]),
+    ]
+    # Prefect's periodic pass evaluates lost followers, then sweeps buckets that ended 60 s ago
+    assert go(trigger, timeline, 2000) == []
