@@ -396,9 +396,9 @@ class TriggerEngine:
         # buckets that lost followers just opened with an end long past are swept at once too
         for rt in list(self._dirty_runtimes):
             for key in list(rt.dirty):
-                bucket = rt.buckets.get(key)
-                if bucket is not None and quantize(bucket.end + EXPIRED_BUCKET_BUFFER) <= as_of:
-                    rt.remove(bucket)
+                opened = rt.buckets.get(key)
+                if opened is not None and quantize(opened.end + EXPIRED_BUCKET_BUFFER) <= as_of:
+                    rt.remove(opened)
         for rt, bucket, _ in requeue:
             self.schedule(rt, bucket)
         return self._finish(now)
