@@ -62,7 +62,8 @@ class Step:
     Attributes:
         firings: Top-level automation firings, in the order they happened.
         upserts: Records to insert or replace, in the same transaction as the batch.
-        deletes: Records to delete (only the identity fields are meaningful).
+        deletes: Records to delete (only the identity fields are meaningful). An identity is never
+            in both lists.
     """
 
     firings: list[firings.Firing] = dataclasses.field(default_factory=list)

@@ -10,7 +10,8 @@ Shape::
     engine.next_due()                               # when advance() next has work (wall time)
 
 Each call returns a :class:`~automations.engine.state.Step`: the top-level firings it caused and the
-state records to persist in the same transaction (apply ``deletes`` first, then ``upserts``).
+state records to persist in the same transaction. A record identity appears at most once in a step
+(in ``upserts`` or in ``deletes``), so the two lists can be applied in either order.
 
 Order of work inside :meth:`TriggerEngine.advance`: proactive deadlines due on the event clock
 (ordered by automation load order, trigger position, then window start), then held followers that
