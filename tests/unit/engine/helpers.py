@@ -62,6 +62,10 @@ class Store:
         self.rows: dict[tuple[str, str, str, str], StateRecord] = {}
 
     def apply(self, step: Step) -> Step:
+        upserted = [r.identity for r in step.upserts]
+        deleted = [r.identity for r in step.deletes]
+        assert len(set(upserted)) == len(upserted), "an identity upserted twice in one step"
+        assert not set(upserted) & set(deleted), "an identity both upserted and deleted"
         for record in step.deletes:
             self.rows.pop(record.identity, None)
         for record in step.upserts:
