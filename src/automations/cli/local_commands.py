@@ -68,5 +68,11 @@ def simulate(args: argparse.Namespace) -> int:
     except errors.InvalidArgument as exc:
         print(f"automations simulate: {args.scenario}: {exc}", file=sys.stderr)
         return 2
+    except KeyError as exc:
+        print(f"automations simulate: {args.scenario}: missing field {exc}", file=sys.stderr)
+        return 2
+    except (TypeError, ValueError, AttributeError) as exc:
+        print(f"automations simulate: {args.scenario}: malformed scenario: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"firings": fired}))
     return 0
