@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -168,12 +169,17 @@ def _sqlite_insert_sql(count: int) -> str:
 
 
 def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
+    # The raw sqlite3 cursor: SQLAlchemy's result wrapping costs more than the fetch itself here.
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor = dbapi.cursor()
     inserted: set[str] = set()
-    for start in range(0, len(rows), SQLITE_CHUNK):
-        chunk = rows[start : start + SQLITE_CHUNK]
-        params = tuple(value for row in chunk for value in row)
-        result = conn.exec_driver_sql(_sqlite_insert_sql(len(chunk)), params)
-        inserted.update(r[0] for r in result)
+    try:
+        for start in range(0, len(rows), SQLITE_CHUNK):
+            chunk = rows[start : start + SQLITE_CHUNK]
+            cursor.execute(_sqlite_insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
+            inserted.update(r[0] for r in cursor.fetchall())
+    finally:
+        cursor.close()
     return inserted
 
 
