@@ -9,6 +9,7 @@ Modules:
 - ``tables``: the schema.
 - ``event_log``: append with dedup, filtered listing with keyset pagination, retention purge.
 - ``automations_repo``, ``state_repo``, ``firings_repo``, ``outbox_repo``: one per table.
+- ``pagination`` (opaque keyset tokens, glob filters) and ``sql`` (dialect helpers): shared parts.
 
 This package never imports the engine, gRPC or the generated protobuf code.
 """

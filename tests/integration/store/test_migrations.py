@@ -93,3 +93,30 @@ def test_an_unsupported_database_is_an_invalid_argument() -> None:
     with pytest.raises(errors.InvalidArgument) as info:
         Database("mysql://u@h/db")
     assert info.value.field == "database_url"
+
+
+def test_concurrent_migrations_both_succeed(database_url: str) -> None:
+    import threading
+
+    failures: list[BaseException] = []
+
+    def migrate() -> None:
+        database = Database(database_url)
+        try:
+            database.migrate()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            failures.append(exc)
+        finally:
+            database.dispose()
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    database = Database(database_url)
+    try:
+        assert database.current_revision() == database.head_revision()
+    finally:
+        database.dispose()
