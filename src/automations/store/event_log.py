@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 
 from automations.domain import errors
 from automations.domain import events as events_
-from automations.store import pagination, tables
+from automations.store import pagination, sql, tables
 
 SQLITE_CHUNK = 500
 """Rows per multi-row INSERT on SQLite (7 bound variables each)."""
@@ -138,6 +138,7 @@ def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
         if event.id not in first:
             first[event.id] = index
             rows.append(to_row(event))
+    sql.ensure_transaction(conn)  # the fast paths below use the raw DBAPI connection
     if conn.dialect.name == "postgresql":
         inserted = _append_postgresql(conn, rows)
     else:

@@ -90,7 +90,18 @@ def pg_bulk_insert(
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({unnest}) "
         f"{on_conflict}" + (f" RETURNING {returning}" if returning else "")
     )
+    ensure_transaction(conn)
     dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
     with dbapi.cursor() as cursor:
         cursor.execute(text, arrays)
         return list(cursor.fetchall()) if returning else []
+
+
+def ensure_transaction(conn: Connection) -> None:
+    """Begins the connection's transaction if it has none yet, as SQLAlchemy's autobegin would.
+
+    Needed before statements sent on the raw DBAPI connection, which SQLAlchemy does not see: without
+    it, a "commit as you go" caller's ``conn.commit()`` would have nothing to commit.
+    """
+    if not conn.in_transaction():
+        conn.begin()

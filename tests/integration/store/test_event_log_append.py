@@ -129,3 +129,11 @@ def test_keys_too_long_to_index_are_refused_before_anything_is_written(db: Datab
         assert info.value.field == "events[1].resource"
         assert event_log.append(conn, [event("ok"), event("é" * 600)]) == [True, True]
         assert event_log.count(conn) == 2
+
+
+def test_commit_as_you_go_callers_keep_their_events(db: Database) -> None:
+    with db.writer.connect() as conn:
+        assert event_log.append(conn, [event("cayg")]) == [True]
+        conn.commit()
+    with db.read() as conn:
+        assert event_log.count(conn) == 1
