@@ -230,28 +230,28 @@ def glob_condition(field: str, glob: str) -> tuple[JSON, bool, bool]:
         return {"$ex": {field: 1}}, False, False
     if not any(c in _GLOB_CHARS for c in glob):
         return {field: glob}, True, True
-    star = glob.find("*")
-    head = glob if star < 0 else glob[:star]
-    exact = star < 0 or glob[star:] == "*" * (len(glob) - star)
+    # tokens up to the first star outside a bracket class; a class becomes "." (a superset)
     parts: list[str] = []
+    exact = True
+    star = False
     i = 0
-    while i < len(head):
-        c = head[i]
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            star = True
+            exact = exact and glob[i:] == "*" * (len(glob) - i)
+            break
         if c == "?":
             parts.append(".")
-        elif c == "[":
-            end = _bracket_end(head, i)
-            if end < 0:
-                parts.append("%[")
-            else:
-                parts.append(".")
-                exact = False
-                i = end
+        elif c == "[" and (end := _bracket_end(glob, i)) >= 0:
+            parts.append(".")
+            exact = False
+            i = end
         else:
             parts.append("%" + c if c in _REGEX_SPECIALS else c)
         i += 1
     regex = "".join(parts)
-    if star >= 0:
+    if star:
         if not regex:
             return {"$ex": {field: 1}}, exact, False
         regex += ".*"
