@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -243,6 +245,30 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switches the database file to WAL (persistent: a no-op once done).
+
+    Changing the journal mode fails at once with ``database is locked`` while another connection
+    holds a lock: SQLite does not call the busy handler for it. That happens when several
+    connections open a fresh file together, so retry for up to the busy timeout.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
 def _configure_sqlite(engine: Engine, *, begin: str) -> None:
     memory = _is_sqlite_memory(engine.url)
 
@@ -252,10 +278,10 @@ def _configure_sqlite(engine: Engine, *, begin: str) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            if not memory:
+                _enable_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
