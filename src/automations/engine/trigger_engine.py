@@ -14,7 +14,7 @@ state records to persist in the same transaction. A record identity appears at m
 (in ``upserts`` or in ``deletes``), so the two lists can be applied in either order.
 
 Order of work inside :meth:`TriggerEngine.advance`: proactive deadlines due on the event clock
-(ordered by automation load order, trigger position, then window start), then held followers that
+(ordered by automation load order, trigger position, window start, then key), then held followers that
 are lost by ``now`` (in ``occurred`` order), then the sweep of reactive buckets that ended 60 s ago.
 Inside :meth:`TriggerEngine.process`: dedup and causal ordering first, then, for each event in
 evaluation order, each touched trigger in load order.
@@ -50,6 +50,13 @@ def _default_id() -> str:
 
 def _key_text(key: BucketKey) -> str:
     return orjson.dumps(list(key)).decode()
+
+
+def _bucket_key_text(bucket: Bucket) -> str:
+    text = bucket.key_text
+    if text is None:
+        text = bucket.key_text = _key_text(bucket.key)
+    return text
 
 
 class _Loaded:
@@ -377,7 +384,8 @@ class TriggerEngine:
                 sweeps.append((rt, bucket, token))
             else:
                 deadlines.append((rt, bucket))
-        deadlines.sort(key=lambda item: (item[0].order, item[1].start))
+        # Prefect reads a trigger's buckets ordered by start; on SQLite ties come in key order
+        deadlines.sort(key=lambda item: (item[0].order, item[1].start, _bucket_key_text(item[1])))
         for rt, bucket in deadlines:
             if rt.alive and bucket.alive and rt.buckets.get(bucket.key) is bucket:
                 rt.on_deadline(bucket, as_of, now)
