@@ -14,8 +14,9 @@ state records to persist in the same transaction. A record identity appears at m
 (in ``upserts`` or in ``deletes``), so the two lists can be applied in either order.
 
 Order of work inside :meth:`TriggerEngine.advance`: proactive deadlines due on the event clock
-(ordered by automation load order, trigger position, window start, then key), then held followers that
-are lost by ``now`` (in ``occurred`` order), then the sweep of reactive buckets that ended 60 s ago.
+(ordered by automation load order, trigger position, window start, then key), then held followers
+that are lost by ``now`` (in ``occurred`` order), then the sweep of buckets that ended 60 s ago
+(reactive ones, and any that those lost followers opened), as Prefect's periodic pass does.
 Inside :meth:`TriggerEngine.process`: dedup and causal ordering first, then, for each event in
 evaluation order, each touched trigger in load order.
 
