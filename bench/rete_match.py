@@ -71,7 +71,9 @@ def build(scenario: str) -> ReteMatcher:
     return m
 
 
-def run(scenario: str, evs: list[events.Event], batch: int, rounds: int) -> tuple[float, int]:
+def run(
+    scenario: str, evs: list[events.Event], batch: int, rounds: int
+) -> tuple[float, int, ReteMatcher]:
     m = build(scenario)
     m.flush()
     touches = 0
@@ -84,7 +86,7 @@ def run(scenario: str, evs: list[events.Event], batch: int, rounds: int) -> tupl
         for start in range(0, len(evs), batch):
             m.match_batch(evs[start : start + batch])
         best = min(best, time.perf_counter() - t0)
-    return len(evs) / best, touches
+    return len(evs) / best, touches, m
 
 
 def _rss_kb() -> int:
@@ -144,8 +146,13 @@ def main() -> None:
     ]
     print(f"{args.events} W1 events, batches of {args.batch}, best of {args.rounds}")
     for scenario in scenarios:
-        rate, touches = run(scenario, evs, args.batch, args.rounds)
-        print(f"{scenario:28s} {rate:>10,.0f} events/s   ({touches / len(evs):.2f} touches/event)")
+        rate, touches, m = run(scenario, evs, args.batch, args.rounds)
+        n = m.stats.events
+        print(
+            f"{scenario:26s} {rate:>10,.0f} events/s  {touches / len(evs):.2f} touches/event,"
+            f" {m.stats.posts / n:.2f} facts/event, {m.stats.actions / n:.2f} actions/event,"
+            f" {m.shard_count} rulesets"
+        )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,9 @@ class Rule:
         name_exact: The event name when the name test is an equality, else None.
         weight: Upper bound of alpha paths of this rule one fact can match at once.
         width: Most alternatives of any one condition (children one rule adds to a node).
+        first_literal: (label, value) when the test right after the name test is one literal
+            equality: rules of one name node whose first tests are equalities on one label with
+            different values cannot match the same fact (the packer's weight bound uses this).
     """
 
     key: RuleKey
@@ -194,6 +197,7 @@ class Rule:
     name_exact: str | None
     weight: int
     width: int
+    first_literal: tuple[str, str] | None = None
 
 
 def rule_keys(trigger: triggers.EventTrigger) -> list[RuleKey]:
@@ -325,6 +329,17 @@ def name_condition(pattern: str | None) -> tuple[JSON | None, str | None]:
     return condition, None
 
 
+def _is_literal(patterns: Sequence[str]) -> bool:
+    """One pattern, compiled as a plain equality."""
+    if len(patterns) != 1:
+        return False
+    p = patterns[0]
+    return (
+        not (p.startswith("!") or any(c in _GLOB_CHARS for c in p) or is_unsafe(p))
+        and len(p) <= MAX_PATTERN_LENGTH
+    )
+
+
 def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -> Rule:
     """Compiles one rule key.
 
@@ -339,7 +354,9 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
         name_test = None
     labels: list[tuple[str, JSON, bool, int, int]] = []
     truncated = len(key.spec) > MAX_LABELS  # a subset of an AND is a superset: not exact
-    for label, patterns in key.spec[:MAX_LABELS]:
+    # literal labels first: most selective, and exclusive between rules (``first_literal``)
+    ordered = sorted(key.spec, key=lambda item: not _is_literal(item[1]))
+    for label, patterns in ordered[:MAX_LABELS]:
         field = fields.field(label)
         if relax_all:
             labels.append((label, {"$ex": {field: 1}}, False, 1, 1))
@@ -362,6 +379,13 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
     if not terms:
         terms.append({"$ex": {NAME_FIELD: 1}})
     condition = terms[0] if len(terms) == 1 else {"$and": terms}
+    first_literal: tuple[str, str] | None = None
+    if labels:
+        label, first, *_ = labels[0]
+        field = fields.field(label)
+        value = first.get(field)
+        if len(first) == 1 and isinstance(value, str):
+            first_literal = (label, value)
     return Rule(
         key=key,
         condition=condition,
@@ -370,6 +394,7 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
         name_exact=name_exact,
         weight=weight,
         width=max([1] + [alts for *_, alts in labels]),
+        first_literal=first_literal,
     )
 
 

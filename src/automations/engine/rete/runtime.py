@@ -213,41 +213,80 @@ class _Shard:
 
 
 @dataclasses.dataclass(slots=True)
+class _Group:
+    """An upper bound of the alpha paths one fact can match among rules sharing a name test.
+
+    Rules whose first label test is one literal equality on the same label and different values
+    are exclusive: only the heaviest value counts. All other rules may match together.
+    """
+
+    free: int = 0
+    keyed: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    best: dict[str, int] = dataclasses.field(default_factory=dict)
+    total: int = 0
+
+    def total_with(self, rule: compiler.Rule) -> int:
+        if rule.first_literal is None:
+            return self.total + rule.weight
+        label = rule.first_literal[0]
+        grown = self.keyed.get(rule.first_literal, 0) + rule.weight
+        best = self.best.get(label, 0)
+        return self.total - best + max(best, grown)
+
+    def add(self, rule: compiler.Rule) -> None:
+        new_total = self.total_with(rule)
+        if rule.first_literal is None:
+            self.free += rule.weight
+        else:
+            grown = self.keyed.get(rule.first_literal, 0) + rule.weight
+            self.keyed[rule.first_literal] = grown
+            label = rule.first_literal[0]
+            self.best[label] = max(self.best.get(label, 0), grown)
+        self.total = new_total
+
+
+@dataclasses.dataclass(slots=True)
 class _Pack:
-    """Capacity accounting while packing rules into one new shard."""
+    """Capacity accounting while packing rules into one new shard.
+
+    The alpha-stack bound (``max_weight``): a fact named X can match the paths of X's group, of
+    every pattern group (their regexes may all match) and of the any-name group. Groups are keyed
+    by name pattern (one name test node each; ``None``: no name test).
+    """
 
     rules: list[_Rule] = dataclasses.field(default_factory=list)
     labels: set[str] = dataclasses.field(default_factory=set)
-    names: set[str | None] = dataclasses.field(default_factory=set)
     width: int = 0
-    wild_weight: int = 0
-    max_exact: int = 0
-    exact_weight: dict[str, int] = dataclasses.field(default_factory=dict)
+    groups: dict[str | None, _Group] = dataclasses.field(default_factory=dict)
+    wild: int = 0  # the sum of the totals of the pattern and any-name groups
+    max_exact: int = 0  # the largest total of an exact-name group
 
     def fits(self, rule: compiler.Rule, limits: _Limits) -> bool:
         if len(self.rules) >= limits.max_rules or self.width + rule.width > limits.max_width:
             return False
-        if rule.key.name_pattern not in self.names and len(self.names) >= limits.max_names:
+        pattern = rule.key.name_pattern
+        group = self.groups.get(pattern)
+        if group is None and len(self.groups) >= limits.max_names:
             return False
         if len(self.labels | rule.labels) > limits.max_fields:
             return False
-        if rule.name_exact is None:
-            return self.wild_weight + rule.weight + self.max_exact <= limits.max_weight
-        mine = self.exact_weight.get(rule.name_exact, 0)
-        return self.wild_weight + mine + rule.weight <= limits.max_weight
+        group = group or _Group()
+        grown = group.total_with(rule)
+        if rule.name_exact is not None:
+            return grown + self.wild <= limits.max_weight
+        return self.max_exact + self.wild - group.total + grown <= limits.max_weight
 
     def add(self, rule: _Rule, compiled: compiler.Rule) -> None:
         self.rules.append(rule)
-        self.names.add(compiled.key.name_pattern)
         self.labels |= compiled.labels
         self.width += compiled.width
-        if compiled.name_exact is None:
-            self.wild_weight += compiled.weight
+        group = self.groups.setdefault(compiled.key.name_pattern, _Group())
+        before = group.total
+        group.add(compiled)
+        if compiled.name_exact is not None:
+            self.max_exact = max(self.max_exact, group.total)
         else:
-            name = compiled.name_exact
-            weight = self.exact_weight.get(name, 0) + compiled.weight
-            self.exact_weight[name] = weight
-            self.max_exact = max(self.max_exact, weight)
+            self.wild += group.total - before
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -57,6 +57,9 @@ CASES = {
     "too_many_alternatives": [
         trig("t", expect=["x"], match={"env": [f"e{i}-*" for i in range(12)]}),
     ],
+    "literal_labels_first": [
+        trig("t", expect=["x"], match={"a.env": ["p*"], "z.id": ["x"]}),
+    ],
     "many_labels_truncated": [
         trig("t", expect=["x"], match={f"label.{i:02d}": [f"v{i}"] for i in range(40)}),
     ],

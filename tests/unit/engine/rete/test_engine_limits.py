@@ -63,3 +63,14 @@ def test_a_fact_never_carries_more_properties_than_durable_allows() -> None:
     out = m.match_batch([event("x", labels)])
     assert len(out[0]) == 600
     assert m.stats.fallbacks == 0
+
+
+def test_exclusive_equalities_share_a_ruleset() -> None:
+    m = ReteMatcher()
+    for k in range(600):
+        m.load(f"a{k}", [trig(f"t{k}", expect=["x"], match={"rid": [f"r.{k}"], "env": ["p*"]})])
+    m.flush()
+    assert m.shard_count == 3  # 256 rules per ruleset: one rid can match, not 256
+    out = m.match_batch([event("x", {"rid": f"r.{k}", "env": "prod"}) for k in range(600)])
+    assert all([t.automation_id for t in touches] == [f"a{k}"] for k, touches in enumerate(out))
+    assert m.stats.fallbacks == 0 and m.stats.python_checks == 0
