@@ -44,9 +44,15 @@ runtime re-checks the spec in Python for every event the rule fires on. Exact co
 literal equality, ``!literal`` (``$neq``; it is only evaluated on present properties, so a missing
 label never matches), and star-free globs with ``?`` and an optional trailing ``*``.
 
-Engine limits respected by the packer (``rule_weight``, ``Rule.width``): at most 64 alpha paths may
-match one fact at once (``MAX_STACK_SIZE``, error 303), at most 512 children per alpha node
-(``NEXT_BUCKET_LENGTH``), at most 255 properties per fact (``MAX_OBJECT_PROPERTIES``).
+Engine limits, which each ``Rule`` describes for the runtime's packer (``weight``, ``width``,
+``first_literal``, ``labels``): at most 64 alpha paths may match one fact at once
+(``MAX_STACK_SIZE``, error 303, pinned by a test), at most 512 children per alpha node
+(``NEXT_BUCKET_LENGTH``), at most 255 properties per fact (``MAX_OBJECT_PROPERTIES``), string
+lengths of 16 bits. Within a rule: ORed alternatives are bounded (``MAX_ALTERNATIVES``), a rule's
+weight (the product of its labels' simultaneously matching alternatives) is bounded
+(``MAX_RULE_WEIGHT``) by relaxing its widest labels, and at most ``MAX_LABELS`` labels are tested.
+Literal-equality labels are tested first (most selective; and rules whose first tests are
+equalities on one label are mutually exclusive, which lets the packer fill rulesets densely).
 """
 
 from __future__ import annotations
