@@ -6,8 +6,8 @@ The only module of the project that imports durable_rules, and it drives the C m
 1. **Name index, in front.** Each distinct event name is resolved once (cached, bounded) to the
    triggers it covers, with their ``after``/``expect`` flags, exactly as Prefect does (an
    ``fnmatchcase`` index over ``expect | after`` or ``*``, then the escaped regex with ``*`` as
-   ``.+`` matched at the start). Exact names go through a dict, patterns through a list scanned
-   once per new name. An event only reaches the shards holding rules of triggers its name covers:
+   ``.+`` matched at the start). Exact names go through a dict, patterns through a dict of their
+   literal prefixes (one lookup per distinct prefix length). An event only reaches the shards holding rules of triggers its name covers:
    10,000 loaded automations do not make an unrelated event any more expensive.
 2. **Rete.** Triggers with a ``match`` spec have rules (``compiler``), one per distinct (name
    pattern, spec), packed into *shards*: bounded rulesets (``max_rules`` rules, ``max_names``
@@ -362,6 +362,14 @@ class _Entry:
 _fnmatch = fnmatch.fnmatchcase
 
 
+def _glob_prefix(pattern: str) -> str | None:
+    """The literal prefix of an fnmatch pattern before its first ``*?[``; None if it has none."""
+    for i, c in enumerate(pattern):
+        if c in "*?[":
+            return pattern[:i]
+    return None
+
+
 def _first(item: tuple[tuple[int, int], matching.Touch]) -> tuple[int, int]:
     return item[0]
 
@@ -417,6 +425,7 @@ class ReteStats:
         rulesets_created: Rulesets created.
         rulesets_abandoned: Rulesets retired (the bounded leak).
         fallbacks: Posts matched in Python after durable reported a problem.
+        name_checks: Triggers whose name patterns were evaluated (once per distinct name).
     """
 
     events: int = 0
@@ -427,6 +436,7 @@ class ReteStats:
     rulesets_created: int = 0
     rulesets_abandoned: int = 0
     fallbacks: int = 0
+    name_checks: int = 0
 
 
 class ReteMatcher:
@@ -469,7 +479,8 @@ class ReteMatcher:
         self._by_automation: dict[str, list[_Entry]] = {}
         self._order = 0
         self._exact: dict[str, list[_Entry]] = {}
-        self._wild: list[_Entry] = []
+        self._wild: dict[str, list[_Entry]] = {}  # by the literal prefix of a pattern
+        self._wild_lengths: dict[int, int] = {}  # prefix length -> how many prefixes
         self._rules: dict[compiler.RuleKey, _Rule] = {}
         self._rule_numbers: dict[int, _Rule] = {}
         self._next_rule = 1
@@ -498,11 +509,17 @@ class ReteMatcher:
             self._drop(automation_id)
         self._by_automation[automation_id] = entries
         for entry in entries:
-            if any(c in p for p in entry.index_patterns for c in "*?["):
-                self._wild.append(entry)
-            else:
-                for p in entry.index_patterns:
+            for p in entry.index_patterns:
+                prefix = _glob_prefix(p)
+                if prefix is None:
                     self._exact.setdefault(p, []).append(entry)
+                    continue
+                listed = self._wild.get(prefix)
+                if listed is None:
+                    self._wild[prefix] = [entry]
+                    self._wild_lengths[len(prefix)] = self._wild_lengths.get(len(prefix), 0) + 1
+                elif entry not in listed:
+                    listed.append(entry)
         self._cache.clear()
 
     def unload(self, automation_id: str) -> None:
@@ -539,17 +556,25 @@ class ReteMatcher:
         if not entries:
             return
         gone = {id(e) for e in entries}
-        self._wild = [e for e in self._wild if id(e) not in gone]
         for entry in entries:
             for p in entry.index_patterns:
-                listed = self._exact.get(p)
+                prefix = _glob_prefix(p)
+                index = self._exact if prefix is None else self._wild
+                key = p if prefix is None else prefix
+                listed = index.get(key)
                 if listed is None:
                     continue
                 kept = [e for e in listed if id(e) not in gone]
                 if kept:
-                    self._exact[p] = kept
-                else:
-                    del self._exact[p]
+                    index[key] = kept
+                    continue
+                del index[key]
+                if prefix is not None:
+                    left = self._wild_lengths[len(prefix)] - 1
+                    if left:
+                        self._wild_lengths[len(prefix)] = left
+                    else:
+                        del self._wild_lengths[len(prefix)]
             for rule in entry.rules:
                 self._release(rule)
 
@@ -657,13 +682,17 @@ class ReteMatcher:
         found: dict[int, _Entry] = {}
         for entry in self._exact.get(name, ()):
             found[id(entry)] = entry
-        for entry in self._wild:
-            found[id(entry)] = entry
+        wild = self._wild
+        for length in self._wild_lengths:  # one dict lookup per distinct prefix length
+            if length <= len(name):
+                for entry in wild.get(name[:length], ()):
+                    found[id(entry)] = entry
         plain: list[tuple[_Entry, matching.Touch]] = []
         sealed: list[tuple[_Entry, matching.Touch]] = []
         by_rule: dict[int, list[_Fired]] = {}
         shards: dict[int, _Shard] = {}
         dedup = False
+        self.stats.name_checks += len(found)
         for entry in sorted(found.values(), key=lambda e: e.order):
             flags = entry.name_flags(name)
             if flags is None or entry.never:

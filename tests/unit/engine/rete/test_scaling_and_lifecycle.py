@@ -134,3 +134,15 @@ def test_full_shards_of_distinct_names_are_not_compacted() -> None:
     assert len(m.match_batch([event("late.x", {RID: "r"})])[0]) == 1
     assert m.stats.rulesets_abandoned == 0
     assert m.shard_count == shards + 1
+
+
+def test_ten_thousand_wildcard_automations_do_not_slow_a_new_event_name() -> None:
+    m = ReteMatcher()
+    for k in range(10_000):
+        m.load(f"auto{k}", [trig(f"t{k}", expect=[f"svc.{k}.*"], match={RID: ["res.*"]})])
+    m.flush()
+    m.match_batch([event(f"other.{i}", {RID: "res.1"}) for i in range(100)])  # 100 new names
+    assert m.stats.name_checks == 0 and m.stats.posts == 0
+    out = m.match_batch([event("svc.4321.done", {RID: "res.1"})])[0]
+    assert [t.automation_id for t in out] == ["auto4321"]
+    assert m.stats.name_checks == 1 and m.stats.posts == 1 and m.stats.shard_posts == 1
