@@ -167,3 +167,25 @@ def test_observed_message_falls_back_to_python(code: int) -> None:
     assert [len(t) for t in out] == [1, 0]
     assert m.stats.fallbacks == 1
     assert m.held_facts() == 0
+
+
+def test_a_failing_post_falls_back_to_python_and_leaves_nothing_held() -> None:
+    class Failing(Recorder):
+        def __getattr__(self, name: str) -> Any:
+            fn = super().__getattr__(name)
+            if name != "assert_facts":
+                return fn
+
+            def call(handle: int, facts: str) -> Any:
+                parsed = json.loads(facts)
+                fn(handle, json.dumps(parsed[: len(parsed) // 2]))  # half went in, then it broke
+                raise durable_rules_engine.error("Could not assert facts, error code: 303")
+
+            return call
+
+    m = ReteMatcher(engine_module=Failing(), seal_after_batches=0)
+    m.load("a", [trig("t", expect=["x"], match={"env": ["p"]})])
+    out = m.match_batch([event("x", {"env": "p" if i % 2 else "q"}) for i in range(10)])
+    assert [len(t) for t in out] == [i % 2 for i in range(10)]
+    assert m.stats.fallbacks == 1
+    assert m.held_facts() == 0
