@@ -482,7 +482,7 @@ class ReteMatcher:
         self._wild: dict[str, list[_Entry]] = {}  # by the literal prefix of a pattern
         self._wild_lengths: dict[int, int] = {}  # prefix length -> how many prefixes
         self._rules: dict[compiler.RuleKey, _Rule] = {}
-        self._rule_numbers: dict[int, _Rule] = {}
+        self._rule_numbers: dict[str, _Rule] = {}  # "12" for rule r12
         self._next_rule = 1
         self._pending: dict[int, _Rule] = {}
         self._shards: list[_Shard] = []
@@ -534,7 +534,7 @@ class ReteMatcher:
             rule = _Rule(key, self._next_rule)
             self._next_rule += 1
             self._rules[key] = rule
-            self._rule_numbers[rule.number] = rule
+            self._rule_numbers[str(rule.number)] = rule
             rule.pending_since = self._batches
             self._pending[rule.number] = rule
         rule.refs += 1
@@ -545,7 +545,7 @@ class ReteMatcher:
         if rule.refs > 0:
             return
         del self._rules[rule.key]
-        del self._rule_numbers[rule.number]
+        del self._rule_numbers[str(rule.number)]
         self._pending.pop(rule.number, None)
         if rule.shard is not None:
             rule.shard.dead += 1
@@ -861,14 +861,15 @@ class ReteMatcher:
             # '{"r<rule>":{"m":{"id": "<jjj>-<seq>", ...}}}': durable echoes the fact verbatim
             end = message.find('"', 3)
             j = positions.get(message[end + 15 : end + 18], -1)
-            if not message.startswith('{"r') or j < 0:  # pragma: no cover - fixed format
+            if j < 0:  # pragma: no cover - durable's action format is fixed
                 raise RuntimeError(f"unexpected durable action: {message[:80]}")
             retract.add(j)
-            rule = numbers.get(int(message[3:end]))
+            rule = numbers.get(message[3:end])
             if rule is not None and rule.shard is shard:
-                listed = fired.get(indices[j])
+                i = indices[j]
+                listed = fired.get(i)
                 if listed is None:
-                    fired[indices[j]] = [rule]
+                    fired[i] = [rule]
                 elif rule not in listed:  # an $or can fire one rule once per alternative
                     listed.append(rule)
         if code == _ERR_EVENT_OBSERVED:
