@@ -90,8 +90,9 @@ class Database:
             ``url.render_as_string(hide_password=True)``).
         dialect: ``"sqlite"`` or ``"postgresql"``.
         writer: The engine of the single writer thread.
-        reader: The engine for reads. For an in-memory SQLite database it is the writer itself
-            (one shared connection).
+        reader: The engine for reads. For an in-memory SQLite database (``sqlite://``) it is the
+            writer itself: one shared connection, so use it from one thread at a time (tests,
+            simulations).
     """
 
     def __init__(self, url: str | URL, *, echo: bool = False, reader_pool_size: int = 4) -> None:

@@ -170,7 +170,7 @@ _ORDER = (_T.c.automation_id, _T.c.trigger_id, _T.c.kind, _T.c.key)
 
 
 def load_all(conn: Connection, *, kind: str | None = None) -> list[StateRow]:
-    """Loads every record (what the engine restores at start), grouped by automation.
+    """Loads every record (what the engine restores at start), ordered by key.
 
     Args:
         conn: Any connection.
