@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -352,8 +353,9 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
     Args:
         key: The name pattern and primary spec.
         fields: The label-key to field-name allocator.
-        relax_all: Compile every label test as "label present" and drop regex name tests (the
-            fallback when durable_rules rejects a ruleset).
+        relax_all: No regex anywhere: regex label tests become "label present" and regex name
+            tests are dropped; equalities stay (the fallback when durable_rules rejects a
+            ruleset; weights only shrink, so the packing stays valid).
     """
     name_test, name_exact = name_condition(key.name_pattern)
     if relax_all and name_exact is None:
@@ -364,10 +366,10 @@ def compile_rule(key: RuleKey, fields: FieldNames, *, relax_all: bool = False) -
     ordered = sorted(key.spec, key=lambda item: not _is_literal(item[1]))
     for label, patterns in ordered[:MAX_LABELS]:
         field = fields.field(label)
-        if relax_all:
-            labels.append((label, {"$ex": {field: 1}}, False, 1, 1))
-        else:
-            labels.append((label, *label_condition(field, patterns)))
+        compiled = label_condition(field, patterns)
+        if relax_all and '"$mt"' in json.dumps(compiled[0]):
+            compiled = ({"$ex": {field: 1}}, False, 1, 1)
+        labels.append((label, *compiled))
     # relax the widest labels until the rule's simultaneous-match weight is bounded
     while True:
         weight = 1

@@ -189,3 +189,26 @@ def test_a_failing_post_falls_back_to_python_and_leaves_nothing_held() -> None:
     assert [len(t) for t in out] == [i % 2 for i in range(10)]
     assert m.stats.fallbacks == 1
     assert m.held_facts() == 0
+
+
+def test_a_rejected_ruleset_is_rebuilt_without_regexes() -> None:
+    class RejectsRegex(Recorder):
+        def __getattr__(self, name: str) -> Any:
+            fn = super().__getattr__(name)
+            if name != "create_ruleset":
+                return fn
+
+            def call(rs_name: str, definition: str) -> Any:
+                if '"$mt"' in definition:
+                    raise durable_rules_engine.error("Could not create ruleset, error code: 503")
+                return fn(rs_name, definition)
+
+            return call
+
+    m = ReteMatcher(engine_module=RejectsRegex(), seal_after_batches=0)
+    m.load("a", [trig("t", expect=["x.*"], match={"env": ["p*"], "id": ["r"]})])
+    out = m.match_batch(
+        [event("x.1", {"env": "pq", "id": "r"}), event("x.1", {"env": "q", "id": "r"})]
+    )
+    assert [len(t) for t in out] == [1, 0]
+    assert m.stats.rulesets_created == 1 and m.stats.posts == 2
