@@ -31,10 +31,13 @@ Expired reactive buckets are swept 60 s (event time) after their end, as Prefect
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from automations.domain import events, triggers
 from automations.engine.clock import quantize
+
+if TYPE_CHECKING:
+    from automations.engine.composite import CompositeRuntime
 
 PRECEDING_EVENT_LOOKBACK = 900.0
 """Seconds a first reactive window reaches back (Prefect's ``PRECEDING_EVENT_LOOKBACK``)."""
@@ -154,15 +157,19 @@ class TriggerRuntime:
     )
 
     def __init__(
-        self, automation_id: str, trigger: triggers.EventTrigger, order: tuple[int, int], host: Any
+        self,
+        automation_id: str,
+        trigger: triggers.EventTrigger,
+        order: tuple[int, int],
+        host: BucketHost,
     ) -> None:
         self.automation_id = automation_id
         self.trigger = trigger
         self.trigger_id = trigger.id
         self.order = order
-        self.host: BucketHost = host
+        self.host = host
         self.buckets: dict[BucketKey, Bucket] = {}
-        self.parent: Any = None
+        self.parent: CompositeRuntime | None = None
         self.alive = True
         self.dirty: set[BucketKey] = set()
         self.removed_stored: set[BucketKey] = set()
