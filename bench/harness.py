@@ -53,11 +53,14 @@ def ceiling() -> Iterator[str]:
 
 @contextlib.contextmanager
 def engine(
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None, workdir: str | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = workdir or stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="automations-bench-")
+        )
         addr = f"127.0.0.1:{free_port()}"
-        log = open(Path(tmp) / "engine.log", "wb")  # noqa: SIM115
+        log = open(Path(tmp) / "engine.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -110,7 +113,8 @@ def rss_mb(pid: int) -> float:
 def loadgen(addr: str, **options: Any) -> dict[str, Any]:
     args = [sys.executable, "-m", "bench.loadgen", "--addr", addr]
     for key, value in options.items():
-        args += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        args += [flag] if value is True else [flag, str(value)]
     out = subprocess.run(args, check=True, capture_output=True, env=_env(), cwd=ROOT, text=True)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

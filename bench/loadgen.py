@@ -86,9 +86,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--streams", type=int, default=2)
+    parser.add_argument(
+        "--distinct-keys", action="store_true", help="event bench.key, a new resource id per event"
+    )
     args = parser.parse_args()
 
-    sequence = workloads.w1_sequence(args.events)
+    if args.distinct_keys:
+        sequence = [("bench.key", f"bench.key.{i}") for i in range(args.events)]
+    else:
+        sequence = workloads.w1_sequence(args.events)
     occurred = time.time()
     requests = build_requests(sequence, args.batch, occurred)
     channel = grpc.insecure_channel(args.addr, options=[("grpc.max_send_message_length", 64 << 20)])

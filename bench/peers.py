@@ -175,7 +175,7 @@ def w3(extra_windows: int = 0) -> dict[str, Any]:
             create(a_stub, filler)
             for start in range(0, extra_windows, 5000):
                 batch = [
-                    _event("bench.start", f"bench.fill.{i}")
+                    _event("bench.fill", f"bench.fill.{i}")
                     for i in range(start, min(extra_windows, start + 5000))
                 ]
                 e_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=batch))
@@ -201,6 +201,60 @@ def w3(extra_windows: int = 0) -> dict[str, Any]:
         "lag_median_ms": statistics.median(lags) * 1000 if lags else None,
         "lag_p99_ms": lags[min(len(lags) - 1, int(0.99 * len(lags)))] * 1000 if lags else None,
         "lag_max_ms": lags[-1] * 1000 if lags else None,
+    }
+
+
+def buckets(n: int) -> dict[str, Any]:
+    """``n`` live for_each buckets: resident memory, then the time a restart takes to reload them."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
+        with harness.engine(workdir=tmp) as (addr, proc):
+            a_stub, _e_stub, channel = _stubs(addr)
+            create(
+                a_stub,
+                {
+                    "name": "one bucket per key",
+                    "actions": [{"type": "do-nothing"}],
+                    "trigger": {
+                        "type": "event",
+                        "expect": ["bench.key"],
+                        "threshold": 2,
+                        "within": 86400,
+                        "for_each": ["prefect.resource.id"],
+                    },
+                },
+            )
+            create(
+                a_stub,
+                {
+                    "name": "one deadline per key",
+                    "actions": [{"type": "do-nothing"}],
+                    "trigger": {
+                        "type": "event",
+                        "posture": "Proactive",
+                        "after": ["bench.key"],
+                        "expect": ["bench.done"],
+                        "threshold": 1,
+                        "within": 86400,
+                        "for_each": ["prefect.resource.id"],
+                    },
+                },
+            )
+            lg = harness.loadgen(addr, events=n, distinct_keys=True)
+            channel.close()
+            rss = harness.rss_mb(proc.pid)
+        start = time.perf_counter()
+        with harness.engine(workdir=tmp) as (addr, proc):
+            reload_s = time.perf_counter() - start
+            rss_after = harness.rss_mb(proc.pid)
+    return {
+        "keys": n,
+        "accepted": lg["accepted"],
+        "rate": lg["events_per_s"],
+        "rss_mb": rss,
+        "reload_s": reload_s,
+        "rss_after_reload_mb": rss_after,
     }
 
 
