@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench import harness
+from bench import harness, peers
 
 
 def ingest(events: int, runs: int) -> None:
@@ -42,12 +42,20 @@ def ingest(events: int, runs: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", nargs="?", default="all", choices=["ingest", "all"])
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=["ingest", "peers", "scale", "all"]
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--w1", type=int, nargs="*", default=[20_000, 1_000_000])
+    parser.add_argument("--keys", type=int, default=1_000_000)
     args = parser.parse_args()
     if args.what in ("ingest", "all"):
         ingest(args.events, args.runs)
+    if args.what in ("peers", "all"):
+        peers.run_all(args.w1)
+    if args.what in ("scale", "all"):
+        peers.run_scale(args.keys)
 
 
 if __name__ == "__main__":

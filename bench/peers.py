@@ -285,3 +285,21 @@ def run_all(w1_counts: list[int]) -> None:
             f"(Prefect median {PREFECT['w3_median_s'] * 1000:.0f} ms, max {PREFECT['w3_max_s'] * 1000:.0f} ms); "
             f"firings {r3['firings']}/{r3['expected']}"
         )
+
+
+def run_scale(keys: int) -> None:
+    """W1 with 10,000 automations beside 20, and ``keys`` live buckets (memory, reload)."""
+    small, large = w1([20_000]), w1([20_000], automations_loaded=10_000)
+    ratio = large[0]["rate"] / small[0]["rate"]
+    print(
+        f"W1 20,000 events: {small[0]['rate']:,.0f} events/s with 20 automations, "
+        f"{large[0]['rate']:,.0f} with 10,000 loaded ({ratio:.0%}; target >= 50%); "
+        f"firings {large[0]['firings']}/{large[0]['expected']}"
+    )
+    r = buckets(keys)
+    print(
+        f"{r['keys']:,} keys x 2 automations (a reactive bucket and a proactive window with its "
+        f"deadline per key): RSS {r['rss_mb']:,.0f} MB after ingest, restart to SERVING "
+        f"{r['reload_s']:.1f} s, RSS {r['rss_after_reload_mb']:,.0f} MB after reload "
+        f"(target <= 1024 MB, <= 10 s)"
+    )
