@@ -1,0 +1,130 @@
+"""The single writer: group commit, ack after commit, backpressure, deadline wake-ups, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from automations.domain import errors, events
+from automations.pipeline import writer
+
+
+def ev(i: int) -> events.Event:
+    return events.Event(id=f"e{i}", event="x", occurred=0.0, resource={"prefect.resource.id": "r"})
+
+
+class FakeBackend(writer.Backend):
+    def __init__(self, *, gate: threading.Event | None = None, fail: bool = False) -> None:
+        self.groups: list[list[str]] = []
+        self.seen: set[str] = set()
+        self.gate = gate
+        self.fail = fail
+        self.due: float | None = None
+        self.advanced: list[float] = []
+        self.recovered = 0
+
+    def commit_events(self, batch: Sequence[events.Event], now: float) -> list[bool]:
+        if self.gate is not None:
+            self.gate.wait(5)
+        if self.fail:
+            raise RuntimeError("disk full")
+        self.groups.append([e.id for e in batch])
+        flags = []
+        for e in batch:
+            flags.append(e.id not in self.seen)
+            self.seen.add(e.id)
+        return flags
+
+    def run_call(self, fn: Callable[[Any], Any]) -> Any:
+        return fn(self)
+
+    def next_due(self) -> float | None:
+        return self.due
+
+    def advance(self, now: float) -> None:
+        self.advanced.append(now)
+        self.due = None
+
+    def recover(self) -> None:
+        self.recovered += 1
+
+
+async def test_queued_batches_are_committed_together_and_each_caller_gets_its_flags() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend)
+    w.start()
+    try:
+        first = asyncio.ensure_future(w.publish([ev(0)]))
+        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        rest = [asyncio.ensure_future(w.publish([ev(i), ev(0)])) for i in range(1, 4)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await first == [True]
+        assert [await r for r in rest] == [[True, False]] * 3
+        assert backend.groups[1] == ["e1", "e0", "e2", "e0", "e3", "e0"]  # one group commit
+    finally:
+        w.stop()
+
+
+async def test_a_saturated_writer_refuses_instead_of_queueing() -> None:
+    gate = threading.Event()
+    w = writer.Writer(FakeBackend(gate=gate), max_pending_events=10)
+    w.start()
+    try:
+        held = asyncio.ensure_future(w.publish([ev(i) for i in range(8)]))
+        await asyncio.sleep(0.05)
+        with pytest.raises(errors.ResourceExhausted):
+            await w.publish([ev(i) for i in range(100, 105)])
+        gate.set()
+        assert len(await held) == 8
+        assert w.pending_events == 0
+    finally:
+        w.stop()
+
+
+async def test_a_failed_commit_is_not_acknowledged_and_state_is_reloaded() -> None:
+    backend = FakeBackend(fail=True)
+    w = writer.Writer(backend)
+    w.start()
+    try:
+        with pytest.raises(errors.Unavailable):
+            await w.publish([ev(1)])
+        assert backend.recovered == 1
+    finally:
+        w.stop()
+
+
+def test_the_writer_wakes_at_the_next_deadline_without_polling() -> None:
+    backend = FakeBackend()
+    w = writer.Writer(backend)
+    due = backend.due = time.time() + 0.2
+    w.start()
+    try:
+        deadline = time.time() + 2
+        while not backend.advanced and time.time() < deadline:
+            time.sleep(0.01)
+        assert backend.advanced, "advance() was never called"
+        assert due <= backend.advanced[0] < due + 0.05, "woken at the deadline, not before or late"
+    finally:
+        w.stop()
+
+
+async def test_draining_refuses_new_batches_but_commits_queued_ones() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend)
+    w.start()
+    queued = asyncio.ensure_future(w.publish([ev(1)]))
+    await asyncio.sleep(0.05)
+    w.stop_accepting()
+    with pytest.raises(errors.Unavailable):
+        await w.publish([ev(2)])
+    gate.set()
+    await asyncio.to_thread(w.stop)
+    assert await queued == [True]
