@@ -95,6 +95,10 @@ async def test_a_failed_commit_is_not_acknowledged_and_state_is_reloaded() -> No
     try:
         with pytest.raises(errors.Unavailable):
             await w.publish([ev(1)])
+        for _ in range(100):
+            if backend.recovered:
+                break
+            await asyncio.sleep(0.01)
         assert backend.recovered == 1
     finally:
         w.stop()
