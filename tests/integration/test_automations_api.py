@@ -210,3 +210,33 @@ def test_simulate_returns_the_firings_of_timed_events(automations_stub: Any) -> 
     assert [(f.triggering_event_id, dict(f.triggering_labels)) for f in reply.firings] == [
         ("e2", {"prefect.resource.id": "a"})
     ]
+
+
+def test_an_update_keeps_unchanged_trigger_state_and_resets_changed_triggers(
+    automations_stub: Any, events_stub: Any
+) -> None:
+    created = create(automations_stub, definition())  # threshold 2 per order
+    publish(events_stub, ("order.failed", "o1"))
+    patch = convert.automation_proto_from_prefect_json(dict(definition(), description="renamed"))
+    patch.name = created.name
+    automations_stub.UpdateAutomation(
+        pb.UpdateAutomationRequest(
+            automation=patch, update_mask=field_mask_pb2.FieldMask(paths=["description"])
+        )
+    )
+    publish(events_stub, ("order.failed", "o1"))  # the count of 1 survived the update: fires
+    request = pb.ListFiringsRequest(parent=created.name)
+    assert len(automations_stub.ListFirings(request).firings) == 1
+
+    publish(events_stub, ("order.failed", "o2"))
+    patch = convert.automation_proto_from_prefect_json(definition(threshold=3))
+    patch.name = created.name
+    automations_stub.UpdateAutomation(
+        pb.UpdateAutomationRequest(
+            automation=patch, update_mask=field_mask_pb2.FieldMask(paths=["trigger"])
+        )
+    )
+    publish(events_stub, ("order.failed", "o2"), ("order.failed", "o2"))  # reset: 2 of 3
+    assert len(automations_stub.ListFirings(request).firings) == 1
+    publish(events_stub, ("order.failed", "o2"))
+    assert len(automations_stub.ListFirings(request).firings) == 2
