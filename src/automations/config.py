@@ -166,7 +166,15 @@ def load(overrides: Mapping[str, Any] | None = None, *, config_file: str | None 
     Raises:
         pydantic.ValidationError: A setting is invalid; the message names it.
     """
-    if config_file:
-        os.environ["AUTOMATIONS_CONFIG"] = config_file
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return Settings(**given)
+    if not config_file:
+        return Settings(**given)
+    previous = os.environ.get("AUTOMATIONS_CONFIG")
+    os.environ["AUTOMATIONS_CONFIG"] = config_file
+    try:
+        return Settings(**given)
+    finally:
+        if previous is None:
+            del os.environ["AUTOMATIONS_CONFIG"]
+        else:
+            os.environ["AUTOMATIONS_CONFIG"] = previous
