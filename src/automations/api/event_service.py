@@ -54,67 +54,103 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._clock = clock
 
     async def ingest(
-        self, messages: Sequence[event_pb2.Event]
-    ) -> list[event_service_pb2.EventResult]:
-        """Validates and commits one batch; returns one result per event, in order.
+        self,
+        messages: Sequence[event_pb2.Event],
+        results: Any,
+        *,
+        request_size: int | None = None,
+    ) -> None:
+        """Validates and commits one batch; adds one result per event, in order, to ``results``.
+
+        Args:
+            messages: The request's events.
+            results: The response's repeated ``EventResult`` field, filled in place.
+            request_size: The serialized size of the whole request when known: if it is within
+                the event size limit, no event of it can exceed it, and the per-event size
+                check is skipped.
 
         Raises:
             errors.ResourceExhausted: The engine is saturated (nothing of the batch was taken).
             errors.Unavailable: The engine is draining or the commit failed.
         """
+        # Per-event work here runs on the event loop thread and competes for the GIL with the
+        # writer thread: results are added to the response in place (``add``: ~0.4 us per event
+        # instead of ~0.85 us for EventResult objects copied into the response) and the size of
+        # every event is only computed when the whole request may be too large.
         start = time.perf_counter()
         now = self._clock()
         n = len(messages)
         metrics.EVENTS_RECEIVED.inc(n)
         metrics.INGEST_BATCH_SIZE.observe(n)
-        results: list[Any] = [None] * n
         good: list[events.Event] = []
-        good_index: list[int] = []
+        rejected: dict[int, errors.InvalidArgument] = {}
         max_size = self._max_size
+        check_size = request_size is None or request_size > max_size
+        from_proto = convert.event_from_proto
+        validate = validation.validate_event
         for i, message in enumerate(messages):
             try:
-                event = convert.event_from_proto(message, received=now)
-                validation.validate_event(event, max_size=max_size, size=message.ByteSize())
+                event = from_proto(message, received=now)
+                validate(event, max_size=max_size, size=message.ByteSize() if check_size else None)
             except errors.InvalidArgument as exc:
                 metrics.EVENTS_REJECTED.labels(exc.reason).inc()
-                results[i] = convert.rejected_event_result(i, message.id, exc)
+                rejected[i] = exc
             else:
                 good.append(event)
-                good_index.append(i)
+        flags: list[bool] = []
         if good:
             try:
                 flags = await self._writer.publish(good)
             except errors.AutomationsError as exc:
                 metrics.EVENTS_REJECTED.labels(exc.reason).inc(len(good))
                 raise
-            accepted = 0
-            for i, event, new in zip(good_index, good, flags, strict=True):
-                accepted += new
-                results[i] = event_service_pb2.EventResult(
-                    index=i, event_id=event.id, status=ACCEPTED if new else DUPLICATE
-                )
+            accepted = sum(flags)
             metrics.EVENTS_ACCEPTED.inc(accepted)
             metrics.EVENTS_DUPLICATE.inc(len(good) - accepted)
+        add = results.add
+        if not rejected:
+            for i, (event, new) in enumerate(zip(good, flags, strict=True)):
+                add(index=i, event_id=event.id, status=ACCEPTED if new else DUPLICATE)
+        else:
+            outcomes = iter(zip(good, flags, strict=True))
+            for i, message in enumerate(messages):
+                error = rejected.get(i)
+                if error is not None:
+                    results.append(convert.rejected_event_result(i, message.id, error))
+                else:
+                    event, new = next(outcomes)
+                    add(index=i, event_id=event.id, status=ACCEPTED if new else DUPLICATE)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - start)
-        return results
 
     async def PublishEvents(  # noqa: N802 - gRPC method name
         self, request: event_service_pb2.PublishEventsRequest, context: Any
     ) -> event_service_pb2.PublishEventsResponse:
         """Commits one batch and answers per event."""
-        return event_service_pb2.PublishEventsResponse(results=await self.ingest(request.events))
+        response = event_service_pb2.PublishEventsResponse()
+        await self.ingest(request.events, response.results, request_size=request.ByteSize())
+        return response
 
     async def StreamEvents(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[event_service_pb2.StreamEventsRequest], context: Any
     ) -> AsyncIterator[event_service_pb2.StreamEventsResponse]:
         """Answers each request with one response, in order; up to STREAM_WINDOW in flight."""
-        inflight: asyncio.Queue[tuple[int, asyncio.Task[Any]] | None] = asyncio.Queue(STREAM_WINDOW)
+        inflight: asyncio.Queue[
+            tuple[event_service_pb2.StreamEventsResponse, asyncio.Task[None]] | None
+        ] = asyncio.Queue(STREAM_WINDOW)
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
-                    task = asyncio.ensure_future(self.ingest(request.events))
-                    await inflight.put((request.sequence, task))
+                    response = event_service_pb2.StreamEventsResponse(sequence=request.sequence)
+                    response.result.SetInParent()  # the oneof says "result" even for no events
+                    task = asyncio.ensure_future(
+                        self.ingest(
+                            request.events,
+                            response.result.results,
+                            request_size=request.ByteSize(),
+                        )
+                    )
+                    await inflight.put((response, task))
             finally:
                 await inflight.put(None)
 
@@ -124,18 +160,15 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                 item = await inflight.get()
                 if item is None:
                     break
-                sequence, task = item
+                response, task = item
                 try:
-                    results = await task
+                    await task
                 except errors.AutomationsError as exc:
                     yield event_service_pb2.StreamEventsResponse(
-                        sequence=sequence, error=api_errors.to_rpc_status(exc)
+                        sequence=response.sequence, error=api_errors.to_rpc_status(exc)
                     )
                 else:
-                    yield event_service_pb2.StreamEventsResponse(
-                        sequence=sequence,
-                        result=event_service_pb2.EventBatchResult(results=results),
-                    )
+                    yield response
             await reader
         finally:
             if not reader.done():

@@ -7,7 +7,7 @@ forgets their ids (a redelivery older than the retention is accepted again).
 Append is the hot path and bypasses SQLAlchemy's statement compilation:
 
 - SQLite: multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` in chunks of
-  ``SQLITE_CHUNK`` rows (well under the bound-variable limit); the SQL text is cached per size.
+  ``SQLITE_CHUNK`` rows (under the bound-variable limit); the SQL text is cached per size.
 - PostgreSQL: one ``SELECT id ... = ANY(array)`` finds the ids already stored, then a binary
   ``COPY`` writes the new rows straight into ``events`` inside a savepoint. Should another writer
   have inserted one of them in between (several replicas), the savepoint is rolled back and the
@@ -22,6 +22,7 @@ only ever sees distinct ids.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
@@ -34,8 +35,13 @@ from automations.domain import errors
 from automations.domain import events as events_
 from automations.store import pagination, sql, tables
 
-SQLITE_CHUNK = 500
-"""Rows per multi-row INSERT on SQLite (7 bound variables each)."""
+SQLITE_CHUNK = 4000
+"""Most rows per multi-row INSERT on SQLite (7 bound variables each: 28,000, under the default
+limit of 32,766 since SQLite 3.32; lowered to what the connection allows, see ``_sqlite_chunk``).
+Fewer, larger statements: 4,000 rows ~107k rows/s against ~96k with 500 and ~88k with 100
+(200k W1 events in 8,000-event transactions)."""
+SQLITE_READ_CHUNK = 500
+"""Ids per ``IN (...)`` lookup when reading events back."""
 MAX_KEY_BYTES = 2000
 """Longest indexed text (event id, name, resource id, follows) in UTF-8 bytes. PostgreSQL cannot
 index a B-tree entry over ~2,700 bytes, and one such event would fail a whole group commit."""
@@ -168,6 +174,12 @@ def _check_keys(index: int, event: events_.Event) -> None:
             )
 
 
+def _sqlite_chunk(dbapi: sqlite3.Connection) -> int:
+    """Rows per INSERT: ``SQLITE_CHUNK``, or fewer if the library allows fewer bound variables."""
+    limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return max(1, min(SQLITE_CHUNK, limit // len(_COLUMNS)))
+
+
 @functools.lru_cache(maxsize=8)
 def _sqlite_insert_sql(count: int) -> str:
     values = ",".join(["(?,?,?,?,?,?,?)"] * count)
@@ -179,11 +191,12 @@ def _sqlite_insert_sql(count: int) -> str:
 def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
     # The raw sqlite3 cursor: SQLAlchemy's result wrapping costs more than the fetch itself here.
     dbapi: Any = conn.connection.dbapi_connection
+    size = _sqlite_chunk(dbapi)
     cursor = dbapi.cursor()
     inserted: set[str] = set()
     try:
-        for start in range(0, len(rows), SQLITE_CHUNK):
-            chunk = rows[start : start + SQLITE_CHUNK]
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
             cursor.execute(_sqlite_insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
             inserted.update(r[0] for r in cursor.fetchall())
     finally:
@@ -241,8 +254,8 @@ def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, events_.Event]:
     found: dict[str, events_.Event] = {}
     t = tables.events
     cols = [t.c[name] for name in _COLUMNS]
-    for start in range(0, len(wanted), SQLITE_CHUNK):
-        chunk = wanted[start : start + SQLITE_CHUNK]
+    for start in range(0, len(wanted), SQLITE_READ_CHUNK):
+        chunk = wanted[start : start + SQLITE_READ_CHUNK]
         for row in conn.execute(sa.select(*cols).where(t.c.id.in_(chunk))):
             found[row[0]] = from_row(row)
     return found
