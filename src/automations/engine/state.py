@@ -12,6 +12,12 @@ The store keeps records generically, in one table keyed by
   of processed event ids; ``due`` when they expire).
 
 Events inside ``data`` are stored with :func:`event_to_data` (Prefect's JSON with float times).
+
+A bucket record's ``data`` is ``{"start", "end", "count"}`` plus, for a proactive bucket that has
+seen an event, ``"last_event"`` (a reactive bucket never needs one: its firings' triggering event is
+the event being processed). The engine hands bucket data over already encoded, as ``bytes`` of JSON
+(the store writes bytes as they are), because building and serialising a dict per changed bucket
+was a large part of the distinct-keys ingest profile; readers accept bytes or a decoded mapping.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from automations.domain import events, firings
 
@@ -38,7 +46,7 @@ class StateRecord:
         trigger_id: The trigger the state belongs to (``""`` for engine-wide state).
         kind: ``bucket``, ``child_firing``, ``follower``, ``clock`` or ``seen``.
         key: Distinguishes records of one kind and trigger.
-        data: JSON-able content; None in a deletion.
+        data: JSON-able content, or ``bytes`` of already encoded JSON; None in a deletion.
         due: When the record next needs attention (see the module docstring), or None.
     """
 
@@ -46,7 +54,7 @@ class StateRecord:
     trigger_id: str
     kind: str
     key: str
-    data: Mapping[str, Any] | None = None
+    data: Mapping[str, Any] | bytes | None = None
     due: float | None = None
 
     @property
@@ -87,6 +95,34 @@ def event_to_data(event: events.Event) -> dict[str, Any]:
         data["follows"] = event.follows
     if event.received:
         data["received"] = event.received
+    return data
+
+
+def compact_json(value: Any) -> bytes:
+    """``value`` as JSON bytes, in an exactly sized object, for long-lived storage.
+
+    orjson returns its 4 KiB working buffer as the ``bytes`` object (its allocation is not
+    shrunk): keeping those per bucket took 4.6 GB instead of 1.1 GB for 1M proactive buckets.
+    """
+    return bytes(memoryview(orjson.dumps(value)))
+
+
+def event_to_json(event: events.Event) -> bytes:
+    """:func:`event_to_data`, encoded with :func:`compact_json`."""
+    return compact_json(event_to_data(event))
+
+
+def event_from_json(data: bytes) -> events.Event:
+    """Rebuilds an event from :func:`event_to_json`."""
+    return event_from_data(orjson.loads(data))
+
+
+def data_of(record: StateRecord) -> Mapping[str, Any] | None:
+    """A record's data as a mapping, decoding it when it is held encoded."""
+    data = record.data
+    if isinstance(data, bytes):
+        decoded: Mapping[str, Any] = orjson.loads(data)
+        return decoded
     return data
 
 

@@ -142,4 +142,7 @@ def test_records_are_json_serialisable() -> None:
     _load_all(eng)
     run(eng, TIMELINE, 400, store)
     for record in eng.snapshot() + list(store.rows.values()):
-        assert orjson.loads(orjson.dumps(record.data)) == record.data
+        if isinstance(record.data, bytes):  # already encoded (bucket records)
+            assert isinstance(orjson.loads(record.data), dict)
+        else:
+            assert orjson.loads(orjson.dumps(record.data)) == record.data
