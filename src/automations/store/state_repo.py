@@ -91,10 +91,24 @@ def _key_of(record: Any) -> tuple[str, str, str, str]:
     return record.automation_id, record.trigger_id, record.kind, record.key
 
 
+_SQLITE_UPSERT = (
+    "INSERT INTO engine_state (automation_id, trigger_id, kind, key, data, due) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (automation_id, trigger_id, kind, key) "
+    "DO UPDATE SET data = excluded.data, due = excluded.due"
+)
+_SQLITE_DELETE = (
+    "DELETE FROM engine_state WHERE automation_id = ? AND trigger_id = ? AND kind = ? AND key = ?"
+)
+
+
 def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]) -> int:
     """Inserts or replaces records (``data`` and ``due`` are overwritten).
 
     When the same key appears several times, the last record wins.
+
+    Rows go to the DBAPI cursor as plain tuples (sqlite3 ``executemany``, PostgreSQL's one-statement
+    ``unnest``): SQLAlchemy Core's per-row bind processing was ~35% of the writer's time in the
+    distinct-keys ingest profile (one changed bucket per event and automation).
 
     Args:
         conn: A connection in a write transaction.
@@ -103,17 +117,17 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
     Returns:
         The number of distinct keys written.
     """
-    latest: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str, str], tuple[Any, ...]] = {}
     for record in records:
         automation_id, trigger_id, kind, key, data, due = _as_tuple(record)
-        latest[(automation_id, trigger_id, kind, key)] = {
-            "automation_id": automation_id,
-            "trigger_id": trigger_id,
-            "kind": kind,
-            "key": key,
-            "data": _encode(data),
-            "due": due,
-        }
+        latest[(automation_id, trigger_id, kind, key)] = (
+            automation_id,
+            trigger_id,
+            kind,
+            key,
+            _encode(data),
+            due,
+        )
     if not latest:
         return 0
     if conn.dialect.name == "postgresql":
@@ -121,15 +135,16 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
             conn,
             _T,
             _COLUMN_NAMES,
-            [tuple(r[c] for c in _COLUMN_NAMES) for r in latest.values()],
+            list(latest.values()),
             on_conflict=(
                 "ON CONFLICT (automation_id, trigger_id, kind, key) "
                 "DO UPDATE SET data = excluded.data, due = excluded.due"
             ),
         )
     else:
-        stmt = sql.upsert(conn, _T, _COLUMN_NAMES[:4], ("data", "due"))
-        conn.execute(stmt, list(latest.values()))
+        sql.ensure_transaction(conn)
+        dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
+        dbapi.executemany(_SQLITE_UPSERT, latest.values())
     return len(latest)
 
 
@@ -144,9 +159,13 @@ def delete_many(conn: Connection, keys: Iterable[StateLike | StateKey | tuple[An
     Returns:
         The number of keys asked for (drivers do not all report deleted rows for executemany).
     """
-    params = [
-        {"a": a, "t": t, "k": k, "y": y} for a, t, k, y in dict.fromkeys(_key_of(r) for r in keys)
-    ]
+    unique = list(dict.fromkeys(_key_of(r) for r in keys))
+    if unique and conn.dialect.name != "postgresql":
+        sql.ensure_transaction(conn)
+        dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
+        dbapi.executemany(_SQLITE_DELETE, unique)
+        return len(unique)
+    params = [{"a": a, "t": t, "k": k, "y": y} for a, t, k, y in unique]
     if params:
         stmt = sa.delete(_T).where(
             _T.c.automation_id == sa.bindparam("a"),
