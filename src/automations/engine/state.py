@@ -117,6 +117,52 @@ def event_from_json(data: bytes) -> events.Event:
     return event_from_data(orjson.loads(data))
 
 
+RecordLike = StateRecord | tuple[str, str, str, str, Any, float | None]
+"""A record as the engine takes it back: a StateRecord or a 6-tuple in its field order."""
+
+
+def as_record(record: RecordLike) -> StateRecord:
+    """A StateRecord for a record given as a 6-tuple (returned as is otherwise)."""
+    if isinstance(record, tuple):
+        return StateRecord(*record)
+    return record
+
+
+_LAST_EVENT = b',"last_event":'
+
+
+def split_bucket_data(
+    data: bytes | Mapping[str, Any],
+) -> tuple[float, float, int, bytes | None]:
+    """A bucket record's ``(start, end, count, last event JSON or None)``.
+
+    Encoded data as the engine writes it (``{"start":..,"end":..,"count":..,"last_event":{..}}``)
+    is cut at ``"last_event"``: the event stays the bytes it was stored as (it is only decoded
+    if the bucket fires), and only the three numbers are parsed. Anything else is decoded.
+    """
+    if isinstance(data, bytes):
+        if not data.endswith(b"}}"):  # no event in it (a reactive bucket's record)
+            head = orjson.loads(data)
+            if "last_event" not in head:
+                return float(head["start"]), float(head["end"]), int(head["count"]), None
+            return split_bucket_data(head)
+        cut = data.find(_LAST_EVENT)
+        if cut < 0:
+            return split_bucket_data(orjson.loads(data))
+        last_json = data[cut + len(_LAST_EVENT) : -1]
+        if not last_json.startswith(b"{"):
+            return split_bucket_data(orjson.loads(data))
+        head = orjson.loads(data[:cut] + b"}")
+        return float(head["start"]), float(head["end"]), int(head["count"]), last_json
+    last = data.get("last_event")
+    return (
+        float(data["start"]),
+        float(data["end"]),
+        int(data["count"]),
+        None if last is None else compact_json(last),
+    )
+
+
 def data_of(record: StateRecord) -> Mapping[str, Any] | None:
     """A record's data as a mapping, decoding it when it is held encoded."""
     data = record.data

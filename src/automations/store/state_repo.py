@@ -13,7 +13,7 @@ import. Every function here therefore accepts any object with the attributes ``a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -203,6 +203,49 @@ def load_all(conn: Connection, *, kind: str | None = None) -> list[StateRow]:
     if kind is not None:
         query = query.where(_T.c.kind == kind)
     return list(_rows(conn.execute(query)))
+
+
+RawRow = tuple[str, str, str, str, bytes, float | None]
+"""A stored record as the database returns it: ``data`` still encoded."""
+
+_RAW_SELECT = (
+    "SELECT automation_id, trigger_id, kind, key, data, due FROM engine_state "
+    "WHERE automation_id = {p} ORDER BY trigger_id, kind, key"
+)
+
+
+def iter_raw(conn: Connection, automation_id: str) -> Iterator[RawRow]:
+    """Streams one automation's records, ``data`` undecoded, ordered by ``(trigger_id, kind, key)``.
+
+    The restart path: rows come straight from the DBAPI cursor as tuples, so the caller can
+    rebuild its state from a stream without the whole table materialised as Python objects
+    (``load_all`` for 2M records peaked at several hundred MB more than the state itself).
+
+    Args:
+        conn: A connection in a read transaction; consume the iterator inside it.
+        automation_id: The automation (``""`` for engine-wide state).
+
+    Yields:
+        ``(automation_id, trigger_id, kind, key, data bytes, due)`` tuples.
+    """
+    dbapi: Any = conn.connection.dbapi_connection
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql:
+        sql.ensure_transaction(conn)
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_RAW_SELECT.format(p="%s" if postgresql else "?"), (automation_id,))
+        while True:
+            rows = cursor.fetchmany(10_000)
+            if not rows:
+                break
+            for row in rows:
+                data = row[4]
+                if not isinstance(data, bytes):  # memoryview/bytearray from some drivers
+                    row = (*row[:4], bytes(data), row[5])
+                yield row
+    finally:
+        cursor.close()
 
 
 def load_grouped(conn: Connection, *, kind: str | None = None) -> dict[str, list[StateRow]]:

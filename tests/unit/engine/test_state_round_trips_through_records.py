@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
+from automations.engine import state
 from automations.engine.state import StateRecord
 from automations.engine.trigger_engine import TriggerEngine
 from tests.unit.engine.helpers import T0, Store, automation, engine, event, fired, run
@@ -146,3 +148,81 @@ def test_records_are_json_serialisable() -> None:
             assert isinstance(orjson.loads(record.data), dict)
         else:
             assert orjson.loads(orjson.dumps(record.data)) == record.data
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_records_in_the_earlier_format_still_restore(encoded: bool) -> None:
+    """Rows written before buckets were lean: a dict with ``last_event`` (also on reactive ones)."""
+    started = event("s1", "run.started", 1, "run.1", owner="ops")
+    legacy: dict[str, Any] = {
+        "start": T0 + 1,
+        "end": T0 + 101,
+        "count": 0,
+        "last_event": state.event_to_data(started),
+    }
+    reactive: dict[str, Any] = {
+        "start": T0 - 899,
+        "end": T0 + 61,
+        "count": 1,
+        "last_event": state.event_to_data(event("f1", "job.failed", 1, "job.1")),
+    }
+
+    def as_stored(data: dict[str, Any]) -> Any:
+        return orjson.dumps(data) if encoded else data
+
+    eng = engine()
+    eng.load_automation(
+        automation(PROACTIVE_AFTER, "pa"),
+        [
+            (
+                "pa",
+                automation(PROACTIVE_AFTER).trigger.id,
+                "bucket",
+                '["run.1"]',
+                as_stored(legacy),
+                None,
+            )
+        ],
+        now=T0 + 2,
+    )
+    eng.load_automation(
+        automation(REACTIVE, "re"),
+        [
+            StateRecord(
+                "re", automation(REACTIVE).trigger.id, "bucket", '["job.1"]', as_stored(reactive)
+            )
+        ],
+        now=T0 + 2,
+    )
+    step = eng.process(
+        [event("f2", "job.failed", 3, "job.1"), event("f3", "job.failed", 4, "job.1")], T0 + 4
+    )
+    assert fired(step) == [(4.0, "f3", {"prefect.resource.id": "job.1"})]
+    step = eng.advance(T0 + 200)
+    assert fired(step) == [(200.0, "s1", {"prefect.resource.id": "run.1"})]
+    assert step.firings[0].triggering_event == started
+
+
+def test_bucket_data_is_split_without_decoding_the_event() -> None:
+    started = event("s1", "run.started", 1, "run.1")
+    encoded = state.event_to_json(started)
+    data = b'{"start":1.5,"end":2.5,"count":-1,"last_event":%b}' % encoded
+    assert state.split_bucket_data(data) == (1.5, 2.5, -1, encoded)
+    assert state.split_bucket_data(b'{"start":1.5,"end":2.5,"count":3}') == (1.5, 2.5, 3, None)
+    assert state.split_bucket_data(b'{"start":1,"end":2,"count":0,"last_event":null}') == (
+        1.0,
+        2.0,
+        0,
+        None,
+    )
+    reordered = b'{"last_event":%b,"count":0,"end":2.5,"start":1.5}' % encoded
+    assert state.split_bucket_data(reordered) == (1.5, 2.5, 0, encoded)
+
+
+def test_a_reactive_bucket_record_carries_no_event() -> None:
+    eng = engine()
+    eng.load_automation(automation(REACTIVE, "re"), now=T0)
+    step = eng.process([event("f1", "job.failed", 1, "job.1")], T0 + 1)
+    (record,) = [r for r in step.upserts if r.kind == "bucket"]
+    assert isinstance(record.data, bytes)
+    assert "last_event" not in orjson.loads(record.data)
