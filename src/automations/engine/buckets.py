@@ -45,8 +45,11 @@ PRECEDING_EVENT_LOOKBACK = 900.0
 EXPIRED_BUCKET_BUFFER = 60.0
 """Seconds after its end that a bucket is swept (``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``)."""
 
-BucketKey = tuple[str, ...]
-"""The values of a trigger's ``for_each`` labels (sorted by label), ``""`` when missing."""
+BucketKey = str | tuple[str, ...]
+"""The values of a trigger's ``for_each`` labels (sorted by label), ``""`` when missing.
+
+The value itself for a trigger with exactly one ``for_each`` label (the common case), a tuple
+otherwise (``()`` without ``for_each``): a 1-tuple per bucket cost 48 bytes per live bucket."""
 
 
 class Bucket:
@@ -217,12 +220,22 @@ class TriggerRuntime:
         if not readers:
             return ()
         if len(readers) == 1:
-            return (readers[0](event),)
+            return readers[0](event)
         return tuple([read(event) for read in readers])
+
+    def key_values(self, key: BucketKey) -> tuple[str, ...]:
+        """The key as a tuple of label values (in ``label_names`` order)."""
+        return (key,) if isinstance(key, str) else key
+
+    def key_from_values(self, values: list[str]) -> BucketKey:
+        """The bucket key for stored label values (the inverse of :meth:`key_values`)."""
+        if len(self.label_names) == 1 and len(values) == 1:
+            return values[0]
+        return tuple(values)
 
     def labels(self, key: BucketKey) -> dict[str, str]:
         """The firing's ``triggering_labels`` for ``key``."""
-        return dict(zip(self.label_names, key, strict=True))
+        return dict(zip(self.label_names, self.key_values(key), strict=True))
 
     def _ensure(
         self,

@@ -226,3 +226,19 @@ def test_a_reactive_bucket_record_carries_no_event() -> None:
     (record,) = [r for r in step.upserts if r.kind == "bucket"]
     assert isinstance(record.data, bytes)
     assert "last_event" not in orjson.loads(record.data)
+
+
+@pytest.mark.parametrize("resource", ['job "1"', "job\\1", "jöb\n1", "job.1", ""])
+@pytest.mark.parametrize("labels", [["prefect.resource.id"], ["prefect.resource.id", "owner"]])
+def test_bucket_keys_round_trip_whatever_their_characters(resource: str, labels: list[str]) -> None:
+    trigger = {**PROACTIVE_AFTER, "for_each": labels}
+    store = Store()
+    first = engine()
+    first.load_automation(automation(trigger, "pa"), now=T0)
+    store.apply(first.process([event("s1", "run.started", 1, resource, owner="o\\")], T0 + 1))
+    second = engine()
+    second.load_automation(automation(trigger, "pa"), store.records_of("pa"), now=T0 + 2)
+    step = store.apply(second.advance(T0 + 200))
+    expected = {"prefect.resource.id": resource, **({"owner": "o\\"} if len(labels) > 1 else {})}
+    assert fired(step) == [(200.0, "s1", expected)]
+    assert [r for r in store.rows.values() if r.kind == "bucket"] == []
