@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from automations import config, logs
 from automations.api import automation_service, event_service, interceptors
 from automations.pipeline import service, writer
+from automations.store import event_log
 from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
@@ -53,7 +54,8 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(
-        event_service.EventService(the_writer, backend.list_events), server
+        event_service.EventService(the_writer, backend.list_events, prepare=event_log.to_row),
+        server,
     )
     automation_service_pb2_grpc.add_AutomationServiceServicer_to_server(
         automation_service.AutomationService(the_writer, backend), server

@@ -37,6 +37,7 @@ class _EventBatch:
     events: Sequence[events.Event]
     future: asyncio.Future[list[bool]]
     loop: asyncio.AbstractEventLoop
+    prepared: Sequence[Any] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -68,8 +69,14 @@ class Backend:
     def start(self) -> None:
         """Prepares the backend (loads automations and state) on the writer thread."""
 
-    def commit_events(self, batch: Sequence[events.Event], now: float) -> list[bool]:
-        """Appends ``batch`` in one transaction and runs the engine; returns new(True)/duplicate."""
+    def commit_events(
+        self, batch: Sequence[events.Event], now: float, *, prepared: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Appends ``batch`` in one transaction and runs the engine; returns new(True)/duplicate.
+
+        ``prepared``, when given, holds what ``publish`` was given for each event (see there);
+        it is only passed when every batch of the group came with it.
+        """
         raise NotImplementedError
 
     def run_call(self, fn: Callable[[Any], T]) -> T:
@@ -142,8 +149,16 @@ class Writer:
         """Events queued and not yet committed."""
         return self._pending_events
 
-    async def publish(self, batch: Sequence[events.Event]) -> list[bool]:
+    async def publish(
+        self, batch: Sequence[events.Event], prepared: Sequence[Any] | None = None
+    ) -> list[bool]:
         """Queues ``batch`` for the next group commit and waits for it.
+
+        Args:
+            batch: The events, in order.
+            prepared: Optional per-event work the caller did ahead for the backend (the store
+                rows, encoded on the event loop rather than on this busier thread), one item
+                per event; handed to ``Backend.commit_events``.
 
         Returns:
             For each event, True if it was new, False if its id was seen before.
@@ -166,7 +181,7 @@ class Writer:
             self._pending_events += n
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
-        self._queue.put(_EventBatch(batch, future, loop))
+        self._queue.put(_EventBatch(batch, future, loop, prepared))
         return await future
 
     async def call(self, fn: Callable[[Any], T]) -> T:
@@ -273,10 +288,19 @@ class Writer:
 
     def _commit_group(self, group: list[_EventBatch]) -> None:
         batch: list[events.Event] = []
+        prepared: list[Any] | None = []
         for item in group:
             batch.extend(item.events)
+            if prepared is not None:
+                if item.prepared is None:
+                    prepared = None
+                else:
+                    prepared.extend(item.prepared)
         try:
-            flags = self._backend.commit_events(batch, self._clock())
+            if prepared is None:
+                flags = self._backend.commit_events(batch, self._clock())
+            else:
+                flags = self._backend.commit_events(batch, self._clock(), prepared=prepared)
         except BaseException as exc:
             logger.exception("committing %d events failed", len(batch))
             failure = errors.Unavailable(f"the events could not be committed: {exc}")

@@ -120,12 +120,16 @@ def from_row(row: Sequence[Any]) -> events_.Event:
     )
 
 
-def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
+def append(
+    conn: Connection, items: Sequence[events_.Event], *, rows: Sequence[Row] | None = None
+) -> list[bool]:
     """Appends events to the log, skipping ids already stored.
 
     Args:
         conn: A connection inside the caller's (write) transaction; nothing is committed here.
         items: The events, in arrival order.
+        rows: ``to_row(event)`` of each event when the caller encoded them already (the API
+            does, on the event loop, which has time to spare while the writer thread is busy).
 
     Returns:
         One flag per event, in order: True if the event is new, False if its id is already in the
@@ -138,7 +142,7 @@ def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
     if not items:
         return []
     first: dict[str, int] = {}
-    rows: list[Row] = []
+    distinct: list[Row] = []
     short = MAX_KEY_BYTES // 4  # at most 4 UTF-8 bytes per character: surely short enough
     for index, event in enumerate(items):
         if (
@@ -150,12 +154,12 @@ def append(conn: Connection, items: Sequence[events_.Event]) -> list[bool]:
             _check_keys(index, event)
         if event.id not in first:
             first[event.id] = index
-            rows.append(to_row(event))
+            distinct.append(to_row(event) if rows is None else rows[index])
     sql.ensure_transaction(conn)  # the fast paths below use the raw DBAPI connection
     if conn.dialect.name == "postgresql":
-        inserted = _append_postgresql(conn, rows)
+        inserted = _append_postgresql(conn, distinct)
     else:
-        inserted = _append_sqlite(conn, rows)
+        inserted = _append_sqlite(conn, distinct)
     return [first[e.id] == i and e.id in inserted for i, e in enumerate(items)]
 
 
