@@ -134,6 +134,36 @@ class TriggerEngine:
                 read once, so a stream straight from a database cursor will do.
             now: Wall time of loading, if known.
         """
+        prepared = self._prepare(automation)
+        self._restore(lambda _: prepared, state_records)
+        self._activate(prepared[0], now)
+
+    def load_automations(
+        self,
+        items: Sequence[automations.Automation],
+        state_records: Iterable[state.RecordLike] = (),
+        *,
+        now: float | None = None,
+    ) -> None:
+        """Loads several automations (in order) and their records, in any order, in one pass.
+
+        What a restart uses: the store can then hand over its whole table in storage order (one
+        sequential scan) instead of one index-ordered query per automation, whose random row
+        reads took ~3.4 us per record (2M records: 6.9 of 18 s to SERVING). Records of
+        automations not in ``items`` are ignored.
+
+        Args:
+            items: The automations (enabled ones), in load order.
+            state_records: Their persisted records, each naming its automation.
+            now: Wall time of loading, if known.
+        """
+        prepared = {automation.id: self._prepare(automation) for automation in items}
+        self._restore(prepared.get, state_records)
+        for loaded, _ in prepared.values():
+            self._activate(loaded, now)
+
+    def _prepare(self, automation: automations.Automation) -> tuple[_Loaded, set[str]]:
+        """Builds an automation's runtimes, taking over the state of unchanged triggers."""
         aid = automation.id
         old = self._automations.pop(aid, None)
         if old is not None:
@@ -190,9 +220,11 @@ class TriggerEngine:
                 new_cr.stored = old_cr.stored
                 if new_cr.dirty:
                     self._dirty_composites.add(new_cr)
+        return loaded, kept
 
-        self._restore(loaded, state_records, kept)
-
+    def _activate(self, loaded: _Loaded, now: float | None) -> None:
+        """Registers prepared runtimes with the engine and the matcher."""
+        aid = loaded.automation.id
         self._automations[aid] = loaded
         for rt in loaded.event_runtimes.values():
             self._by_object[id(rt.trigger)] = rt
@@ -209,23 +241,26 @@ class TriggerEngine:
                     self._pending_open.append(rt)
 
     def _restore(
-        self, loaded: _Loaded, records: Iterable[state.RecordLike], kept: set[str]
+        self,
+        resolve: Callable[[str], tuple[_Loaded, set[str]] | None],
+        records: Iterable[state.RecordLike],
     ) -> None:
         # The restart path: one pass over the (possibly streamed) records, no per-record
         # dataclass, the bucket's event kept as the stored bytes (see state.split_bucket_data),
         # one heapify instead of a push per bucket, a reactive bucket's sweep time taken from the
         # row, a one-label key read from its text without a JSON parse. Measured with 100k keys
         # x 2 automations (200k records, in-process EngineBackend.start()): 3.15 s -> 1.5 s.
-        aid = loaded.automation.id
         child_records: list[tuple[CompositeRuntime, firings.Firing]] = []
         entries: list[_HeapItem] = []
-        runtimes = loaded.event_runtimes
         loads = orjson.loads
+        current: str | None = None
+        target: tuple[_Loaded, set[str]] | None = None
         for record in records:
             if isinstance(record, tuple):
-                _, trigger_id, kind, key_text, data, due = record
+                record_aid, trigger_id, kind, key_text, data, due = record
             else:
-                trigger_id, kind, key_text, data, due = (
+                record_aid, trigger_id, kind, key_text, data, due = (
+                    record.automation_id,
                     record.trigger_id,
                     record.kind,
                     record.key,
@@ -234,6 +269,14 @@ class TriggerEngine:
                 )
             if data is None:
                 continue
+            if record_aid != current:
+                current = record_aid
+                target = resolve(record_aid)
+            if target is None:
+                continue
+            loaded, kept = target
+            aid = loaded.automation.id
+            runtimes = loaded.event_runtimes
             if kind == state.BUCKET:
                 rt = runtimes.get(trigger_id)
                 if rt is None:

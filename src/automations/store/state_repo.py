@@ -210,7 +210,7 @@ RawRow = tuple[str, str, str, str, bytes, float | None]
 
 _RAW_SELECT = (
     "SELECT automation_id, trigger_id, kind, key, data, due FROM engine_state "
-    "WHERE automation_id = {p} ORDER BY trigger_id, kind, key"
+    "WHERE automation_id = ? ORDER BY trigger_id, kind, key"
 )
 
 
@@ -228,13 +228,35 @@ def iter_raw(conn: Connection, automation_id: str) -> Iterator[RawRow]:
     Yields:
         ``(automation_id, trigger_id, kind, key, data bytes, due)`` tuples.
     """
+    yield from _stream(conn, _RAW_SELECT, (automation_id,))
+
+
+_RAW_SCAN = "SELECT automation_id, trigger_id, kind, key, data, due FROM engine_state"
+
+
+def iter_all_raw(conn: Connection) -> Iterator[RawRow]:
+    """Streams every record, ``data`` undecoded, in storage order (no ORDER BY).
+
+    One sequential scan: reading 2M records through the primary-key index (one random row
+    lookup each) took 6.9 s on SQLite; in storage order it is a fraction of that.
+
+    Args:
+        conn: A connection in a read transaction; consume the iterator inside it.
+
+    Yields:
+        ``(automation_id, trigger_id, kind, key, data bytes, due)`` tuples, in no useful order.
+    """
+    yield from _stream(conn, _RAW_SCAN, ())
+
+
+def _stream(conn: Connection, statement: str, params: tuple[Any, ...]) -> Iterator[RawRow]:
     dbapi: Any = conn.connection.dbapi_connection
-    postgresql = conn.dialect.name == "postgresql"
-    if postgresql:
+    if conn.dialect.name == "postgresql":
         sql.ensure_transaction(conn)
+        statement = statement.replace("?", "%s")
     cursor = dbapi.cursor()
     try:
-        cursor.execute(_RAW_SELECT.format(p="%s" if postgresql else "?"), (automation_id,))
+        cursor.execute(statement, params)
         while True:
             rows = cursor.fetchmany(10_000)
             if not rows:
