@@ -144,7 +144,7 @@ class TriggerEngine:
         state_records: Iterable[state.RecordLike] = (),
         *,
         now: float | None = None,
-    ) -> None:
+    ) -> int:
         """Loads several automations (in order) and their records, in any order, in one pass.
 
         What a restart uses: the store can then hand over its whole table in storage order (one
@@ -156,11 +156,15 @@ class TriggerEngine:
             items: The automations (enabled ones), in load order.
             state_records: Their persisted records, each naming its automation.
             now: Wall time of loading, if known.
+
+        Returns:
+            The number of records read.
         """
         prepared = {automation.id: self._prepare(automation) for automation in items}
-        self._restore(prepared.get, state_records)
+        read = self._restore(prepared.get, state_records)
         for loaded, _ in prepared.values():
             self._activate(loaded, now)
+        return read
 
     def _prepare(self, automation: automations.Automation) -> tuple[_Loaded, set[str]]:
         """Builds an automation's runtimes, taking over the state of unchanged triggers."""
@@ -244,7 +248,7 @@ class TriggerEngine:
         self,
         resolve: Callable[[str], tuple[_Loaded, set[str]] | None],
         records: Iterable[state.RecordLike],
-    ) -> None:
+    ) -> int:
         # The restart path: one pass over the (possibly streamed) records, no per-record
         # dataclass, the bucket's event kept as the stored bytes (see state.split_bucket_data),
         # one heapify instead of a push per bucket, a reactive bucket's sweep time taken from the
@@ -255,7 +259,9 @@ class TriggerEngine:
         loads = orjson.loads
         current: str | None = None
         target: tuple[_Loaded, set[str]] | None = None
+        read = 0
         for record in records:
+            read += 1
             if isinstance(record, tuple):
                 record_aid, trigger_id, kind, key_text, data, due = record
             else:
@@ -321,6 +327,7 @@ class TriggerEngine:
         for cr, firing in child_records:
             cr.child_firings[firing.trigger_id] = firing
             cr.stored.add(firing.trigger_id)
+        return read
 
     def _forget_runtimes(self, loaded: _Loaded) -> None:
         for rt in loaded.event_runtimes.values():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from automations import config, metrics
@@ -91,22 +91,14 @@ class EngineBackend(writer.Backend):
         # no random row reads through the key index. Cyclic GC is off meanwhile: its collections
         # kept rescanning the millions of objects being built. 1M keys x 2 automations through
         # the server: restart to SERVING 18 s -> see the commit message.
-        counted = 0
-
-        def counting(rows: Iterator[state_repo.RawRow]) -> Iterator[state_repo.RawRow]:
-            nonlocal counted
-            for row in rows:
-                counted += 1
-                yield row
-
         collecting = gc.isenabled()
         gc.disable()
         try:
             with self.database.read() as conn:
                 enabled = automations_repo.list_enabled(conn)
-                self._engine.restore_global(counting(state_repo.iter_raw(conn, "")))
-                self._engine.load_automations(
-                    enabled, counting(state_repo.iter_all_raw(conn)), now=self._clock()
+                self._engine.restore_global(state_repo.iter_raw(conn, ""))
+                counted = self._engine.load_automations(
+                    enabled, state_repo.iter_all_raw(conn), now=self._clock()
                 )
         finally:
             if collecting:
