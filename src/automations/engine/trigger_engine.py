@@ -260,6 +260,10 @@ class TriggerEngine:
         current: str | None = None
         target: tuple[_Loaded, set[str]] | None = None
         read = 0
+        # Keys recently read, to share one string between the buckets of several triggers with
+        # the same key (after ingest they share the event's string; rows of one event are
+        # written in one step, so they are near each other in storage order). Bounded.
+        recent: dict[str, str] = {}
         for record in records:
             read += 1
             if isinstance(record, tuple):
@@ -296,7 +300,11 @@ class TriggerEngine:
                     # orjson escapes only the quote, the backslash and control characters
                     inner = key_text[2:-2]
                     if '"' not in inner and "\\" not in inner:
-                        key = inner
+                        key = recent.get(inner)
+                        if key is None:
+                            if len(recent) >= 65_536:
+                                recent.clear()
+                            key = recent[inner] = inner
                 if key is None:
                     key = rt.key_from_values(loads(key_text))
                 reactive = rt.reactive
