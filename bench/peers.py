@@ -204,27 +204,28 @@ def w3(extra_windows: int = 0) -> dict[str, Any]:
     }
 
 
-def buckets(n: int) -> dict[str, Any]:
+def buckets(n: int, *, with_reactive: bool = True) -> dict[str, Any]:
     """``n`` live for_each buckets: resident memory, then the time a restart takes to reload them."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
         with harness.engine(workdir=tmp) as (addr, proc):
             a_stub, _e_stub, channel = _stubs(addr)
-            create(
-                a_stub,
-                {
-                    "name": "one bucket per key",
-                    "actions": [{"type": "do-nothing"}],
-                    "trigger": {
-                        "type": "event",
-                        "expect": ["bench.key"],
-                        "threshold": 2,
-                        "within": 86400,
-                        "for_each": ["prefect.resource.id"],
+            if with_reactive:
+                create(
+                    a_stub,
+                    {
+                        "name": "one bucket per key",
+                        "actions": [{"type": "do-nothing"}],
+                        "trigger": {
+                            "type": "event",
+                            "expect": ["bench.key"],
+                            "threshold": 2,
+                            "within": 86400,
+                            "for_each": ["prefect.resource.id"],
+                        },
                     },
-                },
-            )
+                )
             create(
                 a_stub,
                 {
@@ -295,6 +296,12 @@ def run_scale(keys: int) -> None:
         f"W1 20,000 events: {small[0]['rate']:,.0f} events/s with 20 automations, "
         f"{large[0]['rate']:,.0f} with 10,000 loaded ({ratio:.0%}; target >= 50%); "
         f"firings {large[0]['firings']}/{large[0]['expected']}"
+    )
+    one = buckets(keys, with_reactive=False)
+    print(
+        f"{one['keys']:,} live buckets (one proactive window with its deadline per key): RSS "
+        f"{one['rss_mb']:,.0f} MB after ingest, restart to SERVING {one['reload_s']:.1f} s, RSS "
+        f"{one['rss_after_reload_mb']:,.0f} MB after reload (target <= 1024 MB, <= 10 s)"
     )
     r = buckets(keys)
     print(
