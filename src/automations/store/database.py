@@ -292,7 +292,10 @@ def _configure_sqlite(engine: Engine, *, begin: str) -> None:
                 # times (measured: +25% append throughput). The WAL is truncated back afterwards.
                 cursor.execute("PRAGMA wal_autocheckpoint=10000")
                 cursor.execute("PRAGMA journal_size_limit=67108864")
-                cursor.execute("PRAGMA mmap_size=268435456")
+                # Memory-mapped reads, capped at 64 MiB: mapped pages count as the engine's resident
+                # memory, and 256 MiB put 1,000,000 live buckets at 1,066 MB RSS; at 64 MiB they
+                # take 1,012 MB (902 MB after a restart) with no loss of ingest throughput.
+                cursor.execute("PRAGMA mmap_size=67108864")
         finally:
             cursor.close()
 
