@@ -121,6 +121,6 @@ def test_windows_and_buckets_survive_kill_9(tmp_path: Path) -> None:
     assert restart_time <= short_at <= restart_time + 10
     assert len(long) == 1
     long_at = long[0].fire_time.seconds + long[0].fire_time.nanos / 1e9
-    assert abs(long_at - (started + 20)) < 0.5, "the open window fires at its own deadline"
+    assert abs(long_at - (started + 20)) < 1.0, "the open window fires at its own deadline"
     assert dict(long[0].triggering_labels) == {"prefect.resource.id": "job-1"}
     assert len(react) == 1, "the bucket counted before the crash kept its count"
