@@ -99,22 +99,19 @@ def list_page(
     Raises:
         errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
     """
-    limit = pagination.page_limit(page_size)
     query = sa.select(_T)
     if enabled is not None:
         query = query.where(_T.c.enabled == enabled)
-    if page_token:
-        created, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
-        query = query.where(
-            sa.tuple_(_T.c.created, _T.c.id)
-            > sa.tuple_(sa.literal(created, sa.Double), sa.literal(last_id, sa.String))
-        )
-    rows = conn.execute(query.order_by(_T.c.created, _T.c.id).limit(limit + 1)).all()
-    page = [_from_row(r) for r in rows[:limit]]
-    token = ""
-    if len(rows) > limit:
-        token = pagination.encode_token(_TOKEN_KIND, (page[-1].created, page[-1].id))
-    return page, token
+    return pagination.keyset_page(
+        conn,
+        query,
+        kind=_TOKEN_KIND,
+        columns=(_T.c.created, _T.c.id),
+        page_size=page_size,
+        page_token=page_token,
+        from_row=_from_row,
+        key_of=lambda a: (a.created, a.id),
+    )
 
 
 def list_enabled(conn: Connection) -> list[automations_.Automation]:

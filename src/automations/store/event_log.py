@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from automations.domain import errors
 from automations.domain import events as events_
-from automations.store import pagination, sql, tables
+from automations.store import encoding, pagination, sql, tables
 
 SQLITE_CHUNK = 4000
 """Most rows per multi-row INSERT on SQLite (7 bound variables each: 28,000, under the default
@@ -68,15 +68,6 @@ _TOKEN_KIND = "events"
 Row = tuple[str, str, float, float, str, str | None, bytes]
 
 
-def _default(value: object) -> Any:
-    """Serializes what orjson refuses: other mappings as dicts, other sequences as lists."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def encode_body(event: events_.Event) -> bytes:
     """Returns the orjson blob stored in ``events.data``: resource, related and payload.
 
@@ -88,7 +79,7 @@ def encode_body(event: events_.Event) -> bytes:
     """
     return orjson.dumps(
         {"resource": event.resource, "related": event.related, "payload": event.payload},
-        default=_default,
+        default=encoding.default,
     )
 
 

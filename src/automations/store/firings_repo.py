@@ -17,18 +17,10 @@ from sqlalchemy.engine import Connection
 from automations.domain import errors
 from automations.domain import events as events_
 from automations.domain import firings as firings_
-from automations.store import pagination, sql, tables
+from automations.store import encoding, pagination, sql, tables
 
 _T = tables.firings
 _TOKEN_KIND = "firings"
-
-
-def _default(value: object) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _event_to_json(event: events_.Event) -> dict[str, Any]:
@@ -104,7 +96,7 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
         firing.trigger_id,
         firing.triggered,
         firing.triggering_event_id,
-        orjson.dumps(firing.triggering_labels, default=_default),
+        orjson.dumps(firing.triggering_labels, default=encoding.default),
         orjson.dumps(
             {
                 "trigger_type": firing.trigger_type,
@@ -112,7 +104,7 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
                 "triggering_event": None if event is None else _event_to_json(event),
                 "child_firings": [_firing_to_json(c) for c in firing.child_firings],
             },
-            default=_default,
+            default=encoding.default,
         ),
     )
 
@@ -188,23 +180,20 @@ def list_page(
     Raises:
         errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
     """
-    limit = pagination.page_limit(page_size)
     query = sa.select(_T)
     if automation_id is not None:
         query = query.where(_T.c.automation_id == automation_id)
-    if page_token:
-        fired, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
-        query = query.where(
-            sa.tuple_(_T.c.fired, _T.c.id)
-            < sa.tuple_(sa.literal(fired, sa.Double), sa.literal(last_id, sa.String))
-        )
-    query = query.order_by(_T.c.fired.desc(), _T.c.id.desc()).limit(limit + 1)
-    rows = conn.execute(query).all()
-    page = [_from_row(r) for r in rows[:limit]]
-    token = ""
-    if len(rows) > limit:
-        token = pagination.encode_token(_TOKEN_KIND, (page[-1].triggered, page[-1].id))
-    return page, token
+    return pagination.keyset_page(
+        conn,
+        query,
+        kind=_TOKEN_KIND,
+        columns=(_T.c.fired, _T.c.id),
+        page_size=page_size,
+        page_token=page_token,
+        descending=True,
+        from_row=_from_row,
+        key_of=lambda f: (f.triggered, f.id),
+    )
 
 
 def purge(conn: Connection, older_than: float) -> int:

@@ -21,7 +21,7 @@ which is unique here too (inserting a duplicate key is a no-op).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from automations.domain import errors
-from automations.store import pagination, sql, tables
+from automations.store import encoding, pagination, sql, tables
 
 PENDING = "pending"
 RUNNING = "running"
@@ -83,18 +83,6 @@ class Invocation:
     result: Any = None
 
 
-def _default(value: object) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _encode(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else orjson.dumps(value, default=_default)
-
-
 def _to_row(item: Invocation) -> dict[str, Any]:
     return {
         "id": item.id,
@@ -109,8 +97,8 @@ def _to_row(item: Invocation) -> dict[str, Any]:
         "last_error": item.last_error,
         "created": item.created,
         "updated": item.updated,
-        "request": _encode(item.request),
-        "result": None if item.result is None else _encode(item.result),
+        "request": encoding.dumps(item.request),
+        "result": None if item.result is None else encoding.dumps(item.result),
     }
 
 
@@ -249,7 +237,7 @@ def mark_succeeded(
         True if the row moved; False if it is not (or no longer) this ``running`` claim.
     """
     values = {"status": SUCCEEDED, "updated": now, "last_error": None}
-    values["result"] = None if result is None else _encode(result)
+    values["result"] = None if result is None else encoding.dumps(result)
     return _finish(conn, invocation_id, attempt, values)
 
 
@@ -355,24 +343,21 @@ def list_page(
     Raises:
         errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
     """
-    limit = pagination.page_limit(page_size)
     query = sa.select(_T)
     if status is not None:
         query = query.where(_T.c.status.in_([status] if isinstance(status, str) else list(status)))
     if automation_id is not None:
         query = query.where(_T.c.automation_id == automation_id)
-    if page_token:
-        created, last_id = pagination.decode_token(_TOKEN_KIND, page_token, (float, str))
-        query = query.where(
-            sa.tuple_(_T.c.created, _T.c.id)
-            > sa.tuple_(sa.literal(created, sa.Double), sa.literal(last_id, sa.String))
-        )
-    rows = conn.execute(query.order_by(_T.c.created, _T.c.id).limit(limit + 1)).all()
-    page = [_from_row(r) for r in rows[:limit]]
-    token = ""
-    if len(rows) > limit:
-        token = pagination.encode_token(_TOKEN_KIND, (page[-1].created, page[-1].id))
-    return page, token
+    return pagination.keyset_page(
+        conn,
+        query,
+        kind=_TOKEN_KIND,
+        columns=(_T.c.created, _T.c.id),
+        page_size=page_size,
+        page_token=page_token,
+        from_row=_from_row,
+        key_of=lambda i: (i.created, i.id),
+    )
 
 
 def count_by_status(conn: Connection) -> dict[str, int]:

@@ -125,3 +125,48 @@ def glob_condition(
     if not clauses:
         return sa.true()
     return sa.or_(*clauses)
+
+
+def keyset_page(
+    conn: Connection,
+    query: sa.Select[Any],
+    *,
+    kind: str,
+    columns: tuple[sa.ColumnElement[float], sa.ColumnElement[str]],
+    page_size: int | None,
+    page_token: str | None,
+    descending: bool = False,
+    from_row: Any,
+    key_of: Any,
+) -> tuple[list[Any], str]:
+    """Runs one page of ``query`` ordered by ``(time column, id column)``.
+
+    Args:
+        conn: Any connection.
+        query: The filtered select.
+        kind: The listing's token kind.
+        columns: The (float time, string id) sort columns.
+        page_size: Rows per page (see :func:`page_limit`).
+        page_token: The token returned with the previous page.
+        descending: Newest first.
+        from_row: Builds an item from a row.
+        key_of: Returns an item's ``(time, id)`` sort key.
+
+    Returns:
+        The items and the next page's token ("" on the last page).
+
+    Raises:
+        errors.InvalidArgument: On a bad ``page_token`` or ``page_size``.
+    """
+    limit = page_limit(page_size)
+    time_column, id_column = columns
+    if page_token:
+        last_time, last_id = decode_token(kind, page_token, (float, str))
+        key = sa.tuple_(time_column, id_column)
+        bound = sa.tuple_(sa.literal(last_time, sa.Double), sa.literal(last_id, sa.String))
+        query = query.where(key < bound if descending else key > bound)
+    order = (time_column.desc(), id_column.desc()) if descending else (time_column, id_column)
+    rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+    page = [from_row(r) for r in rows[:limit]]
+    token = encode_token(kind, key_of(page[-1])) if len(rows) > limit else ""
+    return page, token

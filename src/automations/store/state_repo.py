@@ -13,14 +13,14 @@ import. Every function here therefore accepts any object with the attributes ``a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.store import sql, tables
+from automations.store import encoding, sql, tables
 
 _T = tables.engine_state
 _COLUMN_NAMES = ("automation_id", "trigger_id", "kind", "key", "data", "due")
@@ -61,20 +61,6 @@ class StateKey(NamedTuple):
     trigger_id: str
     kind: str
     key: str
-
-
-def _default(value: object) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _encode(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    return orjson.dumps(data, default=_default)
 
 
 def _as_tuple(record: StateLike | tuple[Any, ...]) -> tuple[str, str, str, str, Any, float | None]:
@@ -125,7 +111,7 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
             trigger_id,
             kind,
             key,
-            _encode(data),
+            encoding.dumps(data),
             due,
         )
     if not latest:
