@@ -1,0 +1,1 @@
+"""Actions: sandboxed templates, invocation planning, lifecycle events and the outbox dispatcher."""

@@ -1,0 +1,1 @@
+"""Bundled executors: one gRPC ExecutorService process each (``automations executor NAME``)."""
