@@ -22,6 +22,7 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from automations.v1 import action_invocation_pb2 as automations_dot_v1_dot_action__invocation__pb2
 from automations.v1 import automation_pb2 as automations_dot_v1_dot_automation__pb2
 from automations.v1 import event_pb2 as automations_dot_v1_dot_event__pb2
 from automations.v1 import firing_pb2 as automations_dot_v1_dot_firing__pb2
@@ -33,7 +34,7 @@ from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mas
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'automations/v1/automation_service.proto\x12\x0e\x61utomations.v1\x1a\x1f\x61utomations/v1/automation.proto\x1a\x1a\x61utomations/v1/event.proto\x1a\x1b\x61utomations/v1/firing.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x17\x43reateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x1b\n\rautomation_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"I\n\x14GetAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"a\n\x16ListAutomationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"o\n\x17ListAutomationsResponse\x12\x35\n\x0b\x61utomations\x18\x01 \x03(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xa3\x01\n\x17UpdateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"`\n\x17\x44\x65leteAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"L\n\x17\x45nableAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"M\n\x18\x44isableAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"\xed\x01\n\x19SimulateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x34\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.automations.v1.SimulatedEventB\x04\xe2\x41\x01\x01\x12.\n\x05until\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x12\x34\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"K\n\x1aSimulateAutomationResponse\x12-\n\x07\x66irings\x18\x01 \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\"|\n\x12ListFiringsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x01\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"c\n\x13ListFiringsResponse\x12-\n\x07\x66irings\x18\x01 \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xa5\x01\n\x0eSimulatedEvent\x12+\n\x06offset\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x32\n\x0c\x64\x65liver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12*\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x02\x42\x06\n\x04time2\xca\x06\n\x11\x41utomationService\x12W\n\x10\x43reateAutomation\x12\'.automations.v1.CreateAutomationRequest\x1a\x1a.automations.v1.Automation\x12Q\n\rGetAutomation\x12$.automations.v1.GetAutomationRequest\x1a\x1a.automations.v1.Automation\x12\x62\n\x0fListAutomations\x12&.automations.v1.ListAutomationsRequest\x1a\'.automations.v1.ListAutomationsResponse\x12W\n\x10UpdateAutomation\x12\'.automations.v1.UpdateAutomationRequest\x1a\x1a.automations.v1.Automation\x12S\n\x10\x44\x65leteAutomation\x12\'.automations.v1.DeleteAutomationRequest\x1a\x16.google.protobuf.Empty\x12W\n\x10\x45nableAutomation\x12\'.automations.v1.EnableAutomationRequest\x1a\x1a.automations.v1.Automation\x12Y\n\x11\x44isableAutomation\x12(.automations.v1.DisableAutomationRequest\x1a\x1a.automations.v1.Automation\x12k\n\x12SimulateAutomation\x12).automations.v1.SimulateAutomationRequest\x1a*.automations.v1.SimulateAutomationResponse\x12V\n\x0bListFirings\x12\".automations.v1.ListFiringsRequest\x1a#.automations.v1.ListFiringsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'automations/v1/automation_service.proto\x12\x0e\x61utomations.v1\x1a&automations/v1/action_invocation.proto\x1a\x1f\x61utomations/v1/automation.proto\x1a\x1a\x61utomations/v1/event.proto\x1a\x1b\x61utomations/v1/firing.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n\x17\x43reateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x1b\n\rautomation_id\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"I\n\x14GetAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"a\n\x16ListAutomationsRequest\x12\x17\n\tpage_size\x18\x01 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\x12\x14\n\x06\x66ilter\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"o\n\x17ListAutomationsResponse\x12\x35\n\x0b\x61utomations\x18\x01 \x03(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xa3\x01\n\x17UpdateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x01\x12\x1b\n\rvalidate_only\x18\x03 \x01(\x08\x42\x04\xe2\x41\x01\x01\"`\n\x17\x44\x65leteAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x12\n\x04\x65tag\x18\x02 \x01(\tB\x04\xe2\x41\x01\x01\"L\n\x17\x45nableAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"M\n\x18\x44isableAutomationRequest\x12\x31\n\x04name\x18\x01 \x01(\tB#\xe2\x41\x01\x02\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\"\xed\x01\n\x19SimulateAutomationRequest\x12\x34\n\nautomation\x18\x01 \x01(\x0b\x32\x1a.automations.v1.AutomationB\x04\xe2\x41\x01\x02\x12\x34\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x1e.automations.v1.SimulatedEventB\x04\xe2\x41\x01\x01\x12.\n\x05until\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x04\xe2\x41\x01\x01\x12\x34\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x01\"K\n\x1aSimulateAutomationResponse\x12-\n\x07\x66irings\x18\x01 \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\"|\n\x12ListFiringsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x01\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x17\n\tpage_size\x18\x02 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x03 \x01(\tB\x04\xe2\x41\x01\x01\"c\n\x13ListFiringsResponse\x12-\n\x07\x66irings\x18\x01 \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"\xa5\x01\n\x0eSimulatedEvent\x12+\n\x06offset\x18\x01 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00\x12\x32\n\x0c\x64\x65liver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x12*\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x02\x42\x06\n\x04time\"\xc4\x01\n\x1cListActionInvocationsRequest\x12\x33\n\x06parent\x18\x01 \x01(\tB#\xe2\x41\x01\x01\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12<\n\x06states\x18\x02 \x03(\x0e\x32&.automations.v1.ActionInvocation.StateB\x04\xe2\x41\x01\x01\x12\x17\n\tpage_size\x18\x03 \x01(\x05\x42\x04\xe2\x41\x01\x01\x12\x18\n\npage_token\x18\x04 \x01(\tB\x04\xe2\x41\x01\x01\"\x82\x01\n\x1dListActionInvocationsResponse\x12\x42\n\x12\x61\x63tion_invocations\x18\x01 \x03(\x0b\x32 .automations.v1.ActionInvocationB\x04\xe2\x41\x01\x03\x12\x1d\n\x0fnext_page_token\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\"O\n\x14RedriveActionRequest\x12\x37\n\x04name\x18\x01 \x01(\tB)\xe2\x41\x01\x02\xfa\x41\"\n automations.dev/ActionInvocation2\x99\x08\n\x11\x41utomationService\x12W\n\x10\x43reateAutomation\x12\'.automations.v1.CreateAutomationRequest\x1a\x1a.automations.v1.Automation\x12Q\n\rGetAutomation\x12$.automations.v1.GetAutomationRequest\x1a\x1a.automations.v1.Automation\x12\x62\n\x0fListAutomations\x12&.automations.v1.ListAutomationsRequest\x1a\'.automations.v1.ListAutomationsResponse\x12W\n\x10UpdateAutomation\x12\'.automations.v1.UpdateAutomationRequest\x1a\x1a.automations.v1.Automation\x12S\n\x10\x44\x65leteAutomation\x12\'.automations.v1.DeleteAutomationRequest\x1a\x16.google.protobuf.Empty\x12W\n\x10\x45nableAutomation\x12\'.automations.v1.EnableAutomationRequest\x1a\x1a.automations.v1.Automation\x12Y\n\x11\x44isableAutomation\x12(.automations.v1.DisableAutomationRequest\x1a\x1a.automations.v1.Automation\x12k\n\x12SimulateAutomation\x12).automations.v1.SimulateAutomationRequest\x1a*.automations.v1.SimulateAutomationResponse\x12V\n\x0bListFirings\x12\".automations.v1.ListFiringsRequest\x1a#.automations.v1.ListFiringsResponse\x12t\n\x15ListActionInvocations\x12,.automations.v1.ListActionInvocationsRequest\x1a-.automations.v1.ListActionInvocationsResponse\x12W\n\rRedriveAction\x12$.automations.v1.RedriveActionRequest\x1a .automations.v1.ActionInvocationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -94,32 +95,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTFIRINGSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
   _globals['_SIMULATEDEVENT'].fields_by_name['event']._loaded_options = None
   _globals['_SIMULATEDEVENT'].fields_by_name['event']._serialized_options = b'\342A\001\002'
-  _globals['_CREATEAUTOMATIONREQUEST']._serialized_start=338
-  _globals['_CREATEAUTOMATIONREQUEST']._serialized_end=475
-  _globals['_GETAUTOMATIONREQUEST']._serialized_start=477
-  _globals['_GETAUTOMATIONREQUEST']._serialized_end=550
-  _globals['_LISTAUTOMATIONSREQUEST']._serialized_start=552
-  _globals['_LISTAUTOMATIONSREQUEST']._serialized_end=649
-  _globals['_LISTAUTOMATIONSRESPONSE']._serialized_start=651
-  _globals['_LISTAUTOMATIONSRESPONSE']._serialized_end=762
-  _globals['_UPDATEAUTOMATIONREQUEST']._serialized_start=765
-  _globals['_UPDATEAUTOMATIONREQUEST']._serialized_end=928
-  _globals['_DELETEAUTOMATIONREQUEST']._serialized_start=930
-  _globals['_DELETEAUTOMATIONREQUEST']._serialized_end=1026
-  _globals['_ENABLEAUTOMATIONREQUEST']._serialized_start=1028
-  _globals['_ENABLEAUTOMATIONREQUEST']._serialized_end=1104
-  _globals['_DISABLEAUTOMATIONREQUEST']._serialized_start=1106
-  _globals['_DISABLEAUTOMATIONREQUEST']._serialized_end=1183
-  _globals['_SIMULATEAUTOMATIONREQUEST']._serialized_start=1186
-  _globals['_SIMULATEAUTOMATIONREQUEST']._serialized_end=1423
-  _globals['_SIMULATEAUTOMATIONRESPONSE']._serialized_start=1425
-  _globals['_SIMULATEAUTOMATIONRESPONSE']._serialized_end=1500
-  _globals['_LISTFIRINGSREQUEST']._serialized_start=1502
-  _globals['_LISTFIRINGSREQUEST']._serialized_end=1626
-  _globals['_LISTFIRINGSRESPONSE']._serialized_start=1628
-  _globals['_LISTFIRINGSRESPONSE']._serialized_end=1727
-  _globals['_SIMULATEDEVENT']._serialized_start=1730
-  _globals['_SIMULATEDEVENT']._serialized_end=1895
-  _globals['_AUTOMATIONSERVICE']._serialized_start=1898
-  _globals['_AUTOMATIONSERVICE']._serialized_end=2740
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['parent']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['parent']._serialized_options = b'\342A\001\001\372A\034\n\032automations.dev/Automation'
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['states']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['states']._serialized_options = b'\342A\001\001'
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\342A\001\001'
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\342A\001\001'
+  _globals['_LISTACTIONINVOCATIONSRESPONSE'].fields_by_name['action_invocations']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSRESPONSE'].fields_by_name['action_invocations']._serialized_options = b'\342A\001\003'
+  _globals['_LISTACTIONINVOCATIONSRESPONSE'].fields_by_name['next_page_token']._loaded_options = None
+  _globals['_LISTACTIONINVOCATIONSRESPONSE'].fields_by_name['next_page_token']._serialized_options = b'\342A\001\003'
+  _globals['_REDRIVEACTIONREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_REDRIVEACTIONREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002\372A\"\n automations.dev/ActionInvocation'
+  _globals['_CREATEAUTOMATIONREQUEST']._serialized_start=378
+  _globals['_CREATEAUTOMATIONREQUEST']._serialized_end=515
+  _globals['_GETAUTOMATIONREQUEST']._serialized_start=517
+  _globals['_GETAUTOMATIONREQUEST']._serialized_end=590
+  _globals['_LISTAUTOMATIONSREQUEST']._serialized_start=592
+  _globals['_LISTAUTOMATIONSREQUEST']._serialized_end=689
+  _globals['_LISTAUTOMATIONSRESPONSE']._serialized_start=691
+  _globals['_LISTAUTOMATIONSRESPONSE']._serialized_end=802
+  _globals['_UPDATEAUTOMATIONREQUEST']._serialized_start=805
+  _globals['_UPDATEAUTOMATIONREQUEST']._serialized_end=968
+  _globals['_DELETEAUTOMATIONREQUEST']._serialized_start=970
+  _globals['_DELETEAUTOMATIONREQUEST']._serialized_end=1066
+  _globals['_ENABLEAUTOMATIONREQUEST']._serialized_start=1068
+  _globals['_ENABLEAUTOMATIONREQUEST']._serialized_end=1144
+  _globals['_DISABLEAUTOMATIONREQUEST']._serialized_start=1146
+  _globals['_DISABLEAUTOMATIONREQUEST']._serialized_end=1223
+  _globals['_SIMULATEAUTOMATIONREQUEST']._serialized_start=1226
+  _globals['_SIMULATEAUTOMATIONREQUEST']._serialized_end=1463
+  _globals['_SIMULATEAUTOMATIONRESPONSE']._serialized_start=1465
+  _globals['_SIMULATEAUTOMATIONRESPONSE']._serialized_end=1540
+  _globals['_LISTFIRINGSREQUEST']._serialized_start=1542
+  _globals['_LISTFIRINGSREQUEST']._serialized_end=1666
+  _globals['_LISTFIRINGSRESPONSE']._serialized_start=1668
+  _globals['_LISTFIRINGSRESPONSE']._serialized_end=1767
+  _globals['_SIMULATEDEVENT']._serialized_start=1770
+  _globals['_SIMULATEDEVENT']._serialized_end=1935
+  _globals['_LISTACTIONINVOCATIONSREQUEST']._serialized_start=1938
+  _globals['_LISTACTIONINVOCATIONSREQUEST']._serialized_end=2134
+  _globals['_LISTACTIONINVOCATIONSRESPONSE']._serialized_start=2137
+  _globals['_LISTACTIONINVOCATIONSRESPONSE']._serialized_end=2267
+  _globals['_REDRIVEACTIONREQUEST']._serialized_start=2269
+  _globals['_REDRIVEACTIONREQUEST']._serialized_end=2348
+  _globals['_AUTOMATIONSERVICE']._serialized_start=2351
+  _globals['_AUTOMATIONSERVICE']._serialized_end=3400
 # @@protoc_insertion_point(module_scope)

@@ -5,6 +5,7 @@ The automation management API: AIP standard methods on Automation, plus simulati
 history.
 """
 
+from automations.v1 import action_invocation_pb2 as _action_invocation_pb2
 from automations.v1 import automation_pb2 as _automation_pb2
 from automations.v1 import event_pb2 as _event_pb2
 from automations.v1 import firing_pb2 as _firing_pb2
@@ -452,3 +453,93 @@ class SimulatedEvent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_time) -> _WhichOneofReturnType_time | None: ...
 
 Global___SimulatedEvent: _TypeAlias = SimulatedEvent  # noqa: Y015
+
+@_typing.final
+class ListActionInvocationsRequest(_message.Message):
+    """Request message for AutomationService.ListActionInvocations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARENT_FIELD_NUMBER: _builtins.int
+    STATES_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    parent: _builtins.str
+    """Optional. The automation whose invocations to list, `automations/{automation}`. Empty or
+    `automations/-`: every automation's.
+    """
+    page_size: _builtins.int
+    """Optional. The maximum number of invocations to return. The server may return fewer. Unset or
+    0: 100; values above 1000 are treated as 1000.
+    """
+    page_token: _builtins.str
+    """Optional. A `next_page_token` from a previous call with the same `parent` and `states`."""
+    @_builtins.property
+    def states(self) -> _containers.RepeatedScalarFieldContainer[_action_invocation_pb2.ActionInvocation.State.ValueType]:
+        """Optional. Only invocations in these states. Empty: every state."""
+
+    def __init__(
+        self,
+        *,
+        parent: _builtins.str = ...,
+        states: _abc.Iterable[_action_invocation_pb2.ActionInvocation.State.ValueType] | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "parent", b"parent", "states", b"states"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActionInvocationsRequest: _TypeAlias = ListActionInvocationsRequest  # noqa: Y015
+
+@_typing.final
+class ListActionInvocationsResponse(_message.Message):
+    """Response message for AutomationService.ListActionInvocations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTION_INVOCATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Output only. A token to pass as `page_token` for the next page; empty on the last page."""
+    @_builtins.property
+    def action_invocations(self) -> _containers.RepeatedCompositeFieldContainer[_action_invocation_pb2.ActionInvocation]:
+        """Output only. The invocations of this page."""
+
+    def __init__(
+        self,
+        *,
+        action_invocations: _abc.Iterable[_action_invocation_pb2.ActionInvocation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action_invocations", b"action_invocations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListActionInvocationsResponse: _TypeAlias = ListActionInvocationsResponse  # noqa: Y015
+
+@_typing.final
+class RedriveActionRequest(_message.Message):
+    """Request message for AutomationService.RedriveAction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. The invocation, `automations/{automation}/invocations/{invocation}`."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedriveActionRequest: _TypeAlias = RedriveActionRequest  # noqa: Y015

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from automations.v1 import action_invocation_pb2 as automations_dot_v1_dot_action__invocation__pb2
 from automations.v1 import automation_pb2 as automations_dot_v1_dot_automation__pb2
 from automations.v1 import automation_service_pb2 as automations_dot_v1_dot_automation__service__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
@@ -87,6 +88,16 @@ class AutomationServiceStub:
                 '/automations.v1.AutomationService/ListFirings',
                 request_serializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.SerializeToString,
                 response_deserializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.FromString,
+                _registered_method=True)
+        self.ListActionInvocations = channel.unary_unary(
+                '/automations.v1.AutomationService/ListActionInvocations',
+                request_serializer=automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsRequest.SerializeToString,
+                response_deserializer=automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsResponse.FromString,
+                _registered_method=True)
+        self.RedriveAction = channel.unary_unary(
+                '/automations.v1.AutomationService/RedriveAction',
+                request_serializer=automations_dot_v1_dot_automation__service__pb2.RedriveActionRequest.SerializeToString,
+                response_deserializer=automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.FromString,
                 _registered_method=True)
 
 
@@ -174,6 +185,23 @@ class AutomationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListActionInvocations(self, request, context):
+        """Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
+        last error and next attempt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveAction(self, request, context):
+        """Puts a FAILED or DEAD_LETTERED invocation back to PENDING, due at once, with its attempts
+        reset; it keeps its idempotency key. FAILED_PRECONDITION for an invocation in another state,
+        NOT_FOUND for an unknown one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AutomationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +249,16 @@ def add_AutomationServiceServicer_to_server(servicer, server):
                     servicer.ListFirings,
                     request_deserializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.FromString,
                     response_serializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.SerializeToString,
+            ),
+            'ListActionInvocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActionInvocations,
+                    request_deserializer=automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsRequest.FromString,
+                    response_serializer=automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsResponse.SerializeToString,
+            ),
+            'RedriveAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveAction,
+                    request_deserializer=automations_dot_v1_dot_automation__service__pb2.RedriveActionRequest.FromString,
+                    response_serializer=automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -473,6 +511,60 @@ class AutomationService:
             '/automations.v1.AutomationService/ListFirings',
             automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.SerializeToString,
             automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActionInvocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/automations.v1.AutomationService/ListActionInvocations',
+            automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsRequest.SerializeToString,
+            automations_dot_v1_dot_automation__service__pb2.ListActionInvocationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/automations.v1.AutomationService/RedriveAction',
+            automations_dot_v1_dot_automation__service__pb2.RedriveActionRequest.SerializeToString,
+            automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.FromString,
             options,
             channel_credentials,
             insecure,

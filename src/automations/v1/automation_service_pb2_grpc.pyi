@@ -5,6 +5,7 @@ The automation management API: AIP standard methods on Automation, plus simulati
 history.
 """
 
+from automations.v1 import action_invocation_pb2 as _action_invocation_pb2
 from automations.v1 import automation_pb2 as _automation_pb2
 from automations.v1 import automation_service_pb2 as _automation_service_pb2
 from collections import abc as _abc
@@ -79,6 +80,15 @@ class AutomationServiceStub:
     """
     ListFirings: _grpc.UnaryUnaryMultiCallable[_automation_service_pb2.ListFiringsRequest, _automation_service_pb2.ListFiringsResponse]
     """Lists firings, newest first by `fire_time`."""
+    ListActionInvocations: _grpc.UnaryUnaryMultiCallable[_automation_service_pb2.ListActionInvocationsRequest, _automation_service_pb2.ListActionInvocationsResponse]
+    """Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
+    last error and next attempt.
+    """
+    RedriveAction: _grpc.UnaryUnaryMultiCallable[_automation_service_pb2.RedriveActionRequest, _action_invocation_pb2.ActionInvocation]
+    """Puts a FAILED or DEAD_LETTERED invocation back to PENDING, due at once, with its attempts
+    reset; it keeps its idempotency key. FAILED_PRECONDITION for an invocation in another state,
+    NOT_FOUND for an unknown one.
+    """
 
 @_typing.type_check_only
 class AutomationServiceAsyncStub(AutomationServiceStub):
@@ -127,6 +137,15 @@ class AutomationServiceAsyncStub(AutomationServiceStub):
     """
     ListFirings: _aio.UnaryUnaryMultiCallable[_automation_service_pb2.ListFiringsRequest, _automation_service_pb2.ListFiringsResponse]  # type: ignore[assignment]
     """Lists firings, newest first by `fire_time`."""
+    ListActionInvocations: _aio.UnaryUnaryMultiCallable[_automation_service_pb2.ListActionInvocationsRequest, _automation_service_pb2.ListActionInvocationsResponse]  # type: ignore[assignment]
+    """Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
+    last error and next attempt.
+    """
+    RedriveAction: _aio.UnaryUnaryMultiCallable[_automation_service_pb2.RedriveActionRequest, _action_invocation_pb2.ActionInvocation]  # type: ignore[assignment]
+    """Puts a FAILED or DEAD_LETTERED invocation back to PENDING, due at once, with its attempts
+    reset; it keeps its idempotency key. FAILED_PRECONDITION for an invocation in another state,
+    NOT_FOUND for an unknown one.
+    """
 
 class AutomationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Manages automations and reads what they did.
@@ -226,5 +245,26 @@ class AutomationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_automation_service_pb2.ListFiringsResponse, _abc.Awaitable[_automation_service_pb2.ListFiringsResponse]]:
         """Lists firings, newest first by `fire_time`."""
+
+    @_abc_1.abstractmethod
+    def ListActionInvocations(
+        self,
+        request: _automation_service_pb2.ListActionInvocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_automation_service_pb2.ListActionInvocationsResponse, _abc.Awaitable[_automation_service_pb2.ListActionInvocationsResponse]]:
+        """Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
+        last error and next attempt.
+        """
+
+    @_abc_1.abstractmethod
+    def RedriveAction(
+        self,
+        request: _automation_service_pb2.RedriveActionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_action_invocation_pb2.ActionInvocation, _abc.Awaitable[_action_invocation_pb2.ActionInvocation]]:
+        """Puts a FAILED or DEAD_LETTERED invocation back to PENDING, due at once, with its attempts
+        reset; it keeps its idempotency key. FAILED_PRECONDITION for an invocation in another state,
+        NOT_FOUND for an unknown one.
+        """
 
 def add_AutomationServiceServicer_to_server(servicer: AutomationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
