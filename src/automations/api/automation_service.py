@@ -15,11 +15,12 @@ from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 
-from automations.api import convert, structs
+from automations.api import convert
 from automations.domain import automations, errors, firings
 from automations.pipeline import simulation
 from automations.pipeline import writer as writer_
 from automations.v1 import automation_pb2, automation_service_pb2, automation_service_pb2_grpc
+from automations.wire import structs
 
 
 class Reader(Protocol):

@@ -22,9 +22,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from google.protobuf import field_mask_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 
-from automations.api import structs
 from automations.domain import actions as actions_
 from automations.domain import (
     automations,
@@ -39,10 +38,11 @@ from automations.domain import triggers as triggers_
 from automations.v1 import (
     automation_pb2,
     automation_service_pb2,
-    event_pb2,
     event_service_pb2,
     firing_pb2,
 )
+from automations.wire import events as wire_events
+from automations.wire import structs
 
 AUTOMATIONS_COLLECTION = "automations"
 """The collection id of automations: names are ``automations/{automation}``."""
@@ -124,86 +124,9 @@ def etag(automation: automations.Automation) -> str:
 # ---------------------------------------------------------------------------------------- events
 
 
-def event_from_proto(
-    message: event_pb2.Event,
-    *,
-    received: float,
-    default_occurred: float | None = None,
-    lazy_payload: bool = True,
-) -> events.Event:
-    """Returns the domain event of an ``Event`` message, not yet validated.
-
-    Args:
-        message: The event as received.
-        received: The receive time, seconds since the epoch (the message's own ``received`` is
-            output only and ignored).
-        default_occurred: ``occurred`` when the message leaves it unset; default ``received``.
-        lazy_payload: Keep the payload as a copied ``Struct`` behind a ``StructMapping`` (cheap;
-            converted when first read) instead of converting it to a dict now.
-
-    Returns:
-        The event; check it with ``validation.validate_event`` (an empty ``id`` or a resource
-        without ``prefect.resource.id`` are caught there, with Prefect's reasons).
-    """
-    # The ingest hot path (millions of calls per minute at full rate): attribute reads are kept
-    # few, an empty ``related`` skips the generator, the dataclass is built from positional
-    # arguments (measured: 4.3 -> ~3 us per event).
-    if message.HasField("occurred"):
-        timestamp = message.occurred
-        occurred = timestamp.seconds + timestamp.nanos / 1e9  # structs.timestamp_to_seconds
-    else:
-        occurred = received if default_occurred is None else default_occurred
-    payload: Mapping[str, Any]
-    if not message.HasField("payload") or not message.payload.fields:
-        payload = {}
-    elif lazy_payload:
-        copy = struct_pb2.Struct()
-        copy.CopyFrom(message.payload)
-        payload = structs.StructMapping(copy)
-    else:
-        payload = structs.struct_to_dict(message.payload)
-    related = message.related
-    labels = message.resource.labels
-    return events.Event(
-        message.id,
-        message.event,
-        occurred,
-        # not dict(labels): the map is a collections.abc Mapping and dict() walks it through
-        # Python-level KeysView code, a third of the event loop's time in the ingest benchmark;
-        # the comprehension uses the map's C iterator and subscript (1.1 -> 0.7 us per event)
-        {key: labels[key] for key in labels},
-        tuple([{key: r.labels[key] for key in r.labels} for r in related]) if related else (),
-        payload,
-        message.follows or None,
-        received,
-    )
-
-
 def time_from_proto(timestamp: timestamp_pb2.Timestamp) -> float:
     """Returns a ``Timestamp`` as float seconds since the epoch."""
     return structs.timestamp_to_seconds(timestamp)
-
-
-def event_to_proto(event: events.Event) -> event_pb2.Event:
-    """Returns the ``Event`` message of a domain event (``received`` set when known)."""
-    message = event_pb2.Event(id=event.id, event=event.event, follows=event.follows or "")
-    structs.set_timestamp(message.occurred, event.occurred)
-    message.resource.labels.update(event.resource)
-    for labels in event.related:
-        message.related.add().labels.update(labels)
-    fill_payload(message.payload, event.payload)
-    if event.received:
-        structs.set_timestamp(message.received, event.received)
-    return message
-
-
-def fill_payload(target: struct_pb2.Struct, payload: Mapping[str, Any]) -> None:
-    """Copies a payload into a ``Struct`` field, without converting a ``StructMapping`` back."""
-    if isinstance(payload, structs.StructMapping):
-        target.CopyFrom(payload.struct)
-    else:
-        target.SetInParent()
-        structs.fill_struct(target, payload, field="payload")
 
 
 def event_result(
@@ -593,7 +516,7 @@ def firing_to_proto(firing: firings.Firing, *, stored: bool = True) -> firing_pb
     structs.set_timestamp(message.fire_time, firing.triggered)
     if firing.triggering_event is not None:
         message.triggering_event_id = firing.triggering_event.id
-        message.triggering_event.CopyFrom(event_to_proto(firing.triggering_event))
+        message.triggering_event.CopyFrom(wire_events.event_to_proto(firing.triggering_event))
     for child in firing.child_firings:
         message.child_firings.append(firing_to_proto(child, stored=False))
     return message
@@ -656,7 +579,7 @@ def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequ
                 field, "events must be in non-decreasing time order", reason="INVALID_SIMULATION"
             )
         previous = at
-        event = event_from_proto(simulated.event, received=at, lazy_payload=False)
+        event = wire_events.event_from_proto(simulated.event, received=at, lazy_payload=False)
         try:
             validation.validate_event(event)
         except errors.InvalidArgument as exc:

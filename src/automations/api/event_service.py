@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from automations import metrics
-from automations.api import convert, structs
+from automations.api import convert
 from automations.api import errors as api_errors
 from automations.domain import errors, events, validation
 from automations.pipeline import writer as writer_
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from automations.wire import events as wire_events
+from automations.wire import structs
 
 ACCEPTED = event_service_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = event_service_pb2.EVENT_STATUS_DUPLICATE
@@ -91,7 +93,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         rejected: dict[int, errors.InvalidArgument] = {}
         max_size = self._max_size
         check_size = request_size is None or request_size > max_size
-        from_proto = convert.event_from_proto
+        from_proto = wire_events.event_from_proto
         validate = validation.validate_event
         for i, message in enumerate(messages):
             try:
@@ -210,5 +212,5 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             newest_first=request.order_by == "occurred desc",
         )
         return event_service_pb2.ListEventsResponse(
-            events=[convert.event_to_proto(e) for e in found], next_page_token=token
+            events=[wire_events.event_to_proto(e) for e in found], next_page_token=token
         )

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from automations.api import convert, structs
+from automations.api import convert
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -23,6 +23,8 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import events as wire_events
+from automations.wire import structs
 
 T = TypeVar("T")
 PAGE_SIZE = 500
@@ -240,7 +242,7 @@ def events_publish(args: argparse.Namespace) -> int:
             except errors.InvalidArgument as exc:
                 rejected.append(f"line {lineno} ({data.get('id', '?')}): {exc.reason} {exc}")
                 continue
-            messages.append(convert.event_to_proto(dataclasses.replace(event, received=0.0)))
+            messages.append(wire_events.event_to_proto(dataclasses.replace(event, received=0.0)))
             chunk_lines.append(lineno)
         if not messages:
             continue
@@ -313,7 +315,7 @@ def events_list(args: argparse.Namespace) -> int:
 
     found = [
         prefect_json.dump_event(
-            convert.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))
+            wire_events.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))
         )
         for e in _pages(fetch, args.limit)
     ]

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from google.protobuf import duration_pb2
 
-from automations.api import convert, structs
+from automations.api import convert
 from automations.domain import errors, prefect_json, triggers
 from automations.v1 import automation_pb2
+from automations.wire import structs
 
 # A deployment that should run nightly: every field of every trigger kind, nested.
 NIGHTLY_WATCH: dict[str, Any] = {

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from automations.api import convert, structs
+from automations.api import convert
 from automations.domain import errors, events, validation
 from automations.v1 import event_pb2, event_service_pb2
+from automations.wire import events as wire_events
+from automations.wire import structs
 
 NOW = 1_800_000_000.0
 
@@ -33,7 +35,7 @@ def flow_run_completed() -> event_pb2.Event:
 
 
 def test_every_field_reaches_the_domain_event(flow_run_completed: event_pb2.Event) -> None:
-    event = convert.event_from_proto(flow_run_completed, received=NOW)
+    event = wire_events.event_from_proto(flow_run_completed, received=NOW)
     assert event.id == "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
     assert event.event == "prefect.flow-run.Completed"
     assert event.occurred == pytest.approx(1_799_999_990.250001)
@@ -53,8 +55,8 @@ def test_every_field_reaches_the_domain_event(flow_run_completed: event_pb2.Even
 
 def test_a_round_trip_gives_back_the_same_message(flow_run_completed: event_pb2.Event) -> None:
     for lazy in (True, False):
-        event = convert.event_from_proto(flow_run_completed, received=NOW, lazy_payload=lazy)
-        back = convert.event_to_proto(event)
+        event = wire_events.event_from_proto(flow_run_completed, received=NOW, lazy_payload=lazy)
+        back = wire_events.event_to_proto(event)
         expected = event_pb2.Event()
         expected.CopyFrom(flow_run_completed)
         structs.set_timestamp(expected.received, NOW)
@@ -62,21 +64,21 @@ def test_a_round_trip_gives_back_the_same_message(flow_run_completed: event_pb2.
 
 
 def test_the_lazy_payload_is_detached_from_the_request(flow_run_completed: event_pb2.Event) -> None:
-    event = convert.event_from_proto(flow_run_completed, received=NOW)
+    event = wire_events.event_from_proto(flow_run_completed, received=NOW)
     assert isinstance(event.payload, structs.StructMapping)
     flow_run_completed.payload.fields["attempt"].number_value = 99
     assert event.payload["attempt"] == 2
 
 
 def test_an_eager_payload_is_a_plain_dict(flow_run_completed: event_pb2.Event) -> None:
-    event = convert.event_from_proto(flow_run_completed, received=NOW, lazy_payload=False)
+    event = wire_events.event_from_proto(flow_run_completed, received=NOW, lazy_payload=False)
     assert type(event.payload) is dict
 
 
 def test_an_unset_occurred_means_the_receive_time() -> None:
     message = event_pb2.Event(id="e1", event="x")
     message.resource.labels["prefect.resource.id"] = "r"
-    event = convert.event_from_proto(message, received=NOW)
+    event = wire_events.event_from_proto(message, received=NOW)
     assert event.occurred == NOW
     assert event.follows is None
     assert event.payload == {}
@@ -85,7 +87,7 @@ def test_an_unset_occurred_means_the_receive_time() -> None:
 
 def test_an_event_never_received_has_no_received_time() -> None:
     event = events.Event(id="e1", event="x", occurred=5.0, resource={"prefect.resource.id": "r"})
-    message = convert.event_to_proto(event)
+    message = wire_events.event_to_proto(event)
     assert not message.HasField("received")
     assert message.follows == ""
     assert message.HasField("payload")
@@ -93,7 +95,7 @@ def test_an_event_never_received_has_no_received_time() -> None:
 
 def test_an_event_without_a_resource_id_is_caught_by_validation() -> None:
     message = event_pb2.Event(id="e1", event="x")
-    event = convert.event_from_proto(message, received=NOW)
+    event = wire_events.event_from_proto(message, received=NOW)
     with pytest.raises(errors.InvalidArgument) as caught:
         validation.validate_event(event)
     assert caught.value.reason == "MISSING_RESOURCE_ID"
@@ -104,7 +106,7 @@ def test_a_related_resource_without_a_role_is_rejected_with_its_index() -> None:
     message.resource.labels["prefect.resource.id"] = "r"
     message.related.add().labels["prefect.resource.id"] = "other"
     with pytest.raises(errors.InvalidArgument) as caught:
-        validation.validate_event(convert.event_from_proto(message, received=NOW))
+        validation.validate_event(wire_events.event_from_proto(message, received=NOW))
     result = convert.rejected_event_result(4, "e1", caught.value)
     assert result == event_service_pb2.EventResult(
         index=4,
@@ -128,7 +130,7 @@ def test_accepted_and_duplicate_results_carry_index_and_id() -> None:
 
 def test_a_simulated_event_can_default_occurred_to_another_time() -> None:
     message = event_pb2.Event(id="e1", event="x")
-    event = convert.event_from_proto(message, received=NOW, default_occurred=5.0)
+    event = wire_events.event_from_proto(message, received=NOW, default_occurred=5.0)
     assert (event.occurred, event.received) == (5.0, NOW)
 
 

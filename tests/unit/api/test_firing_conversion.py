@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from automations.api import convert, structs
+from automations.api import convert
 from automations.domain import events, firings
 from automations.v1 import automation_pb2, firing_pb2
+from automations.wire import events as wire_events
+from automations.wire import structs
 
 DEPLOY_FAILED = events.Event(
     id="deploy-failed-1",
@@ -54,7 +56,7 @@ def test_every_field_reaches_the_proto() -> None:
     assert message.posture == automation_pb2.POSTURE_UNSPECIFIED
     assert structs.timestamp_to_seconds(message.fire_time) == 1_001.0
     assert message.triggering_event_id == "deploy-failed-1"
-    assert message.triggering_event == convert.event_to_proto(DEPLOY_FAILED)
+    assert message.triggering_event == wire_events.event_to_proto(DEPLOY_FAILED)
     assert dict(message.triggering_labels) == {}
     child = message.child_firings[0]
     assert child.trigger_type == firing_pb2.TRIGGER_TYPE_EVENT

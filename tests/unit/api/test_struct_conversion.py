@@ -7,8 +7,8 @@ import math
 import pytest
 from google.protobuf import json_format, struct_pb2
 
-from automations.api import structs
 from automations.domain import errors
+from automations.wire import structs
 
 PAYLOAD = {
     "flow_run_id": "0c1c2f44-1e1a-4a7e-9a1b-8d1b2c3d4e5f",

@@ -1,0 +1,211 @@
+"""From a firing to its outbox rows and lifecycle events (runs on the writer, in its transaction).
+
+A firing of automation A becomes:
+
+* one ``prefect.automation.triggered`` event;
+* per action (Prefect's ``action_index`` order: ``actions``, then ``actions_on_trigger``), one
+  invocation whose id is its idempotency key ``uuid5(automation, firing, index)`` — the same
+  however often the firing is re-planned — and one ``prefect.automation.action.triggered`` event.
+
+The invocation's ``request`` keeps what the dispatcher needs later, even after a restart or an
+update of the automation: the action as it was defined when it fired, a summary of the automation
+for templates, the ids of the two lifecycle events it follows, and its *chain depth*.
+
+Chain depth is the loop guard. An event a client sends has depth 0; an event an automation
+produces (its lifecycle events, ``emit-event``) has the depth of the event that caused the firing
+plus one. A firing caused by an event at ``max_depth`` or deeper runs no action and publishes no
+lifecycle event: its invocations are written as failed with the reason, so a loop such as "on any
+action failure, call a failing webhook" stops after ``max_depth`` rounds instead of running forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from automations.actions import lifecycle
+from automations.domain import automations, events, firings
+from automations.domain import prefect_json as pj
+from automations.store import outbox_repo
+
+KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
+"""Namespace of the invocations' uuid5 idempotency keys."""
+
+DEFAULT_MAX_CHAIN_DEPTH = 8
+"""Automations firing on each other's events in a row before the chain is cut."""
+
+
+def idempotency_key(automation_id: str, firing_id: str, action_index: int) -> str:
+    """The invocation's id and idempotency key: deterministic in (automation, firing, index)."""
+    return str(uuid.uuid5(KEY_NAMESPACE, f"{automation_id}/{firing_id}/{action_index}"))
+
+
+def automation_summary(automation: automations.Automation) -> dict[str, Any]:
+    """What templates and lifecycle events need of an automation (kept with each invocation)."""
+    return {
+        "id": automation.id,
+        "name": automation.name,
+        "description": automation.description,
+        "tags": list(automation.tags),
+        "enabled": automation.enabled,
+    }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    """An invocation handed to the dispatcher, with its firing when it is at hand.
+
+    Attributes:
+        invocation: The outbox row, as claimed (``running``, ``attempts`` >= 1).
+        firing: The firing, or None when the dispatcher must load it.
+    """
+
+    invocation: outbox_repo.Invocation
+    firing: firings.Firing | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Plan:
+    """What the firings of one evaluation produce.
+
+    Attributes:
+        events: Lifecycle events to publish, each with its chain depth.
+        invocations: Outbox rows to insert.
+        capped: Firings whose chain was cut (no action, no lifecycle event).
+    """
+
+    events: list[tuple[events.Event, int]] = dataclasses.field(default_factory=list)
+    invocations: list[outbox_repo.Invocation] = dataclasses.field(default_factory=list)
+    capped: list[firings.Firing] = dataclasses.field(default_factory=list)
+
+
+def chain_cut_reason(max_depth: int) -> str:
+    """The error recorded on the invocations of a firing whose chain was cut."""
+    return (
+        f"automation chain cut: the firing was caused by {max_depth} automation events in a row "
+        "(an automation reacting to its own or another automation's events); raise "
+        "max_chain_depth if the chain is intended"
+    )
+
+
+def plan_firing(
+    automation: automations.Automation,
+    firing: firings.Firing,
+    *,
+    depth: int,
+    now: float,
+    lease: float,
+    max_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    dispatch_now: bool = True,
+    into: Plan | None = None,
+) -> Plan:
+    """Plans one firing's invocations and lifecycle events.
+
+    Args:
+        automation: The automation that fired (as loaded when it fired).
+        firing: The firing.
+        depth: The chain depth of the event that caused it (0 for client events).
+        now: The current time.
+        lease: Seconds an invocation handed straight to the dispatcher stays leased.
+        max_depth: Depth from which the chain is cut.
+        dispatch_now: True: the invocations are written ``running`` (attempt 1, leased) because
+            they go straight to the dispatcher; False: ``pending``, due now, for its poller.
+        into: A plan to add to (one per transaction).
+
+    Returns:
+        The plan (``into`` when given).
+    """
+    plan = Plan() if into is None else into
+    summary = automation_summary(automation)
+    actions = automation.actions + automation.actions_on_trigger
+    on_trigger_from = len(automation.actions)
+    if depth >= max_depth:
+        plan.capped.append(firing)
+        reason = chain_cut_reason(max_depth)
+        for index, action in enumerate(actions):
+            key = idempotency_key(automation.id, firing.id, index)
+            plan.invocations.append(
+                outbox_repo.Invocation(
+                    id=key,
+                    automation_id=automation.id,
+                    firing_id=firing.id,
+                    action_index=index,
+                    action_type=action.type,
+                    idempotency_key=key,
+                    request={"action": pj.dump_action(action), "automation": summary},
+                    status=outbox_repo.FAILED,
+                    last_error=reason,
+                    created=now,
+                    updated=now,
+                )
+            )
+        return plan
+    triggered_id = lifecycle.new_event_id()
+    plan.events.append(
+        (
+            lifecycle.automation_triggered(summary, firing, event_id=triggered_id, received=now),
+            depth + 1,
+        )
+    )
+    for index, action in enumerate(actions):
+        key = idempotency_key(automation.id, firing.id, index)
+        action_event_id = lifecycle.new_event_id()
+        plan.events.append(
+            (
+                lifecycle.action_triggered(
+                    summary,
+                    firing,
+                    event_id=action_event_id,
+                    triggered_event_id=triggered_id,
+                    action_index=index,
+                    action_type=action.type,
+                    invocation_id=key,
+                    received=now,
+                ),
+                depth + 1,
+            )
+        )
+        plan.invocations.append(
+            outbox_repo.Invocation(
+                id=key,
+                automation_id=automation.id,
+                firing_id=firing.id,
+                action_index=index,
+                action_type=action.type,
+                idempotency_key=key,
+                request={
+                    "action": pj.dump_action(action),
+                    "automation": summary,
+                    "depth": depth,
+                    "triggered_event_id": triggered_id,
+                    "action_triggered_event_id": action_event_id,
+                    "on_trigger": index >= on_trigger_from,
+                },
+                status=outbox_repo.RUNNING if dispatch_now else outbox_repo.PENDING,
+                attempts=1 if dispatch_now else 0,
+                next_attempt_at=now + lease if dispatch_now else now,
+                created=now,
+                updated=now,
+            )
+        )
+    return plan
+
+
+def action_event(
+    request: Mapping[str, Any], firing: firings.Firing, *, received: float
+) -> events.Event | None:
+    """The event an invocation's templates and executor see.
+
+    ``actions`` see the firing's triggering event; ``actions_on_trigger`` see the
+    ``prefect.automation.triggered`` event itself (rebuilt with its original id), as in Prefect.
+    """
+    if request.get("on_trigger"):
+        return lifecycle.automation_triggered(
+            request["automation"],
+            firing,
+            event_id=str(request.get("triggered_event_id", "")),
+            received=received,
+        )
+    return firing.triggering_event
