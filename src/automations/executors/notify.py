@@ -1,0 +1,123 @@
+"""The ``notify`` executor: action type ``send-notification`` through Apprise (100+ services).
+
+Parameters (rendered by the engine): ``url`` or ``urls`` (one Apprise URL or a list of them;
+they carry tokens, so they are never echoed back in results, messages or logs), ``subject``
+(default "Prefect automated notification") and ``body`` (required).
+
+Apprise's ``notify`` blocks, so it runs in a worker thread, bounded by ``--timeout``. Its log of
+the call (the per-call log Apprise returns with the result, so concurrent notifications never mix
+their logs) goes into the error on failure, as Prefect's ``notification_log``.
+
+Outcomes: OK with ``{"notified": N}`` (N services); a missing or unparseable URL or a missing
+body is INVALID_ARGUMENT; a failed delivery is a retryable UNAVAILABLE "Notification failed"
+with the log (truncated) in the ``notification_log`` metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import apprise
+import grpc
+
+from automations.executor.v1 import executor_service_pb2
+from automations.executors import parameters
+from automations.executors.errors import ActionError, invalid_argument
+
+ACTION_TYPE = "send-notification"
+"""The action type this executor serves."""
+
+DEFAULT_SUBJECT = "Prefect automated notification"
+"""Prefect's default subject."""
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+"""How long one notification call may take unless ``--timeout`` says otherwise."""
+
+MAX_LOG_CHARS = 2000
+"""How much of Apprise's log the error metadata keeps (the end, where the failure is)."""
+
+APP_ID = "Prefect Notifications"
+"""The Apprise application id, as Prefect's notification blocks set it."""
+
+
+def _urls(params: dict[str, Any]) -> list[str]:
+    raw: Any = params.get("urls")
+    if raw is None or raw == []:
+        raw = params.get("url")
+    values = raw if isinstance(raw, list) else [raw]
+    urls = [v.strip() for v in values if isinstance(v, str) and v.strip()]
+    if not urls:
+        raise invalid_argument(
+            "parameters.url", "A notification needs an Apprise url", "NOTIFICATION_URL_MISSING"
+        )
+    return urls
+
+
+def _text(params: dict[str, Any], name: str, default: str | None) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise invalid_argument(
+                f"parameters.{name}",
+                f"A notification needs a {name}",
+                f"NOTIFICATION_{name.upper()}_MISSING",
+            )
+        return default
+    return value if isinstance(value, str) else str(parameters.as_int_if_whole(value))
+
+
+def format_log(entries: list[tuple[str, str]]) -> str:
+    """Apprise's log lines as ``LEVEL - message``, keeping the last ``MAX_LOG_CHARS``."""
+    text = "\n".join(f"{level} - {message}" for level, message in entries)
+    return text[-MAX_LOG_CHARS:]
+
+
+class Notifier:
+    """Handles ``send-notification`` invocations.
+
+    Args:
+        timeout_seconds: How long one notification call may take.
+    """
+
+    def __init__(self, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self._timeout = timeout_seconds
+        self._asset = apprise.AppriseAsset(app_id=APP_ID)
+        apprise.Apprise(asset=self._asset)  # loads the plugins now, not on the first call
+
+    def prepare(self, urls: list[str]) -> apprise.Apprise:
+        """An Apprise object for ``urls``; INVALID_ARGUMENT naming the first one it cannot parse."""
+        notifier = apprise.Apprise(asset=self._asset)
+        for index, url in enumerate(urls):
+            if not notifier.add(url):
+                raise invalid_argument(
+                    f"parameters.urls[{index}]",
+                    f"Notification url #{index + 1} is not a valid Apprise URL",
+                    "NOTIFICATION_URL_INVALID",
+                )
+        return notifier
+
+    async def __call__(self, request: executor_service_pb2.ExecuteActionRequest) -> dict[str, Any]:
+        """Sends the notification; returns ``{"notified": N}`` or raises ActionError."""
+        params = parameters.to_dict(request.parameters)
+        urls = _urls(params)
+        body = _text(params, "body", None)
+        subject = _text(params, "subject", DEFAULT_SUBJECT)
+        notifier = self.prepare(urls)
+        ok, log = await asyncio.to_thread(self._send, notifier, subject, body)
+        if not ok:
+            raise ActionError(
+                grpc.StatusCode.UNAVAILABLE,
+                "Notification failed",
+                "NOTIFICATION_FAILED",
+                {"notification_log": log},
+            )
+        return {"notified": len(notifier)}
+
+    def _send(self, notifier: apprise.Apprise, subject: str, body: str) -> tuple[bool, str]:
+        result = notifier.notify(
+            body=body, title=subject, timeout=self._timeout, log_level=logging.INFO
+        )
+        entries = [(str(e.level), str(e.message)) for e in result.logs()]
+        return bool(result), format_log(entries)

@@ -1,0 +1,154 @@
+"""The bundled executors by name, and :func:`run`, which serves one of them in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from automations.executors import harness, idempotency, noop, parent
+
+logger = logging.getLogger(__name__)
+
+ACTION_TYPES: Mapping[str, tuple[str, ...]] = {
+    "webhook": ("call-webhook",),
+    "notify": ("send-notification",),
+    "noop": ("noop",),
+}
+"""The action types each bundled executor serves (``noop`` also serves ``--action-type``s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """Options of a bundled executor (the ``automations executor NAME`` flags)."""
+
+    name: str
+    """The executor's name: a key of :data:`EXECUTORS`."""
+
+    state_path: Path | None = None
+    """The idempotency store's SQLite file; ``./automations-executor-<name>.db`` when unset."""
+
+    timeout_seconds: float | None = None
+    """The default timeout of one action (webhook request, notification); 10 s when unset."""
+
+    deny_private_networks: bool = False
+    """Webhooks: also refuse loopback and private addresses."""
+
+    action_types: tuple[str, ...] = ()
+    """``noop`` only: more action types to serve."""
+
+    retention_seconds: float = idempotency.DEFAULT_RETENTION_SECONDS
+    """How long completed idempotency keys are remembered."""
+
+    def sqlite_store(self) -> idempotency.SqliteIdempotencyStore:
+        """The persistent idempotency store at ``state_path``."""
+        return idempotency.SqliteIdempotencyStore(
+            self.state_path or idempotency.default_state_path(self.name),
+            retention_seconds=self.retention_seconds,
+        )
+
+
+def _webhook(options: ExecutorOptions) -> harness.Executor:
+    from automations.executors import webhook
+
+    caller = webhook.WebhookCaller(
+        timeout_seconds=options.timeout_seconds or webhook.DEFAULT_TIMEOUT_SECONDS,
+        deny_private_networks=options.deny_private_networks,
+    )
+    return harness.Executor(
+        name=options.name,
+        handlers={webhook.ACTION_TYPE: caller},
+        store=options.sqlite_store(),
+        on_close=[caller.aclose],
+    )
+
+
+def _notify(options: ExecutorOptions) -> harness.Executor:
+    from automations.executors import notify
+
+    notifier = notify.Notifier(
+        timeout_seconds=options.timeout_seconds or notify.DEFAULT_TIMEOUT_SECONDS
+    )
+    return harness.Executor(
+        name=options.name, handlers={notify.ACTION_TYPE: notifier}, store=options.sqlite_store()
+    )
+
+
+def _noop(options: ExecutorOptions) -> harness.Executor:
+    types = dict.fromkeys((noop.ACTION_TYPE, *options.action_types))
+    return harness.Executor(
+        name=options.name,
+        handlers={t: noop.succeed for t in types},
+        store=idempotency.MemoryIdempotencyStore(),
+        bound_by_deadline=False,
+    )
+
+
+EXECUTORS: Mapping[str, Callable[[ExecutorOptions], harness.Executor]] = {
+    "webhook": _webhook,
+    "notify": _notify,
+    "noop": _noop,
+}
+"""Builds each bundled executor by name (heavy libraries are imported only when built)."""
+
+
+def build(options: ExecutorOptions) -> harness.Executor:
+    """Builds the executor ``options.name``.
+
+    Raises:
+        KeyError: No bundled executor has that name.
+    """
+    return EXECUTORS[options.name](options)
+
+
+def run(
+    name: str,
+    addr: str,
+    *,
+    state: str | Path | None = None,
+    metrics_addr: str | None = None,
+    deny_private_networks: bool = False,
+    timeout: float | None = None,
+    action_types: tuple[str, ...] = (),
+    grace_seconds: float = 5.0,
+    parent_pid: int | None = None,
+) -> int:
+    """Serves bundled executor ``name`` on ``addr`` until SIGTERM/SIGINT; returns the exit code.
+
+    Args:
+        name: A key of :data:`EXECUTORS`.
+        addr: gRPC ``HOST:PORT``.
+        state: The idempotency store's SQLite file (default ``./automations-executor-<name>.db``).
+        metrics_addr: Prometheus ``HOST:PORT``; no metrics endpoint when None.
+        deny_private_networks: Webhooks: also refuse loopback and private addresses.
+        timeout: Default timeout of one action in seconds.
+        action_types: ``noop`` only: more action types to serve.
+        grace_seconds: How long in-flight calls may run on after SIGTERM.
+        parent_pid: Stop when this process dies; ``AUTOMATIONS_PARENT_PID`` when None.
+
+    Returns:
+        0 after a graceful stop, 1 when the address cannot be bound, 2 for an unknown name.
+    """
+    if name not in EXECUTORS:
+        logger.error("no bundled executor %r (choose from %s)", name, ", ".join(EXECUTORS))
+        return 2
+    options = ExecutorOptions(
+        name=name,
+        state_path=Path(state) if state is not None else None,
+        timeout_seconds=timeout,
+        deny_private_networks=deny_private_networks,
+        action_types=action_types,
+    )
+    serve_options = harness.ServeOptions(
+        addr=addr,
+        metrics_addr=metrics_addr,
+        grace_seconds=grace_seconds,
+        parent_pid=parent_pid if parent_pid is not None else parent.parent_pid_from_env(),
+    )
+
+    async def main() -> int:
+        return await harness.serve(build(options), serve_options)
+
+    return asyncio.run(main())
