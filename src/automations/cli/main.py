@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from automations.cli import client_commands, local_commands
+from automations.cli import client_commands, executor_command, local_commands
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="run a conformance scenario on a virtual clock")
     simulate.add_argument("scenario", help="SCENARIO.json")
     simulate.set_defaults(handler=local_commands.simulate)
+
+    executor_command.add_parser(sub)
 
     cfg = sub.add_parser("config", help="settings")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -1,0 +1,74 @@
+"""``automations executor NAME``: runs one bundled executor as its own gRPC server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_ADDR = "127.0.0.1:50061"
+"""Where a bundled executor listens unless ``--addr`` says otherwise."""
+
+NAMES = ("webhook", "notify", "noop")
+"""The bundled executors (``automations.executors.EXECUTORS``, not imported here to keep every
+other command's start-up free of gRPC servers, httpx and Apprise)."""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds the ``executor`` sub-command to ``sub``."""
+    p = sub.add_parser(
+        "executor",
+        help="run a bundled executor (webhook, notify, noop) as a gRPC ExecutorService",
+    )
+    p.add_argument("name", help=f"which bundled executor: {', '.join(NAMES)}")
+    p.add_argument("--addr", default=DEFAULT_ADDR, help=f"gRPC HOST:PORT (default {DEFAULT_ADDR})")
+    p.add_argument(
+        "--state",
+        help="SQLite file of idempotency keys (default ./automations-executor-NAME.db)",
+    )
+    p.add_argument("--metrics-addr", help="Prometheus HOST:PORT serving /metrics (default: none)")
+    p.add_argument(
+        "--deny-private-networks",
+        action="store_true",
+        help="webhook: also refuse loopback, RFC 1918, CGNAT and unique-local addresses",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=None, help="default timeout of one action in seconds"
+    )
+    p.add_argument(
+        "--action-type",
+        action="append",
+        dest="action_types",
+        default=[],
+        metavar="TYPE",
+        help="noop: also serve this action type (repeatable)",
+    )
+    p.add_argument("--log-json", action="store_true", help="JSON log lines")
+    p.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    p.set_defaults(handler=executor)
+
+
+def executor(args: argparse.Namespace) -> int:
+    """Runs the bundled executor ``args.name`` until SIGTERM or SIGINT; returns the exit code."""
+    if args.name not in NAMES:
+        print(
+            f"automations executor: no bundled executor {args.name!r} (choose from "
+            f"{', '.join(NAMES)})",
+            file=sys.stderr,
+        )
+        return 2
+    from automations import logs
+    from automations.executors import run
+
+    logs.configure(level=str(args.log_level).upper(), json_lines=bool(args.log_json))
+    if args.timeout is not None and args.timeout <= 0:
+        print("automations executor: --timeout must be positive", file=sys.stderr)
+        return 2
+    return run(
+        args.name,
+        args.addr,
+        state=args.state,
+        metrics_addr=args.metrics_addr,
+        deny_private_networks=args.deny_private_networks,
+        timeout=args.timeout,
+        action_types=tuple(args.action_types),
+    )
