@@ -13,7 +13,11 @@ def to_dict(parameters: struct_pb2.Struct) -> dict[str, Any]:
 
 
 def as_int_if_whole(value: Any) -> Any:
-    """``3.0`` -> ``3``: Struct numbers without a fractional part are meant as integers."""
+    """``3.0`` -> ``3``, inside lists and objects too (Struct numbers meant as integers)."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, dict):
+        return {k: as_int_if_whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_int_if_whole(v) for v in value]
     return value

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import grpc
+import pytest
+
+from automations.executors.errors import ActionError
+from automations.executors.idempotency import Deduplicator, SqliteIdempotencyStore
+
+
+@pytest.fixture
+def dedupe(tmp_path: Path) -> Deduplicator:
+    return Deduplicator(SqliteIdempotencyStore(tmp_path / "s.db"))
+
+
+async def test_a_repeated_key_returns_the_first_result_without_acting(dedupe: Deduplicator) -> None:
+    calls = 0
+
+    async def act() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        return {"result": {"n": calls}}
+
+    assert await dedupe.run("k", act) == ({"result": {"n": 1}}, False)
+    assert await dedupe.run("k", act) == ({"result": {"n": 1}}, True)
+    assert calls == 1
+
+
+async def test_a_concurrent_repeat_waits_for_the_first_call(dedupe: Deduplicator) -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def act() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return {"result": {"n": calls}}
+
+    first = asyncio.create_task(dedupe.run("k", act))
+    second = asyncio.create_task(dedupe.run("k", act))
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await first == ({"result": {"n": 1}}, False)
+    assert await second == ({"result": {"n": 1}}, True)
+    assert calls == 1
+
+
+async def test_a_retryable_failure_lets_the_retry_act_again(dedupe: Deduplicator) -> None:
+    outcomes: list[object] = [
+        ActionError(grpc.StatusCode.UNAVAILABLE, "down", "DOWN"),
+        {"result": {"ok": True}},
+    ]
+
+    async def act() -> dict[str, object]:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, ActionError):
+            raise outcome
+        return outcome  # type: ignore[return-value]
+
+    first, _ = await dedupe.run("k", act)
+    assert isinstance(first, ActionError) and first.code is grpc.StatusCode.UNAVAILABLE
+    assert await dedupe.run("k", act) == ({"result": {"ok": True}}, False)
+
+
+async def test_a_final_failure_is_returned_again_without_acting(dedupe: Deduplicator) -> None:
+    calls = 0
+
+    async def act() -> dict[str, object]:
+        nonlocal calls
+        calls += 1
+        raise ActionError(grpc.StatusCode.INVALID_ARGUMENT, "bad", "BAD")
+
+    first, repeat1 = await dedupe.run("k", act)
+    second, repeat2 = await dedupe.run("k", act)
+    assert isinstance(first, ActionError) and isinstance(second, ActionError)
+    assert (second.code, second.message, repeat1, repeat2) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "bad",
+        False,
+        True,
+    )
+    assert calls == 1
+
+
+async def test_an_unexpected_exception_is_a_retryable_internal_error(dedupe: Deduplicator) -> None:
+    async def boom() -> dict[str, object]:
+        raise RuntimeError("secret detail")
+
+    outcome, _ = await dedupe.run("k", boom)
+    assert isinstance(outcome, ActionError)
+    assert outcome.code is grpc.StatusCode.INTERNAL
+    assert "secret" not in outcome.message
+
+    async def fine() -> dict[str, object]:
+        return {"result": {}}
+
+    assert await dedupe.run("k", fine) == ({"result": {}}, False)
+
+
+async def test_a_cancelled_call_releases_its_claim(dedupe: Deduplicator) -> None:
+    async def hang() -> dict[str, object]:
+        await asyncio.sleep(60)
+        return {}
+
+    task = asyncio.create_task(dedupe.run("k", hang))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def fine() -> dict[str, object]:
+        return {"result": {"again": True}}
+
+    assert await dedupe.run("k", fine) == ({"result": {"again": True}}, False)
+
+
+async def test_a_key_running_in_another_live_process_is_aborted(tmp_path: Path) -> None:
+    other = SqliteIdempotencyStore(tmp_path / "s.db", pid=os.getppid())
+    other.claim("k")
+    dedupe = Deduplicator(SqliteIdempotencyStore(tmp_path / "s.db"))
+
+    async def act() -> dict[str, object]:
+        raise AssertionError("must not act")
+
+    outcome, _ = await dedupe.run("k", act)
+    assert isinstance(outcome, ActionError)
+    assert outcome.code is grpc.StatusCode.ABORTED
+    assert outcome.retryable
