@@ -42,6 +42,17 @@ class Settings(pydantic_settings.BaseSettings):
         sqlite_synchronous: SQLite's ``synchronous`` pragma: NORMAL survives a process crash,
             FULL also a power loss.
         shutdown_grace_seconds: How long SIGTERM waits for in-flight requests.
+        executor_state_dir: Where the bundled executors keep their idempotency records (default:
+            beside a SQLite database, else ``./automations-executors``).
+        action_timeout_seconds: The deadline of one ExecuteAction call.
+        action_max_attempts: Attempts of an invocation (first included) before it is
+            dead-lettered.
+        action_max_age_seconds: Age after which a failing invocation is not retried again.
+        action_retry_base_seconds: The delay before the first retry (doubling, with jitter).
+        action_retry_max_seconds: The longest delay between two attempts.
+        dispatch_concurrency: Invocations in flight at most.
+        max_chain_depth: Loop guard: automation-made events in a row after which a firing's
+            actions are not run.
         log_level: Python logging level name.
         log_json: Structured JSON logs, one object per line.
     """
@@ -62,6 +73,14 @@ class Settings(pydantic_settings.BaseSettings):
     max_group_events: int = pydantic.Field(default=20_000, gt=0)
     sqlite_synchronous: str = "NORMAL"
     shutdown_grace_seconds: float = pydantic.Field(default=10.0, ge=0)
+    executor_state_dir: str = ""
+    action_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)
+    action_max_attempts: int = pydantic.Field(default=5, ge=1)
+    action_max_age_seconds: float = pydantic.Field(default=3600.0, gt=0)
+    action_retry_base_seconds: float = pydantic.Field(default=1.0, gt=0)
+    action_retry_max_seconds: float = pydantic.Field(default=300.0, gt=0)
+    dispatch_concurrency: int = pydantic.Field(default=64, ge=1, le=10_000)
+    max_chain_depth: int = pydantic.Field(default=8, ge=1, le=1000)
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -63,3 +63,51 @@ GRPC_LATENCY = Histogram(
     ["grpc_method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+# ---------------------------------------------------------------------------- actions (outbox)
+
+INVOCATIONS = Counter(
+    "automations_invocations_total",
+    "Action invocation attempts by outcome: dispatched (an attempt started), succeeded, failed "
+    "(final), retried, dead_lettered.",
+    ["action_type", "outcome"],
+)
+OUTBOX_OPEN = Gauge(
+    "automations_outbox_pending_invocations",
+    "Invocations waiting for an attempt or in flight (pending + running).",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "automations_outbox_oldest_pending_age_seconds",
+    "Age of the oldest pending or running invocation (0 when none).",
+)
+EXECUTOR_CALL_DURATION = Histogram(
+    "automations_executor_call_duration_seconds",
+    "Latency of ExecuteAction calls, by executor address.",
+    ["executor"],
+    buckets=(
+        0.0005,
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+        30.0,
+    ),
+)
+DISPATCH_DELAY = Histogram(
+    "automations_dispatch_delay_seconds",
+    "Time from a firing's invocation being written to its first attempt starting.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+CHAINS_CUT = Counter(
+    "automations_chains_cut_total",
+    "Firings whose actions were not run because their automation chain was too deep (loop guard).",
+)

@@ -18,9 +18,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from automations import config, logs
+from automations import config, logs, supervisor
+from automations.actions import dispatcher as dispatcher_
+from automations.actions import executor_client, retry
 from automations.api import automation_service, event_service, interceptors
-from automations.pipeline import service, writer
+from automations.pipeline import outbox, service, writer
 from automations.store import event_log
 from automations.v1 import (
     automation_service_pb2,
@@ -44,6 +46,31 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         max_pending_events=settings.max_pending_events,
         max_group_events=settings.max_group_events,
     )
+    bundled: supervisor.BundledExecutors | None = None
+    routes: dict[str, str] = {}
+    if not settings.no_executors:
+        bundled = supervisor.BundledExecutors(
+            supervisor.DEFAULT_BUNDLED,
+            state_dir=supervisor.state_dir_for(settings.database_url, settings.executor_state_dir),
+            log_json=settings.log_json,
+        )
+        routes = await bundled.start()
+    routes = supervisor.merged_routes(routes, settings.executor_routes())
+    logger.info("executor routes", extra={"routes": routes})
+    dispatcher = dispatcher_.Dispatcher(
+        outbox.OutboxGateway(the_writer, backend),
+        executor_client.ExecutorClient(routes, timeout=settings.action_timeout_seconds),
+        dispatcher_.DispatcherSettings(
+            concurrency=settings.dispatch_concurrency,
+            retry=retry.RetryPolicy(
+                max_attempts=settings.action_max_attempts,
+                max_age=settings.action_max_age_seconds,
+                base_delay=settings.action_retry_base_seconds,
+                max_delay=settings.action_retry_max_seconds,
+            ),
+        ),
+    )
+    backend.attach_dispatcher(dispatcher.submit, dispatcher.accepts_fresh)
     server = grpc.aio.server(
         interceptors=[interceptors.ErrorAndMetricsInterceptor()],
         options=[
@@ -58,7 +85,10 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         server,
     )
     automation_service_pb2_grpc.add_AutomationServiceServicer_to_server(
-        automation_service.AutomationService(the_writer, backend), server
+        automation_service.AutomationService(
+            the_writer, backend, on_redrive=dispatcher.wake_poller
+        ),
+        server,
     )
     services = (
         event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
@@ -74,6 +104,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     logger.info("gRPC listening", extra={"grpc_addr": settings.grpc_addr})
 
     await asyncio.to_thread(the_writer.start)
+    await dispatcher.start()
     if settings.metrics_addr:
         host, port = settings.metrics_addr.rsplit(":", 1)
         start_http_server(int(port), addr=host)
@@ -94,7 +125,10 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     await health_servicer.enter_graceful_shutdown()
     the_writer.stop_accepting()
     await server.stop(settings.shutdown_grace_seconds)
+    await dispatcher.stop()
     await asyncio.to_thread(the_writer.stop)
+    if bundled is not None:
+        await bundled.stop()
     backend.dispose()
     logger.info("stopped")
     return 0

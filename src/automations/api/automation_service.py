@@ -15,11 +15,18 @@ from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 
+from automations.actions import templates
 from automations.api import convert
 from automations.domain import automations, errors, firings
 from automations.pipeline import simulation
 from automations.pipeline import writer as writer_
-from automations.v1 import automation_pb2, automation_service_pb2, automation_service_pb2_grpc
+from automations.store import outbox_repo
+from automations.v1 import (
+    action_invocation_pb2,
+    automation_pb2,
+    automation_service_pb2,
+    automation_service_pb2_grpc,
+)
 from automations.wire import structs
 
 
@@ -42,6 +49,17 @@ class Reader(Protocol):
         """Returns a page of firings, newest first, and the next page token."""
         ...
 
+    def list_invocations(
+        self,
+        *,
+        automation_id: str | None,
+        statuses: list[str] | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[outbox_repo.Invocation], str]:
+        """Returns a page of action invocations, oldest first, and the next page token."""
+        ...
+
 
 class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     """Creates, reads, updates, deletes and simulates automations.
@@ -50,14 +68,21 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         writer: The single writer; its backend applies automation changes to store and engine.
         reader: Read-side queries.
         clock: Wall clock, seconds since the epoch.
+        on_redrive: Called after an invocation was redriven (wakes the dispatcher).
     """
 
     def __init__(
-        self, writer: writer_.Writer, reader: Reader, *, clock: Callable[[], float] = time.time
+        self,
+        writer: writer_.Writer,
+        reader: Reader,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_redrive: Callable[[], None] | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._clock = clock
+        self._on_redrive = on_redrive
 
     async def CreateAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.CreateAutomationRequest, context: Any
@@ -73,6 +98,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             request.automation, automation_id=automation_id, created=now, updated=now
         )
         if request.validate_only:
+            templates.validate_automation_templates(automation)
             return convert.automation_to_proto(automation)
         stored = await self._writer.call(lambda backend: backend.create_automation(automation))
         return convert.automation_to_proto(stored)
@@ -195,6 +221,44 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         return automation_service_pb2.ListFiringsResponse(
             firings=[convert.firing_to_proto(f) for f in found], next_page_token=token
         )
+
+    async def ListActionInvocations(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.ListActionInvocationsRequest, context: Any
+    ) -> automation_service_pb2.ListActionInvocationsResponse:
+        """Returns action invocations (the outbox), oldest first."""
+        if request.page_size < 0:
+            raise errors.InvalidArgument("page_size", "must be >= 0")
+        automation_id = (
+            convert.automation_id_from_name(request.parent, field="parent")
+            if request.parent and request.parent != "automations/-"
+            else None
+        )
+        statuses = [
+            convert.invocation_status_from_proto(state, field=f"states[{i}]")
+            for i, state in enumerate(request.states)
+        ]
+        found, token = await asyncio.to_thread(
+            lambda: self._reader.list_invocations(
+                automation_id=automation_id,
+                statuses=statuses or None,
+                page_size=request.page_size,
+                page_token=request.page_token,
+            )
+        )
+        return automation_service_pb2.ListActionInvocationsResponse(
+            action_invocations=[convert.invocation_to_proto(i) for i in found],
+            next_page_token=token,
+        )
+
+    async def RedriveAction(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.RedriveActionRequest, context: Any
+    ) -> action_invocation_pb2.ActionInvocation:
+        """Re-queues a failed or dead-lettered invocation."""
+        invocation_id = convert.invocation_id_from_name(request.name)
+        redriven = await self._writer.call(lambda backend: backend.redrive(invocation_id))
+        if self._on_redrive is not None:
+            self._on_redrive()
+        return convert.invocation_to_proto(redriven)
 
 
 def _check_id(automation_id: str) -> None:

@@ -35,7 +35,9 @@ from automations.domain import (
     validation,
 )
 from automations.domain import triggers as triggers_
+from automations.store import outbox_repo
 from automations.v1 import (
+    action_invocation_pb2,
     automation_pb2,
     automation_service_pb2,
     event_service_pb2,
@@ -599,3 +601,60 @@ def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequ
     if until < previous:
         raise _invalid("until", "must not be before the last event", reason="INVALID_SIMULATION")
     return Simulation(automation=automation, steps=tuple(steps), until=until)
+
+
+# ------------------------------------------------------------------------------- invocations
+
+_STATES = {
+    outbox_repo.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
+    outbox_repo.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
+    outbox_repo.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
+    outbox_repo.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
+    outbox_repo.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
+}
+_STATUSES = {state: status for status, state in _STATES.items()}
+
+
+def invocation_status_from_proto(
+    state: action_invocation_pb2.ActionInvocation.State.ValueType, *, field: str
+) -> str:
+    """The outbox status of an ``ActionInvocation.State``."""
+    status = _STATUSES.get(state)
+    if status is None:
+        raise _invalid(field, "must be a known state other than STATE_UNSPECIFIED")
+    return status
+
+
+def invocation_name(automation_id: str, invocation_id: str) -> str:
+    """``automations/{automation}/invocations/{invocation}``."""
+    return f"automations/{automation_id}/invocations/{invocation_id}"
+
+
+def invocation_id_from_name(name: str, *, field: str = "name") -> str:
+    """The invocation id of ``automations/{automation}/invocations/{invocation}``."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "automations" or parts[2] != "invocations" or not parts[3]:
+        raise _invalid(field, "must be automations/{automation}/invocations/{invocation}")
+    return parts[3]
+
+
+def invocation_to_proto(item: outbox_repo.Invocation) -> action_invocation_pb2.ActionInvocation:
+    """The ``ActionInvocation`` message of an outbox row."""
+    message = action_invocation_pb2.ActionInvocation(
+        name=invocation_name(item.automation_id, item.id),
+        uid=item.id,
+        automation=automation_name(item.automation_id),
+        firing_uid=item.firing_id,
+        action_index=item.action_index,
+        action_type=item.action_type,
+        state=_STATES[item.status],
+        attempts=item.attempts,
+        last_error=item.last_error or "",
+    )
+    if item.status in (outbox_repo.PENDING, outbox_repo.RUNNING):
+        structs.set_timestamp(message.next_attempt_time, item.next_attempt_at)
+    if isinstance(item.result, Mapping):
+        structs.fill_struct(message.result, item.result, field="result")
+    structs.set_timestamp(message.create_time, item.created)
+    structs.set_timestamp(message.update_time, item.updated)
+    return message

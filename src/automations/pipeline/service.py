@@ -8,18 +8,28 @@ database (``recover``) so memory never runs ahead of what is on disk.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from automations import config, metrics
+from automations.actions import lifecycle, outcomes, planning, templates
 from automations.domain import automations, errors, events, firings, triggers
+from automations.domain import prefect_json as pj
 from automations.engine import state as engine_state
 from automations.engine import trigger_engine
 from automations.pipeline import writer
-from automations.store import automations_repo, event_log, firings_repo, state_repo
+from automations.store import (
+    automations_repo,
+    event_log,
+    firings_repo,
+    outbox_repo,
+    state_repo,
+)
 from automations.store import database as database_
 
 logger = logging.getLogger(__name__)
@@ -30,6 +40,8 @@ PURGE_INTERVAL = 60.0
 """Seconds between two event-log retention purges."""
 PURGE_CHUNK = 50_000
 """Most events deleted by one purge transaction (keeps the writer responsive)."""
+MAX_REMEMBERED_DEPTHS = 100_000
+"""Chain depths of automation-made events remembered for the loop guard (oldest forgotten)."""
 
 
 def _new_matcher() -> Any:
@@ -46,6 +58,8 @@ class EngineBackend(writer.Backend):
         engine_factory: Builds a fresh TriggerEngine (used at start and on recovery).
         retention_seconds: How long the event log keeps events.
         clock: Wall clock, seconds since the epoch.
+        max_chain_depth: The loop guard (``actions.planning``).
+        invocation_lease: Seconds an invocation handed to the dispatcher stays leased.
     """
 
     def __init__(
@@ -55,6 +69,8 @@ class EngineBackend(writer.Backend):
         engine_factory: Callable[[], trigger_engine.TriggerEngine],
         retention_seconds: float = 7 * 86400,
         clock: Callable[[], float] = time.time,
+        max_chain_depth: int = planning.DEFAULT_MAX_CHAIN_DEPTH,
+        invocation_lease: float = outbox_repo.DEFAULT_LEASE,
     ) -> None:
         self.database = database
         self._engine_factory = engine_factory
@@ -63,6 +79,25 @@ class EngineBackend(writer.Backend):
         self._clock = clock
         self._next_purge = clock() + PURGE_INTERVAL
         self._loaded: set[str] = set()
+        self._automations: dict[str, automations.Automation] = {}
+        self._max_chain_depth = max_chain_depth
+        self._lease = invocation_lease
+        self._depths: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._jobs: list[planning.Job] = []
+        self._handoff: Callable[[list[planning.Job]], None] | None = None
+        self._accepts_fresh: Callable[[], bool] = lambda: False
+
+    def attach_dispatcher(
+        self, handoff: Callable[[list[planning.Job]], None], accepts_fresh: Callable[[], bool]
+    ) -> None:
+        """Connects the dispatcher.
+
+        Committed invocations are handed to ``handoff`` (called on the writer thread right after
+        each commit) while ``accepts_fresh()`` is true; otherwise they are written ``pending``
+        for its poller.
+        """
+        self._handoff = handoff
+        self._accepts_fresh = accepts_fresh
 
     @classmethod
     def from_settings(cls, settings: config.Settings) -> EngineBackend:
@@ -73,6 +108,8 @@ class EngineBackend(writer.Backend):
             database,
             engine_factory=lambda: trigger_engine.TriggerEngine(_new_matcher()),
             retention_seconds=settings.event_retention_seconds,
+            max_chain_depth=settings.max_chain_depth,
+            invocation_lease=settings.action_timeout_seconds * 2 + 30.0,
         )
 
     @property
@@ -104,6 +141,7 @@ class EngineBackend(writer.Backend):
             if collecting:
                 gc.enable()
         self._loaded.update(automation.id for automation in enabled)
+        self._automations = {automation.id: automation for automation in enabled}
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         logger.info(
             "engine loaded", extra={"automations": len(self._loaded), "state_records": counted}
@@ -121,14 +159,14 @@ class EngineBackend(writer.Backend):
 
         ``prepared``: the events' ``event_log.to_row`` rows when the caller encoded them already.
         """
-        with self.database.write() as conn:
+        with self._write() as conn:
             flags = event_log.append(conn, batch, rows=prepared)
             fresh = [event for event, new in zip(batch, flags, strict=True) if new]
             if fresh:
                 start = time.perf_counter()
                 step = self._engine.process(fresh, now)
                 metrics.EVALUATION_LATENCY.observe(time.perf_counter() - start)
-                self._persist(conn, step)
+                self._apply(conn, step, now)
         metrics.COMMIT_EVENTS.observe(len(batch))
         return flags
 
@@ -141,9 +179,9 @@ class EngineBackend(writer.Backend):
         """Fires due deadlines and purges old events."""
         due = self._engine.next_due()
         if due is not None and due <= now:
-            with self.database.write() as conn:
+            with self._write() as conn:
                 step = self._engine.advance(now)
-                self._persist(conn, step)
+                self._apply(conn, step, now)
             metrics.DEADLINE_LAG.observe(max(0.0, self._clock() - due))
         if now >= self._next_purge:
             with self.database.write() as conn:
@@ -162,6 +200,92 @@ class EngineBackend(writer.Backend):
     def dispose(self) -> None:
         """Closes every database connection."""
         self.database.dispose()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A write transaction; the invocations it plans go to the dispatcher once committed."""
+        self._jobs = []
+        with self.database.write() as conn:
+            yield conn
+        jobs, self._jobs = self._jobs, []
+        if jobs and self._handoff is not None:
+            self._handoff(jobs)
+
+    def _apply(self, conn: Any, step: engine_state.Step, now: float) -> None:
+        """Persists an engine step and plans its firings' actions and lifecycle events.
+
+        The lifecycle events go back into the engine until nothing more fires (bounded by the
+        loop guard).
+        """
+        while True:
+            self._persist(conn, step)
+            if not step.firings:
+                return
+            fresh = self._plan(conn, step.firings, now)
+            if not fresh:
+                return
+            step = self._engine.process(fresh, now)
+
+    def _plan(self, conn: Any, fired: Sequence[firings.Firing], now: float) -> list[events.Event]:
+        """Writes the firings' invocations; returns their lifecycle events, appended to the log."""
+        plan = planning.Plan()
+        dispatch_now = self._handoff is not None and self._accepts_fresh()
+        for firing in fired:
+            automation = self._automations.get(firing.automation_id)
+            if automation is None:
+                continue
+            trigger_event = firing.triggering_event
+            depth = 0 if trigger_event is None else self._depths.get(trigger_event.id, 0)
+            planning.plan_firing(
+                automation,
+                firing,
+                depth=depth,
+                now=now,
+                lease=self._lease,
+                max_depth=self._max_chain_depth,
+                dispatch_now=dispatch_now,
+                into=plan,
+            )
+        for firing in plan.capped:
+            metrics.CHAINS_CUT.inc()
+            logger.warning(
+                "automation chain cut by the loop guard",
+                extra={"automation_id": firing.automation_id, "firing_id": firing.id},
+            )
+        if plan.invocations:
+            outbox_repo.insert_many(conn, plan.invocations)
+            if dispatch_now:
+                by_id = {firing.id: firing for firing in fired}
+                self._jobs.extend(
+                    planning.Job(invocation, by_id.get(invocation.firing_id))
+                    for invocation in plan.invocations
+                    if invocation.status == outbox_repo.RUNNING
+                )
+        return self._publish(conn, plan.events)
+
+    def _publish(
+        self, conn: Any, derived: Sequence[tuple[events.Event, int]]
+    ) -> list[events.Event]:
+        """Appends automation-made events (with their chain depth) to the log; returns the new."""
+        if not derived:
+            return []
+        items = [event for event, _ in derived]
+        flags = event_log.append(conn, items)
+        fresh: list[events.Event] = []
+        for (event, depth), new in zip(derived, flags, strict=True):
+            if not new:
+                continue
+            fresh.append(event)
+            self._depths[event.id] = depth
+        while len(self._depths) > MAX_REMEMBERED_DEPTHS:
+            self._depths.popitem(last=False)
+        return fresh
+
+    def _feed(self, conn: Any, derived: Sequence[tuple[events.Event, int]], now: float) -> None:
+        """Publishes automation-made events and evaluates them in this transaction."""
+        fresh = self._publish(conn, derived)
+        if fresh:
+            self._apply(conn, self._engine.process(fresh, now), now)
 
     def _persist(self, conn: Any, step: engine_state.Step) -> None:
         if step.upserts:
@@ -184,57 +308,197 @@ class EngineBackend(writer.Backend):
     # --------------------------------------------------------------- automation changes (writer)
 
     def create_automation(self, automation: automations.Automation) -> automations.Automation:
-        """Stores a new automation and loads it when enabled."""
-        with self.database.write() as conn:
+        """Stores a new automation, loads it when enabled, publishes ``automation.created``."""
+        templates.validate_automation_templates(automation)
+        with self._write() as conn:
             automations_repo.create(conn, automation)
             if automation.enabled:
-                self._engine.load_automation(automation, (), now=self._clock())
-                self._loaded.add(automation.id)
+                self._load(automation)
+            self._changed(conn, "created", automation, depth=0)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         return automation
 
     def update_automation(self, automation: automations.Automation) -> automations.Automation:
         """Stores a new definition; unchanged triggers keep their state, changed ones reset."""
-        with self.database.write() as conn:
+        templates.validate_automation_templates(automation)
+        with self._write() as conn:
             stored = automations_repo.update(conn, automation)
             keep = {t.id for t in _all_triggers(stored)}
             state_repo.delete_stale_triggers(conn, stored.id, keep)
             if stored.enabled:
                 # triggers whose id did not change keep their in-memory state
-                self._engine.load_automation(stored, (), now=self._clock())
-                self._loaded.add(stored.id)
+                self._load(stored)
             else:
-                self._engine.unload_automation(stored.id)
-                self._loaded.discard(stored.id)
+                self._unload(stored.id)
+            self._changed(conn, "updated", stored, depth=0)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         return stored
 
     def delete_automation(self, automation_id: str, *, etag: str | None = None) -> None:
-        """Deletes an automation, its state and unloads it."""
-        with self.database.write() as conn:
-            if etag is not None:
-                current = automations_repo.get(conn, automation_id)
-                if str(current.version) != etag:
-                    raise errors.Aborted(f"etag {etag!r} is stale")
+        """Deletes an automation, its state and unloads it; publishes ``automation.deleted``."""
+        with self._write() as conn:
+            current = automations_repo.get(conn, automation_id)
+            if etag is not None and str(current.version) != etag:
+                raise errors.Aborted(f"etag {etag!r} is stale")
             automations_repo.delete(conn, automation_id)
             state_repo.delete_automation(conn, automation_id)
-            self._engine.unload_automation(automation_id)
-            self._loaded.discard(automation_id)
+            self._unload(automation_id)
+            self._changed(conn, "deleted", current, depth=0)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
 
     def set_enabled(self, automation_id: str, enabled: bool, now: float) -> automations.Automation:
         """Enables (loads) or disables (unloads, dropping trigger state) an automation."""
-        with self.database.write() as conn:
-            stored = automations_repo.set_enabled(conn, automation_id, enabled, updated=now)
-            if enabled and stored.id not in self._loaded:
-                self._engine.load_automation(stored, (), now=self._clock())
-                self._loaded.add(stored.id)
-            elif not enabled:
-                state_repo.delete_automation(conn, automation_id)
-                self._engine.unload_automation(automation_id)
-                self._loaded.discard(automation_id)
+        with self._write() as conn:
+            stored = self._set_enabled(conn, automation_id, enabled, now, depth=0)
         metrics.LOADED_AUTOMATIONS.set(len(self._loaded))
         return stored
+
+    def _set_enabled(
+        self, conn: Any, automation_id: str, enabled: bool, now: float, *, depth: int
+    ) -> automations.Automation:
+        before = automations_repo.get(conn, automation_id)
+        stored = automations_repo.set_enabled(conn, automation_id, enabled, updated=now)
+        if enabled and stored.id not in self._loaded:
+            self._load(stored)
+        elif not enabled:
+            state_repo.delete_automation(conn, automation_id)
+            self._unload(automation_id)
+        if before.enabled != enabled:
+            self._changed(conn, "updated", stored, depth=depth)
+        return stored
+
+    def _load(self, automation: automations.Automation) -> None:
+        self._engine.load_automation(automation, (), now=self._clock())
+        self._loaded.add(automation.id)
+        self._automations[automation.id] = automation
+
+    def _unload(self, automation_id: str) -> None:
+        self._engine.unload_automation(automation_id)
+        self._loaded.discard(automation_id)
+        self._automations.pop(automation_id, None)
+
+    def _changed(
+        self, conn: Any, kind: str, automation: automations.Automation, *, depth: int
+    ) -> None:
+        """Publishes ``prefect.automation.<kind>`` (payload: the automation) and evaluates it."""
+        now = self._clock()
+        event = lifecycle.automation_changed(kind, pj.dump_automation(automation), now=now)
+        self._feed(conn, [(event, depth)], now)
+
+    # ------------------------------------------------------------------ the outbox (writer)
+
+    def record_outcomes(self, results: Sequence[outcomes.Outcome]) -> None:
+        """Records the dispatcher's outcomes in one transaction.
+
+        Internal actions' effects are applied and ``action.executed`` / ``.failed`` (and emitted
+        events) published in the same transaction.
+
+        An outcome whose claim is no longer current (its lease ended and the invocation was
+        claimed again) is dropped: the newer attempt will record its own.
+        """
+        with self._write() as conn:
+            now = self._clock()
+            derived: list[tuple[events.Event, int]] = []
+            for outcome in results:
+                derived.extend(self._record(conn, outcome, now))
+            self._feed(conn, derived, now)
+
+    def _record(
+        self, conn: Any, outcome: outcomes.Outcome, now: float
+    ) -> list[tuple[events.Event, int]]:
+        invocation = outcome.job.invocation
+        request = invocation.request
+        depth = int(request.get("depth", 0)) + 1
+        status = outcome.status
+        reason = outcome.reason
+        if status == outcomes.SUCCEEDED and outcome.set_enabled is not None:
+            target, enabled = outcome.set_enabled
+            try:
+                self._set_enabled(conn, target, enabled, now, depth=depth)
+            except errors.NotFound:  # raised before anything changed
+                status = outcomes.FAILED
+                reason = f"Automation {target} could not be found"
+        attempt = invocation.attempts
+        if status == outcomes.SUCCEEDED:
+            moved = outbox_repo.mark_succeeded(
+                conn, invocation.id, now=now, result=outcome.result, attempt=attempt
+            )
+        elif status == outcomes.RETRY:
+            moved = outbox_repo.mark_retry(
+                conn,
+                invocation.id,
+                now=now,
+                next_attempt_at=outcome.next_attempt_at,
+                error=outcome.error or "",
+                attempt=attempt,
+            )
+        elif status == outcomes.DEAD_LETTER:
+            moved = outbox_repo.mark_dead_letter(
+                conn, invocation.id, now=now, error=outcome.error or "", attempt=attempt
+            )
+        else:
+            moved = outbox_repo.mark_failed(
+                conn, invocation.id, now=now, error=reason or outcome.error or "", attempt=attempt
+            )
+        if not moved or status == outcomes.RETRY:
+            return []
+        out: list[tuple[events.Event, int]] = [
+            (
+                lifecycle.action_finished(
+                    request["automation"],
+                    outcome.job.firing,
+                    event_id=lifecycle.new_event_id(),
+                    action_triggered_event_id=str(request.get("action_triggered_event_id", "")),
+                    triggered_event_id=str(request.get("triggered_event_id", "")),
+                    action_index=invocation.action_index,
+                    action_type=invocation.action_type,
+                    invocation_id=invocation.id,
+                    now=now,
+                    details=dict(outcome.details),
+                    reason=None if status == outcomes.SUCCEEDED else (reason or "failed"),
+                ),
+                depth,
+            )
+        ]
+        if status == outcomes.SUCCEEDED:
+            out.extend((event, depth) for event in outcome.emitted)
+        return out
+
+    def claim_jobs(self, limit: int) -> list[planning.Job]:
+        """Claims due invocations and loads their firings (for the dispatcher's poller)."""
+        now = self._clock()
+        with self.database.write() as conn:
+            claimed = outbox_repo.claim_due(conn, now, limit, lease=self._lease)
+            by_id = firings_repo.get_many(conn, {i.firing_id for i in claimed})
+        return [planning.Job(invocation, by_id.get(invocation.firing_id)) for invocation in claimed]
+
+    def release_running(self) -> int:
+        """Makes the previous run's in-flight invocations due now."""
+        with self.database.write() as conn:
+            return outbox_repo.release_running(conn, self._clock())
+
+    def redrive(self, invocation_id: str) -> outbox_repo.Invocation:
+        """Puts a failed or dead-lettered invocation back to pending, due now.
+
+        Raises:
+            errors.NotFound: Unknown invocation.
+            errors.FailedPrecondition: It is neither failed nor dead-lettered.
+        """
+        with self.database.write() as conn:
+            current = outbox_repo.get(conn, invocation_id)
+            if current.status not in (outbox_repo.FAILED, outbox_repo.DEAD_LETTER):
+                raise errors.FailedPrecondition(
+                    f"invocation {invocation_id!r} is {current.status}; only failed or "
+                    "dead-lettered invocations can be redriven",
+                    reason="INVOCATION_NOT_REDRIVABLE",
+                )
+            outbox_repo.redrive(
+                conn,
+                now=self._clock(),
+                ids=[invocation_id],
+                statuses=(outbox_repo.FAILED, outbox_repo.DEAD_LETTER),
+            )
+            return outbox_repo.get(conn, invocation_id)
 
     # ---------------------------------------------------------------- reads (any worker thread)
 
@@ -263,6 +527,29 @@ class EngineBackend(writer.Backend):
         """A page of the event log (see ``store.event_log.list_events``)."""
         with self.database.read() as conn:
             return event_log.list_events(conn, **filters)
+
+    def list_invocations(
+        self,
+        *,
+        automation_id: str | None,
+        statuses: Sequence[str] | None,
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[outbox_repo.Invocation], str]:
+        """A page of action invocations, oldest first."""
+        with self.database.read() as conn:
+            return outbox_repo.list_page(
+                conn,
+                automation_id=automation_id,
+                status=list(statuses) if statuses else None,
+                page_size=page_size,
+                page_token=page_token,
+            )
+
+    def outbox_stats(self) -> outbox_repo.Stats:
+        """The outbox's open work (read side)."""
+        with self.database.read() as conn:
+            return outbox_repo.stats(conn)
 
 
 def _all_triggers(automation: automations.Automation) -> list[triggers.Trigger]:

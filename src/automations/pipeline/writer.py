@@ -304,20 +304,24 @@ class Writer:
         except BaseException as exc:
             logger.exception("committing %d events failed", len(batch))
             failure = errors.Unavailable(f"the events could not be committed: {exc}")
+            self._release(len(batch))
             for item in group:
                 item.loop.call_soon_threadsafe(_reject, item.future, failure)
             self._safe_recover()
-        else:
-            offset = 0
-            for item in group:
-                n = len(item.events)
-                item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
-                offset += n
-            self.committed_groups += 1
-            self.committed_batches += len(group)
-        finally:
-            with self._pending_lock:
-                self._pending_events -= len(batch)
+            return
+        # released before the callers wake up, so that a caller sees its events counted out
+        self._release(len(batch))
+        offset = 0
+        for item in group:
+            n = len(item.events)
+            item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
+            offset += n
+        self.committed_groups += 1
+        self.committed_batches += len(group)
+
+    def _release(self, n: int) -> None:
+        with self._pending_lock:
+            self._pending_events -= n
 
     def _safe_recover(self) -> None:
         try:

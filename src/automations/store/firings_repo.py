@@ -203,3 +203,14 @@ def purge(conn: Connection, older_than: float) -> int:
         The number of firings deleted.
     """
     return conn.execute(sa.delete(_T).where(_T.c.fired < older_than)).rowcount
+
+
+def get_many(conn: Connection, firing_ids: Iterable[str]) -> dict[str, firings_.Firing]:
+    """Loads the firings with these ids (missing ones are left out)."""
+    ids = list(set(firing_ids))
+    out: dict[str, firings_.Firing] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in conn.execute(sa.select(_T).where(_T.c.id.in_(chunk))):
+            out[row.id] = _from_row(row)
+    return out

@@ -386,3 +386,46 @@ def purge(conn: Connection, older_than: float) -> int:
     """
     stmt = sa.delete(_T).where(_T.c.status.in_([SUCCEEDED, FAILED]), _T.c.updated < older_than)
     return conn.execute(stmt).rowcount
+
+
+def release_running(conn: Connection, now: float) -> int:
+    """Makes every ``running`` invocation ``pending`` and due now (its attempt keeps counting).
+
+    Run at start by the only dispatcher of a database: the invocations it finds ``running`` were
+    in flight when the previous process stopped, and must be attempted again (executors dedupe).
+
+    Returns:
+        The number of invocations released.
+    """
+    stmt = sa.update(_T).where(_T.c.status == RUNNING).values(status=PENDING, next_attempt_at=now)
+    return conn.execute(stmt).rowcount
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stats:
+    """The outbox's open work.
+
+    Attributes:
+        open: Invocations ``pending`` or ``running``.
+        oldest_created: Creation time of the oldest of them, or None.
+        next_due: The earliest ``next_attempt_at`` of a ``pending`` one, or None.
+    """
+
+    open: int
+    oldest_created: float | None
+    next_due: float | None
+
+
+def stats(conn: Connection) -> Stats:
+    """Reads the outbox's open work (two index-backed aggregates)."""
+    open_query = sa.select(sa.func.count(), sa.func.min(_T.c.created)).where(
+        _T.c.status.in_([PENDING, RUNNING])
+    )
+    count, oldest = conn.execute(open_query).one()
+    due_query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(_T.c.status == PENDING)
+    due = conn.execute(due_query).scalar()
+    return Stats(
+        open=int(count or 0),
+        oldest_created=None if oldest is None else float(oldest),
+        next_due=None if due is None else float(due),
+    )

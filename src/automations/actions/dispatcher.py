@@ -1,0 +1,385 @@
+"""The outbox dispatcher: renders, carries out or sends each invocation, and records the outcome.
+
+Two ways in, one way out:
+
+* **fresh** invocations come straight from the writer right after the transaction that wrote them
+  committed (``submit``, thread-safe): written ``running`` with a lease, they reach an executor
+  within milliseconds of the firing, without a poll;
+* **due** invocations (retries whose backoff has passed, invocations of a previous run, ones
+  written ``pending`` because the dispatcher was full) are claimed from the database by the
+  poller, which sleeps until the earliest ``next_attempt_at`` (at most ``poll_interval``);
+* every outcome goes back through ``OutboxStore.record``, batched: all outcomes finished while the
+  previous batch was being committed are committed together, with their lifecycle events.
+
+Concurrency is bounded by ``concurrency`` workers. Delivery is at least once (a crash between an
+executor's answer and its recording repeats the call); executors dedupe on the idempotency key,
+which makes it effectively once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from automations import metrics
+from automations.actions import executor_client, internal, outcomes, planning, retry, templates
+from automations.domain import actions as actions_
+from automations.domain import errors
+from automations.domain import prefect_json as pj
+
+logger = logging.getLogger(__name__)
+
+_OUTCOME_LABELS = {outcomes.RETRY: "retried", outcomes.DEAD_LETTER: "dead_lettered"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """What the poller reads of the outbox.
+
+    Attributes:
+        open: Invocations pending or running.
+        oldest_created: Creation time of the oldest pending or running one, or None.
+        next_due: The earliest ``next_attempt_at`` of a pending one, or None.
+    """
+
+    open: int
+    oldest_created: float | None
+    next_due: float | None
+
+
+class OutboxStore(Protocol):
+    """The dispatcher's access to the outbox (provided by the pipeline, through the writer)."""
+
+    async def record(self, results: Sequence[outcomes.Outcome]) -> None:
+        """Records outcomes (and their lifecycle events) in one transaction."""
+
+    async def claim(self, limit: int) -> list[planning.Job]:
+        """Claims up to ``limit`` due invocations, with their firings."""
+
+    async def release_running(self) -> int:
+        """Makes every ``running`` invocation due now (at start: the last run's are orphans)."""
+
+    async def stats(self) -> OutboxStats:
+        """Reads the outbox's size and next due time."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    """Tuning of the dispatcher.
+
+    Attributes:
+        concurrency: Invocations in flight at most.
+        max_backlog: Fresh invocations queued in memory at most; past it the writer leaves new
+            ones ``pending`` for the poller.
+        poll_interval: Longest sleep of the poller, seconds.
+        retry: Backoff and dead-letter policy.
+        drain_seconds: At stop, how long in-flight invocations may finish.
+    """
+
+    concurrency: int = 64
+    max_backlog: int = 10_000
+    poll_interval: float = 1.0
+    retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
+    drain_seconds: float = 5.0
+
+
+class Dispatcher:
+    """Delivers outbox invocations (see the module docstring).
+
+    Args:
+        store: The outbox.
+        client: Executor routing and calls.
+        settings: Tuning.
+        clock: Wall clock, seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        client: executor_client.ExecutorClient,
+        settings: DispatcherSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._settings = settings or DispatcherSettings()
+        self._clock = clock
+        self._rng = random.Random()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: asyncio.Queue[planning.Job] = asyncio.Queue()
+        self._results: list[outcomes.Outcome] = []
+        self._results_ready = asyncio.Event()
+        self._poll_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._backlog = 0
+        self._running = False
+
+    # ------------------------------------------------------------------ any thread (writer)
+
+    def accepts_fresh(self) -> bool:
+        """Whether new invocations may go straight to the dispatcher (else: ``pending``)."""
+        return self._running and self._backlog < self._settings.max_backlog
+
+    def submit(self, jobs: Sequence[planning.Job]) -> None:
+        """Hands committed, leased invocations to the dispatcher (thread-safe)."""
+        loop = self._loop
+        if not jobs or loop is None:
+            return
+        self._backlog += len(jobs)  # read by the writer's accepts_fresh; approximate is fine
+        loop.call_soon_threadsafe(self._enqueue, jobs)
+
+    # ------------------------------------------------------------------------- event loop
+
+    async def start(self) -> None:
+        """Starts the workers, the recorder and the poller (orphans of a last run first)."""
+        self._loop = asyncio.get_running_loop()
+        released = await self._store.release_running()
+        if released:
+            logger.info(
+                "re-queued invocations of the previous run", extra={"invocations": released}
+            )
+        self._running = True
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"dispatch-worker-{i}")
+            for i in range(self._settings.concurrency)
+        ]
+        self._tasks.append(asyncio.create_task(self._recorder(), name="dispatch-recorder"))
+        self._tasks.append(asyncio.create_task(self._poller(), name="dispatch-poller"))
+
+    async def stop(self) -> None:
+        """Stops taking work, lets in-flight invocations finish (bounded), records outcomes.
+
+        Invocations still queued stay ``running`` in the database; the next start re-queues them.
+        """
+        self._running = False
+        deadline = time.monotonic() + self._settings.drain_seconds
+        while self._in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._flush()
+        await self._client.close()
+
+    def _in_flight(self) -> int:
+        return self._backlog - self._queue.qsize()
+
+    def _enqueue(self, jobs: Iterable[planning.Job]) -> None:
+        for job in jobs:
+            self._queue.put_nowait(job)
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if not self._running:
+                self._backlog -= 1
+                continue
+            metrics.INVOCATIONS.labels(job.invocation.action_type, "dispatched").inc()
+            try:
+                outcome = await self._attempt(job)
+            except Exception as exc:  # a bug must not lose the invocation: retry it later
+                logger.exception("dispatching an invocation failed")
+                outcome = self._retry_or_dead_letter(
+                    job, f"INTERNAL: {exc!r}", {"error_type": type(exc).__name__}
+                )
+            self._results.append(outcome)
+            self._results_ready.set()
+            self._backlog -= 1
+
+    async def _recorder(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                await self._store.record(batch)
+            except Exception:
+                # Not recorded: the invocations stay ``running`` until their lease ends, then the
+                # poller claims them again and the executors' dedupe absorbs the repeat.
+                logger.exception("recording %d invocation outcomes failed", len(batch))
+                return
+            for outcome in batch:
+                label = _OUTCOME_LABELS.get(outcome.status, outcome.status)
+                metrics.INVOCATIONS.labels(outcome.job.invocation.action_type, label).inc()
+
+    async def _poller(self) -> None:
+        while True:
+            timeout = self._settings.poll_interval
+            try:
+                stats = await self._store.stats()
+            except Exception:
+                logger.exception("reading the outbox failed")
+                stats = OutboxStats(0, None, None)
+            now = self._clock()
+            metrics.OUTBOX_OPEN.set(stats.open)
+            metrics.OUTBOX_OLDEST_AGE.set(
+                0.0 if stats.oldest_created is None else max(0.0, now - stats.oldest_created)
+            )
+            free = self._settings.max_backlog - self._backlog
+            if stats.next_due is not None and free > 0:
+                if stats.next_due <= now:
+                    try:
+                        jobs = await self._store.claim(min(free, self._settings.concurrency * 4))
+                    except Exception:
+                        logger.exception("claiming due invocations failed")
+                        jobs = []
+                    if jobs:
+                        self._backlog += len(jobs)
+                        self._enqueue(jobs)
+                        continue  # more may be due
+                else:
+                    timeout = min(timeout, stats.next_due - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poll_wake.wait(), timeout=max(0.001, timeout))
+            self._poll_wake.clear()
+
+    # ------------------------------------------------------------------------ one attempt
+
+    async def _attempt(self, job: planning.Job) -> outcomes.Outcome:
+        invocation = job.invocation
+        request: Mapping[str, Any] = invocation.request
+        firing = job.firing
+        if firing is None:
+            return outcomes.Outcome(
+                job,
+                outcomes.FAILED,
+                error="the invocation's firing is no longer stored",
+                reason="The firing of this invocation is no longer stored",
+            )
+        now = self._clock()
+        if invocation.attempts <= 1:
+            metrics.DISPATCH_DELAY.observe(max(0.0, now - invocation.created))
+        action = pj.parse_action(request["action"], "action")
+        event = planning.action_event(request, firing, received=now)
+        try:
+            context = templates.build_context(
+                automation=request["automation"], firing=firing, event=event
+            )
+            parameters = templates.render_parameters(action, context)
+        except templates.TemplateRenderError as exc:
+            return outcomes.Outcome(
+                job,
+                outcomes.FAILED,
+                error=str(exc),
+                reason=str(exc),
+                details={"template_error": str(exc), "template_source": exc.source},
+            )
+        if action.type in internal.TYPES:
+            return self._internal(job, action, parameters, event, now)
+        return await self._external(job, action, parameters, event)
+
+    def _internal(
+        self,
+        job: planning.Job,
+        action: actions_.Action,
+        parameters: Mapping[str, Any],
+        event: Any,
+        now: float,
+    ) -> outcomes.Outcome:
+        try:
+            effect = internal.run(
+                action.type,
+                parameters,
+                event=event,
+                idempotency_key=job.invocation.idempotency_key,
+                now=now,
+            )
+        except internal.ActionFailed as exc:
+            return outcomes.Outcome(
+                job, outcomes.FAILED, error=exc.reason, reason=exc.reason, details=exc.details
+            )
+        return outcomes.Outcome(
+            job,
+            outcomes.SUCCEEDED,
+            result=effect.result,
+            details=effect.result,
+            emitted=list(effect.emitted),
+            set_enabled=effect.set_enabled,
+        )
+
+    async def _external(
+        self,
+        job: planning.Job,
+        action: actions_.Action,
+        parameters: Mapping[str, Any],
+        event: Any,
+    ) -> outcomes.Outcome:
+        invocation = job.invocation
+        address = self._client.route(action.type)
+        if address is None:
+            reason = f"No executor serves action type {action.type!r}"
+            return outcomes.Outcome(job, outcomes.FAILED, error=reason, reason=reason)
+        firing = job.firing
+        assert firing is not None
+        try:
+            call = executor_client.build_request(
+                action_type=action.type,
+                parameters=parameters,
+                idempotency_key=invocation.idempotency_key,
+                attempt=invocation.attempts,
+                automation=invocation.request["automation"],
+                firing=firing,
+                action_index=invocation.action_index,
+                event=event,
+            )
+        except errors.InvalidArgument as exc:
+            reason = f"The rendered parameters are not JSON: {exc.message}"
+            return outcomes.Outcome(job, outcomes.FAILED, error=reason, reason=reason)
+        started = time.perf_counter()
+        try:
+            answer = await self._client.execute(address, call)
+        except executor_client.ExecutorError as exc:
+            metrics.EXECUTOR_CALL_DURATION.labels(address).observe(time.perf_counter() - started)
+            details: dict[str, Any] = dict(exc.metadata)
+            details["status_code"] = exc.code.name
+            if exc.reason:
+                details["error_reason"] = exc.reason
+            error = f"{exc.code.name}: {exc.message}"
+            if exc.retryable:
+                return self._retry_or_dead_letter(job, error, details)
+            return outcomes.Outcome(
+                job, outcomes.FAILED, error=error, reason=exc.message, details=details
+            )
+        metrics.EXECUTOR_CALL_DURATION.labels(address).observe(time.perf_counter() - started)
+        return outcomes.Outcome(
+            job,
+            outcomes.SUCCEEDED,
+            result=answer.result,
+            details=answer.result,
+            emitted=list(answer.emitted),
+        )
+
+    def _retry_or_dead_letter(
+        self, job: planning.Job, error: str, details: Mapping[str, Any]
+    ) -> outcomes.Outcome:
+        invocation = job.invocation
+        policy = self._settings.retry
+        now = self._clock()
+        retry_at = now + policy.delay(invocation.attempts, self._rng)
+        if policy.exhausted(invocation.attempts, invocation.created, retry_at):
+            reason = f"Gave up after {invocation.attempts} attempts: {error}"
+            return outcomes.Outcome(
+                job, outcomes.DEAD_LETTER, error=error, reason=reason, details=details
+            )
+        return outcomes.Outcome(
+            job, outcomes.RETRY, error=error, details=details, next_attempt_at=retry_at
+        )
+
+    def wake_poller(self) -> None:
+        """Makes the poller look at the outbox now (after a redrive, for instance)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._poll_wake.set)

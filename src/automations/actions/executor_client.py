@@ -1,0 +1,201 @@
+"""The engine's side of the executor protocol: routing by action type, the call, and its outcome.
+
+Which status codes are final and which are retried is the protocol's (see
+``protos/automations/executor/v1/executor_service.proto``): INVALID_ARGUMENT, FAILED_PRECONDITION,
+NOT_FOUND, PERMISSION_DENIED are final; UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+ABORTED, INTERNAL are retried; anything else is final. A ``google.rpc.ErrorInfo`` detail's reason
+and metadata are kept with the failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from automations.domain import events, firings
+from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
+from automations.wire import events as wire_events
+from automations.wire import structs
+
+FINAL_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+    }
+)
+RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+class ExecutorError(Exception):
+    """An executor answered with an error status (or could not be reached).
+
+    Attributes:
+        code: The gRPC status code.
+        message: The status message.
+        retryable: Whether the protocol retries this code.
+        reason: The ErrorInfo reason, if the executor sent one.
+        metadata: The ErrorInfo metadata (e.g. ``notification_log``), if any.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = code in RETRYABLE_CODES
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallResult:
+    """What an executor returned with OK.
+
+    Attributes:
+        result: Its ``result`` object.
+        emitted: Its ``emitted_events``.
+    """
+
+    result: dict[str, Any]
+    emitted: tuple[events.Event, ...] = ()
+
+
+def build_request(
+    *,
+    action_type: str,
+    parameters: Mapping[str, Any],
+    idempotency_key: str,
+    attempt: int,
+    automation: Mapping[str, Any],
+    firing: firings.Firing,
+    action_index: int,
+    event: events.Event | None,
+) -> executor_service_pb2.ExecuteActionRequest:
+    """The ``ExecuteActionRequest`` of one attempt (``parameters`` already rendered)."""
+    request = executor_service_pb2.ExecuteActionRequest(
+        action_type=action_type,
+        idempotency_key=idempotency_key,
+        attempt=attempt,
+        action_index=action_index,
+    )
+    structs.fill_struct(request.parameters, parameters, field="parameters")
+    automation_id = str(automation["id"])
+    request.automation.name = f"automations/{automation_id}"
+    request.automation.uid = automation_id
+    request.automation.display_name = str(automation.get("name", ""))
+    request.firing.uid = firing.id
+    request.firing.trigger_id = firing.trigger_id
+    structs.set_timestamp(request.firing.fire_time, firing.triggered)
+    if event is not None:
+        request.triggering_event.CopyFrom(wire_events.event_to_proto(event))
+    request.triggering_labels.update(firing.triggering_labels)
+    return request
+
+
+def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    for key, value in error.trailing_metadata() or ():
+        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return info
+    return None
+
+
+class ExecutorClient:
+    """Calls executors over gRPC, one channel per address.
+
+    Args:
+        routes: Action type -> executor address (``host:port``).
+        timeout: The deadline of one call, seconds.
+        credentials: Channel credentials for TLS executors; None for plaintext.
+    """
+
+    def __init__(
+        self,
+        routes: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self._routes = dict(routes)
+        self._timeout = timeout
+        self._credentials = credentials
+        self._stubs: dict[str, executor_service_pb2_grpc.ExecutorServiceStub] = {}
+        self._channels: list[grpc.aio.Channel] = []
+
+    @property
+    def routes(self) -> dict[str, str]:
+        """Action type -> address."""
+        return dict(self._routes)
+
+    def route(self, action_type: str) -> str | None:
+        """The address serving ``action_type``, or None."""
+        return self._routes.get(action_type)
+
+    def _stub(self, address: str) -> executor_service_pb2_grpc.ExecutorServiceStub:
+        stub = self._stubs.get(address)
+        if stub is None:
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials)
+            self._channels.append(channel)
+            stub = executor_service_pb2_grpc.ExecutorServiceStub(channel)
+            self._stubs[address] = stub
+        return stub
+
+    async def execute(
+        self, address: str, request: executor_service_pb2.ExecuteActionRequest
+    ) -> CallResult:
+        """Calls ``ExecuteAction``.
+
+        Raises:
+            ExecutorError: The executor answered with an error status, or could not be reached
+                (UNAVAILABLE) in time (DEADLINE_EXCEEDED).
+        """
+        try:
+            response = await self._stub(address).ExecuteAction(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as exc:
+            info = _error_info(exc)
+            raise ExecutorError(
+                exc.code(),
+                exc.details() or exc.code().name,
+                reason=None if info is None else info.reason,
+                metadata=None if info is None else dict(info.metadata),
+            ) from None
+        emitted = tuple(
+            wire_events.event_from_proto(e, received=0.0, lazy_payload=False)
+            for e in response.emitted_events
+        )
+        return CallResult(result=structs.struct_to_dict(response.result), emitted=emitted)
+
+    async def close(self) -> None:
+        """Closes every channel."""
+        for channel in self._channels:
+            await channel.close()
+        self._channels.clear()
+        self._stubs.clear()

@@ -1,0 +1,43 @@
+"""The dispatcher's view of the outbox: writes go through the single writer, reads do not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from automations.actions import dispatcher, outcomes, planning
+from automations.pipeline import service, writer
+
+
+class OutboxGateway(dispatcher.OutboxStore):
+    """Implements ``dispatcher.OutboxStore`` over the writer and the engine backend.
+
+    Args:
+        writer: The single writer (records, claims and releases run on it).
+        backend: The engine backend (its read side serves the statistics).
+    """
+
+    def __init__(self, writer: writer.Writer, backend: service.EngineBackend) -> None:
+        self._writer = writer
+        self._backend = backend
+
+    async def record(self, results: Sequence[outcomes.Outcome]) -> None:
+        """Records outcomes in one writer transaction."""
+        await self._writer.call(lambda backend: backend.record_outcomes(results))
+
+    async def claim(self, limit: int) -> list[planning.Job]:
+        """Claims due invocations with their firings."""
+        jobs: list[planning.Job] = await self._writer.call(
+            lambda backend: backend.claim_jobs(limit)
+        )
+        return jobs
+
+    async def release_running(self) -> int:
+        """Makes the previous run's in-flight invocations due."""
+        released: int = await self._writer.call(lambda backend: backend.release_running())
+        return released
+
+    async def stats(self) -> dispatcher.OutboxStats:
+        """The outbox's open work."""
+        stats = await asyncio.to_thread(self._backend.outbox_stats)
+        return dispatcher.OutboxStats(stats.open, stats.oldest_created, stats.next_due)
