@@ -2,7 +2,7 @@
 
 Parameters (rendered by the engine): ``url`` (required), ``method`` (default POST), ``headers``
 (strings), ``payload`` (the raw body, default ""; a dict or list is JSON-dumped with indent 2 as
-Prefect does with a legacy dict payload) and ``timeout`` (seconds; ``--timeout``, 10 s, by default).
+Prefect does with a legacy dict payload, keys sorted) and ``timeout`` (seconds; ``--timeout``, 10 s, by default).
 Every request carries the invocation's key in an ``Idempotency-Key`` header, the same on every
 retry, so that the receiver can dedupe. Redirects are not followed.
 
@@ -70,12 +70,16 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def render_payload(payload: Any) -> str:
-    """The request body for ``payload``: a string as it is, None as "", anything else as JSON."""
+    """The request body for ``payload``: a string as it is, None as "", anything else as JSON.
+
+    JSON is indented by 2 as in Prefect; keys are sorted because a ``Struct`` does not keep their
+    order, so that every retry sends the same bytes.
+    """
     if payload is None:
         return ""
     if isinstance(payload, str):
         return payload
-    return json.dumps(parameters.as_int_if_whole(payload), indent=2)
+    return json.dumps(parameters.as_int_if_whole(payload), indent=2, sort_keys=True)
 
 
 def _headers(value: Any, idempotency_key: str) -> dict[str, str]:

@@ -75,7 +75,7 @@ def test_the_request_carries_the_payload_headers_and_idempotency_key(
 def test_a_dict_payload_is_sent_as_indented_json_with_post_by_default(
     webhook_executor: ExecutorProcess, receiver: Receiver
 ) -> None:
-    call(webhook_executor, key(), {"url": receiver.url, "payload": {"flow": "etl", "n": 2}})
+    call(webhook_executor, key(), {"url": receiver.url, "payload": {"n": 2, "flow": "etl"}})
     [received] = receiver.requests
     assert received.method == "POST"
     assert received.body == b'{\n  "flow": "etl",\n  "n": 2\n}'

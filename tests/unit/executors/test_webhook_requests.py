@@ -40,7 +40,7 @@ def test_a_string_payload_is_sent_as_it_is() -> None:
 
 def test_a_dict_payload_is_json_dumped_with_indent_2_as_prefect_does() -> None:
     assert (
-        webhook.render_payload({"flow": "x", "count": 3.0}) == '{\n  "flow": "x",\n  "count": 3\n}'
+        webhook.render_payload({"flow": "x", "count": 3.0}) == '{\n  "count": 3,\n  "flow": "x"\n}'
     )
     assert webhook.render_payload([1.0, "a"]) == '[\n  1,\n  "a"\n]'
 
