@@ -219,7 +219,8 @@ async def serve(
     executor: Executor, options: ServeOptions, *, ready: asyncio.Event | None = None
 ) -> int:
     """Serves ``executor`` until SIGTERM, SIGINT or the parent's death; returns the exit code."""
-    server = grpc.aio.server()
+    # without SO_REUSEPORT a port already in use is an error, not a second silent listener
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
         ExecutorServicer(executor, record_metrics=options.metrics_addr is not None), server
     )

@@ -46,6 +46,11 @@ class ExecutorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> ExecutorProcess:
+        self.spawn()
+        self.wait_serving(timeout)
+        return self
+
+    def spawn(self) -> subprocess.Popen[bytes]:
         script = Path(sys.executable).with_name("automations")
         command = (
             [str(script)] if script.exists() else [sys.executable, "-m", "automations.cli.main"]
@@ -67,8 +72,7 @@ class ExecutorProcess:
                 stderr=log,
                 env={**os.environ, **self.env},
             )
-        self.wait_serving(timeout)
-        return self
+        return self.proc
 
     def wait_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -125,3 +125,14 @@ def test_the_executor_stops_when_its_parent_dies(tmp_path: Path) -> None:
 def test_an_unknown_executor_name_exits_2(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="exited with 2"):
         ExecutorProcess("nope", tmp_path).start()
+
+
+def test_a_port_in_use_exits_1(tmp_path: Path) -> None:
+    with running_executor("noop", tmp_path) as first:
+        second = ExecutorProcess("noop", tmp_path)
+        second.addr = first.addr
+        try:
+            assert second.spawn().wait(20) == 1
+        finally:
+            second.stop()
+    assert "cannot listen" in second.log()

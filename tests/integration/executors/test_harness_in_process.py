@@ -1,0 +1,125 @@
+"""The executor harness served in-process: emitted events, deadlines and concurrent repeats."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
+from automations.executors import harness
+from automations.executors.errors import ActionError
+from automations.executors.idempotency import SqliteIdempotencyStore
+from automations.v1 import event_pb2
+from tests.integration.executors.executor_process import failure, request
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+
+
+class Story:
+    """Handlers that count their calls: ``emit`` emits an event, ``slow`` takes a while."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def emit(self, req: executor_service_pb2.ExecuteActionRequest) -> harness.ActionResult:
+        self.calls += 1
+        event = event_pb2.Event(id=f"{req.idempotency_key}-0", event="test.emitted")
+        return harness.ActionResult(result={"calls": self.calls}, emitted_events=[event])
+
+    async def slow(self, req: executor_service_pb2.ExecuteActionRequest) -> Mapping[str, Any]:
+        self.calls += 1
+        await asyncio.sleep(0.5)
+        return {"calls": self.calls}
+
+    async def refuse(self, req: executor_service_pb2.ExecuteActionRequest) -> Mapping[str, Any]:
+        self.calls += 1
+        raise ActionError(
+            grpc.StatusCode.FAILED_PRECONDITION, "nothing to act on", "NO_TARGET", {"k": "v"}
+        )
+
+
+@pytest.fixture
+def story() -> Story:
+    return Story()
+
+
+@pytest.fixture
+async def stub(
+    story: Story, tmp_path: Path
+) -> AsyncIterator[executor_service_pb2_grpc.ExecutorServiceStub]:
+    executor = harness.Executor(
+        name="story",
+        handlers={"emit": story.emit, "slow": story.slow, "refuse": story.refuse},
+        store=SqliteIdempotencyStore(tmp_path / "s.db"),
+    )
+    server = grpc.aio.server()
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
+        harness.ExecutorServicer(executor, record_metrics=False), server
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield executor_service_pb2_grpc.ExecutorServiceStub(channel)
+    await server.stop(None)
+    await executor.close()
+
+
+async def test_emitted_events_are_returned_again_for_a_repeat(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, story: Story
+) -> None:
+    first = await stub.ExecuteAction(request("emit", "k"), timeout=5)
+    second = await stub.ExecuteAction(request("emit", "k"), timeout=5)
+    assert story.calls == 1
+    assert first == second
+    assert [e.id for e in second.emitted_events] == ["k-0"]
+    assert second.result["calls"] == 1
+
+
+async def test_concurrent_repeats_act_once(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, story: Story
+) -> None:
+    replies = await asyncio.gather(
+        *(stub.ExecuteAction(request("slow", "k"), timeout=5) for _ in range(3))
+    )
+    assert story.calls == 1
+    assert {r.result["calls"] for r in replies} == {1}
+
+
+async def test_a_handler_is_stopped_before_the_calls_deadline(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, story: Story
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ExecuteAction(request("slow", "k"), timeout=0.4)
+    assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.sleep(0.1)
+    reply = await stub.ExecuteAction(request("slow", "k"), timeout=5)
+    assert reply.result["calls"] == 2
+
+
+async def test_a_final_error_keeps_its_code_reason_and_metadata_and_is_not_repeated(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, story: Story
+) -> None:
+    for _ in range(2):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ExecuteAction(request("refuse", "k"), timeout=5)
+        error = failure(info.value)
+        assert (error.code, error.message, error.reason, error.metadata) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "nothing to act on",
+            "NO_TARGET",
+            {"k": "v"},
+        )
+    assert story.calls == 1
+
+
+async def test_an_overlong_idempotency_key_is_invalid(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ExecuteAction(request("emit", "k" * 201), timeout=5)
+    assert failure(info.value).reason == "IDEMPOTENCY_KEY_INVALID"
