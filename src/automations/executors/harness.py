@@ -171,7 +171,18 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
                     "ACTION_DEADLINE_EXCEEDED",
                 ) from None
 
-        outcome, repeat = await self._dedupe.run(request.idempotency_key, act)
+        try:
+            outcome, repeat = await self._dedupe.run(request.idempotency_key, act)
+        except Exception:  # the idempotency store failed (e.g. disk full): retryable, not UNKNOWN
+            logger.exception("idempotency store error", extra={"action_type": request.action_type})
+            outcome, repeat = (
+                ActionError(
+                    grpc.StatusCode.INTERNAL,
+                    "The executor could not record the invocation",
+                    "IDEMPOTENCY_STORE_ERROR",
+                ),
+                False,
+            )
         if isinstance(outcome, ActionError):
             if outcome.__cause__ is not None:
                 logger.error(

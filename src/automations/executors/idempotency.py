@@ -138,6 +138,7 @@ class SqliteIdempotencyStore:
         clock: Callable[[], float] = time.time,
         pid: int | None = None,
         is_alive: Callable[[int], bool] = pid_alive,
+        busy_timeout_seconds: float = 5.0,
     ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +149,11 @@ class SqliteIdempotencyStore:
         self._owner = uuid.uuid4().hex
         self._is_alive = is_alive
         self._db = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS idempotency_keys ("
             " key TEXT PRIMARY KEY, state TEXT NOT NULL, pid INTEGER NOT NULL,"

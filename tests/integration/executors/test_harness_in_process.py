@@ -55,7 +55,7 @@ async def stub(
     executor = harness.Executor(
         name="story",
         handlers={"emit": story.emit, "slow": story.slow, "refuse": story.refuse},
-        store=SqliteIdempotencyStore(tmp_path / "s.db"),
+        store=SqliteIdempotencyStore(tmp_path / "s.db", busy_timeout_seconds=0.2),
     )
     server = grpc.aio.server()
     executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
@@ -123,3 +123,21 @@ async def test_an_overlong_idempotency_key_is_invalid(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ExecuteAction(request("emit", "k" * 201), timeout=5)
     assert failure(info.value).reason == "IDEMPOTENCY_KEY_INVALID"
+
+
+async def test_a_broken_idempotency_store_is_a_retryable_internal_error(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, tmp_path: Path
+) -> None:
+    # another connection holds the write lock for longer than the store waits (0.2 s here)
+    import sqlite3
+
+    blocker = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ExecuteAction(request("emit", "k"), timeout=15)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert info.value.code() is grpc.StatusCode.INTERNAL
+    assert failure(info.value).reason == "IDEMPOTENCY_STORE_ERROR"
