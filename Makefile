@@ -37,6 +37,18 @@ check-gen: gen
 	git diff --exit-code -- src/automations/v1 src/automations/executor/v1 || (echo "generated code drifted from protos/: run 'make gen' and commit" && exit 1)
 	test -z "$$(git status --porcelain -- src/automations/v1 src/automations/executor/v1)" || (echo "untracked generated files: run 'make gen' and commit" && exit 1)
 
+# The Node (ts-proto) and Go (protoc-gen-go, protoc-gen-go-grpc) clients under clients/, generated
+# with the venv's grpc_tools.protoc. The Node steps run `npm ci` first when node_modules is missing;
+# the Go check says so and passes when the Go plugins are not installed (see clients/go/README.md).
+.PHONY: gen-clients check-gen-clients
+gen-clients: $(STAMP)
+	cd clients/node && (test -x node_modules/.bin/protoc-gen-ts_proto || npm ci --no-audit --no-fund) && node scripts/gen.mjs src/gen
+	clients/go/scripts/gen.sh
+
+check-gen-clients: $(STAMP)
+	cd clients/node && node scripts/check-gen.mjs && node_modules/.bin/tsc --noEmit -p .
+	clients/go/scripts/check-gen.sh
+
 buf-lint: $(BUF)
 	$(BUF) format --diff --exit-code
 	$(BUF) lint
