@@ -282,7 +282,7 @@ func main() {
 		events, time.Since(began).Seconds(), sum.Accepted, sum.Duplicate, sum.Rejected, sum.Retries)
 
 	// 3. The firings, evaluated asynchronously: poll until the expected number is there (one per
-	// customer with at least `threshold` orders) or the count has not changed for 3 s.
+	// customer with at least `threshold` orders) or the count has not changed for 5 s (60 s at most).
 	expected := 0
 	for c := 0; c < customers; c++ {
 		orders := events / customers
@@ -295,7 +295,8 @@ func main() {
 	}
 	firings, err := listFirings(ctx, automations, automation.Name)
 	stableSince, giveUp := time.Now(), time.Now().Add(60*time.Second)
-	for err == nil && len(firings) < expected && time.Since(stableSince) < 3*time.Second && time.Now().Before(giveUp) {
+	settled := func() bool { return len(firings) > 0 && time.Since(stableSince) >= 5*time.Second }
+	for err == nil && len(firings) < expected && !settled() && time.Now().Before(giveUp) {
 		time.Sleep(200 * time.Millisecond)
 		var again []*automationsv1.Firing
 		if again, err = listFirings(ctx, automations, automation.Name); err == nil {
