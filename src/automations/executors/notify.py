@@ -5,8 +5,9 @@ they carry tokens, so they are never echoed back in results, messages or logs), 
 (default "Prefect automated notification") and ``body`` (required).
 
 Apprise's ``notify`` blocks, so it runs in a worker thread, bounded by ``--timeout``. Its log of
-the call (the per-call log Apprise returns with the result, so concurrent notifications never mix
-their logs) goes into the error on failure, as Prefect's ``notification_log``.
+the call (the per-call log Apprise 2 returns with the result, so concurrent notifications never
+mix their logs; ``apprise.LogCapture`` with Apprise 1.x) goes into the error on failure, as
+Prefect's ``notification_log``.
 
 Outcomes: OK with ``{"notified": N}`` (N services); a missing or unparseable URL or a missing
 body is INVALID_ARGUMENT; a failed delivery is a retryable UNAVAILABLE "Notification failed"
@@ -37,6 +38,9 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 
 MAX_LOG_CHARS = 2000
 """How much of Apprise's log the error metadata keeps (the end, where the failure is)."""
+
+PER_CALL_LOGS = hasattr(apprise, "AppriseResult")
+"""Apprise 2 returns each call's log with its result; 1.x needs ``LogCapture``."""
 
 APP_ID = "Prefect Notifications"
 """The Apprise application id, as Prefect's notification blocks set it."""
@@ -116,8 +120,22 @@ class Notifier:
         return {"notified": len(notifier)}
 
     def _send(self, notifier: apprise.Apprise, subject: str, body: str) -> tuple[bool, str]:
+        if not PER_CALL_LOGS:
+            return _send_with_log_capture(notifier, subject, body)
         result = notifier.notify(
             body=body, title=subject, timeout=self._timeout, log_level=logging.INFO
         )
         entries = [(str(e.level), str(e.message)) for e in result.logs()]
         return bool(result), format_log(entries)
+
+
+def _send_with_log_capture(notifier: Any, subject: str, body: str) -> tuple[bool, str]:
+    """Apprise 1.x: ``notify`` returns a bool and the log comes from ``LogCapture``.
+
+    LogCapture listens on Apprise's global logger, so notifications sent at the same moment may
+    see each other's lines; Apprise 2 returns each call's own log instead.
+    """
+    with apprise.LogCapture(level=logging.INFO) as output:  # type: ignore[no-untyped-call]
+        ok = bool(notifier.notify(body=body, title=subject))
+    text: str = output.getvalue()
+    return ok, text[-MAX_LOG_CHARS:]
