@@ -6,7 +6,8 @@
 // The automation is reactive: it fires when one customer places 100 orders within 60 s
 // (`for_each` the customer's resource id) and then does nothing (`do-nothing`); as in Prefect, a
 // customer's window that fired ignores the rest of its minute. The EVENTS orders (default 10,000)
-// go round-robin to CUSTOMERS customers (default 100), a millisecond apart and ending now, so
+// go round-robin to CUSTOMERS customers (default 100), a millisecond apart and ending now (closer
+// together when there are more, so that they always span at most ten seconds), so
 // every customer places 100 orders within ten seconds: each customer's bucket fires exactly once,
 // on its 100th order, and a single lost event would show as a missing firing.
 //
@@ -32,13 +33,15 @@ const EVENTS = Number(process.env.EVENTS ?? 10_000);
 const CUSTOMERS = Number(process.env.CUSTOMERS ?? 100);
 const THRESHOLD = 100;
 const BATCH_SIZE = 500;
+/** Events are SPACING_MS apart: 1 ms, or less so that all of them fit in ten seconds. */
+const SPACING_MS = Math.min(1, 10_000 / EVENTS);
 
 function orderEvent(i: number, start: number): Event {
   const customer = `acme.customer.${i % CUSTOMERS}`;
   return Event.fromPartial({
     id: randomUUID(),
     event: "acme.order.placed",
-    occurred: new Date(start + i),
+    occurred: new Date(start + i * SPACING_MS),
     resource: { labels: { "prefect.resource.id": customer, "prefect.resource.name": customer } },
     payload: { order: i, amount: 10 + (i % 90) },
   });
@@ -74,7 +77,7 @@ async function main(): Promise<void> {
 
     // 2. The events, over one StreamEvents call: at most 4 batches of 500 unanswered at a time.
     const publisher = new EventStreamPublisher(engine.events, { maxInFlight: 4 });
-    const start = Date.now() - EVENTS; // the last event occurs about now
+    const start = Date.now() - EVENTS * SPACING_MS; // the last event occurs about now
     const tickets: Ticket[] = [];
     const summary = { accepted: 0, duplicate: 0, rejected: 0, retries: 0 };
     const began = performance.now();

@@ -133,8 +133,13 @@ export class EventStreamPublisher {
     this.unanswered.set(sequence, batch);
     if (!call.write({ sequence, events: batch.events })) {
       await new Promise<void>((resolve) => {
-        call.once("drain", resolve);
-        call.once("error", resolve);
+        const done = (): void => {
+          call.off("drain", done);
+          call.off("error", done);
+          resolve();
+        };
+        call.on("drain", done);
+        call.on("error", done);
       });
     }
   }

@@ -5,7 +5,8 @@
 //
 // The automation is reactive: it fires when one customer places 100 orders within 60 s (for_each
 // the customer's resource id) and then does nothing. The EVENTS orders (default 10,000) go
-// round-robin to CUSTOMERS customers (default 100), a millisecond apart and ending now, so each
+// round-robin to CUSTOMERS customers (default 100), a millisecond apart (closer together when there
+// are more, so that they span at most ten seconds) and ending now, so each
 // customer's bucket fires exactly once, on its 100th order.
 //
 // Backpressure on StreamEvents: at most maxInFlight batches are unanswered at a time (a slot is
@@ -65,7 +66,15 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-func orderEvent(i, customers int, start time.Time) *automationsv1.Event {
+// spacing is the time between two events: 1 ms, or less so that all n fit in ten seconds.
+func spacing(n int) time.Duration {
+	if n <= 10000 {
+		return time.Millisecond
+	}
+	return 10 * time.Second / time.Duration(n)
+}
+
+func orderEvent(i, n, customers int, start time.Time) *automationsv1.Event {
 	customer := fmt.Sprintf("acme.customer.%d", i%customers)
 	payload, err := structpb.NewStruct(map[string]interface{}{"order": i, "amount": 10 + i%90})
 	if err != nil {
@@ -74,7 +83,7 @@ func orderEvent(i, customers int, start time.Time) *automationsv1.Event {
 	return &automationsv1.Event{
 		Id:       newUUID(),
 		Event:    "acme.order.placed",
-		Occurred: timestamppb.New(start.Add(time.Duration(i) * time.Millisecond)),
+		Occurred: timestamppb.New(start.Add(time.Duration(i) * spacing(n))),
 		Resource: &automationsv1.Resource{Labels: map[string]string{
 			"prefect.resource.id":   customer,
 			"prefect.resource.name": customer,
@@ -171,7 +180,7 @@ func streamEvents(ctx context.Context, client automationsv1.EventServiceClient, 
 		}
 	}()
 
-	start := time.Now().Add(-time.Duration(n) * time.Millisecond) // the last event occurs about now
+	start := time.Now().Add(-time.Duration(n) * spacing(n)) // the last event occurs about now
 	for first := 0; first < n; {
 		select {
 		case b := <-resend:
@@ -181,7 +190,7 @@ func streamEvents(ctx context.Context, client automationsv1.EventServiceClient, 
 		case slots <- struct{}{}: // a free in-flight slot
 			b := &batch{}
 			for i := first; i < n && i < first+batchSize; i++ {
-				b.events = append(b.events, orderEvent(i, customers, start))
+				b.events = append(b.events, orderEvent(i, n, customers, start))
 			}
 			first += len(b.events)
 			pending.Add(1)
