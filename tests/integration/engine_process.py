@@ -34,8 +34,10 @@ class EngineProcess:
         database_url: str | None = None,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        bundled_executors: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.bundled_executors = bundled_executors
         self.grpc_addr = f"127.0.0.1:{free_port()}"
         self.metrics_addr = f"127.0.0.1:{free_port()}"
         self.database_url = database_url or f"sqlite:///{workdir / 'automations.db'}"
@@ -57,7 +59,7 @@ class EngineProcess:
             self.metrics_addr,
             "--database-url",
             self.database_url,
-            "--no-executors",
+            *(() if self.bundled_executors else ("--no-executors",)),
             *self.extra_args,
         ]
         env = {**os.environ, **self.env}

@@ -74,8 +74,13 @@ class Executor:
     store: IdempotencyStore
     """Where idempotency keys are kept."""
 
-    bound_by_deadline: bool = True
-    """Whether handlers are stopped shortly before the call's deadline (DEADLINE_EXCEEDED)."""
+    bound_by_deadline: bool = False
+    """Whether handlers are stopped shortly before the call's deadline (DEADLINE_EXCEEDED).
+
+    Off by default: an action whose caller gave up (deadline, engine crash) runs on to its own
+    timeout and its outcome is recorded under the idempotency key, so the engine's retry is
+    answered from the record instead of repeating a side effect that may already have happened.
+    """
 
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Run once the server has stopped (e.g. to close an HTTP client)."""
@@ -137,6 +142,10 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
         self._executor = executor
         self._dedupe = Deduplicator(executor.store)
         self._record_metrics = record_metrics
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for actions that still run after their callers went away (bounded)."""
+        await self._dedupe.drain(timeout)
 
     async def ExecuteAction(  # noqa: N802 - the gRPC method name
         self, request: Request, context: grpc.aio.ServicerContext[Any, Any]
@@ -232,9 +241,8 @@ async def serve(
     """Serves ``executor`` until SIGTERM, SIGINT or the parent's death; returns the exit code."""
     # without SO_REUSEPORT a port already in use is an error, not a second silent listener
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
-        ExecutorServicer(executor, record_metrics=options.metrics_addr is not None), server
-    )
+    servicer = ExecutorServicer(executor, record_metrics=options.metrics_addr is not None)
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -277,6 +285,7 @@ async def serve(
     logger.info("executor %s draining", executor.name)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(options.grace_seconds)
+    await servicer.drain(options.grace_seconds)  # actions whose callers went away
     if watcher is not None:
         watcher.cancel()
     for sig in (signal.SIGTERM, signal.SIGINT):

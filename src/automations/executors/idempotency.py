@@ -292,6 +292,7 @@ class Deduplicator:
     def __init__(self, store: IdempotencyStore) -> None:
         self.store = store
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def run(self, key: str, act: Callable[[], Awaitable[Record]]) -> tuple[Outcome, bool]:
         """Acts for ``key`` unless it already was; returns the outcome and whether it is a repeat.
@@ -319,6 +320,17 @@ class Deduplicator:
             )
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        # The action runs in its own task: if the caller goes away (the engine crashed, or its
+        # deadline passed) the action still completes and its outcome is recorded, so the
+        # engine's retry gets the stored result instead of acting a second time.
+        task = asyncio.ensure_future(self._act(key, act, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future), False
+
+    async def _act(
+        self, key: str, act: Callable[[], Awaitable[Record]], future: asyncio.Future[Outcome]
+    ) -> None:
         outcome: Outcome = ActionError(
             grpc.StatusCode.ABORTED,
             "A concurrent attempt with this idempotency key was cancelled",
@@ -348,5 +360,10 @@ class Deduplicator:
             raise
         finally:
             del self._inflight[key]
-            future.set_result(outcome)
-        return outcome, False
+            if not future.done():
+                future.set_result(outcome)
+
+    async def drain(self, timeout: float) -> None:
+        """Waits (up to ``timeout`` seconds) for actions still running after their callers left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)

@@ -411,13 +411,14 @@ class EngineBackend(writer.Backend):
         depth = int(request.get("depth", 0)) + 1
         status = outcome.status
         reason = outcome.reason
+        error = outcome.error
         if status == outcomes.SUCCEEDED and outcome.set_enabled is not None:
             target, enabled = outcome.set_enabled
             try:
                 self._set_enabled(conn, target, enabled, now, depth=depth)
             except errors.NotFound:  # raised before anything changed
                 status = outcomes.FAILED
-                reason = f"Automation {target} could not be found"
+                reason = error = f"Automation {target} could not be found"
         attempt = invocation.attempts
         if status == outcomes.SUCCEEDED:
             moved = outbox_repo.mark_succeeded(
@@ -429,16 +430,16 @@ class EngineBackend(writer.Backend):
                 invocation.id,
                 now=now,
                 next_attempt_at=outcome.next_attempt_at,
-                error=outcome.error or "",
+                error=error or "",
                 attempt=attempt,
             )
         elif status == outcomes.DEAD_LETTER:
             moved = outbox_repo.mark_dead_letter(
-                conn, invocation.id, now=now, error=outcome.error or "", attempt=attempt
+                conn, invocation.id, now=now, error=error or "", attempt=attempt
             )
         else:
             moved = outbox_repo.mark_failed(
-                conn, invocation.id, now=now, error=reason or outcome.error or "", attempt=attempt
+                conn, invocation.id, now=now, error=error or reason or "", attempt=attempt
             )
         if not moved or status == outcomes.RETRY:
             return []
