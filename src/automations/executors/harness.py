@@ -2,13 +2,15 @@
 
 An :class:`Executor` is a name, one handler per action type and an idempotency store. The harness
 validates each request, routes it by ``action_type`` (an unknown type is INVALID_ARGUMENT),
-deduplicates it on ``idempotency_key`` (:mod:`automations.executors.idempotency`), bounds the
-handler by the call's deadline, turns :class:`~automations.executors.errors.ActionError` into the
-call's status with an ``ErrorInfo`` and counts outcomes in Prometheus metrics.
+deduplicates it on ``idempotency_key`` (:mod:`automations.executors.idempotency`), optionally
+bounds the handler by the call's deadline (``Executor.bound_by_deadline``; by default an action
+outlives a caller that gave up and its outcome answers the retry), turns
+:class:`~automations.executors.errors.ActionError` into the call's status with an ``ErrorInfo``
+and counts outcomes in Prometheus metrics.
 
 :func:`serve` adds the health service (SERVING once started, NOT_SERVING while draining) and
-reflection, and stops gracefully on SIGTERM or SIGINT: in-flight calls get a grace period, then
-the process exits 0.
+reflection, and stops gracefully on SIGTERM or SIGINT: in-flight calls (and actions whose callers
+went away) get a grace period, then the process exits 0.
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@ repeat with the first outcome:
 - before acting, the key is *claimed* (state ``running``, owned by this process);
 - after success the result is stored (``done``); a repeat returns it without acting again;
 - a final failure is stored (``failed``) so that a repeat returns the same final error;
-- a retryable failure (or a cancelled call) deletes the claim, so that the retry acts again;
+- a retryable failure deletes the claim, so that the retry acts again;
+- the action runs in a task of its own: a caller that goes away (its deadline passed, the engine
+  crashed) does not cancel it, and its outcome is still recorded for the retry; only cancelling
+  that task itself (the process stopping) deletes the claim;
 - a repeat that arrives while the first call is still running in this process waits for the
   first call's outcome; one running in another live process gets ABORTED (retryable: the engine
   tries again later); a claim left by a process that died (or older than ``max_claim_seconds``)
