@@ -1,0 +1,220 @@
+"""The dispatcher's outcome for each kind of answer, against an in-process gRPC executor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from automations.actions import dispatcher, executor_client, outcomes, planning, retry
+from automations.domain import events, firings
+from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
+from automations.store import outbox_repo
+
+
+class Executor(executor_service_pb2_grpc.ExecutorServiceServicer):
+    """Answers with whatever the test set in ``answer``; records what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[executor_service_pb2.ExecuteActionRequest] = []
+        self.answer: tuple[grpc.StatusCode, str] | None = None
+
+    async def ExecuteAction(  # noqa: N802
+        self, request: executor_service_pb2.ExecuteActionRequest, context: Any
+    ) -> executor_service_pb2.ExecuteActionResponse:
+        self.received.append(request)
+        if self.answer is not None:
+            code, message = self.answer
+            info = error_details_pb2.ErrorInfo(
+                reason="TEST_REASON", domain="test", metadata={"notification_log": "boom"}
+            )
+            detail = any_pb2.Any()
+            detail.Pack(info)
+            status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+            await context.abort_with_status(rpc_status.to_status(status))
+        response = executor_service_pb2.ExecuteActionResponse()
+        response.result.update({"echo": request.parameters["message"]})
+        return response
+
+
+class Store(dispatcher.OutboxStore):
+    def __init__(self) -> None:
+        self.recorded: list[outcomes.Outcome] = []
+        self.got = asyncio.Event()
+
+    async def record(self, results: Sequence[outcomes.Outcome]) -> None:
+        self.recorded.extend(results)
+        self.got.set()
+
+    async def claim(self, limit: int) -> list[planning.Job]:
+        return []
+
+    async def release_running(self) -> int:
+        return 0
+
+    async def stats(self) -> dispatcher.OutboxStats:
+        return dispatcher.OutboxStats(0, None, None)
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[tuple[Executor, str]]:
+    servicer = Executor()
+    server = grpc.aio.server()
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield servicer, f"127.0.0.1:{port}"
+    await server.stop(None)
+
+
+def job(action: dict[str, Any], *, attempts: int = 1, created: float = 0.0) -> planning.Job:
+    event = events.Event(
+        id="e1", event="order.placed", occurred=1.0, resource={"prefect.resource.id": "o.7"}
+    )
+    firing = firings.Firing(
+        id="f1",
+        automation_id="a1",
+        trigger_id="t1",
+        trigger_type="event",
+        posture="Reactive",
+        triggered=2.0,
+        triggering_event=event,
+        triggering_labels={"prefect.resource.id": "o.7"},
+    )
+    invocation = outbox_repo.Invocation(
+        id="k1",
+        automation_id="a1",
+        firing_id="f1",
+        action_index=0,
+        action_type=action["type"],
+        idempotency_key="k1",
+        request={"action": action, "automation": {"id": "a1", "name": "orders"}, "depth": 0},
+        status=outbox_repo.RUNNING,
+        attempts=attempts,
+        created=created,
+    )
+    return planning.Job(invocation, firing)
+
+
+async def run_one(address: str, the_job: planning.Job, **settings: Any) -> outcomes.Outcome:
+    store = Store()
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    the_dispatcher = dispatcher.Dispatcher(
+        store, client, dispatcher.DispatcherSettings(concurrency=2, **settings), clock=lambda: 10.0
+    )
+    await the_dispatcher.start()
+    the_dispatcher.submit([the_job])
+    await asyncio.wait_for(store.got.wait(), 5)
+    await the_dispatcher.stop()
+    (outcome,) = store.recorded
+    return outcome
+
+
+async def test_the_executor_gets_rendered_parameters_and_the_invocation_context(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, address = executor
+    outcome = await run_one(
+        address, job({"type": "acme.page", "message": "{{ event.resource.id }}"})
+    )
+    assert outcome.status == outcomes.SUCCEEDED
+    assert outcome.result == {"echo": "o.7"}
+    (request,) = servicer.received
+    assert request.idempotency_key == "k1"
+    assert request.attempt == 1
+    assert request.automation.uid == "a1" and request.automation.display_name == "orders"
+    assert request.firing.uid == "f1"
+    assert request.triggering_event.id == "e1"
+    assert dict(request.triggering_labels) == {"prefect.resource.id": "o.7"}
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION]
+)
+async def test_a_final_status_fails_the_invocation_with_its_reason_and_details(
+    executor: tuple[Executor, str], code: grpc.StatusCode
+) -> None:
+    servicer, address = executor
+    servicer.answer = (code, "nothing to page")
+    outcome = await run_one(address, job({"type": "acme.page", "message": "x"}))
+    assert outcome.status == outcomes.FAILED
+    assert outcome.reason == "nothing to page"
+    assert outcome.error == f"{code.name}: nothing to page"
+    assert outcome.details["notification_log"] == "boom"
+    assert outcome.details["error_reason"] == "TEST_REASON"
+
+
+async def test_a_retryable_status_is_retried_later(executor: tuple[Executor, str]) -> None:
+    servicer, address = executor
+    servicer.answer = (grpc.StatusCode.UNAVAILABLE, "down")
+    policy = retry.RetryPolicy(max_attempts=3, base_delay=4.0)
+    outcome = await run_one(address, job({"type": "acme.page", "message": "x"}), retry=policy)
+    assert outcome.status == outcomes.RETRY
+    assert 12.0 <= outcome.next_attempt_at <= 14.0  # now (10) + 2..4 s for attempt 1
+
+
+async def test_the_last_retryable_failure_dead_letters(executor: tuple[Executor, str]) -> None:
+    servicer, address = executor
+    servicer.answer = (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
+    policy = retry.RetryPolicy(max_attempts=3)
+    outcome = await run_one(
+        address, job({"type": "acme.page", "message": "x"}, attempts=3), retry=policy
+    )
+    assert outcome.status == outcomes.DEAD_LETTER
+    assert outcome.reason == "Gave up after 3 attempts: RESOURCE_EXHAUSTED: slow down"
+
+
+async def test_a_template_that_fails_to_render_is_a_final_failure(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, address = executor
+    outcome = await run_one(address, job({"type": "acme.page", "message": "{{ 1 / 0 }}"}))
+    assert outcome.status == outcomes.FAILED
+    assert outcome.reason is not None and outcome.reason.startswith("Template rendering failed")
+    assert outcome.details["template_source"] == "{{ 1 / 0 }}"
+    assert servicer.received == []
+
+
+async def test_an_action_type_without_an_executor_fails(executor: tuple[Executor, str]) -> None:
+    _, address = executor
+    outcome = await run_one(address, job({"type": "acme.unknown"}))
+    assert outcome.status == outcomes.FAILED
+    assert outcome.reason == "No executor serves action type 'acme.unknown'"
+
+
+async def test_an_unreachable_executor_is_retried(executor: tuple[Executor, str]) -> None:
+    outcome = await run_one("127.0.0.1:9", job({"type": "acme.page", "message": "x"}))
+    assert outcome.status == outcomes.RETRY
+    assert outcome.error is not None and outcome.error.startswith("UNAVAILABLE")
+
+
+async def test_engine_actions_run_without_an_executor(executor: tuple[Executor, str]) -> None:
+    servicer, address = executor
+    outcome = await run_one(
+        address,
+        job({"type": "pause-automation", "source": "inferred"}),
+    )
+    # the event's resources name no automation: Prefect's reason
+    assert outcome.status == outcomes.FAILED
+    assert outcome.reason == "No automation could be inferred"
+    outcome = await run_one(address, job({"type": "do-nothing"}))
+    assert outcome.status == outcomes.SUCCEEDED
+    assert servicer.received == []
+
+
+def test_the_status_codes_split_as_the_protocol_says() -> None:
+    assert code_pb2.UNAVAILABLE == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert executor_client.RETRYABLE_CODES == {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+    }
+    assert grpc.StatusCode.PERMISSION_DENIED in executor_client.FINAL_CODES

@@ -1,0 +1,111 @@
+"""A firing becomes outbox rows and lifecycle events; the loop guard cuts deep chains."""
+
+from __future__ import annotations
+
+from automations.actions import lifecycle, planning
+from automations.domain import automations, events, firings, prefect_json
+from automations.store import outbox_repo
+
+
+def automation() -> automations.Automation:
+    return prefect_json.parse_automation(
+        {
+            "name": "orders",
+            "trigger": {"type": "event", "expect": ["order.placed"], "threshold": 1, "within": 0},
+            "actions": [{"type": "call-webhook", "url": "http://x", "payload": "{{ event.id }}"}],
+            "actions_on_trigger": [{"type": "do-nothing"}],
+        },
+        automation_id="a1",
+    )
+
+
+def firing(event_time: float = 100.0, fired: float = 101.0) -> firings.Firing:
+    event = events.Event(
+        id="e1", event="order.placed", occurred=event_time, resource={"prefect.resource.id": "o.1"}
+    )
+    return firings.Firing(
+        id="f1",
+        automation_id="a1",
+        trigger_id="t1",
+        trigger_type="event",
+        posture="Reactive",
+        triggered=fired,
+        triggering_event=event,
+        triggering_labels={"prefect.resource.id": "o.1"},
+    )
+
+
+def test_each_action_gets_a_deterministic_idempotency_key() -> None:
+    one = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
+    two = planning.plan_firing(automation(), firing(), depth=0, now=102.0, lease=60.0)
+    keys = [i.idempotency_key for i in one.invocations]
+    assert keys == [i.idempotency_key for i in two.invocations]
+    assert len(set(keys)) == 2
+    assert keys[0] == planning.idempotency_key("a1", "f1", 0)
+    assert all(i.id == i.idempotency_key for i in one.invocations)
+
+
+def test_fresh_invocations_are_leased_to_the_dispatcher_or_left_pending() -> None:
+    leased = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
+    assert {(i.status, i.attempts, i.next_attempt_at) for i in leased.invocations} == {
+        (outbox_repo.RUNNING, 1, 161.0)
+    }
+    queued = planning.plan_firing(
+        automation(), firing(), depth=0, now=101.0, lease=60.0, dispatch_now=False
+    )
+    assert {(i.status, i.attempts, i.next_attempt_at) for i in queued.invocations} == {
+        (outbox_repo.PENDING, 0, 101.0)
+    }
+
+
+def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> None:
+    plan = planning.plan_firing(automation(), firing(), depth=2, now=101.0, lease=60.0)
+    names = [e.event for e, _ in plan.events]
+    assert names == [
+        lifecycle.AUTOMATION_TRIGGERED,
+        lifecycle.ACTION_TRIGGERED,
+        lifecycle.ACTION_TRIGGERED,
+    ]
+    assert {depth for _, depth in plan.events} == {3}
+    triggered = plan.events[0][0]
+    assert triggered.resource["prefect.resource.id"] == "prefect.automation.a1"
+    assert triggered.resource["prefect.posture"] == "Reactive"
+    assert triggered.related[0]["prefect.resource.role"] == "triggering-event"
+    assert triggered.payload["triggering_event"]["id"] == "e1"
+    action_event = plan.events[1][0]
+    assert action_event.follows == "e1"
+    assert action_event.payload == {
+        "action_index": 0,
+        "action_type": "call-webhook",
+        "invocation": plan.invocations[0].id,
+    }
+    assert plan.invocations[0].request["action_triggered_event_id"] == action_event.id
+
+
+def test_action_triggered_does_not_follow_an_event_older_than_five_minutes() -> None:
+    plan = planning.plan_firing(
+        automation(), firing(event_time=0.0, fired=400.0), depth=0, now=400.0, lease=60.0
+    )
+    assert plan.events[1][0].follows is None
+
+
+def test_actions_on_trigger_see_the_automation_triggered_event_itself() -> None:
+    plan = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
+    regular, on_trigger = plan.invocations
+    assert planning.action_event(regular.request, firing(), received=0.0).id == "e1"
+    seen = planning.action_event(on_trigger.request, firing(), received=0.0)
+    assert seen is not None
+    assert seen.event == lifecycle.AUTOMATION_TRIGGERED
+    assert seen.id == plan.events[0][0].id
+
+
+def test_the_loop_guard_writes_failed_invocations_and_no_event_at_the_limit() -> None:
+    plan = planning.plan_firing(automation(), firing(), depth=4, now=101.0, lease=60.0, max_depth=4)
+    assert plan.events == []
+    assert plan.capped == [firing()]
+    assert {i.status for i in plan.invocations} == {outbox_repo.FAILED}
+    assert all("chain cut" in (i.last_error or "") for i in plan.invocations)
+    below = planning.plan_firing(
+        automation(), firing(), depth=3, now=101.0, lease=60.0, max_depth=4
+    )
+    assert below.capped == [] and below.events
