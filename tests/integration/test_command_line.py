@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +74,22 @@ def test_the_readme_tour(engine: EngineProcess, tmp_path: Path) -> None:
     (tmp_path / "events.jsonl").write_text("\n".join(event_line(i) for i in (1, 2, 3)) + "\n")
     published = cli(engine, "events", "publish", str(tmp_path / "events.jsonl"))
     assert published.returncode == 0, published.stderr
-    listed = ok_json(cli(engine, "events", "list", "--json"))
+    listed = ok_json(cli(engine, "events", "list", "--name", "prefect.flow-run.*", "--json"))
     assert len(listed) == 3
     fired = ok_json(cli(engine, "firings", "list", "--automation", created["id"], "--json"))
     assert [f["triggering_labels"] for f in fired] == [
         {"related:deployment:prefect.resource.id": "prefect.deployment.etl"}
     ]
+    # the automation's own events, as Prefect names them, in the same log
+    for name in ("created", "triggered", "action.triggered", "action.executed"):
+        deadline = time.monotonic() + 10
+        while not ok_json(
+            cli(engine, "events", "list", "--name", f"prefect.automation.{name}", "--json")
+        ):
+            assert time.monotonic() < deadline, f"no prefect.automation.{name}"
+            time.sleep(0.1)
+    (done,) = ok_json(cli(engine, "invocations", "list", "--automation", created["id"], "--json"))
+    assert (done["action_type"], done["status"]) == ("do-nothing", "succeeded")
     got = ok_json(cli(engine, "automation", "get", created["id"], "--json"))
     assert got["trigger"]["within"] == 60 and got["trigger"]["threshold"] == 3
 
