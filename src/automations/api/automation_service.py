@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from google.protobuf import empty_pb2
 
-from automations.actions import templates
+from automations.actions import checks
 from automations.api import convert
 from automations.domain import automations, errors, firings
 from automations.pipeline import simulation
@@ -98,7 +98,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             request.automation, automation_id=automation_id, created=now, updated=now
         )
         if request.validate_only:
-            templates.validate_automation_templates(automation)
+            checks.check_automation(automation)
             return convert.automation_to_proto(automation)
         stored = await self._writer.call(lambda backend: backend.create_automation(automation))
         return convert.automation_to_proto(stored)
@@ -147,6 +147,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         mask = request.update_mask if request.HasField("update_mask") else None
         updated = convert.apply_update(current, request.automation, mask, updated=self._clock())
         if request.validate_only:
+            checks.check_automation(updated)
             return convert.automation_to_proto(updated)
         stored = await self._writer.call(lambda backend: backend.update_automation(updated))
         return convert.automation_to_proto(stored)

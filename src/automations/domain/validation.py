@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from automations.domain import errors, events
+from collections.abc import Mapping
+
+from automations.domain import automations, errors, events, triggers
 
 
 def validate_event(
@@ -66,3 +68,54 @@ def validate_event(
         raise errors.InvalidArgument(
             "", f"is {size} bytes, more than {max_size}", reason="EVENT_TOO_LARGE"
         )
+
+
+_LOOPING_FLOW_RUN_EVENTS = frozenset(
+    {
+        "prefect.flow-run.Scheduled",
+        "prefect.flow-run.Pending",
+        "prefect.flow-run.Running",
+        "prefect.flow-run.*",
+    }
+)
+
+
+def _only_flow_runs(spec: Mapping[str, tuple[str, ...]]) -> bool:
+    """True for an empty spec or one that only says "any flow run"."""
+    return not spec or dict(spec) == {events.RESOURCE_ID: ("prefect.flow-run.*",)}
+
+
+def check_run_deployment_loops(automation: automations.Automation) -> None:
+    """Refuses an automation that would start a flow run every time a flow run starts.
+
+    Prefect's ``prevent_run_deployment_loops``: an enabled, reactive event trigger expecting
+    ``prefect.flow-run.Scheduled``, ``Pending``, ``Running`` or ``*`` together with a
+    ``run-deployment`` action that is inferred, or selected while the trigger matches any flow run,
+    would run the deployment, whose new flow run fires the trigger again, forever.
+
+    Raises:
+        errors.InvalidArgument: On such a combination (field ``trigger``).
+    """
+    trigger = automation.trigger
+    if not automation.enabled or not isinstance(trigger, triggers.EventTrigger):
+        return
+    if trigger.posture is not triggers.Posture.REACTIVE:
+        return
+    if not _LOOPING_FLOW_RUN_EVENTS.intersection(trigger.expect):
+        return
+    any_run = _only_flow_runs(trigger.match) and all(
+        _only_flow_runs(spec) for spec in trigger.match_related
+    )
+    for index, action in enumerate(automation.all_actions()):
+        if action.type != "run-deployment":
+            continue
+        source = action.parameters.get("source") or "selected"
+        if source == "inferred" or any_run:
+            raise errors.InvalidArgument(
+                "trigger",
+                "running a deployment when any flow run is scheduled, pending or running would "
+                f"start a new flow run from its own flow runs, forever (actions[{index}] is "
+                f"{source} run-deployment); match a specific deployment or flow, or trigger on "
+                "a terminal state such as prefect.flow-run.Completed",
+                reason="RUN_DEPLOYMENT_LOOP",
+            )

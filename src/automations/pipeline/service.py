@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import gc
 import logging
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from automations import config, metrics
-from automations.actions import lifecycle, outcomes, planning, templates
+from automations.actions import checks, lifecycle, outcomes, planning
 from automations.domain import automations, errors, events, firings, triggers
 from automations.domain import prefect_json as pj
 from automations.engine import state as engine_state
@@ -309,7 +310,7 @@ class EngineBackend(writer.Backend):
 
     def create_automation(self, automation: automations.Automation) -> automations.Automation:
         """Stores a new automation, loads it when enabled, publishes ``automation.created``."""
-        templates.validate_automation_templates(automation)
+        checks.check_automation(automation)
         with self._write() as conn:
             automations_repo.create(conn, automation)
             if automation.enabled:
@@ -320,7 +321,7 @@ class EngineBackend(writer.Backend):
 
     def update_automation(self, automation: automations.Automation) -> automations.Automation:
         """Stores a new definition; unchanged triggers keep their state, changed ones reset."""
-        templates.validate_automation_templates(automation)
+        checks.check_automation(automation)
         with self._write() as conn:
             stored = automations_repo.update(conn, automation)
             keep = {t.id for t in _all_triggers(stored)}
@@ -357,6 +358,8 @@ class EngineBackend(writer.Backend):
         self, conn: Any, automation_id: str, enabled: bool, now: float, *, depth: int
     ) -> automations.Automation:
         before = automations_repo.get(conn, automation_id)
+        if enabled and not before.enabled:
+            checks.check_automation(dataclasses.replace(before, enabled=True))
         stored = automations_repo.set_enabled(conn, automation_id, enabled, updated=now)
         if enabled and stored.id not in self._loaded:
             self._load(stored)
