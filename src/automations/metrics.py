@@ -48,6 +48,14 @@ DEADLINE_LAG = Histogram(
     "How late a proactive deadline was processed after it was due.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
 )
+LIVE_BUCKETS = Gauge(
+    "automations_live_buckets",
+    "Trigger buckets (one per trigger and for_each key) held by the engine.",
+)
+OPEN_DEADLINES = Gauge(
+    "automations_scheduled_deadlines",
+    "Deadlines (window ends, bucket sweeps, lost followers) scheduled in the engine's heap.",
+)
 PENDING_EVENTS = Gauge(
     "automations_ingest_pending_events", "Events accepted by the API and waiting for a commit."
 )

@@ -370,6 +370,14 @@ class TriggerEngine:
         self._forget_runtimes(loaded)
         self.matcher.unload(automation_id)
 
+    def live_buckets(self) -> int:
+        """How many buckets (per trigger and ``for_each`` key) are held in memory."""
+        return sum(len(runtime.buckets) for runtime in self._by_id.values())
+
+    def scheduled_deadlines(self) -> int:
+        """Entries in the deadline heap (stale ones included until they are popped)."""
+        return len(self._heap)
+
     def loaded_automations(self) -> list[str]:
         """Ids of the loaded automations, in load order."""
         return list(self._automations)

@@ -41,6 +41,8 @@ PURGE_INTERVAL = 60.0
 """Seconds between two event-log retention purges."""
 PURGE_CHUNK = 50_000
 """Most events deleted by one purge transaction (keeps the writer responsive)."""
+GAUGE_INTERVAL = 1.0
+"""Seconds between two updates of the engine's size gauges (buckets, deadlines)."""
 MAX_REMEMBERED_DEPTHS = 100_000
 """Chain depths of automation-made events remembered for the loop guard (oldest forgotten)."""
 
@@ -79,6 +81,7 @@ class EngineBackend(writer.Backend):
         self._retention = retention_seconds
         self._clock = clock
         self._next_purge = clock() + PURGE_INTERVAL
+        self._next_gauges = 0.0
         self._loaded: set[str] = set()
         self._automations: dict[str, automations.Automation] = {}
         self._max_chain_depth = max_chain_depth
@@ -169,6 +172,7 @@ class EngineBackend(writer.Backend):
                 metrics.EVALUATION_LATENCY.observe(time.perf_counter() - start)
                 self._apply(conn, step, now)
         metrics.COMMIT_EVENTS.observe(len(batch))
+        self._update_gauges(now)
         return flags
 
     def next_due(self) -> float | None:
@@ -184,6 +188,7 @@ class EngineBackend(writer.Backend):
                 step = self._engine.advance(now)
                 self._apply(conn, step, now)
             metrics.DEADLINE_LAG.observe(max(0.0, self._clock() - due))
+            self._update_gauges(now)
         if now >= self._next_purge:
             with self.database.write() as conn:
                 removed = event_log.purge(conn, now - self._retention, limit=PURGE_CHUNK)
@@ -287,6 +292,12 @@ class EngineBackend(writer.Backend):
         fresh = self._publish(conn, derived)
         if fresh:
             self._apply(conn, self._engine.process(fresh, now), now)
+
+    def _update_gauges(self, now: float) -> None:
+        if now >= self._next_gauges:
+            self._next_gauges = now + GAUGE_INTERVAL
+            metrics.LIVE_BUCKETS.set(self._engine.live_buckets())
+            metrics.OPEN_DEADLINES.set(self._engine.scheduled_deadlines())
 
     def _persist(self, conn: Any, step: engine_state.Step) -> None:
         if step.upserts:
