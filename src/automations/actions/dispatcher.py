@@ -78,6 +78,7 @@ class DispatcherSettings:
         max_backlog: Fresh invocations queued in memory at most; past it the writer leaves new
             ones ``pending`` for the poller.
         poll_interval: Longest sleep of the poller, seconds.
+        health_interval: Seconds between two health checks of the executors.
         retry: Backoff and dead-letter policy.
         drain_seconds: At stop, how long in-flight invocations may finish.
     """
@@ -85,6 +86,7 @@ class DispatcherSettings:
     concurrency: int = 64
     max_backlog: int = 10_000
     poll_interval: float = 1.0
+    health_interval: float = 2.0
     retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
     drain_seconds: float = 5.0
 
@@ -152,6 +154,7 @@ class Dispatcher:
         ]
         self._tasks.append(asyncio.create_task(self._recorder(), name="dispatch-recorder"))
         self._tasks.append(asyncio.create_task(self._poller(), name="dispatch-poller"))
+        self._tasks.append(asyncio.create_task(self._health(), name="dispatch-health"))
 
     async def stop(self) -> None:
         """Stops taking work, lets in-flight invocations finish (bounded), records outcomes.
@@ -215,6 +218,14 @@ class Dispatcher:
             for outcome in batch:
                 label = _OUTCOME_LABELS.get(outcome.status, outcome.status)
                 metrics.INVOCATIONS.labels(outcome.job.invocation.action_type, label).inc()
+
+    async def _health(self) -> None:
+        while True:
+            try:
+                await self._client.refresh_health()
+            except Exception:
+                logger.exception("checking the executors' health failed")
+            await asyncio.sleep(self._settings.health_interval)
 
     async def _poller(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from automations.domain import events, firings
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
@@ -145,7 +146,8 @@ class ExecutorClient:
         self._timeout = timeout
         self._credentials = credentials
         self._stubs: dict[str, executor_service_pb2_grpc.ExecutorServiceStub] = {}
-        self._channels: list[grpc.aio.Channel] = []
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._not_serving: set[str] = set()
 
     @property
     def routes(self) -> dict[str, str]:
@@ -156,17 +158,42 @@ class ExecutorClient:
         """The address serving ``action_type``, or None."""
         return self._routes.get(action_type)
 
-    def _stub(self, address: str) -> executor_service_pb2_grpc.ExecutorServiceStub:
-        stub = self._stubs.get(address)
-        if stub is None:
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
             if self._credentials is None:
                 channel = grpc.aio.insecure_channel(address)
             else:
                 channel = grpc.aio.secure_channel(address, self._credentials)
-            self._channels.append(channel)
-            stub = executor_service_pb2_grpc.ExecutorServiceStub(channel)
+            self._channels[address] = channel
+        return channel
+
+    def _stub(self, address: str) -> executor_service_pb2_grpc.ExecutorServiceStub:
+        stub = self._stubs.get(address)
+        if stub is None:
+            stub = executor_service_pb2_grpc.ExecutorServiceStub(self._channel(address))
             self._stubs[address] = stub
         return stub
+
+    async def refresh_health(self, timeout: float = 1.0) -> None:
+        """Asks every executor's ``grpc.health.v1.Health`` whether it is serving.
+
+        Work is not sent to an executor that answers NOT_SERVING (it is draining, or told its
+        health service it cannot work): its invocations are retried later instead. An executor
+        without a health service, or one that does not answer, is called as usual (the call's
+        own status decides).
+        """
+        for address in set(self._routes.values()):
+            stub = health_pb2_grpc.HealthStub(self._channel(address))
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            except grpc.aio.AioRpcError:
+                self._not_serving.discard(address)
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                self._not_serving.add(address)
+            else:
+                self._not_serving.discard(address)
 
     async def execute(
         self, address: str, request: executor_service_pb2.ExecuteActionRequest
@@ -177,6 +204,12 @@ class ExecutorClient:
             ExecutorError: The executor answered with an error status, or could not be reached
                 (UNAVAILABLE) in time (DEADLINE_EXCEEDED).
         """
+        if address in self._not_serving:
+            raise ExecutorError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"the executor at {address} reports NOT_SERVING",
+                reason="EXECUTOR_NOT_SERVING",
+            )
         try:
             response = await self._stub(address).ExecuteAction(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
@@ -195,7 +228,7 @@ class ExecutorClient:
 
     async def close(self) -> None:
         """Closes every channel."""
-        for channel in self._channels:
+        for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
         self._stubs.clear()

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from automations.actions import dispatcher, executor_client, outcomes, planning, retry
@@ -218,3 +219,32 @@ def test_the_status_codes_split_as_the_protocol_says() -> None:
         grpc.StatusCode.INTERNAL,
     }
     assert grpc.StatusCode.PERMISSION_DENIED in executor_client.FINAL_CODES
+
+
+async def test_an_executor_reporting_not_serving_gets_no_work_and_the_invocation_retries(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, _ = executor
+    server = grpc.aio.server()
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        client = executor_client.ExecutorClient({"acme.page": f"127.0.0.1:{port}"}, timeout=2.0)
+        await client.refresh_health()
+        with pytest.raises(executor_client.ExecutorError) as refused:
+            await client.execute(f"127.0.0.1:{port}", executor_service_pb2.ExecuteActionRequest())
+        assert refused.value.retryable and refused.value.reason == "EXECUTOR_NOT_SERVING"
+        assert servicer.received == []
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await client.refresh_health()
+        request = executor_service_pb2.ExecuteActionRequest(action_type="acme.page")
+        request.parameters.update({"message": "hi"})
+        answer = await client.execute(f"127.0.0.1:{port}", request)
+        assert answer.result == {"echo": "hi"}
+        await client.close()
+    finally:
+        await server.stop(None)
