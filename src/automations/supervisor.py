@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -76,12 +76,21 @@ class BundledExecutors:
         names: Which bundled executors to run (keys of ``executors.registry.EXECUTORS``).
         state_dir: Directory of their idempotency files.
         log_json: Pass ``--log-json`` on.
+        extra_args: More command-line arguments per executor name.
     """
 
-    def __init__(self, names: Iterable[str], *, state_dir: Path, log_json: bool = False) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        *,
+        state_dir: Path,
+        log_json: bool = False,
+        extra_args: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self._names = tuple(names)
         self._state_dir = state_dir
         self._log_json = log_json
+        self._extra_args = dict(extra_args or {})
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     async def start(self, *, timeout: float = 30.0) -> dict[str, str]:
@@ -111,6 +120,7 @@ class BundledExecutors:
             ]
             if self._log_json:
                 command.append("--log-json")
+            command.extend(self._extra_args.get(name, ()))
             self._processes[name] = subprocess.Popen(command, env=env)
             addresses[name] = address
         routes: dict[str, str] = {}

@@ -28,7 +28,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from automations import metrics
-from automations.actions import executor_client, internal, outcomes, planning, retry, templates
+from automations.actions import (
+    executor_client,
+    internal,
+    outcomes,
+    planning,
+    prefect_context,
+    retry,
+    templates,
+)
 from automations.domain import actions as actions_
 from automations.domain import errors
 from automations.domain import prefect_json as pj
@@ -99,6 +107,8 @@ class Dispatcher:
         client: Executor routing and calls.
         settings: Tuning.
         clock: Wall clock, seconds since the epoch.
+        prefect_objects: Loads ``flow_run``, ``deployment``... for templates that name them
+            (when a Prefect API is configured).
     """
 
     def __init__(
@@ -108,9 +118,11 @@ class Dispatcher:
         settings: DispatcherSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        prefect_objects: prefect_context.PrefectObjects | None = None,
     ) -> None:
         self._store = store
         self._client = client
+        self._prefect_objects = prefect_objects
         self._settings = settings or DispatcherSettings()
         self._clock = clock
         self._rng = random.Random()
@@ -173,6 +185,8 @@ class Dispatcher:
         self._tasks.clear()
         await self._flush()
         await self._client.close()
+        if self._prefect_objects is not None:
+            await self._prefect_objects.close()
 
     def _in_flight(self) -> int:
         return self._backlog - self._queue.qsize()
@@ -276,10 +290,14 @@ class Dispatcher:
             metrics.DISPATCH_DELAY.observe(max(0.0, now - invocation.created))
         action = pj.parse_action(request["action"], "action")
         event = planning.action_event(request, firing, received=now)
+        context = templates.build_context(
+            automation=request["automation"], firing=firing, event=event
+        )
+        if self._prefect_objects is not None:
+            names = templates.referenced_names(action)
+            if names & prefect_context.KINDS.keys():
+                context.update(await self._prefect_objects.load(names, event))
         try:
-            context = templates.build_context(
-                automation=request["automation"], firing=firing, event=event
-            )
             parameters = templates.render_parameters(action, context)
         except templates.TemplateRenderError as exc:
             return outcomes.Outcome(

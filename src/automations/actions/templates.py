@@ -24,6 +24,7 @@ from typing import Any
 
 import jinja2
 from jinja2 import filters as jinja_filters
+from jinja2 import meta as jinja_meta
 from jinja2 import nodes
 from jinja2.environment import TemplateExpression
 from jinja2.nodes import EvalContext
@@ -414,6 +415,39 @@ def validate_action_templates(action: actions_.Action) -> None:
             _validate_hydratable(value, field)
         else:
             _validate_strings(value, field)
+
+
+@functools.lru_cache(maxsize=COMPILED_CACHE_SIZE)
+def _names_in(source: str) -> frozenset[str]:
+    try:
+        return frozenset(jinja_meta.find_undeclared_variables(_ENV.parse(source)))
+    except jinja2.TemplateSyntaxError:
+        return frozenset()
+
+
+def _collect_names(value: Any, into: set[str]) -> None:
+    if isinstance(value, str):
+        if is_template(value):
+            into.update(_names_in(value))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_names(item, into)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_names(item, into)
+
+
+def referenced_names(action: actions_.Action) -> frozenset[str]:
+    """The context variables an action's templates refer to (e.g. ``{"event", "flow_run"}``).
+
+    Lets the engine load expensive context objects (Prefect's ``flow_run``, ``deployment``...)
+    only for the templates that name them, as Prefect does.
+    """
+    names: set[str] = set()
+    for key, value in action.parameters.items():
+        if key != "type":
+            _collect_names(value, names)
+    return frozenset(names)
 
 
 def validate_automation_templates(automation: automations.Automation) -> None:
