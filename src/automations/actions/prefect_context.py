@@ -1,5 +1,4 @@
-"""Prefect's lazily loaded template objects: ``flow_run``, ``flow``, ``deployment``,
-``work_pool``, ``work_queue``.
+"""Prefect's lazily loaded template objects: flow_run, flow, deployment, work_pool, work_queue.
 
 As in Prefect (``JinjaTemplateAction._template_context``), each is the first resource of its kind
 in the event the action sees — the primary resource, then ``related`` in order — fetched from the
