@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from automations.domain import events, firings
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
+from automations.executors import errors as protocol_errors
 from automations.wire import events as wire_events
 from automations.wire import structs
 
@@ -30,15 +31,8 @@ FINAL_CODES = frozenset(
         grpc.StatusCode.PERMISSION_DENIED,
     }
 )
-RETRYABLE_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-    }
-)
+RETRYABLE_CODES = protocol_errors.RETRYABLE_CODES
+"""The codes the protocol retries (``executors.errors``, the executors' side of the protocol)."""
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 

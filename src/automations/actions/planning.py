@@ -125,16 +125,13 @@ def plan_firing(
         plan.capped.append(firing)
         reason = chain_cut_reason(max_depth)
         for index, action in enumerate(actions):
-            key = idempotency_key(automation.id, firing.id, index)
             plan.invocations.append(
-                outbox_repo.Invocation(
-                    id=key,
-                    automation_id=automation.id,
-                    firing_id=firing.id,
-                    action_index=index,
-                    action_type=action.type,
-                    idempotency_key=key,
-                    request={"action": pj.dump_action(action), "automation": summary},
+                _invocation(
+                    automation.id,
+                    firing.id,
+                    index,
+                    action.type,
+                    {"action": pj.dump_action(action), "automation": summary},
                     status=outbox_repo.FAILED,
                     last_error=reason,
                     created=now,
@@ -168,14 +165,12 @@ def plan_firing(
             )
         )
         plan.invocations.append(
-            outbox_repo.Invocation(
-                id=key,
-                automation_id=automation.id,
-                firing_id=firing.id,
-                action_index=index,
-                action_type=action.type,
-                idempotency_key=key,
-                request={
+            _invocation(
+                automation.id,
+                firing.id,
+                index,
+                action.type,
+                {
                     "action": pj.dump_action(action),
                     "automation": summary,
                     "depth": depth,
@@ -191,6 +186,27 @@ def plan_firing(
             )
         )
     return plan
+
+
+def _invocation(
+    automation_id: str,
+    firing_id: str,
+    index: int,
+    action_type: str,
+    request: dict[str, Any],
+    **state: Any,
+) -> outbox_repo.Invocation:
+    key = idempotency_key(automation_id, firing_id, index)
+    return outbox_repo.Invocation(
+        id=key,
+        automation_id=automation_id,
+        firing_id=firing_id,
+        action_index=index,
+        action_type=action_type,
+        idempotency_key=key,
+        request=request,
+        **state,
+    )
 
 
 def action_event(

@@ -205,13 +205,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.ListFiringsRequest, context: Any
     ) -> automation_service_pb2.ListFiringsResponse:
         """Returns firings, newest first, of one automation or of all."""
-        if request.page_size < 0:
-            raise errors.InvalidArgument("page_size", "must be >= 0")
-        automation_id = (
-            convert.automation_id_from_name(request.parent, field="parent")
-            if request.parent and request.parent != "automations/-"
-            else None
-        )
+        automation_id = _list_parent(request.parent, request.page_size)
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_firings(
                 automation_id=automation_id,
@@ -227,13 +221,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.ListActionInvocationsRequest, context: Any
     ) -> automation_service_pb2.ListActionInvocationsResponse:
         """Returns action invocations (the outbox), oldest first."""
-        if request.page_size < 0:
-            raise errors.InvalidArgument("page_size", "must be >= 0")
-        automation_id = (
-            convert.automation_id_from_name(request.parent, field="parent")
-            if request.parent and request.parent != "automations/-"
-            else None
-        )
+        automation_id = _list_parent(request.parent, request.page_size)
         statuses = [
             convert.invocation_status_from_proto(state, field=f"states[{i}]")
             for i, state in enumerate(request.states)
@@ -260,6 +248,15 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if self._on_redrive is not None:
             self._on_redrive()
         return convert.invocation_to_proto(redriven)
+
+
+def _list_parent(parent: str, page_size: int) -> str | None:
+    """The automation id of a List request's ``parent`` (None: every automation's)."""
+    if page_size < 0:
+        raise errors.InvalidArgument("page_size", "must be >= 0")
+    if parent and parent != "automations/-":
+        return convert.automation_id_from_name(parent, field="parent")
+    return None
 
 
 def _check_id(automation_id: str) -> None:
