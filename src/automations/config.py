@@ -17,6 +17,14 @@ import pydantic
 import pydantic_settings
 
 _SECRET_MARKERS = ("password", "token", "secret")
+_PEM_FILES = (
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "executor_tls_ca_file",
+    "executor_tls_cert_file",
+    "executor_tls_key_file",
+)
 
 
 def _split_address(value: str, field: str) -> str:
@@ -53,8 +61,26 @@ class Settings(pydantic_settings.BaseSettings):
         dispatch_concurrency: Invocations in flight at most.
         max_chain_depth: Loop guard: automation-made events in a row after which a firing's
             actions are not run.
+        prefect_api_url: A Prefect server's API (``http://host:4200/api``): ``serve`` then starts
+            the bundled ``prefect`` executor, and templates can use ``flow_run``, ``deployment``,
+            ``work_pool``... loaded from it.
         log_level: Python logging level name.
         log_json: Structured JSON logs, one object per line.
+        database_check_seconds: How often the database is pinged; while it does not answer,
+            health reports NOT_SERVING for the engine and every service.
+        tls_cert_file: PEM certificate chain of the gRPC port (with ``tls_key_file``: TLS on;
+            both or neither).
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA bundle; when set, clients must present a certificate it
+            signed (mTLS). Needs ``tls_cert_file``.
+        api_token: Static bearer token every automations.v1 call must carry
+            (``authorization: Bearer <token>``); health and reflection stay open. Empty: no
+            check. A secret: masked by ``config show``; send it only over TLS.
+        executor_tls_ca_file: PEM CA bundle verifying executors configured with ``executors``;
+            when set, the engine calls them over TLS.
+        executor_tls_cert_file: PEM client certificate for executors requiring mTLS (with
+            ``executor_tls_key_file``; needs ``executor_tls_ca_file``).
+        executor_tls_key_file: PEM private key of ``executor_tls_cert_file``.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -81,8 +107,17 @@ class Settings(pydantic_settings.BaseSettings):
     action_retry_max_seconds: float = pydantic.Field(default=300.0, gt=0)
     dispatch_concurrency: int = pydantic.Field(default=64, ge=1, le=10_000)
     max_chain_depth: int = pydantic.Field(default=8, ge=1, le=1000)
+    prefect_api_url: str = ""
     log_level: str = "INFO"
     log_json: bool = False
+    database_check_seconds: float = pydantic.Field(default=5.0, gt=0)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_client_ca_file: str = ""
+    api_token: str = ""
+    executor_tls_ca_file: str = ""
+    executor_tls_cert_file: str = ""
+    executor_tls_key_file: str = ""
 
     @pydantic.field_validator("grpc_addr")
     @classmethod
@@ -131,6 +166,35 @@ class Settings(pydantic_settings.BaseSettings):
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.upper()
+
+    @pydantic.field_validator(*_PEM_FILES)
+    @classmethod
+    def _check_pem_file(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"{info.field_name}: no such file {value!r}")
+        return value
+
+    @pydantic.field_validator("api_token")
+    @classmethod
+    def _check_token(cls, value: str) -> str:
+        if value and not (value.isascii() and value.isprintable() and " " not in value):
+            raise ValueError("api_token must be printable ASCII without spaces")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _check_tls_pairs(self) -> Settings:
+        pairs = (
+            ("tls_cert_file", "tls_key_file"),
+            ("executor_tls_cert_file", "executor_tls_key_file"),
+        )
+        for cert, key in pairs:
+            if bool(getattr(self, cert)) != bool(getattr(self, key)):
+                raise ValueError(f"{cert} and {key} must be set together (both or neither)")
+        if self.tls_client_ca_file and not self.tls_cert_file:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        if self.executor_tls_cert_file and not self.executor_tls_ca_file:
+            raise ValueError("executor_tls_cert_file needs executor_tls_ca_file")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -63,3 +63,53 @@ def test_bad_values_are_refused_naming_the_setting(
 def test_masked_hides_passwords() -> None:
     settings = config.load({"database_url": "postgresql://app:s3cret@db/automations"})
     assert settings.masked()["database_url"] == "postgresql://app:****@db/automations"
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [
+        ({"tls_cert_file": "CERT"}, "tls_cert_file and tls_key_file"),
+        ({"tls_key_file": "KEY"}, "tls_cert_file and tls_key_file"),
+        ({"tls_client_ca_file": "CA"}, "tls_client_ca_file"),
+        ({"executor_tls_cert_file": "CERT"}, "executor_tls_cert_file and executor_tls_key_file"),
+        (
+            {"executor_tls_cert_file": "CERT", "executor_tls_key_file": "KEY"},
+            "executor_tls_cert_file needs executor_tls_ca_file",
+        ),
+    ],
+)
+def test_tls_files_that_go_together_are_refused_alone_naming_them(
+    tmp_path: Path, given: dict[str, str], named: str
+) -> None:
+    pem = tmp_path / "file.pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(pydantic.ValidationError) as info:
+        config.load({key: str(pem) for key in given})
+    assert named in str(info.value)
+
+
+def test_a_missing_tls_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        config.load({"tls_client_ca_file": str(tmp_path / "nowhere.pem")})
+    assert "tls_client_ca_file: no such file" in str(info.value)
+
+
+def test_tls_and_token_come_from_the_environment_and_the_token_is_masked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("cert", "key"):
+        (tmp_path / f"{name}.pem").write_text("pem")
+        monkeypatch.setenv(f"AUTOMATIONS_TLS_{name.upper()}_FILE", str(tmp_path / f"{name}.pem"))
+    monkeypatch.setenv("AUTOMATIONS_API_TOKEN", "t0ken-value")
+    settings = config.load()
+    assert settings.tls_cert_file == str(tmp_path / "cert.pem")
+    assert settings.api_token == "t0ken-value"
+    shown = settings.masked()
+    assert shown["api_token"] == "****"
+    assert shown["tls_key_file"] == str(tmp_path / "key.pem")  # a path, not a secret
+
+
+def test_an_api_token_with_spaces_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        config.load({"api_token": "two words"})
+    assert "api_token" in str(info.value)
