@@ -19,6 +19,7 @@ _CODES: tuple[tuple[type[errors.AutomationsError], grpc.StatusCode], ...] = (
     (errors.Aborted, grpc.StatusCode.ABORTED),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )
 
 

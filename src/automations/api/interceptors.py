@@ -1,4 +1,4 @@
-"""Server interceptors: domain errors -> gRPC status, metrics per method and code, auth hook.
+"""Server interceptors: domain errors -> gRPC status, metrics per method and code, bearer token.
 
 Servicers never call ``abort``: they raise ``domain.errors`` and the error interceptor turns each
 into the right status with an ``ErrorInfo``. Unexpected exceptions become INTERNAL with a generic
@@ -7,6 +7,7 @@ message (the traceback is logged, never sent).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -102,3 +103,74 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
                 response_serializer=handler.response_serializer,
             )
         return handler
+
+
+API_SERVICE_PREFIX = "/automations.v1."
+"""Methods of these services need the token; health and reflection stay open."""
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses automations.v1 calls without ``authorization: Bearer <token>`` (UNAUTHENTICATED).
+
+    Health and reflection are left open so that load balancers and grpcurl discovery work
+    without the token. A refused call raises :class:`errors.Unauthenticated` from its handler,
+    so place this interceptor after :class:`ErrorAndMetricsInterceptor`: the refusal then gets
+    its ``ErrorInfo`` reason (``API_TOKEN_MISSING`` or ``API_TOKEN_INVALID``) and is counted.
+
+    Args:
+        token: The expected token (compared in constant time).
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    def _refusal(self, metadata: Any) -> errors.Unauthenticated | None:
+        values = [value for key, value in metadata or () if key == "authorization"]
+        if not values:
+            return errors.Unauthenticated(
+                "This engine requires an API token: send the metadata "
+                "'authorization: Bearer <token>' (automations --token, AUTOMATIONS_API_TOKEN)",
+                reason="API_TOKEN_MISSING",
+            )
+        given = values[0] if isinstance(values[0], bytes) else str(values[0]).encode()
+        if not hmac.compare_digest(given, self._expected):
+            return errors.Unauthenticated(
+                "The API token is not valid (authorization: Bearer <token>)",
+                reason="API_TOKEN_INVALID",
+            )
+        return None
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Passes an authorized (or unprotected) call on; answers any other with the refusal."""
+        handler = await continuation(handler_call_details)
+        if handler is None or not str(handler_call_details.method).startswith(API_SERVICE_PREFIX):
+            return handler
+        refusal = self._refusal(handler_call_details.invocation_metadata)
+        if refusal is None:
+            return handler
+        if handler.stream_stream is not None:
+
+            async def refuse_stream(
+                requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                raise refusal
+                yield  # pragma: no cover - makes this an async generator
+
+            return grpc.stream_stream_rpc_method_handler(
+                refuse_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+
+        async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            raise refusal
+
+        return grpc.unary_unary_rpc_method_handler(
+            refuse,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -11,6 +11,7 @@ and an ``ErrorInfo`` whose ``reason`` is the error's ``reason`` (UPPER_SNAKE)::
     +-- Aborted                           (ABORTED: a stale etag)
     +-- ResourceExhausted                 (RESOURCE_EXHAUSTED: backpressure)
     +-- Unavailable                       (UNAVAILABLE: draining, database gone)
+    +-- Unauthenticated                   (UNAUTHENTICATED: missing or wrong API token)
 """
 
 from __future__ import annotations
@@ -88,3 +89,9 @@ class Unavailable(AutomationsError):
     """The engine is starting, draining or has lost its database; retry later."""
 
     default_reason = "UNAVAILABLE"
+
+
+class Unauthenticated(AutomationsError):
+    """The call carries no valid credentials (the API's bearer token is missing or wrong)."""
+
+    default_reason = "UNAUTHENTICATED"
