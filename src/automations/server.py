@@ -3,14 +3,23 @@
 Start-up order: migrate the database, start the writer (it loads automations and trigger state),
 open the gRPC port with the health service NOT_SERVING, then flip health to SERVING. SIGTERM flips
 health to NOT_SERVING, refuses new events, lets in-flight RPCs finish (grace period), commits what is
-queued and exits 0.
+queued and exits 0. While serving, the database is pinged every ``database_check_seconds``: health
+reports NOT_SERVING while it does not answer and SERVING again once it does.
+
+Transport security (all optional): TLS on the gRPC port (``tls_cert_file``/``tls_key_file``), client
+certificates required and verified against ``tls_client_ca_file`` (mTLS), a static bearer token on
+every automations.v1 call (``api_token``; health and reflection stay open), and TLS to executors
+(``executor_tls_ca_file``, with a client certificate for mTLS). The bundled executors are started on
+127.0.0.1 in plaintext: they are this process's children on the same host, reached over loopback only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -20,8 +29,8 @@ from prometheus_client import start_http_server
 
 from automations import config, logs, supervisor
 from automations.actions import dispatcher as dispatcher_
-from automations.actions import executor_client, retry
-from automations.api import automation_service, event_service, interceptors
+from automations.actions import executor_client, prefect_context, retry
+from automations.api import automation_service, channels, event_service, interceptors
 from automations.pipeline import outbox, service, writer
 from automations.store import event_log
 from automations.v1 import (
@@ -36,6 +45,77 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest gRPC message accepted (a batch of events)."""
 
+DATABASE_PING_TIMEOUT_SECONDS = 5.0
+"""A database ping that takes longer than this counts as a failure."""
+
+
+def server_credentials(settings: config.Settings) -> grpc.ServerCredentials | None:
+    """Returns the gRPC port's TLS credentials (mTLS with a client CA), or None for plaintext."""
+    if not settings.tls_cert_file:
+        return None
+    client_ca = channels.read_pem(settings.tls_client_ca_file)
+    return grpc.ssl_server_credentials(
+        [(channels.read_pem(settings.tls_key_file), channels.read_pem(settings.tls_cert_file))],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+
+
+def executor_credentials(settings: config.Settings) -> grpc.ChannelCredentials | None:
+    """Returns the TLS credentials for calling executors, or None for plaintext."""
+    if not settings.executor_tls_ca_file:
+        return None
+    return channels.channel_credentials(
+        root_certificates=channels.read_pem(settings.executor_tls_ca_file),
+        private_key=channels.read_pem(settings.executor_tls_key_file),
+        certificate_chain=channels.read_pem(settings.executor_tls_cert_file),
+    )
+
+
+async def follow_database(
+    ping: Callable[[], None],
+    set_serving: Callable[[bool], Awaitable[None]],
+    *,
+    interval: float,
+    timeout: float = DATABASE_PING_TIMEOUT_SECONDS,
+) -> None:
+    """Pings the database every ``interval`` seconds and reports each change of its health.
+
+    A ping runs in a thread; one that has not answered after ``timeout`` counts as a failure, and
+    no second ping starts while it hangs. Runs until cancelled.
+
+    Args:
+        ping: Raises when the database does not answer (``Database.ping``).
+        set_serving: Called with False when the database stops answering, True when it answers
+            again (only on changes).
+        interval: Seconds between two pings.
+        timeout: Seconds after which a ping that has not answered is a failure.
+    """
+    healthy = True
+    pending: asyncio.Future[None] | None = None
+    while True:
+        await asyncio.sleep(interval)
+        if pending is None or pending.done():
+            if pending is not None:
+                pending.exception()  # a late answer to a ping that timed out: consumed
+            pending = asyncio.ensure_future(asyncio.to_thread(ping))
+        done, _ = await asyncio.wait({pending}, timeout=timeout)
+        error: BaseException | None = None
+        if not done:
+            error = TimeoutError(f"no answer in {timeout}s")
+        elif pending.exception() is not None:
+            error = pending.exception()
+        if error is not None and healthy:
+            cause = getattr(error.__cause__, "orig", None) or error.__cause__
+            detail = f"{error}: {str(cause).strip().splitlines()[0]}" if cause else str(error)
+            logger.error("database unreachable: health NOT_SERVING", extra={"error": detail})
+            healthy = False
+            await set_serving(False)
+        elif error is None and not healthy:
+            logger.info("database reachable again: health SERVING")
+            healthy = True
+            await set_serving(True)
+
 
 async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None) -> int:
     """Runs the engine until SIGTERM or SIGINT; returns the process exit code."""
@@ -49,17 +129,27 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     bundled: supervisor.BundledExecutors | None = None
     routes: dict[str, str] = {}
     if not settings.no_executors:
+        names = list(supervisor.DEFAULT_BUNDLED)
+        extra: dict[str, list[str]] = {}
+        if settings.prefect_api_url:
+            names.append("prefect")
+            extra["prefect"] = ["--prefect-api-url", settings.prefect_api_url]
         bundled = supervisor.BundledExecutors(
-            supervisor.DEFAULT_BUNDLED,
+            names,
             state_dir=supervisor.state_dir_for(settings.database_url, settings.executor_state_dir),
             log_json=settings.log_json,
+            extra_args=extra,
         )
         routes = await bundled.start()
     routes = supervisor.merged_routes(routes, settings.executor_routes())
     logger.info("executor routes", extra={"routes": routes})
     dispatcher = dispatcher_.Dispatcher(
         outbox.OutboxGateway(the_writer, backend),
-        executor_client.ExecutorClient(routes, timeout=settings.action_timeout_seconds),
+        executor_client.ExecutorClient(
+            routes,
+            timeout=settings.action_timeout_seconds,
+            credentials=executor_credentials(settings),
+        ),
         dispatcher_.DispatcherSettings(
             concurrency=settings.dispatch_concurrency,
             retry=retry.RetryPolicy(
@@ -69,10 +159,20 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
                 max_delay=settings.action_retry_max_seconds,
             ),
         ),
+        prefect_objects=(
+            prefect_context.PrefectObjects(settings.prefect_api_url)
+            if settings.prefect_api_url
+            else None
+        ),
     )
     backend.attach_dispatcher(dispatcher.submit, dispatcher.accepts_fresh)
+    server_interceptors: list[grpc.aio.ServerInterceptor] = [
+        interceptors.ErrorAndMetricsInterceptor()
+    ]
+    if settings.api_token:
+        server_interceptors.append(interceptors.BearerTokenInterceptor(settings.api_token))
     server = grpc.aio.server(
-        interceptors=[interceptors.ErrorAndMetricsInterceptor()],
+        interceptors=server_interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -99,9 +199,22 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     )
     for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    server.add_insecure_port(settings.grpc_addr)
+    credentials = server_credentials(settings)
+    if credentials is None:
+        server.add_insecure_port(settings.grpc_addr)
+    else:
+        server.add_secure_port(settings.grpc_addr, credentials)
     await server.start()
-    logger.info("gRPC listening", extra={"grpc_addr": settings.grpc_addr})
+    logger.info(
+        "gRPC listening",
+        extra={
+            "grpc_addr": settings.grpc_addr,
+            "tls": "mtls" if settings.tls_client_ca_file else bool(credentials),
+            "api_token": bool(settings.api_token),
+        },
+    )
+    if settings.api_token and credentials is None:
+        logger.warning("api_token without TLS: the token travels in the clear")
 
     await asyncio.to_thread(the_writer.start)
     await dispatcher.start()
@@ -114,14 +227,31 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    for name in ("", *services):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def set_serving(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *services):
+            await health_servicer.set(name, status)
+
+    await set_serving(True)
+    database_watch = asyncio.create_task(
+        follow_database(
+            backend.database.ping, set_serving, interval=settings.database_check_seconds
+        )
+    )
     logger.info("engine serving", extra={"database": backend.database_description})
     if ready is not None:
         ready.set()
     await stop.wait()
 
     logger.info("draining: refusing new events, finishing in-flight batches")
+    database_watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await database_watch
     await health_servicer.enter_graceful_shutdown()
     the_writer.stop_accepting()
     await server.stop(settings.shutdown_grace_seconds)
