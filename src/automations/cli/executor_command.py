@@ -42,6 +42,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="TYPE",
         help="noop: also serve this action type (repeatable)",
     )
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="PEM CA bundle: require client certificates it signed (mTLS)",
+    )
     p.add_argument("--log-json", action="store_true", help="JSON log lines")
     p.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     p.set_defaults(handler=executor)
@@ -60,6 +67,9 @@ def executor(args: argparse.Namespace) -> int:
     from automations.executors import run
 
     logs.configure(level=str(args.log_level).upper(), json_lines=bool(args.log_json))
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("automations executor: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     if args.timeout is not None and args.timeout <= 0:
         print("automations executor: --timeout must be positive", file=sys.stderr)
         return 2
@@ -71,4 +81,7 @@ def executor(args: argparse.Namespace) -> int:
         deny_private_networks=args.deny_private_networks,
         timeout=args.timeout,
         action_types=tuple(args.action_types),
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+        tls_client_ca_file=args.tls_client_ca,
     )

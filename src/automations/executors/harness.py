@@ -10,7 +10,10 @@ and counts outcomes in Prometheus metrics.
 
 :func:`serve` adds the health service (SERVING once started, NOT_SERVING while draining) and
 reflection, and stops gracefully on SIGTERM or SIGINT: in-flight calls (and actions whose callers
-went away) get a grace period, then the process exits 0.
+went away) get a grace period, then the process exits 0. It serves TLS when given a certificate
+and key (``ServeOptions.tls_cert_file``/``tls_key_file``; mTLS with ``tls_client_ca_file``): an
+executor run on another host should, and the engine then calls it with ``executor_tls_ca_file``.
+The engine starts its bundled executors in plaintext on 127.0.0.1 (loopback, same host).
 """
 
 from __future__ import annotations
@@ -236,6 +239,39 @@ class ServeOptions:
     parent_pid: int | None = None
     """Stop gracefully when this process dies (``AUTOMATIONS_PARENT_PID``)."""
 
+    tls_cert_file: str | None = None
+    """PEM certificate chain: with ``tls_key_file``, serve TLS instead of plaintext."""
+
+    tls_key_file: str | None = None
+    """PEM private key of ``tls_cert_file``."""
+
+    tls_client_ca_file: str | None = None
+    """PEM CA bundle: callers must present a certificate it signed (mTLS); needs TLS."""
+
+
+def server_credentials(options: ServeOptions) -> grpc.ServerCredentials | None:
+    """Returns TLS credentials for ``options`` (mTLS with a client CA), or None for plaintext.
+
+    Raises:
+        ValueError: Only one of the certificate and the key is given, or a client CA without them.
+        OSError: A file cannot be read.
+    """
+    if bool(options.tls_cert_file) != bool(options.tls_key_file):
+        raise ValueError("--tls-cert and --tls-key must be given together")
+    if not options.tls_cert_file or not options.tls_key_file:
+        if options.tls_client_ca_file:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    with open(options.tls_key_file, "rb") as key, open(options.tls_cert_file, "rb") as cert:
+        pair = (key.read(), cert.read())
+    client_ca = None
+    if options.tls_client_ca_file:
+        with open(options.tls_client_ca_file, "rb") as ca:
+            client_ca = ca.read()
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
 
 async def serve(
     executor: Executor, options: ServeOptions, *, ready: asyncio.Event | None = None
@@ -251,7 +287,16 @@ async def serve(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(options.addr)
+        credentials = server_credentials(options)
+    except (ValueError, OSError) as exc:
+        logger.error("cannot serve TLS: %s", exc)
+        await executor.close()
+        return 2
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(options.addr)
+        else:
+            port = server.add_secure_port(options.addr, credentials)
     except RuntimeError as exc:
         logger.error("cannot listen on %s: %s", options.addr, exc)
         await executor.close()
@@ -273,10 +318,11 @@ async def serve(
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info(
-        "executor %s listening on %s:%d (action types: %s)",
+        "executor %s listening on %s:%d%s (action types: %s)",
         executor.name,
         host,
         port,
+        "" if credentials is None else " with TLS",
         ", ".join(sorted(executor.handlers)),
         extra={"executor": executor.name, "grpc_addr": f"{host}:{port}"},
     )

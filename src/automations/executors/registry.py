@@ -114,6 +114,9 @@ def run(
     action_types: tuple[str, ...] = (),
     grace_seconds: float = 5.0,
     parent_pid: int | None = None,
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+    tls_client_ca_file: str | None = None,
 ) -> int:
     """Serves bundled executor ``name`` on ``addr`` until SIGTERM/SIGINT; returns the exit code.
 
@@ -127,9 +130,13 @@ def run(
         action_types: ``noop`` only: more action types to serve.
         grace_seconds: How long in-flight calls may run on after SIGTERM.
         parent_pid: Stop when this process dies; ``AUTOMATIONS_PARENT_PID`` when None.
+        tls_cert_file: PEM certificate chain; with ``tls_key_file``, serve TLS.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA bundle verifying callers' certificates (mTLS).
 
     Returns:
-        0 after a graceful stop, 1 when the address cannot be bound, 2 for an unknown name.
+        0 after a graceful stop, 1 when the address cannot be bound, 2 for an unknown name or
+        unusable TLS files.
     """
     if name not in EXECUTORS:
         logger.error("no bundled executor %r (choose from %s)", name, ", ".join(EXECUTORS))
@@ -146,6 +153,9 @@ def run(
         metrics_addr=metrics_addr,
         grace_seconds=grace_seconds,
         parent_pid=parent_pid if parent_pid is not None else parent.parent_pid_from_env(),
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
+        tls_client_ca_file=tls_client_ca_file,
     )
 
     async def main() -> int:
