@@ -13,6 +13,17 @@ functions the command line and the server use (``api.convert``, ``domain.prefect
         for firing in client.list_firings(created["id"]):
             print(firing["triggered"], firing["triggering_labels"])
 
+Over TLS, with a client certificate (mTLS) and the engine's API token::
+
+    pem = pathlib.Path
+    client = automations.Client(
+        "engine.example:50051",
+        root_certificates=pem("ca.pem").read_bytes(),
+        private_key=pem("client.key").read_bytes(),
+        certificate_chain=pem("client.pem").read_bytes(),
+        token=os.environ["AUTOMATIONS_API_TOKEN"],
+    )
+
 Errors::
 
     ClientError                 every error raised here
@@ -41,7 +52,7 @@ import grpc
 from google.protobuf import message as message_
 from grpc_status import rpc_status
 
-from automations.api import convert
+from automations.api import channels, convert
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_pb2,
@@ -180,8 +191,17 @@ class Client:
         batch_size: How many events ``publish`` sends per PublishEvents call.
         max_attempts: How often ``publish`` sends one batch before giving up on
             RESOURCE_EXHAUSTED / UNAVAILABLE.
-        channel: A channel to use instead of a plaintext one to ``target`` (e.g. with TLS);
-            ``close()`` does not close it.
+        channel: A channel to use instead of one opened to ``target``; ``close()`` does not
+            close it (and the TLS and token arguments do not apply to it).
+        tls: Use TLS, verifying the server against the system's root certificates (implied by
+            ``root_certificates`` and ``certificate_chain``).
+        root_certificates: PEM CA bundle verifying the server's certificate (TLS).
+        private_key: PEM private key of a client certificate (mTLS, with ``certificate_chain``).
+        certificate_chain: PEM client certificate chain (mTLS, with ``private_key``).
+        token: The engine's API bearer token (``api_token``), sent with every call.
+
+    Raises:
+        ValueError: Only one of ``private_key`` and ``certificate_chain`` is given.
     """
 
     def __init__(
@@ -192,12 +212,22 @@ class Client:
         batch_size: int = 500,
         max_attempts: int = 10,
         channel: grpc.Channel | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        private_key: bytes | None = None,
+        certificate_chain: bytes | None = None,
+        token: str | None = None,
     ) -> None:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self._own_channel = channel is None
-        self._channel: grpc.Channel = channel or grpc.insecure_channel(
+        self._channel: grpc.Channel = channel or channels.open_channel(
             target,
+            tls=tls,
+            root_certificates=root_certificates,
+            private_key=private_key,
+            certificate_chain=certificate_chain,
+            token=token,
             options=[
                 ("grpc.max_send_message_length", 64 << 20),
                 ("grpc.max_receive_message_length", 64 << 20),

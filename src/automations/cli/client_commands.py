@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from automations.api import convert
+from automations.api import channels, convert
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -39,8 +39,17 @@ def _read_json(path: str) -> Any:
 
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
-    return grpc.insecure_channel(
+    """Opens the channel the client flags describe (``--tls``, ``--tls-ca``, ``--token``...)."""
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if bool(cert) != bool(key):
+        raise CommandError("--tls-cert and --tls-key go together")
+    return channels.open_channel(
         args.server,
+        tls=bool(getattr(args, "tls", False)),
+        root_certificates=channels.read_pem(getattr(args, "tls_ca", None)),
+        private_key=channels.read_pem(key),
+        certificate_chain=channels.read_pem(cert),
+        token=getattr(args, "token", None),
         options=[
             ("grpc.max_send_message_length", 64 << 20),
             ("grpc.max_receive_message_length", 64 << 20),

@@ -23,6 +23,9 @@ def _settings(args: argparse.Namespace) -> config.Settings | None:
             "no_executors",
             "executors",
             "log_json",
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_client_ca_file",
         )
     }
     try:

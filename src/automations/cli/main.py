@@ -41,6 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION_TYPE=HOST:PORT",
         help="route an action type to an executor (repeatable; env AUTOMATIONS_EXECUTORS)",
     )
+    serve.add_argument(
+        "--tls-cert",
+        dest="tls_cert_file",
+        metavar="FILE",
+        help="PEM certificate chain: serve TLS (env AUTOMATIONS_TLS_CERT_FILE)",
+    )
+    serve.add_argument(
+        "--tls-key",
+        dest="tls_key_file",
+        metavar="FILE",
+        help="PEM private key of --tls-cert (env AUTOMATIONS_TLS_KEY_FILE)",
+    )
+    serve.add_argument(
+        "--tls-client-ca",
+        dest="tls_client_ca_file",
+        metavar="FILE",
+        help="PEM CA bundle: require client certificates it signed, mTLS "
+        "(env AUTOMATIONS_TLS_CLIENT_CA_FILE)",
+    )
     serve.add_argument("--config", help="TOML settings file (env AUTOMATIONS_CONFIG)")
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
     serve.set_defaults(handler=local_commands.serve)
@@ -62,6 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
             "--server",
             default=os.environ.get("AUTOMATIONS_SERVER", DEFAULT_SERVER),
             help="engine HOST:PORT (env AUTOMATIONS_SERVER)",
+        )
+        p.add_argument(
+            "--tls",
+            action="store_true",
+            default=os.environ.get("AUTOMATIONS_TLS", "") not in ("", "0", "false"),
+            help="use TLS, verifying the server against the system's roots (env AUTOMATIONS_TLS)",
+        )
+        p.add_argument(
+            "--tls-ca",
+            metavar="FILE",
+            default=os.environ.get("AUTOMATIONS_TLS_CA") or None,
+            help="PEM CA bundle verifying the server; implies TLS (env AUTOMATIONS_TLS_CA)",
+        )
+        p.add_argument(
+            "--tls-cert",
+            metavar="FILE",
+            default=os.environ.get("AUTOMATIONS_TLS_CLIENT_CERT") or None,
+            help="PEM client certificate for mTLS (env AUTOMATIONS_TLS_CLIENT_CERT)",
+        )
+        p.add_argument(
+            "--tls-key",
+            metavar="FILE",
+            default=os.environ.get("AUTOMATIONS_TLS_CLIENT_KEY") or None,
+            help="PEM private key of --tls-cert (env AUTOMATIONS_TLS_CLIENT_KEY)",
+        )
+        p.add_argument(
+            "--token",
+            default=os.environ.get("AUTOMATIONS_API_TOKEN") or None,
+            help="the engine's API bearer token (env AUTOMATIONS_API_TOKEN)",
         )
         p.add_argument("--json", action="store_true", help="print JSON")
         return p
