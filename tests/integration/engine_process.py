@@ -35,8 +35,11 @@ class EngineProcess:
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         bundled_executors: bool = False,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.workdir = workdir
+        self.credentials = credentials
+        """TLS credentials for the readiness check (None: plaintext)."""
         self.bundled_executors = bundled_executors
         self.grpc_addr = f"127.0.0.1:{free_port()}"
         self.metrics_addr = f"127.0.0.1:{free_port()}"
@@ -79,7 +82,7 @@ class EngineProcess:
                 raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
             with (
                 contextlib.suppress(grpc.RpcError),
-                grpc.insecure_channel(self.grpc_addr) as channel,
+                self.channel() as channel,
             ):
                 stub = health_pb2_grpc.HealthStub(channel)
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
@@ -87,6 +90,12 @@ class EngineProcess:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"engine did not become SERVING in {timeout}s:\n{self.log()}")
+
+    def channel(self) -> grpc.Channel:
+        """A channel to the engine: TLS with ``credentials`` when given, else plaintext."""
+        if self.credentials is None:
+            return grpc.insecure_channel(self.grpc_addr)
+        return grpc.secure_channel(self.grpc_addr, self.credentials)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
