@@ -134,6 +134,7 @@ class Dispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._backlog = 0
         self._running = False
+        self._outbox_readable = True
 
     # ------------------------------------------------------------------ any thread (writer)
 
@@ -246,9 +247,17 @@ class Dispatcher:
             timeout = self._settings.poll_interval
             try:
                 stats = await self._store.stats()
-            except Exception:
-                logger.exception("reading the outbox failed")
-                stats = OutboxStats(0, None, None)
+            except Exception as exc:
+                if self._outbox_readable:  # once per outage, not once per poll
+                    logger.exception("reading the outbox failed")
+                else:
+                    logger.debug("reading the outbox still fails: %s", exc)
+                self._outbox_readable = False
+                await asyncio.sleep(self._settings.poll_interval)
+                continue
+            if not self._outbox_readable:
+                logger.info("the outbox is readable again")
+                self._outbox_readable = True
             now = self._clock()
             metrics.OUTBOX_OPEN.set(stats.open)
             metrics.OUTBOX_OLDEST_AGE.set(
