@@ -26,6 +26,7 @@ def _settings(args: argparse.Namespace) -> config.Settings | None:
             "tls_cert_file",
             "tls_key_file",
             "tls_client_ca_file",
+            "prefect_api_url",
         )
     }
     try:

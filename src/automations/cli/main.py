@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="route an action type to an executor (repeatable; env AUTOMATIONS_EXECUTORS)",
     )
     serve.add_argument(
+        "--prefect-api-url",
+        metavar="URL",
+        help="a Prefect server's API: start the prefect executor, load Prefect objects for "
+        "templates (env AUTOMATIONS_PREFECT_API_URL)",
+    )
+    serve.add_argument(
         "--tls-cert",
         dest="tls_cert_file",
         metavar="FILE",
