@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 DEFAULT_ADDR = "127.0.0.1:50061"
 """Where a bundled executor listens unless ``--addr`` says otherwise."""
 
-NAMES = ("webhook", "notify", "noop")
+NAMES = ("webhook", "notify", "noop", "prefect")
 """The bundled executors (``automations.executors.EXECUTORS``, not imported here to keep every
 other command's start-up free of gRPC servers, httpx and Apprise)."""
 
@@ -17,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Adds the ``executor`` sub-command to ``sub``."""
     p = sub.add_parser(
         "executor",
-        help="run a bundled executor (webhook, notify, noop) as a gRPC ExecutorService",
+        help="run a bundled executor (webhook, notify, noop, prefect) as a gRPC ExecutorService",
     )
     p.add_argument("name", help=f"which bundled executor: {', '.join(NAMES)}")
     p.add_argument("--addr", default=DEFAULT_ADDR, help=f"gRPC HOST:PORT (default {DEFAULT_ADDR})")
@@ -41,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=[],
         metavar="TYPE",
         help="noop: also serve this action type (repeatable)",
+    )
+    p.add_argument(
+        "--prefect-api-url",
+        metavar="URL",
+        default=None,
+        help="prefect: the Prefect API, e.g. http://127.0.0.1:4200/api (default $PREFECT_API_URL)",
     )
     p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS")
     p.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
@@ -70,6 +77,13 @@ def executor(args: argparse.Namespace) -> int:
     if bool(args.tls_cert) != bool(args.tls_key):
         print("automations executor: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
+    prefect_api_url = args.prefect_api_url or os.environ.get("PREFECT_API_URL") or None
+    if args.name == "prefect" and not prefect_api_url:
+        print(
+            "automations executor: prefect needs --prefect-api-url or PREFECT_API_URL",
+            file=sys.stderr,
+        )
+        return 2
     if args.timeout is not None and args.timeout <= 0:
         print("automations executor: --timeout must be positive", file=sys.stderr)
         return 2
@@ -84,4 +98,5 @@ def executor(args: argparse.Namespace) -> int:
         tls_cert_file=args.tls_cert,
         tls_key_file=args.tls_key,
         tls_client_ca_file=args.tls_client_ca,
+        prefect_api_url=prefect_api_url,
     )

@@ -16,6 +16,20 @@ ACTION_TYPES: Mapping[str, tuple[str, ...]] = {
     "webhook": ("call-webhook",),
     "notify": ("send-notification",),
     "noop": ("noop",),
+    "prefect": (
+        "run-deployment",
+        "pause-deployment",
+        "resume-deployment",
+        "cancel-flow-run",
+        "suspend-flow-run",
+        "resume-flow-run",
+        "change-flow-run-state",
+        "delete-flow-run",
+        "pause-work-pool",
+        "resume-work-pool",
+        "pause-work-queue",
+        "resume-work-queue",
+    ),
 }
 """The action types each bundled executor serves (``noop`` also serves ``--action-type``s)."""
 
@@ -41,6 +55,9 @@ class ExecutorOptions:
 
     retention_seconds: float = idempotency.DEFAULT_RETENTION_SECONDS
     """How long completed idempotency keys are remembered."""
+
+    prefect_api_url: str | None = None
+    """``prefect`` only: the Prefect API's base URL; ``$PREFECT_API_URL`` when unset."""
 
     def sqlite_store(self) -> idempotency.SqliteIdempotencyStore:
         """The persistent idempotency store at ``state_path``."""
@@ -86,10 +103,22 @@ def _noop(options: ExecutorOptions) -> harness.Executor:
     )
 
 
+def _prefect(options: ExecutorOptions) -> harness.Executor:
+    from automations.executors import prefect
+
+    return prefect.build(
+        options.name,
+        options.prefect_api_url,
+        options.sqlite_store,
+        timeout_seconds=options.timeout_seconds,
+    )
+
+
 EXECUTORS: Mapping[str, Callable[[ExecutorOptions], harness.Executor]] = {
     "webhook": _webhook,
     "notify": _notify,
     "noop": _noop,
+    "prefect": _prefect,
 }
 """Builds each bundled executor by name (heavy libraries are imported only when built)."""
 
@@ -117,6 +146,7 @@ def run(
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     tls_client_ca_file: str | None = None,
+    prefect_api_url: str | None = None,
 ) -> int:
     """Serves bundled executor ``name`` on ``addr`` until SIGTERM/SIGINT; returns the exit code.
 
@@ -133,6 +163,7 @@ def run(
         tls_cert_file: PEM certificate chain; with ``tls_key_file``, serve TLS.
         tls_key_file: PEM private key of ``tls_cert_file``.
         tls_client_ca_file: PEM CA bundle verifying callers' certificates (mTLS).
+        prefect_api_url: ``prefect`` only: the Prefect API's base URL (``$PREFECT_API_URL``).
 
     Returns:
         0 after a graceful stop, 1 when the address cannot be bound, 2 for an unknown name or
@@ -147,6 +178,7 @@ def run(
         timeout_seconds=timeout,
         deny_private_networks=deny_private_networks,
         action_types=action_types,
+        prefect_api_url=prefect_api_url,
     )
     serve_options = harness.ServeOptions(
         addr=addr,
@@ -159,6 +191,11 @@ def run(
     )
 
     async def main() -> int:
-        return await harness.serve(build(options), serve_options)
+        try:
+            executor = build(options)
+        except ValueError as exc:  # e.g. prefect without an API URL
+            logger.error("cannot start executor %s: %s", name, exc)
+            return 2
+        return await harness.serve(executor, serve_options)
 
     return asyncio.run(main())
