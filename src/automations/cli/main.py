@@ -7,7 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from automations.cli import client_commands, executor_command, invocation_commands, local_commands
+from automations.cli import (
+    bridge_command,
+    client_commands,
+    executor_command,
+    invocation_commands,
+    local_commands,
+)
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -163,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="print at most N")
     p.set_defaults(handler=client_commands.firings_list)
     invocation_commands.add_parser(sub, client)
+    bridge_command.add_parser(sub, client)
     return parser
 
 

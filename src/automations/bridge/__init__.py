@@ -1,0 +1,1 @@
+"""Ingest bridges: feed events from other systems into the engine (see ``prefect_events``)."""
