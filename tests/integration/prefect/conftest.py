@@ -21,10 +21,15 @@ def prefect_command() -> Path:
 
 @pytest.fixture(scope="module")
 def prefect_server(
-    prefect_command: Path, tmp_path_factory: pytest.TempPathFactory
+    prefect_command: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[PrefectServer]:
-    """One real Prefect server (SQLite, API only) shared by a test module."""
-    server = PrefectServer(prefect_command, tmp_path_factory.mktemp("prefect-home"))
+    """One real Prefect server (SQLite) shared by a test module.
+
+    API only, unless the module sets ``PREFECT_EVENTS = True``: then the event persister runs too,
+    so that the module can read the events Prefect emits.
+    """
+    events = bool(getattr(request.module, "PREFECT_EVENTS", False))
+    server = PrefectServer(prefect_command, tmp_path_factory.mktemp("prefect-home"), events=events)
     server.start()
     try:
         yield server

@@ -3,8 +3,10 @@
 Prefect is installed into ``<repo>/.prefect-venv`` (git-ignored, reused once there), never into
 the project's own venv, whose pins it could clash with. :func:`ensure_prefect` returns its
 ``prefect`` command or the reason it cannot be installed (the tests then skip, saying why).
-:class:`PrefectServer` runs ``prefect server start`` (API only: no UI, no background services,
-no analytics) with its home and SQLite database in a temporary directory. :class:`PrefectApi` is a
+:class:`PrefectServer` runs ``prefect server start`` (no UI, no analytics, no background services;
+with ``events=True`` the event persister runs, so that tests can read the events Prefect emits)
+with its home and SQLite database in a temporary directory. SQLite under concurrent writers
+sometimes answers 503 (SQLITE_BUSY); :class:`PrefectApi` retries it as Prefect's own client does. :class:`PrefectApi` is a
 small synchronous REST client for creating and reading the objects the tests act on.
 """
 
@@ -32,6 +34,20 @@ VENV = Path(os.environ.get("AUTOMATIONS_PREFECT_VENV", REPO / ".prefect-venv"))
 """Where Prefect is installed (``AUTOMATIONS_PREFECT_VENV`` overrides)."""
 
 INSTALL_TIMEOUT_SECONDS = 600.0
+
+QUIET_SERVICES = (
+    "SCHEDULER",
+    "LATE_RUNS",
+    "FOREMAN",
+    "CANCELLATION_CLEANUP",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "TRIGGERS",
+    "TASK_RUN_RECORDER",
+    "DB_VACUUM",
+    "CLEANUP_RECONCILER",
+)
+"""Background services the tests turn off (the event persister stays on)."""
 
 
 def _installed_version(python: Path) -> str | None:
@@ -80,8 +96,9 @@ def ensure_prefect() -> tuple[Path | None, str]:
 class PrefectServer:
     """``prefect server start`` on 127.0.0.1 and a free port, with SQLite under ``home``."""
 
-    def __init__(self, prefect: Path, home: Path) -> None:
+    def __init__(self, prefect: Path, home: Path, *, events: bool = False) -> None:
         self.prefect = prefect
+        self.events = events
         self.home = home
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
@@ -100,8 +117,11 @@ class PrefectServer:
                 "PREFECT_SERVER_UI_ENABLED": "false",
                 "PREFECT_UI_ENABLED": "false",
                 "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+                "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.2",
             }
         )
+        for service in QUIET_SERVICES:
+            env[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
         return env
 
     def start(self, timeout: float = 90.0) -> PrefectServer:
@@ -115,9 +135,9 @@ class PrefectServer:
                     "127.0.0.1",
                     "--port",
                     str(self.port),
-                    "--no-services",
                     "--no-ui",
                     "--analytics-off",
+                    *(() if self.events else ("--no-services",)),
                 ],
                 cwd=self.home,
                 env=self.env(),
@@ -162,18 +182,26 @@ class PrefectApi:
     def close(self) -> None:
         self.client.close()
 
+    def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        for _ in range(20):  # 503: SQLite was busy; Prefect's own client retries it too
+            response = self.client.request(method, path, json=body)
+            if response.status_code != 503:
+                break
+            time.sleep(0.1)
+        return response
+
     def _ok(self, response: httpx.Response) -> Any:
         assert response.status_code < 300, f"{response.request.url}: {response.text}"
         return response.json() if response.content else None
 
     def post(self, path: str, body: Any = None) -> Any:
-        return self._ok(self.client.post(path, json=body))
+        return self._ok(self._send("POST", path, body))
 
     def get(self, path: str) -> Any:
-        return self._ok(self.client.get(path))
+        return self._ok(self._send("GET", path))
 
     def status(self, path: str) -> int:
-        return self.client.get(path).status_code
+        return self._send("GET", path).status_code
 
     def flow(self) -> str:
         flow: dict[str, Any] = self.post("/flows/", {"name": f"flow-{uuid.uuid4().hex[:8]}"})
@@ -200,6 +228,17 @@ class PrefectApi:
             {"state": {"type": state_type}, "force": True},
         )
         assert result["status"] == "ACCEPT", result
+
+    def events_of(self, resource_id: str, event: str, timeout: float = 15.0) -> dict[str, Any]:
+        """The first event named ``event`` about ``resource_id``, once Prefect has persisted it."""
+        body = {"filter": {"any_resource": {"id": [resource_id]}, "event": {"name": [event]}}}
+        deadline = time.monotonic() + timeout
+        while True:
+            events: list[dict[str, Any]] = self.post("/events/filter", body)["events"]
+            if events:
+                return events[0]
+            assert time.monotonic() < deadline, f"no {event} event for {resource_id}"
+            time.sleep(0.2)
 
     def work_pool(self) -> dict[str, Any]:
         pool: dict[str, Any] = self.post(
