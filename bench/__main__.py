@@ -1,6 +1,6 @@
 """``make bench``: the ingest ceiling comparison and the peer workloads, side by side in one run.
 
-python -m bench [ingest|w1|w2|w3|all] [--events N] [--runs K]
+python -m bench [ingest|peers|scale|dispatch|all] [--events N] [--runs K]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench import harness, peers
+from bench import dispatch, harness, peers
 
 
 def ingest(events: int, runs: int) -> None:
@@ -43,7 +43,7 @@ def ingest(events: int, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "what", nargs="?", default="all", choices=["ingest", "peers", "scale", "all"]
+        "what", nargs="?", default="all", choices=["ingest", "peers", "scale", "dispatch", "all"]
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
@@ -56,6 +56,8 @@ def main() -> None:
         peers.run_all(args.w1)
     if args.what in ("scale", "all"):
         peers.run_scale(args.keys)
+    if args.what in ("dispatch", "all"):
+        dispatch.run(runs=args.runs)
 
 
 if __name__ == "__main__":
