@@ -95,13 +95,14 @@ def call(
     """Calls the executor; retries UNAVAILABLE (SQLite busy) with the same key, as the engine."""
     request = build_request(action_type, params, **kw)
     with executor.stub() as stub:
-        for attempt in range(request.attempt, request.attempt + 10):
+        last = request.attempt + 9
+        for attempt in range(request.attempt, last + 1):
             request.attempt = attempt
             try:
                 reply = stub.ExecuteAction(request, timeout=30)
                 break
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == last:
                     raise
                 time.sleep(0.2)
     result: dict[str, Any] = json_format.MessageToDict(reply.result)
