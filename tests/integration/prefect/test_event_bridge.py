@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -137,9 +138,27 @@ def engine_events(engine: EngineProcess, resource_id: str) -> dict[str, str]:
     return {e.event: e.id for e in reply.events}
 
 
-def completed_trigger() -> dict[str, Any]:
-    """Prefect's "flow run enters Completed" trigger (the UI's flow-run-state template)."""
-    return {
+def automation_from_the_trigger_template(engine: EngineProcess) -> dict[str, Any]:
+    """``automations trigger flow-run-state --state Completed ... | automations automation create -``."""
+    cli = [sys.executable, "-m", "automations.cli.main"]
+    template = subprocess.run(
+        [
+            *cli,
+            "trigger",
+            "flow-run-state",
+            "--state",
+            "Completed",
+            "--automation",
+            "flow run completed",
+            "--action",
+            '{"type": "do-nothing"}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert json.loads(template)["trigger"] == {
         "type": "event",
         "match": {"prefect.resource.id": "prefect.flow-run.*"},
         "match_related": {},
@@ -150,19 +169,22 @@ def completed_trigger() -> dict[str, Any]:
         "threshold": 1,
         "within": 0,
     }
+    created = subprocess.run(
+        [*cli, "automation", "create", "-", "--server", engine.grpc_addr, "--json"],
+        input=template,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    automation: dict[str, Any] = json.loads(created)
+    return automation
 
 
 def test_a_real_flow_run_reaches_the_engine_through_the_bridge_and_fires_an_automation_once(
     prefect_server: PrefectServer, prefect_api: PrefectApi, engine: EngineProcess, tmp_path: Path
 ) -> None:
-    with automations.Client(engine.grpc_addr) as client:
-        automation = client.create_automation(
-            {
-                "name": "flow run completed",
-                "trigger": completed_trigger(),
-                "actions": [{"type": "do-nothing"}],
-            }
-        )
+    automation = automation_from_the_trigger_template(engine)
     bridge = Bridge(prefect_server, engine, tmp_path)
     try:
         bridge.wait_connected()
