@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -165,7 +166,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
             else None
         ),
     )
-    backend.attach_dispatcher(dispatcher.submit, dispatcher.accepts_fresh)
+    backend.attach_dispatcher(dispatcher.submit, dispatcher.capacity)
     server_interceptors: list[grpc.aio.ServerInterceptor] = [
         interceptors.ErrorAndMetricsInterceptor()
     ]
@@ -217,6 +218,12 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         logger.warning("api_token without TLS: the token travels in the clear")
 
     await asyncio.to_thread(the_writer.start)
+    # What start-up loaded (automations, rete, buckets) lives as long as the process: move it out
+    # of the collector's sight, and collect young objects less often. Full collections over the
+    # loaded state were 15-45 ms pauses in the dispatch latency benchmark.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
     await dispatcher.start()
     if settings.metrics_addr:
         host, port = settings.metrics_addr.rsplit(":", 1)

@@ -87,6 +87,7 @@ class DispatcherSettings:
             ones ``pending`` for the poller.
         poll_interval: Longest sleep of the poller, seconds.
         health_interval: Seconds between two health checks of the executors.
+        record_batch: Most outcomes recorded in one transaction.
         retry: Backoff and dead-letter policy.
         drain_seconds: At stop, how long in-flight invocations may finish.
     """
@@ -95,6 +96,7 @@ class DispatcherSettings:
     max_backlog: int = 10_000
     poll_interval: float = 1.0
     health_interval: float = 2.0
+    record_batch: int = 1000
     retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
     drain_seconds: float = 5.0
 
@@ -132,22 +134,30 @@ class Dispatcher:
         self._results_ready = asyncio.Event()
         self._poll_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._backlog = 0
+        # Invocations taken in minus those finished. Each counter has one writing thread (the
+        # writer thread for ``_submitted``, the event loop for the other two), so none loses an
+        # update; readers on either thread see a value that is at most a moment old.
+        self._submitted = 0
+        self._claimed = 0
+        self._finished = 0
         self._running = False
         self._outbox_readable = True
 
     # ------------------------------------------------------------------ any thread (writer)
 
-    def accepts_fresh(self) -> bool:
-        """Whether new invocations may go straight to the dispatcher (else: ``pending``)."""
-        return self._running and self._backlog < self._settings.max_backlog
+    def capacity(self) -> int:
+        """How many more invocations may go straight to the dispatcher (the rest: ``pending``)."""
+        return max(0, self._settings.max_backlog - self._backlog()) if self._running else 0
+
+    def _backlog(self) -> int:
+        return self._submitted + self._claimed - self._finished
 
     def submit(self, jobs: Sequence[planning.Job]) -> None:
         """Hands committed, leased invocations to the dispatcher (thread-safe)."""
         loop = self._loop
         if not jobs or loop is None:
             return
-        self._backlog += len(jobs)  # read by the writer's accepts_fresh; approximate is fine
+        self._submitted += len(jobs)
         loop.call_soon_threadsafe(self._enqueue, jobs)
 
     # ------------------------------------------------------------------------- event loop
@@ -190,7 +200,7 @@ class Dispatcher:
             await self._prefect_objects.close()
 
     def _in_flight(self) -> int:
-        return self._backlog - self._queue.qsize()
+        return self._backlog() - self._queue.qsize()
 
     def _enqueue(self, jobs: Iterable[planning.Job]) -> None:
         for job in jobs:
@@ -200,7 +210,7 @@ class Dispatcher:
         while True:
             job = await self._queue.get()
             if not self._running:
-                self._backlog -= 1
+                self._finished += 1
                 continue
             metrics.INVOCATIONS.labels(job.invocation.action_type, "dispatched").inc()
             try:
@@ -212,7 +222,7 @@ class Dispatcher:
                 )
             self._results.append(outcome)
             self._results_ready.set()
-            self._backlog -= 1
+            self._finished += 1
 
     async def _recorder(self) -> None:
         while True:
@@ -222,7 +232,9 @@ class Dispatcher:
 
     async def _flush(self) -> None:
         while self._results:
-            batch, self._results = self._results, []
+            # bounded, so that event commits and claims get the writer between two batches
+            size = self._settings.record_batch
+            batch, self._results = self._results[:size], self._results[size:]
             try:
                 await self._store.record(batch)
             except Exception:
@@ -263,7 +275,7 @@ class Dispatcher:
             metrics.OUTBOX_OLDEST_AGE.set(
                 0.0 if stats.oldest_created is None else max(0.0, now - stats.oldest_created)
             )
-            free = self._settings.max_backlog - self._backlog
+            free = self._settings.max_backlog - self._backlog()
             if stats.next_due is not None and free > 0:
                 if stats.next_due <= now:
                     try:
@@ -272,7 +284,7 @@ class Dispatcher:
                         logger.exception("claiming due invocations failed")
                         jobs = []
                     if jobs:
-                        self._backlog += len(jobs)
+                        self._claimed += len(jobs)
                         self._enqueue(jobs)
                         continue  # more may be due
                 else:

@@ -89,19 +89,19 @@ class EngineBackend(writer.Backend):
         self._depths: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._jobs: list[planning.Job] = []
         self._handoff: Callable[[list[planning.Job]], None] | None = None
-        self._accepts_fresh: Callable[[], bool] = lambda: False
+        self._capacity: Callable[[], int] = lambda: 0
 
     def attach_dispatcher(
-        self, handoff: Callable[[list[planning.Job]], None], accepts_fresh: Callable[[], bool]
+        self, handoff: Callable[[list[planning.Job]], None], capacity: Callable[[], int]
     ) -> None:
         """Connects the dispatcher.
 
         Committed invocations are handed to ``handoff`` (called on the writer thread right after
-        each commit) while ``accepts_fresh()`` is true; otherwise they are written ``pending``
-        for its poller.
+        each commit), as many as ``capacity()`` allows; the others are written ``pending`` for
+        its poller.
         """
         self._handoff = handoff
-        self._accepts_fresh = accepts_fresh
+        self._capacity = capacity
 
     @classmethod
     def from_settings(cls, settings: config.Settings) -> EngineBackend:
@@ -235,13 +235,17 @@ class EngineBackend(writer.Backend):
     def _plan(self, conn: Any, fired: Sequence[firings.Firing], now: float) -> list[events.Event]:
         """Writes the firings' invocations; returns their lifecycle events, appended to the log."""
         plan = planning.Plan()
-        dispatch_now = self._handoff is not None and self._accepts_fresh()
+        budget = self._capacity() if self._handoff is not None else 0
         for firing in fired:
             automation = self._automations.get(firing.automation_id)
             if automation is None:
                 continue
             trigger_event = firing.triggering_event
             depth = 0 if trigger_event is None else self._depths.get(trigger_event.id, 0)
+            wanted = len(automation.actions) + len(automation.actions_on_trigger)
+            dispatch_now = budget >= wanted
+            if dispatch_now:
+                budget -= wanted
             planning.plan_firing(
                 automation,
                 firing,
@@ -260,13 +264,12 @@ class EngineBackend(writer.Backend):
             )
         if plan.invocations:
             outbox_repo.insert_many(conn, plan.invocations)
-            if dispatch_now:
-                by_id = {firing.id: firing for firing in fired}
-                self._jobs.extend(
-                    planning.Job(invocation, by_id.get(invocation.firing_id))
-                    for invocation in plan.invocations
-                    if invocation.status == outbox_repo.RUNNING
-                )
+            by_id = {firing.id: firing for firing in fired}
+            self._jobs.extend(
+                planning.Job(invocation, by_id.get(invocation.firing_id))
+                for invocation in plan.invocations
+                if invocation.status == outbox_repo.RUNNING
+            )
         return self._publish(conn, plan.events)
 
     def _publish(
@@ -405,21 +408,30 @@ class EngineBackend(writer.Backend):
         """Records the dispatcher's outcomes in one transaction.
 
         Internal actions' effects are applied and ``action.executed`` / ``.failed`` (and emitted
-        events) published in the same transaction.
-
-        An outcome whose claim is no longer current (its lease ended and the invocation was
-        claimed again) is dropped: the newer attempt will record its own.
+        events) published in the same transaction. An outcome whose claim is no longer current
+        (its lease ended and the invocation was claimed again) is dropped: the newer attempt
+        records its own.
         """
         with self._write() as conn:
             now = self._clock()
+            current = outbox_repo.running_attempts(
+                conn, [outcome.job.invocation.id for outcome in results]
+            )
+            finishes: list[outbox_repo.Finish] = []
             derived: list[tuple[events.Event, int]] = []
             for outcome in results:
-                derived.extend(self._record(conn, outcome, now))
+                invocation = outcome.job.invocation
+                if current.pop(invocation.id, None) != invocation.attempts:
+                    continue
+                finish, made = self._record(conn, outcome, now)
+                finishes.append(finish)
+                derived.extend(made)
+            outbox_repo.finish_many(conn, finishes, now=now)
             self._feed(conn, derived, now)
 
     def _record(
         self, conn: Any, outcome: outcomes.Outcome, now: float
-    ) -> list[tuple[events.Event, int]]:
+    ) -> tuple[outbox_repo.Finish, list[tuple[events.Event, int]]]:
         invocation = outcome.job.invocation
         request = invocation.request
         depth = int(request.get("depth", 0)) + 1
@@ -433,31 +445,23 @@ class EngineBackend(writer.Backend):
             except errors.NotFound:  # raised before anything changed
                 status = outcomes.FAILED
                 reason = error = f"Automation {target} could not be found"
-        attempt = invocation.attempts
-        if status == outcomes.SUCCEEDED:
-            moved = outbox_repo.mark_succeeded(
-                conn, invocation.id, now=now, result=outcome.result, attempt=attempt
-            )
-        elif status == outcomes.RETRY:
-            moved = outbox_repo.mark_retry(
-                conn,
+        if status == outcomes.RETRY:
+            retry = outbox_repo.Finish(
                 invocation.id,
-                now=now,
-                next_attempt_at=outcome.next_attempt_at,
+                outbox_repo.PENDING,
                 error=error or "",
-                attempt=attempt,
+                next_attempt_at=outcome.next_attempt_at,
             )
+            return retry, []
+        if status == outcomes.SUCCEEDED:
+            finish = outbox_repo.Finish(invocation.id, outbox_repo.SUCCEEDED, result=outcome.result)
         elif status == outcomes.DEAD_LETTER:
-            moved = outbox_repo.mark_dead_letter(
-                conn, invocation.id, now=now, error=error or "", attempt=attempt
-            )
+            finish = outbox_repo.Finish(invocation.id, outbox_repo.DEAD_LETTER, error=error or "")
         else:
-            moved = outbox_repo.mark_failed(
-                conn, invocation.id, now=now, error=error or reason or "", attempt=attempt
+            finish = outbox_repo.Finish(
+                invocation.id, outbox_repo.FAILED, error=error or reason or ""
             )
-        if not moved or status == outcomes.RETRY:
-            return []
-        out: list[tuple[events.Event, int]] = [
+        made: list[tuple[events.Event, int]] = [
             (
                 lifecycle.action_finished(
                     request["automation"],
@@ -476,8 +480,8 @@ class EngineBackend(writer.Backend):
             )
         ]
         if status == outcomes.SUCCEEDED:
-            out.extend((event, depth) for event in outcome.emitted)
-        return out
+            made.extend((event, depth) for event in outcome.emitted)
+        return finish, made
 
     def claim_jobs(self, limit: int) -> list[planning.Job]:
         """Claims due invocations and loads their firings (for the dispatcher's poller)."""

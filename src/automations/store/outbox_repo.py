@@ -429,3 +429,65 @@ def stats(conn: Connection) -> Stats:
         oldest_created=None if oldest is None else float(oldest),
         next_due=None if due is None else float(due),
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finish:
+    """The end of one attempt, for :func:`finish_many`.
+
+    Attributes:
+        id: The invocation.
+        status: ``succeeded``, ``failed``, ``dead_letter``, or ``pending`` (a retry).
+        error: The new ``last_error`` (None clears it).
+        next_attempt_at: When a retry is due (``pending``); ignored otherwise.
+        result: What the executor returned (``succeeded``), JSON-serializable.
+    """
+
+    id: str
+    status: str
+    error: str | None = None
+    next_attempt_at: float | None = None
+    result: Any = None
+
+
+def running_attempts(conn: Connection, invocation_ids: Sequence[str]) -> dict[str, int]:
+    """Returns ``id -> attempts`` of those invocations that are ``running`` (claimed)."""
+    out: dict[str, int] = {}
+    ids = list(dict.fromkeys(invocation_ids))
+    for start in range(0, len(ids), 500):
+        query = sa.select(_T.c.id, _T.c.attempts).where(
+            _T.c.id.in_(ids[start : start + 500]), _T.c.status == RUNNING
+        )
+        out.update((row.id, row.attempts) for row in conn.execute(query))
+    return out
+
+
+_FINISH = sa.text(
+    "UPDATE action_invocations SET status = :status, updated = :updated, "
+    "last_error = :last_error, next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at), "
+    "result = :result WHERE id = :id AND status = 'running'"
+).bindparams(sa.bindparam("result", type_=sa.LargeBinary))
+
+
+def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> None:
+    """Records the end of many claimed attempts in one statement (executemany).
+
+    The caller has checked with :func:`running_attempts` that each claim is still current (both in
+    the same write transaction); rows no longer ``running`` are left alone.
+    """
+    if not finishes:
+        return
+    conn.execute(
+        _FINISH,
+        [
+            {
+                "id": f.id,
+                "status": f.status,
+                "updated": now,
+                "last_error": f.error,
+                "next_attempt_at": f.next_attempt_at,
+                "result": None if f.result is None else encoding.dumps(f.result),
+            }
+            for f in finishes
+        ],
+    )
