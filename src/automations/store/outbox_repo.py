@@ -450,15 +450,18 @@ class Finish:
     result: Any = None
 
 
+_RUNNING_ATTEMPTS = sa.text(
+    "SELECT id, attempts FROM action_invocations WHERE status = 'running' AND id IN :ids"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
 def running_attempts(conn: Connection, invocation_ids: Sequence[str]) -> dict[str, int]:
     """Returns ``id -> attempts`` of those invocations that are ``running`` (claimed)."""
     out: dict[str, int] = {}
     ids = list(dict.fromkeys(invocation_ids))
     for start in range(0, len(ids), 500):
-        query = sa.select(_T.c.id, _T.c.attempts).where(
-            _T.c.id.in_(ids[start : start + 500]), _T.c.status == RUNNING
-        )
-        out.update((row.id, row.attempts) for row in conn.execute(query))
+        rows = conn.execute(_RUNNING_ATTEMPTS, {"ids": ids[start : start + 500]})
+        out.update((row[0], row[1]) for row in rows)
     return out
 
 
