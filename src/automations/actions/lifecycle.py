@@ -15,11 +15,10 @@ when the two are less than five minutes apart; ``.executed`` and ``.failed`` fol
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from automations.domain import events, firings
+from automations.domain import events, firings, ids
 from automations.domain import prefect_json as pj
 
 AUTOMATION_TRIGGERED = "prefect.automation.triggered"
@@ -35,8 +34,8 @@ FOLLOWS_WINDOW = 300.0
 
 
 def new_event_id() -> str:
-    """A fresh event id."""
-    return str(uuid.uuid4())
+    """A fresh event id: a UUIDv7, as Prefect's events have (time-ordered, cheap to index)."""
+    return ids.uuid7()
 
 
 def automation_resource_id(automation_id: str) -> str:

@@ -33,6 +33,9 @@ from automations.store import outbox_repo
 KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
 """Namespace of the invocations' uuid5 idempotency keys."""
 
+DO_NOTHING = "do-nothing"
+"""Completed as it is planned: it has no effect and nothing to render."""
+
 DEFAULT_MAX_CHAIN_DEPTH = 8
 """Automations firing on each other's events in a row before the chain is cut."""
 
@@ -164,20 +167,58 @@ def plan_firing(
                 depth + 1,
             )
         )
+        request = {
+            "action": pj.dump_action(action),
+            "automation": summary,
+            "depth": depth,
+            "triggered_event_id": triggered_id,
+            "action_triggered_event_id": action_event_id,
+            "on_trigger": index >= on_trigger_from,
+        }
+        if action.type == DO_NOTHING:
+            # Nothing to render, nothing to call: done in this transaction, with its
+            # action.executed event, rather than through the dispatcher and a second one.
+            plan.invocations.append(
+                _invocation(
+                    automation.id,
+                    firing.id,
+                    index,
+                    action.type,
+                    request,
+                    key=key,
+                    status=outbox_repo.SUCCEEDED,
+                    attempts=1,
+                    result={},
+                    created=now,
+                    updated=now,
+                )
+            )
+            plan.events.append(
+                (
+                    lifecycle.action_finished(
+                        summary,
+                        firing,
+                        event_id=lifecycle.new_event_id(),
+                        action_triggered_event_id=action_event_id,
+                        triggered_event_id=triggered_id,
+                        action_index=index,
+                        action_type=action.type,
+                        invocation_id=key,
+                        now=now,
+                        details={},
+                    ),
+                    depth + 1,
+                )
+            )
+            continue
         plan.invocations.append(
             _invocation(
                 automation.id,
                 firing.id,
                 index,
                 action.type,
-                {
-                    "action": pj.dump_action(action),
-                    "automation": summary,
-                    "depth": depth,
-                    "triggered_event_id": triggered_id,
-                    "action_triggered_event_id": action_event_id,
-                    "on_trigger": index >= on_trigger_from,
-                },
+                request,
+                key=key,
                 status=outbox_repo.RUNNING if dispatch_now else outbox_repo.PENDING,
                 attempts=1 if dispatch_now else 0,
                 next_attempt_at=now + lease if dispatch_now else now,
@@ -194,9 +235,12 @@ def _invocation(
     index: int,
     action_type: str,
     request: dict[str, Any],
+    *,
+    key: str | None = None,
     **state: Any,
 ) -> outbox_repo.Invocation:
-    key = idempotency_key(automation_id, firing_id, index)
+    if key is None:
+        key = idempotency_key(automation_id, firing_id, index)
     return outbox_repo.Invocation(
         id=key,
         automation_id=automation_id,

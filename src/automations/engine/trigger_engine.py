@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import collections
 import heapq
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 
 import orjson
 
-from automations.domain import automations, events, firings, triggers
+from automations.domain import automations, events, firings, ids, triggers
 from automations.engine import matching, state
 from automations.engine import ordering as ordering_
 from automations.engine.buckets import EXPIRED_BUCKET_BUFFER, Bucket, BucketKey, TriggerRuntime
@@ -48,7 +47,7 @@ bucket instead of ~170 for ``DeadlineHeap``'s ``(due, seq, (runtime, bucket, tok
 
 
 def _default_id() -> str:
-    return str(uuid.uuid4())
+    return ids.uuid7()
 
 
 def _key_text(key: BucketKey) -> str:
@@ -731,10 +730,10 @@ class TriggerEngine:
         by_expiry: dict[float, list[str]] = {}
         for event_id, expires in self.ordering.seen_items() if self.persist_seen else ():
             by_expiry.setdefault(expires, []).append(event_id)
-        for index, (expires, ids) in enumerate(sorted(by_expiry.items())):
+        for index, (expires, expiring) in enumerate(sorted(by_expiry.items())):
             out.append(
                 StateRecord(
-                    "", "", state.SEEN, f"s{index}", {"ids": ids, "expires": expires}, expires
+                    "", "", state.SEEN, f"s{index}", {"ids": expiring, "expires": expires}, expires
                 )
             )
         for loaded in self._automations.values():

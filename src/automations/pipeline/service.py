@@ -263,7 +263,7 @@ class EngineBackend(writer.Backend):
                 extra={"automation_id": firing.automation_id, "firing_id": firing.id},
             )
         if plan.invocations:
-            outbox_repo.insert_many(conn, plan.invocations)
+            outbox_repo.add_many(conn, plan.invocations)
             by_id = {firing.id: firing for firing in fired}
             self._jobs.extend(
                 planning.Job(invocation, by_id.get(invocation.firing_id))

@@ -152,6 +152,46 @@ def insert_many(conn: Connection, items: Iterable[Invocation]) -> list[str]:
     return out
 
 
+_COLUMNS = (
+    "id",
+    "automation_id",
+    "firing_id",
+    "action_index",
+    "action_type",
+    "idempotency_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "created",
+    "updated",
+    "request",
+    "result",
+)
+_SQLITE_INSERT = (
+    f"INSERT INTO action_invocations ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT DO NOTHING"
+)
+
+
+def add_many(conn: Connection, items: Iterable[Invocation]) -> None:
+    """Adds invocations, skipping any whose id or idempotency key is stored (the hot path).
+
+    Like :func:`insert_many` without reporting which were new: plain tuples straight to the
+    DB-API cursor (SQLAlchemy's per-row bind processing and RETURNING were a fifth of the writer's
+    time in the W1 benchmark, a firing every five events).
+    """
+    rows = [tuple(_to_row(i).values()) for i in items]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        sql.pg_bulk_insert(conn, _T, _COLUMNS, rows)
+        return
+    sql.ensure_transaction(conn)
+    dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
+    dbapi.executemany(_SQLITE_INSERT, rows)
+
+
 def get(conn: Connection, invocation_id: str) -> Invocation:
     """Loads one invocation.
 

@@ -47,15 +47,31 @@ def test_each_action_gets_a_deterministic_idempotency_key() -> None:
 
 def test_fresh_invocations_are_leased_to_the_dispatcher_or_left_pending() -> None:
     leased = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
-    assert {(i.status, i.attempts, i.next_attempt_at) for i in leased.invocations} == {
-        (outbox_repo.RUNNING, 1, 161.0)
-    }
+    webhook = leased.invocations[0]
+    assert (webhook.status, webhook.attempts, webhook.next_attempt_at) == (
+        outbox_repo.RUNNING,
+        1,
+        161.0,
+    )
     queued = planning.plan_firing(
         automation(), firing(), depth=0, now=101.0, lease=60.0, dispatch_now=False
     )
-    assert {(i.status, i.attempts, i.next_attempt_at) for i in queued.invocations} == {
-        (outbox_repo.PENDING, 0, 101.0)
-    }
+    webhook = queued.invocations[0]
+    assert (webhook.status, webhook.attempts, webhook.next_attempt_at) == (
+        outbox_repo.PENDING,
+        0,
+        101.0,
+    )
+
+
+def test_do_nothing_is_done_as_it_is_planned_with_its_executed_event() -> None:
+    plan = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
+    done = plan.invocations[1]
+    assert (done.action_type, done.status, done.attempts) == ("do-nothing", "succeeded", 1)
+    executed = plan.events[-1][0]
+    assert executed.event == lifecycle.ACTION_EXECUTED
+    assert executed.payload["invocation"] == done.id
+    assert executed.follows == done.request["action_triggered_event_id"]
 
 
 def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> None:
@@ -65,6 +81,7 @@ def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> 
         lifecycle.AUTOMATION_TRIGGERED,
         lifecycle.ACTION_TRIGGERED,
         lifecycle.ACTION_TRIGGERED,
+        lifecycle.ACTION_EXECUTED,  # do-nothing is done at once
     ]
     assert {depth for _, depth in plan.events} == {3}
     triggered = plan.events[0][0]
