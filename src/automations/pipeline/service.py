@@ -446,6 +446,15 @@ class EngineBackend(writer.Backend):
                 status = outcomes.FAILED
                 reason = error = f"Automation {target} could not be found"
         if status == outcomes.RETRY:
+            logger.info(
+                "action will be retried",
+                extra={
+                    "invocation_id": invocation.id,
+                    "automation_id": invocation.automation_id,
+                    "attempt": invocation.attempts,
+                    "error": error,
+                },
+            )
             retry = outbox_repo.Finish(
                 invocation.id,
                 outbox_repo.PENDING,
@@ -453,6 +462,20 @@ class EngineBackend(writer.Backend):
                 next_attempt_at=outcome.next_attempt_at,
             )
             return retry, []
+        ids = {
+            "invocation_id": invocation.id,
+            "automation_id": invocation.automation_id,
+            "firing_id": invocation.firing_id,
+            "action_type": invocation.action_type,
+            "attempt": invocation.attempts,
+        }
+        if status == outcomes.SUCCEEDED:
+            logger.debug("action executed", extra=ids)
+        else:
+            logger.warning(
+                "action dead-lettered" if status == outcomes.DEAD_LETTER else "action failed",
+                extra={**ids, "reason": reason or error},
+            )
         if status == outcomes.SUCCEEDED:
             finish = outbox_repo.Finish(invocation.id, outbox_repo.SUCCEEDED, result=outcome.result)
         elif status == outcomes.DEAD_LETTER:
