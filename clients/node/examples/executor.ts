@@ -30,6 +30,8 @@ import { HealthImplementation } from "grpc-health-check";
 import {
   ExecuteActionRequest,
   ExecuteActionResponse,
+  type ExecuteActionsRequest,
+  type ExecuteActionsResponse,
   type ExecutorServiceServer,
   ExecutorServiceService,
 } from "../src";
@@ -105,6 +107,13 @@ const executor: ExecutorServiceServer = {
     save();
     log({ kind: "executed", message, ...entry });
     callback(null, response);
+  },
+  // Batches are optional: UNIMPLEMENTED makes the engine send each invocation to executeAction.
+  executeActions(
+    _call: ServerUnaryCall<ExecuteActionsRequest, ExecuteActionsResponse>,
+    callback: sendUnaryData<ExecuteActionsResponse>,
+  ): void {
+    callback({ code: status.UNIMPLEMENTED, details: "this executor takes one invocation per call" });
   },
 };
 

@@ -9,6 +9,7 @@ and metadata are kept with the failure.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -108,6 +109,43 @@ def build_request(
     return request
 
 
+MAX_BATCH = 256
+"""Invocations sent in one ExecuteActions call at most."""
+MAX_BATCHES_IN_FLIGHT = 8
+"""ExecuteActions calls outstanding per executor at most; later invocations wait and go together."""
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _call_result(response: executor_service_pb2.ExecuteActionResponse) -> CallResult:
+    emitted = tuple(
+        wire_events.event_from_proto(e, received=0.0, lazy_payload=False)
+        for e in response.emitted_events
+    )
+    return CallResult(result=structs.struct_to_dict(response.result), emitted=emitted)
+
+
+def _status_error(status: status_pb2.Status) -> ExecutorError:
+    info = None
+    for detail in status.details:
+        candidate = error_details_pb2.ErrorInfo()
+        if detail.Unpack(candidate):
+            info = candidate
+            break
+    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    return ExecutorError(
+        code,
+        status.message or code.name,
+        reason=None if info is None else info.reason,
+        metadata=None if info is None else dict(info.metadata),
+    )
+
+
+def _fail(future: asyncio.Future[CallResult], error: ExecutorError) -> None:
+    if not future.done():
+        future.set_exception(error)
+
+
 def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
     for key, value in error.trailing_metadata() or ():
         if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
@@ -142,6 +180,14 @@ class ExecutorClient:
         self._stubs: dict[str, executor_service_pb2_grpc.ExecutorServiceStub] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._not_serving: set[str] = set()
+        self._unbatched: set[str] = set()
+        self._pending: dict[
+            str,
+            list[tuple[executor_service_pb2.ExecuteActionRequest, asyncio.Future[CallResult]]],
+        ] = {}
+        self._scheduled: set[str] = set()
+        self._in_flight: dict[str, int] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     @property
     def routes(self) -> dict[str, str]:
@@ -192,11 +238,17 @@ class ExecutorClient:
     async def execute(
         self, address: str, request: executor_service_pb2.ExecuteActionRequest
     ) -> CallResult:
-        """Calls ``ExecuteAction``.
+        """Carries out one invocation at ``address``.
+
+        Invocations for one executor made in the same turn of the event loop (or while earlier
+        batches are in flight) travel together in one ``ExecuteActions`` call: at high rates the
+        per-call cost of gRPC, not the executor's work, is what limits throughput. An executor
+        that does not implement ``ExecuteActions`` (UNIMPLEMENTED) is called with
+        ``ExecuteAction`` from then on.
 
         Raises:
-            ExecutorError: The executor answered with an error status, or could not be reached
-                (UNAVAILABLE) in time (DEADLINE_EXCEEDED).
+            ExecutorError: The executor answered with an error status for this invocation, or
+                could not be reached (UNAVAILABLE) in time (DEADLINE_EXCEEDED).
         """
         if address in self._not_serving:
             raise ExecutorError(
@@ -204,6 +256,16 @@ class ExecutorClient:
                 f"the executor at {address} reports NOT_SERVING",
                 reason="EXECUTOR_NOT_SERVING",
             )
+        if address in self._unbatched:
+            return await self._execute_one(address, request)
+        future: asyncio.Future[CallResult] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(address, []).append((request, future))
+        self._kick(address)
+        return await future
+
+    async def _execute_one(
+        self, address: str, request: executor_service_pb2.ExecuteActionRequest
+    ) -> CallResult:
         try:
             response = await self._stub(address).ExecuteAction(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
@@ -214,11 +276,90 @@ class ExecutorClient:
                 reason=None if info is None else info.reason,
                 metadata=None if info is None else dict(info.metadata),
             ) from None
-        emitted = tuple(
-            wire_events.event_from_proto(e, received=0.0, lazy_payload=False)
-            for e in response.emitted_events
-        )
-        return CallResult(result=structs.struct_to_dict(response.result), emitted=emitted)
+        return _call_result(response)
+
+    def _kick(self, address: str) -> None:
+        if address in self._scheduled or self._in_flight.get(address, 0) >= MAX_BATCHES_IN_FLIGHT:
+            return  # a batch is about to leave, or a finishing one will send what waits
+        self._scheduled.add(address)
+        asyncio.get_running_loop().call_soon(self._start_batch, address)
+
+    def _start_batch(self, address: str) -> None:
+        self._scheduled.discard(address)
+        pending = self._pending.pop(address, [])
+        batch = [(request, future) for request, future in pending if not future.done()]
+        if len(batch) > MAX_BATCH:
+            self._pending[address] = batch[MAX_BATCH:]
+            batch = batch[:MAX_BATCH]
+        if not batch:
+            return
+        self._in_flight[address] = self._in_flight.get(address, 0) + 1
+        task = asyncio.ensure_future(self._send_batch(address, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self._pending.get(address):
+            self._kick(address)
+
+    async def _send_batch(
+        self,
+        address: str,
+        batch: list[tuple[executor_service_pb2.ExecuteActionRequest, asyncio.Future[CallResult]]],
+    ) -> None:
+        try:
+            call = executor_service_pb2.ExecuteActionsRequest(requests=[r for r, _ in batch])
+            try:
+                response = await self._stub(address).ExecuteActions(call, timeout=self._timeout)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self._unbatched.add(address)
+                    await asyncio.gather(
+                        *(self._settle_one(address, request, f) for request, f in batch)
+                    )
+                    return
+                info = _error_info(exc)
+                error = ExecutorError(
+                    exc.code(),
+                    exc.details() or exc.code().name,
+                    reason=None if info is None else info.reason,
+                    metadata=None if info is None else dict(info.metadata),
+                )
+                for _, future in batch:
+                    _fail(future, error)
+                return
+            if len(response.results) != len(batch):
+                error = ExecutorError(
+                    grpc.StatusCode.INTERNAL,
+                    f"the executor answered {len(response.results)} results "
+                    f"for {len(batch)} invocations",
+                )
+                for _, future in batch:
+                    _fail(future, error)
+                return
+            for (_, future), result in zip(batch, response.results, strict=True):
+                if future.done():
+                    continue
+                if result.status.code == 0:
+                    future.set_result(_call_result(result.response))
+                else:
+                    future.set_exception(_status_error(result.status))
+        finally:
+            self._in_flight[address] -= 1
+            if self._pending.get(address):
+                self._kick(address)
+
+    async def _settle_one(
+        self,
+        address: str,
+        request: executor_service_pb2.ExecuteActionRequest,
+        future: asyncio.Future[CallResult],
+    ) -> None:
+        try:
+            result = await self._execute_one(address, request)
+        except ExecutorError as exc:
+            _fail(future, exc)
+        else:
+            if not future.done():
+                future.set_result(result)
 
     async def close(self) -> None:
         """Closes every channel."""

@@ -90,18 +90,19 @@ def invalid_argument(field: str, message: str, reason: str = "INVALID_ARGUMENT")
     return ActionError(grpc.StatusCode.INVALID_ARGUMENT, message, reason, {"field": field})
 
 
-def to_status(error: ActionError) -> grpc.Status:
-    """The gRPC status (code, message and ``grpc-status-details-bin``) for ``error``."""
+def to_status_proto(error: ActionError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` for ``error``: code, message and an ``ErrorInfo`` detail."""
     info = error_details_pb2.ErrorInfo(
         reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
     )
     detail = any_pb2.Any()
     detail.Pack(info)
-    status: grpc.Status = rpc_status.to_status(
-        status_pb2.Status(
-            code=getattr(code_pb2, error.code.name),
-            message=error.message,
-            details=[detail],
-        )
+    return status_pb2.Status(
+        code=getattr(code_pb2, error.code.name), message=error.message, details=[detail]
     )
+
+
+def to_status(error: ActionError) -> grpc.Status:
+    """The gRPC status (code, message and ``grpc-status-details-bin``) for ``error``."""
+    status: grpc.Status = rpc_status.to_status(to_status_proto(error))
     return status

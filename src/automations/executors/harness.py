@@ -34,7 +34,7 @@ from prometheus_client import start_http_server
 
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 from automations.executors import metrics, parent
-from automations.executors.errors import ActionError, invalid_argument, to_status
+from automations.executors.errors import ActionError, invalid_argument, to_status, to_status_proto
 from automations.executors.idempotency import Deduplicator, IdempotencyStore, Record
 from automations.v1 import event_pb2
 
@@ -48,6 +48,9 @@ MAX_IDEMPOTENCY_KEY_CHARS = 200
 
 DEADLINE_MARGIN_SECONDS = 0.25
 """A handler is stopped this long before the call's deadline, so that its answer still arrives."""
+
+MAX_BATCH = 1000
+"""The most invocations one ExecuteActions call may carry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,38 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
         self, request: Request, context: grpc.aio.ServicerContext[Any, Any]
     ) -> executor_service_pb2.ExecuteActionResponse:
         """Carries out one invocation, at most once per ``idempotency_key``."""
+        outcome = await self._run_one(request, context.time_remaining)
+        if isinstance(outcome, ActionError):
+            return await self._abort(context, outcome)
+        return outcome
+
+    async def ExecuteActions(  # noqa: N802 - the gRPC method name
+        self,
+        request: executor_service_pb2.ExecuteActionsRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> executor_service_pb2.ExecuteActionsResponse:
+        """Carries out a batch of invocations concurrently; one status per invocation."""
+        if len(request.requests) > MAX_BATCH:
+            error = invalid_argument(
+                "requests", f"at most {MAX_BATCH} invocations per call", "BATCH_TOO_LARGE"
+            )
+            status = to_status(error)
+            await context.abort(status.code, status.details, status.trailing_metadata)
+        outcomes = await asyncio.gather(
+            *(self._run_one(item, context.time_remaining) for item in request.requests)
+        )
+        response = executor_service_pb2.ExecuteActionsResponse()
+        for outcome in outcomes:
+            result = response.results.add()
+            if isinstance(outcome, ActionError):
+                result.status.CopyFrom(to_status_proto(outcome))
+            else:
+                result.response.CopyFrom(outcome)
+        return response
+
+    async def _run_one(
+        self, request: Request, time_remaining: Callable[[], float | None]
+    ) -> executor_service_pb2.ExecuteActionResponse | ActionError:
         started = time.perf_counter()
         handler = self._executor.handlers.get(request.action_type)
         try:
@@ -168,11 +203,11 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
                 )
         except ActionError as error:
             self._record(request.action_type if handler else "", "failed", started)
-            return await self._abort(context, error)
+            return error
 
         async def act() -> Record:
             assert handler is not None
-            remaining = context.time_remaining() if self._executor.bound_by_deadline else None
+            remaining = time_remaining() if self._executor.bound_by_deadline else None
             if remaining is None:
                 return _encode(await handler(request))
             try:
@@ -206,7 +241,7 @@ class ExecutorServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
                 )
             label = "duplicate" if repeat else ("retryable" if outcome.retryable else "failed")
             self._record(request.action_type, label, started)
-            return await self._abort(context, outcome)
+            return outcome
         self._record(request.action_type, "duplicate" if repeat else "ok", started)
         return _decode(outcome)
 

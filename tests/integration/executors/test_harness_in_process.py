@@ -144,3 +144,21 @@ async def test_a_broken_idempotency_store_is_a_retryable_internal_error(
         blocker.close()
     assert info.value.code() is grpc.StatusCode.INTERNAL
     assert failure(info.value).reason == "IDEMPOTENCY_STORE_ERROR"
+
+
+async def test_a_batch_answers_each_invocation_as_execute_action_would(
+    stub: executor_service_pb2_grpc.ExecutorServiceStub, story: Story
+) -> None:
+    batch = executor_service_pb2.ExecuteActionsRequest(
+        requests=[request("emit", "k1"), request("refuse", "k2"), request("nope", "k3")]
+    )
+    reply = await stub.ExecuteActions(batch, timeout=5)
+    ok, refused, unknown = reply.results
+    assert ok.status.code == 0 and ok.response.result["calls"] == 1
+    assert ok.response.emitted_events[0].id == "k1-0"
+    assert refused.status.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert refused.status.message == "nothing to act on"
+    assert unknown.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    again = await stub.ExecuteActions(batch, timeout=5)  # deduped per key, like ExecuteAction
+    assert again.results[0].response.result["calls"] == 1
+    assert story.calls == 2  # emit once, refuse once

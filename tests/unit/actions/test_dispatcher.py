@@ -248,3 +248,87 @@ async def test_an_executor_reporting_not_serving_gets_no_work_and_the_invocation
         await client.close()
     finally:
         await server.stop(None)
+
+
+class BatchingExecutor(Executor):
+    """Also implements ExecuteActions: answers per request by its ``message`` parameter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def ExecuteActions(  # noqa: N802
+        self, request: executor_service_pb2.ExecuteActionsRequest, context: Any
+    ) -> executor_service_pb2.ExecuteActionsResponse:
+        self.batches.append(len(request.requests))
+        response = executor_service_pb2.ExecuteActionsResponse()
+        for item in request.requests:
+            self.received.append(item)
+            result = response.results.add()
+            message = item.parameters["message"]
+            if message == "refuse":
+                info = error_details_pb2.ErrorInfo(reason="NO_TARGET", domain="test")
+                result.status.code = code_pb2.FAILED_PRECONDITION
+                result.status.message = "nothing to act on"
+                result.status.details.add().Pack(info)
+            elif message == "later":
+                result.status.code = code_pb2.UNAVAILABLE
+                result.status.message = "busy"
+            else:
+                result.response.result.update({"echo": message})
+        return response
+
+
+async def test_invocations_for_one_executor_travel_in_batches_with_a_status_each() -> None:
+    servicer = BatchingExecutor()
+    server = grpc.aio.server()
+    executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = executor_client.ExecutorClient({"acme.page": f"127.0.0.1:{port}"}, timeout=2.0)
+
+    def request(message: str) -> executor_service_pb2.ExecuteActionRequest:
+        item = executor_service_pb2.ExecuteActionRequest(action_type="acme.page")
+        item.parameters.update({"message": message})
+        return item
+
+    try:
+        calls = [
+            client.execute(f"127.0.0.1:{port}", request(m))
+            for m in ["a", "refuse", "later", *[f"n{i}" for i in range(20)]]
+        ]
+        answers = await asyncio.gather(*calls, return_exceptions=True)
+        assert servicer.batches == [23]  # one call for everything queued in one loop turn
+        assert answers[0] == executor_client.CallResult(result={"echo": "a"})
+        refused, later = answers[1], answers[2]
+        assert isinstance(refused, executor_client.ExecutorError)
+        assert (refused.code, refused.reason, refused.retryable) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "NO_TARGET",
+            False,
+        )
+        assert isinstance(later, executor_client.ExecutorError) and later.retryable
+        assert [a.result["echo"] for a in answers[3:]] == [f"n{i}" for i in range(20)]  # type: ignore[union-attr]
+    finally:
+        await client.close()
+        await server.stop(None)
+
+
+async def test_an_executor_without_batches_is_called_one_invocation_at_a_time(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, address = executor  # implements ExecuteAction only: UNIMPLEMENTED for batches
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    try:
+        requests = []
+        for i in range(5):
+            item = executor_service_pb2.ExecuteActionRequest(action_type="acme.page")
+            item.parameters.update({"message": f"m{i}"})
+            requests.append(item)
+        answers = await asyncio.gather(*(client.execute(address, r) for r in requests))
+        assert [a.result["echo"] for a in answers] == [f"m{i}" for i in range(5)]
+        assert len(servicer.received) == 5
+        again = await client.execute(address, requests[0])  # straight to ExecuteAction now
+        assert again.result == {"echo": "m0"}
+    finally:
+        await client.close()

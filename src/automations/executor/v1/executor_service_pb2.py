@@ -26,9 +26,10 @@ from automations.v1 import event_pb2 as automations_dot_v1_dot_event__pb2
 from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.automations/executor/v1/executor_service.proto\x12\x17\x61utomations.executor.v1\x1a\x1a\x61utomations/v1/event.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x04\n\x14\x45xecuteActionRequest\x12\x19\n\x0b\x61\x63tion_type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12@\n\nautomation\x18\x05 \x01(\x0b\x32&.automations.executor.v1.AutomationRefB\x04\xe2\x41\x01\x02\x12\x38\n\x06\x66iring\x18\x06 \x01(\x0b\x32\".automations.executor.v1.FiringRefB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61\x63tion_index\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x35\n\x10triggering_event\x18\x08 \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x01\x12\x64\n\x11triggering_labels\x18\t \x03(\x0b\x32\x43.automations.executor.v1.ExecuteActionRequest.TriggeringLabelsEntryB\x04\xe2\x41\x01\x01\x1a\x37\n\x15TriggeringLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"{\n\x15\x45xecuteActionResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x33\n\x0e\x65mitted_events\x18\x02 \x03(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x01\"R\n\rAutomationRef\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"m\n\tFiringRef\x12\x11\n\x03uid\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\tfire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\ntrigger_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x32\x81\x01\n\x0f\x45xecutorService\x12n\n\rExecuteAction\x12-.automations.executor.v1.ExecuteActionRequest\x1a..automations.executor.v1.ExecuteActionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n.automations/executor/v1/executor_service.proto\x12\x17\x61utomations.executor.v1\x1a\x1a\x61utomations/v1/event.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x88\x04\n\x14\x45xecuteActionRequest\x12\x19\n\x0b\x61\x63tion_type\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x31\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x1d\n\x0fidempotency_key\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x07\x61ttempt\x18\x04 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12@\n\nautomation\x18\x05 \x01(\x0b\x32&.automations.executor.v1.AutomationRefB\x04\xe2\x41\x01\x02\x12\x38\n\x06\x66iring\x18\x06 \x01(\x0b\x32\".automations.executor.v1.FiringRefB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x61\x63tion_index\x18\x07 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x35\n\x10triggering_event\x18\x08 \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x01\x12\x64\n\x11triggering_labels\x18\t \x03(\x0b\x32\x43.automations.executor.v1.ExecuteActionRequest.TriggeringLabelsEntryB\x04\xe2\x41\x01\x01\x1a\x37\n\x15TriggeringLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"{\n\x15\x45xecuteActionResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x17.google.protobuf.StructB\x04\xe2\x41\x01\x01\x12\x33\n\x0e\x65mitted_events\x18\x02 \x03(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x01\"^\n\x15\x45xecuteActionsRequest\x12\x45\n\x08requests\x18\x01 \x03(\x0b\x32-.automations.executor.v1.ExecuteActionRequestB\x04\xe2\x41\x01\x02\"]\n\x16\x45xecuteActionsResponse\x12\x43\n\x07results\x18\x01 \x03(\x0b\x32,.automations.executor.v1.ExecuteActionResultB\x04\xe2\x41\x01\x03\"\x87\x01\n\x13\x45xecuteActionResult\x12(\n\x06status\x18\x01 \x01(\x0b\x32\x12.google.rpc.StatusB\x04\xe2\x41\x01\x02\x12\x46\n\x08response\x18\x02 \x01(\x0b\x32..automations.executor.v1.ExecuteActionResponseB\x04\xe2\x41\x01\x01\"R\n\rAutomationRef\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1a\n\x0c\x64isplay_name\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\"m\n\tFiringRef\x12\x11\n\x03uid\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x33\n\tfire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x18\n\ntrigger_id\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x32\xf4\x01\n\x0f\x45xecutorService\x12n\n\rExecuteAction\x12-.automations.executor.v1.ExecuteActionRequest\x1a..automations.executor.v1.ExecuteActionResponse\x12q\n\x0e\x45xecuteActions\x12..automations.executor.v1.ExecuteActionsRequest\x1a/.automations.executor.v1.ExecuteActionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -59,6 +60,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTEACTIONRESPONSE'].fields_by_name['result']._serialized_options = b'\342A\001\001'
   _globals['_EXECUTEACTIONRESPONSE'].fields_by_name['emitted_events']._loaded_options = None
   _globals['_EXECUTEACTIONRESPONSE'].fields_by_name['emitted_events']._serialized_options = b'\342A\001\001'
+  _globals['_EXECUTEACTIONSREQUEST'].fields_by_name['requests']._loaded_options = None
+  _globals['_EXECUTEACTIONSREQUEST'].fields_by_name['requests']._serialized_options = b'\342A\001\002'
+  _globals['_EXECUTEACTIONSRESPONSE'].fields_by_name['results']._loaded_options = None
+  _globals['_EXECUTEACTIONSRESPONSE'].fields_by_name['results']._serialized_options = b'\342A\001\003'
+  _globals['_EXECUTEACTIONRESULT'].fields_by_name['status']._loaded_options = None
+  _globals['_EXECUTEACTIONRESULT'].fields_by_name['status']._serialized_options = b'\342A\001\002'
+  _globals['_EXECUTEACTIONRESULT'].fields_by_name['response']._loaded_options = None
+  _globals['_EXECUTEACTIONRESULT'].fields_by_name['response']._serialized_options = b'\342A\001\001'
   _globals['_AUTOMATIONREF'].fields_by_name['name']._loaded_options = None
   _globals['_AUTOMATIONREF'].fields_by_name['name']._serialized_options = b'\342A\001\002'
   _globals['_AUTOMATIONREF'].fields_by_name['uid']._loaded_options = None
@@ -71,16 +80,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIRINGREF'].fields_by_name['fire_time']._serialized_options = b'\342A\001\002'
   _globals['_FIRINGREF'].fields_by_name['trigger_id']._loaded_options = None
   _globals['_FIRINGREF'].fields_by_name['trigger_id']._serialized_options = b'\342A\001\002'
-  _globals['_EXECUTEACTIONREQUEST']._serialized_start=200
-  _globals['_EXECUTEACTIONREQUEST']._serialized_end=720
-  _globals['_EXECUTEACTIONREQUEST_TRIGGERINGLABELSENTRY']._serialized_start=665
-  _globals['_EXECUTEACTIONREQUEST_TRIGGERINGLABELSENTRY']._serialized_end=720
-  _globals['_EXECUTEACTIONRESPONSE']._serialized_start=722
-  _globals['_EXECUTEACTIONRESPONSE']._serialized_end=845
-  _globals['_AUTOMATIONREF']._serialized_start=847
-  _globals['_AUTOMATIONREF']._serialized_end=929
-  _globals['_FIRINGREF']._serialized_start=931
-  _globals['_FIRINGREF']._serialized_end=1040
-  _globals['_EXECUTORSERVICE']._serialized_start=1043
-  _globals['_EXECUTORSERVICE']._serialized_end=1172
+  _globals['_EXECUTEACTIONREQUEST']._serialized_start=225
+  _globals['_EXECUTEACTIONREQUEST']._serialized_end=745
+  _globals['_EXECUTEACTIONREQUEST_TRIGGERINGLABELSENTRY']._serialized_start=690
+  _globals['_EXECUTEACTIONREQUEST_TRIGGERINGLABELSENTRY']._serialized_end=745
+  _globals['_EXECUTEACTIONRESPONSE']._serialized_start=747
+  _globals['_EXECUTEACTIONRESPONSE']._serialized_end=870
+  _globals['_EXECUTEACTIONSREQUEST']._serialized_start=872
+  _globals['_EXECUTEACTIONSREQUEST']._serialized_end=966
+  _globals['_EXECUTEACTIONSRESPONSE']._serialized_start=968
+  _globals['_EXECUTEACTIONSRESPONSE']._serialized_end=1061
+  _globals['_EXECUTEACTIONRESULT']._serialized_start=1064
+  _globals['_EXECUTEACTIONRESULT']._serialized_end=1199
+  _globals['_AUTOMATIONREF']._serialized_start=1201
+  _globals['_AUTOMATIONREF']._serialized_end=1283
+  _globals['_FIRINGREF']._serialized_start=1285
+  _globals['_FIRINGREF']._serialized_end=1394
+  _globals['_EXECUTORSERVICE']._serialized_start=1397
+  _globals['_EXECUTORSERVICE']._serialized_end=1641
 # @@protoc_insertion_point(module_scope)

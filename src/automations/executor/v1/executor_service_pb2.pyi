@@ -42,6 +42,11 @@ The protocol, from the executor's side:
 
 5. Health. An executor should serve `grpc.health.v1.Health`; the engine does not send work to
    one that reports NOT_SERVING.
+
+6. Batches (optional). An executor may also implement ExecuteActions, which carries many
+   invocations in one call and answers each with its own status, exactly as ExecuteAction
+   would have. The engine then sends its invocations in batches (far less per-call overhead
+   at high rates); it falls back to ExecuteAction when ExecuteActions answers UNIMPLEMENTED.
 """
 
 from automations.v1 import event_pb2 as _event_pb2
@@ -51,6 +56,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -198,6 +204,86 @@ class ExecuteActionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExecuteActionResponse: _TypeAlias = ExecuteActionResponse  # noqa: Y015
+
+@_typing.final
+class ExecuteActionsRequest(_message.Message):
+    """Request message for ExecutorService.ExecuteActions: a batch of invocations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecuteActionRequest]:
+        """Required. The invocations, each as ExecuteAction would receive it (at most 1000)."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ExecuteActionRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecuteActionsRequest: _TypeAlias = ExecuteActionsRequest  # noqa: Y015
+
+@_typing.final
+class ExecuteActionsResponse(_message.Message):
+    """Response message for ExecutorService.ExecuteActions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecuteActionResult]:
+        """Output only. One result per request, in the order of the requests."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ExecuteActionResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecuteActionsResponse: _TypeAlias = ExecuteActionsResponse  # noqa: Y015
+
+@_typing.final
+class ExecuteActionResult(_message.Message):
+    """The outcome of one invocation of a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def status(self) -> _status_pb2.Status:
+        """Required. The status ExecuteAction would have answered (code 0: OK), with its details
+        (a `google.rpc.ErrorInfo`) on failure. The same codes are final or retried.
+        """
+
+    @_builtins.property
+    def response(self) -> Global___ExecuteActionResponse:
+        """Optional. The response, when `status` is OK."""
+
+    def __init__(
+        self,
+        *,
+        status: _status_pb2.Status | None = ...,
+        response: Global___ExecuteActionResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response", "status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["response", b"response", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExecuteActionResult: _TypeAlias = ExecuteActionResult  # noqa: Y015
 
 @_typing.final
 class AutomationRef(_message.Message):

@@ -40,6 +40,11 @@ class ExecutorServiceStub:
                 request_serializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionRequest.SerializeToString,
                 response_deserializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionResponse.FromString,
                 _registered_method=True)
+        self.ExecuteActions = channel.unary_unary(
+                '/automations.executor.v1.ExecutorService/ExecuteActions',
+                request_serializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsRequest.SerializeToString,
+                response_deserializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -54,6 +59,15 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecuteActions(self, request, context):
+        """Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+        would have answered for its request, in the same order; the call itself fails only when the
+        whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +75,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ExecuteAction,
                     request_deserializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionRequest.FromString,
                     response_serializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionResponse.SerializeToString,
+            ),
+            'ExecuteActions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExecuteActions,
+                    request_deserializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsRequest.FromString,
+                    response_serializer=automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +110,33 @@ class ExecutorService:
             '/automations.executor.v1.ExecutorService/ExecuteAction',
             automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionRequest.SerializeToString,
             automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecuteActions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/automations.executor.v1.ExecutorService/ExecuteActions',
+            automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsRequest.SerializeToString,
+            automations_dot_executor_dot_v1_dot_executor__service__pb2.ExecuteActionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,11 @@ The protocol, from the executor's side:
 
 5. Health. An executor should serve `grpc.health.v1.Health`; the engine does not send work to
    one that reports NOT_SERVING.
+
+6. Batches (optional). An executor may also implement ExecuteActions, which carries many
+   invocations in one call and answers each with its own status, exactly as ExecuteAction
+   would have. The engine then sends its invocations in batches (far less per-call overhead
+   at high rates); it falls back to ExecuteAction when ExecuteActions answers UNIMPLEMENTED.
 """
 
 from automations.executor.v1 import executor_service_pb2 as _executor_service_pb2
@@ -78,6 +83,11 @@ class ExecutorServiceStub:
     """Carries out one action invocation (see the file comment for the full protocol: idempotency
     on `idempotency_key`, and which status codes are final or retried).
     """
+    ExecuteActions: _grpc.UnaryUnaryMultiCallable[_executor_service_pb2.ExecuteActionsRequest, _executor_service_pb2.ExecuteActionsResponse]
+    """Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+    would have answered for its request, in the same order; the call itself fails only when the
+    whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+    """
 
 @_typing.type_check_only
 class ExecutorServiceAsyncStub(ExecutorServiceStub):
@@ -87,6 +97,11 @@ class ExecutorServiceAsyncStub(ExecutorServiceStub):
     ExecuteAction: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ExecuteActionRequest, _executor_service_pb2.ExecuteActionResponse]  # type: ignore[assignment]
     """Carries out one action invocation (see the file comment for the full protocol: idempotency
     on `idempotency_key`, and which status codes are final or retried).
+    """
+    ExecuteActions: _aio.UnaryUnaryMultiCallable[_executor_service_pb2.ExecuteActionsRequest, _executor_service_pb2.ExecuteActionsResponse]  # type: ignore[assignment]
+    """Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+    would have answered for its request, in the same order; the call itself fails only when the
+    whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
     """
 
 class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -100,6 +115,17 @@ class ExecutorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_executor_service_pb2.ExecuteActionResponse, _abc.Awaitable[_executor_service_pb2.ExecuteActionResponse]]:
         """Carries out one action invocation (see the file comment for the full protocol: idempotency
         on `idempotency_key`, and which status codes are final or retried).
+        """
+
+    @_abc_1.abstractmethod
+    def ExecuteActions(
+        self,
+        request: _executor_service_pb2.ExecuteActionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_service_pb2.ExecuteActionsResponse, _abc.Awaitable[_executor_service_pb2.ExecuteActionsResponse]]:
+        """Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+        would have answered for its request, in the same order; the call itself fails only when the
+        whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
         """
 
 def add_ExecutorServiceServicer_to_server(servicer: ExecutorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -20,6 +20,10 @@ type ExecutorServiceClient interface {
 	// Carries out one action invocation (see the file comment for the full protocol: idempotency
 	// on `idempotency_key`, and which status codes are final or retried).
 	ExecuteAction(ctx context.Context, in *ExecuteActionRequest, opts ...grpc.CallOption) (*ExecuteActionResponse, error)
+	// Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+	// would have answered for its request, in the same order; the call itself fails only when the
+	// whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+	ExecuteActions(ctx context.Context, in *ExecuteActionsRequest, opts ...grpc.CallOption) (*ExecuteActionsResponse, error)
 }
 
 type executorServiceClient struct {
@@ -39,6 +43,15 @@ func (c *executorServiceClient) ExecuteAction(ctx context.Context, in *ExecuteAc
 	return out, nil
 }
 
+func (c *executorServiceClient) ExecuteActions(ctx context.Context, in *ExecuteActionsRequest, opts ...grpc.CallOption) (*ExecuteActionsResponse, error) {
+	out := new(ExecuteActionsResponse)
+	err := c.cc.Invoke(ctx, "/automations.executor.v1.ExecutorService/ExecuteActions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExecutorServiceServer is the server API for ExecutorService service.
 // All implementations must embed UnimplementedExecutorServiceServer
 // for forward compatibility
@@ -46,6 +59,10 @@ type ExecutorServiceServer interface {
 	// Carries out one action invocation (see the file comment for the full protocol: idempotency
 	// on `idempotency_key`, and which status codes are final or retried).
 	ExecuteAction(context.Context, *ExecuteActionRequest) (*ExecuteActionResponse, error)
+	// Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+	// would have answered for its request, in the same order; the call itself fails only when the
+	// whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+	ExecuteActions(context.Context, *ExecuteActionsRequest) (*ExecuteActionsResponse, error)
 	mustEmbedUnimplementedExecutorServiceServer()
 }
 
@@ -55,6 +72,9 @@ type UnimplementedExecutorServiceServer struct {
 
 func (UnimplementedExecutorServiceServer) ExecuteAction(context.Context, *ExecuteActionRequest) (*ExecuteActionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ExecuteAction not implemented")
+}
+func (UnimplementedExecutorServiceServer) ExecuteActions(context.Context, *ExecuteActionsRequest) (*ExecuteActionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ExecuteActions not implemented")
 }
 func (UnimplementedExecutorServiceServer) mustEmbedUnimplementedExecutorServiceServer() {}
 
@@ -87,6 +107,24 @@ func _ExecutorService_ExecuteAction_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ExecutorService_ExecuteActions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExecuteActionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServiceServer).ExecuteActions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/automations.executor.v1.ExecutorService/ExecuteActions",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServiceServer).ExecuteActions(ctx, req.(*ExecuteActionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ExecutorService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "automations.executor.v1.ExecutorService",
 	HandlerType: (*ExecutorServiceServer)(nil),
@@ -94,6 +132,10 @@ var _ExecutorService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExecuteAction",
 			Handler:    _ExecutorService_ExecuteAction_Handler,
+		},
+		{
+			MethodName: "ExecuteActions",
+			Handler:    _ExecutorService_ExecuteActions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

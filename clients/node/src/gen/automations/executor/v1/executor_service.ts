@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct";
 import { Timestamp } from "../../../google/protobuf/timestamp";
+import { Status } from "../../../google/rpc/status";
 import { Event } from "../../v1/event";
 
 /** Request message for ExecutorService.ExecuteAction: one invocation of one action. */
@@ -96,6 +97,31 @@ export interface ExecuteActionResponse {
    * key, so that a retried invocation does not publish them twice.
    */
   emittedEvents: Event[];
+}
+
+/** Request message for ExecutorService.ExecuteActions: a batch of invocations. */
+export interface ExecuteActionsRequest {
+  /** Required. The invocations, each as ExecuteAction would receive it (at most 1000). */
+  requests: ExecuteActionRequest[];
+}
+
+/** Response message for ExecutorService.ExecuteActions. */
+export interface ExecuteActionsResponse {
+  /** Output only. One result per request, in the order of the requests. */
+  results: ExecuteActionResult[];
+}
+
+/** The outcome of one invocation of a batch. */
+export interface ExecuteActionResult {
+  /**
+   * Required. The status ExecuteAction would have answered (code 0: OK), with its details
+   * (a `google.rpc.ErrorInfo`) on failure. The same codes are final or retried.
+   */
+  status?:
+    | Status
+    | undefined;
+  /** Optional. The response, when `status` is OK. */
+  response?: ExecuteActionResponse | undefined;
 }
 
 /** The automation an invocation belongs to. */
@@ -570,6 +596,237 @@ export const ExecuteActionResponse: MessageFns<ExecuteActionResponse> = {
   },
 };
 
+function createBaseExecuteActionsRequest(): ExecuteActionsRequest {
+  return { requests: [] };
+}
+
+export const ExecuteActionsRequest: MessageFns<ExecuteActionsRequest> = {
+  encode(message: ExecuteActionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      ExecuteActionRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecuteActionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecuteActionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(ExecuteActionRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecuteActionsRequest {
+    return {
+      requests: globalThis.Array.isArray(object?.requests)
+        ? object.requests.map((e: any) => ExecuteActionRequest.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ExecuteActionsRequest): unknown {
+    const obj: any = {};
+    if (message.requests?.length) {
+      obj.requests = message.requests.map((e) => ExecuteActionRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecuteActionsRequest>, I>>(base?: I): ExecuteActionsRequest {
+    return ExecuteActionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecuteActionsRequest>, I>>(object: I): ExecuteActionsRequest {
+    const message = createBaseExecuteActionsRequest();
+    message.requests = object.requests?.map((e) => ExecuteActionRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseExecuteActionsResponse(): ExecuteActionsResponse {
+  return { results: [] };
+}
+
+export const ExecuteActionsResponse: MessageFns<ExecuteActionsResponse> = {
+  encode(message: ExecuteActionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      ExecuteActionResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecuteActionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecuteActionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(ExecuteActionResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecuteActionsResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => ExecuteActionResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ExecuteActionsResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => ExecuteActionResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecuteActionsResponse>, I>>(base?: I): ExecuteActionsResponse {
+    return ExecuteActionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecuteActionsResponse>, I>>(object: I): ExecuteActionsResponse {
+    const message = createBaseExecuteActionsResponse();
+    message.results = object.results?.map((e) => ExecuteActionResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseExecuteActionResult(): ExecuteActionResult {
+  return { status: undefined, response: undefined };
+}
+
+export const ExecuteActionResult: MessageFns<ExecuteActionResult> = {
+  encode(message: ExecuteActionResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      Status.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    if (message.response !== undefined) {
+      ExecuteActionResponse.encode(message.response, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecuteActionResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecuteActionResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = Status.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.response = ExecuteActionResponse.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecuteActionResult {
+    return {
+      status: isSet(object.status) ? Status.fromJSON(object.status) : undefined,
+      response: isSet(object.response) ? ExecuteActionResponse.fromJSON(object.response) : undefined,
+    };
+  },
+
+  toJSON(message: ExecuteActionResult): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = Status.toJSON(message.status);
+    }
+    if (message.response !== undefined) {
+      obj.response = ExecuteActionResponse.toJSON(message.response);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecuteActionResult>, I>>(base?: I): ExecuteActionResult {
+    return ExecuteActionResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecuteActionResult>, I>>(object: I): ExecuteActionResult {
+    const message = createBaseExecuteActionResult();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? Status.fromPartial(object.status)
+      : undefined;
+    message.response = (object.response !== undefined && object.response !== null)
+      ? ExecuteActionResponse.fromPartial(object.response)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseAutomationRef(): AutomationRef {
   return { name: "", uid: "", displayName: "" };
 }
@@ -801,6 +1058,22 @@ export const ExecutorServiceService = {
       Buffer.from(ExecuteActionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ExecuteActionResponse => ExecuteActionResponse.decode(value),
   },
+  /**
+   * Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+   * would have answered for its request, in the same order; the call itself fails only when the
+   * whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+   */
+  executeActions: {
+    path: "/automations.executor.v1.ExecutorService/ExecuteActions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExecuteActionsRequest): Buffer =>
+      Buffer.from(ExecuteActionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExecuteActionsRequest => ExecuteActionsRequest.decode(value),
+    responseSerialize: (value: ExecuteActionsResponse): Buffer =>
+      Buffer.from(ExecuteActionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExecuteActionsResponse => ExecuteActionsResponse.decode(value),
+  },
 } as const;
 
 export interface ExecutorServiceServer extends UntypedServiceImplementation {
@@ -809,6 +1082,12 @@ export interface ExecutorServiceServer extends UntypedServiceImplementation {
    * on `idempotency_key`, and which status codes are final or retried).
    */
   executeAction: handleUnaryCall<ExecuteActionRequest, ExecuteActionResponse>;
+  /**
+   * Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+   * would have answered for its request, in the same order; the call itself fails only when the
+   * whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+   */
+  executeActions: handleUnaryCall<ExecuteActionsRequest, ExecuteActionsResponse>;
 }
 
 export interface ExecutorServiceClient extends Client {
@@ -830,6 +1109,26 @@ export interface ExecutorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ExecuteActionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Optional. Carries out several invocations in one call. Each result is what ExecuteAction
+   * would have answered for its request, in the same order; the call itself fails only when the
+   * whole batch could not be looked at (e.g. UNIMPLEMENTED, UNAVAILABLE).
+   */
+  executeActions(
+    request: ExecuteActionsRequest,
+    callback: (error: ServiceError | null, response: ExecuteActionsResponse) => void,
+  ): ClientUnaryCall;
+  executeActions(
+    request: ExecuteActionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExecuteActionsResponse) => void,
+  ): ClientUnaryCall;
+  executeActions(
+    request: ExecuteActionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExecuteActionsResponse) => void,
   ): ClientUnaryCall;
 }
 
