@@ -512,6 +512,13 @@ _FINISH = sa.text(
 ).bindparams(sa.bindparam("result", type_=sa.LargeBinary))
 
 
+_SQLITE_FINISH = (
+    "UPDATE action_invocations SET status = ?, updated = ?, last_error = ?, "
+    "next_attempt_at = COALESCE(?, next_attempt_at), result = ? "
+    "WHERE id = ? AND status = 'running'"
+)
+
+
 def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> None:
     """Records the end of many claimed attempts in one statement (executemany).
 
@@ -520,17 +527,37 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
     """
     if not finishes:
         return
-    conn.execute(
-        _FINISH,
+    if conn.dialect.name != "sqlite":
+        conn.execute(
+            _FINISH,
+            [
+                {
+                    "id": f.id,
+                    "status": f.status,
+                    "updated": now,
+                    "last_error": f.error,
+                    "next_attempt_at": f.next_attempt_at,
+                    "result": None if f.result is None else encoding.dumps(f.result),
+                }
+                for f in finishes
+            ],
+        )
+        return
+    # SQLite: plain tuples to the DB-API cursor (SQLAlchemy's per-row parameter processing was
+    # a third of the time of recording outcomes in the dispatch benchmark)
+    sql.ensure_transaction(conn)
+    dbapi: Any = conn.connection.dbapi_connection
+    dbapi.executemany(
+        _SQLITE_FINISH,
         [
-            {
-                "id": f.id,
-                "status": f.status,
-                "updated": now,
-                "last_error": f.error,
-                "next_attempt_at": f.next_attempt_at,
-                "result": None if f.result is None else encoding.dumps(f.result),
-            }
+            (
+                f.status,
+                now,
+                f.error,
+                f.next_attempt_at,
+                None if f.result is None else encoding.dumps(f.result),
+                f.id,
+            )
             for f in finishes
         ],
     )
