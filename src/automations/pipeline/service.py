@@ -192,9 +192,20 @@ class EngineBackend(writer.Backend):
         if now >= self._next_purge:
             with self.database.write() as conn:
                 removed = event_log.purge(conn, now - self._retention, limit=PURGE_CHUNK)
+                # firing history and finished invocations age out with the events they came
+                # from; dead-lettered invocations stay until redriven
+                firings_removed = firings_repo.purge(conn, now - self._retention)
+                invocations_removed = outbox_repo.purge(conn, now - self._retention)
             self._next_purge = now + (1.0 if removed >= PURGE_CHUNK else PURGE_INTERVAL)
-            if removed:
-                logger.info("purged old events", extra={"events": removed})
+            if removed or firings_removed or invocations_removed:
+                logger.info(
+                    "purged old records",
+                    extra={
+                        "events": removed,
+                        "firings": firings_removed,
+                        "invocations": invocations_removed,
+                    },
+                )
 
     def run_call(self, fn: Callable[[Any], T]) -> T:
         """Runs ``fn(self)``."""

@@ -1,0 +1,75 @@
+"""Retention: events, firings and finished invocations age out together; dead letters stay."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from automations.domain import events, prefect_json
+from automations.engine import trigger_engine
+from automations.engine.rete import runtime
+from automations.pipeline import service
+from automations.store import database, firings_repo, outbox_repo
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_path: Path) -> None:
+    clock = Clock(1_000_000.0)
+    db = database.Database(f"sqlite:///{tmp_path / 'a.db'}")
+    db.migrate()
+    backend = service.EngineBackend(
+        db,
+        engine_factory=lambda: trigger_engine.TriggerEngine(runtime.ReteMatcher()),
+        retention_seconds=3600,
+        clock=clock,
+    )
+    backend.start()
+    backend.create_automation(
+        prefect_json.parse_automation(
+            {
+                "name": "a",
+                "trigger": {"type": "event", "expect": ["x"], "threshold": 1, "within": 0},
+                "actions": [{"type": "do-nothing"}, {"type": "acme.parked"}],
+            },
+            automation_id="a1",
+            created=clock.now,
+            updated=clock.now,
+        )
+    )
+    event = events.Event(
+        id=str(uuid.uuid4()),
+        event="x",
+        occurred=clock.now,
+        resource={"prefect.resource.id": "r"},
+        received=clock.now,
+    )
+    backend.commit_events([event], clock.now)
+    with db.write() as conn:  # park the second invocation as a dead letter
+        (parked,) = [i for i in outbox_repo.list_page(conn)[0] if i.action_type == "acme.parked"]
+        outbox_repo.claim_due(conn, clock.now, 10)
+        outbox_repo.mark_dead_letter(conn, parked.id, now=clock.now, error="gave up")
+
+    with db.read() as conn:
+        assert len(firings_repo.list_page(conn)[0]) == 1
+        assert len(outbox_repo.list_page(conn)[0]) == 2
+
+    clock.now += 7200 + service.PURGE_INTERVAL
+    backend.advance(clock.now)
+
+    with db.read() as conn:
+        assert firings_repo.list_page(conn)[0] == []
+        left = outbox_repo.list_page(conn)[0]
+    assert [(i.action_type, i.status) for i in left] == [("acme.parked", outbox_repo.DEAD_LETTER)]
+    assert backend.list_events(page_size=10, page_token="")[0] == []
+    db.dispose()
