@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from automations.v1 import event_pb2, event_service_pb2
+from tests.integration.engine_client import Client, State, wait_for
 from tests.integration.engine_process import EngineProcess
 from tests.integration.executors.executor_process import Receiver
 from tests.integration.prefect.calls import role
 from tests.integration.prefect.prefect_server import PrefectApi, PrefectServer
-from tests.integration.test_action_delivery import Client, State, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
