@@ -19,6 +19,7 @@ which makes it effectively once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -38,10 +39,15 @@ from automations.actions import (
     templates,
 )
 from automations.domain import actions as actions_
-from automations.domain import errors
+from automations.domain import errors, events
 from automations.domain import prefect_json as pj
+from automations.v1 import event_pb2
+from automations.wire import events as wire_events
 
 logger = logging.getLogger(__name__)
+
+EVENT_MESSAGE_CACHE = 1024
+"""Triggering events kept converted to messages (the most recent ones)."""
 
 _OUTCOME_LABELS = {outcomes.RETRY: "retried", outcomes.DEAD_LETTER: "dead_lettered"}
 
@@ -142,6 +148,9 @@ class Dispatcher:
         self._finished = 0
         self._running = False
         self._outbox_readable = True
+        self._event_messages: collections.OrderedDict[str, event_pb2.Event] = (
+            collections.OrderedDict()
+        )
 
     # ------------------------------------------------------------------ any thread (writer)
 
@@ -311,23 +320,26 @@ class Dispatcher:
             metrics.DISPATCH_DELAY.observe(max(0.0, now - invocation.created))
         action = pj.parse_action(request["action"], "action")
         event = planning.action_event(request, firing, received=now)
-        context = templates.build_context(
-            automation=request["automation"], firing=firing, event=event
-        )
-        if self._prefect_objects is not None:
-            names = templates.referenced_names(action)
-            if names & prefect_context.KINDS.keys():
-                context.update(await self._prefect_objects.load(names, event))
-        try:
-            parameters = templates.render_parameters(action, context)
-        except templates.TemplateRenderError as exc:
-            return outcomes.Outcome(
-                job,
-                outcomes.FAILED,
-                error=str(exc),
-                reason=str(exc),
-                details={"template_error": str(exc), "template_source": exc.source},
+        if not templates.needs_rendering(action):
+            parameters: Mapping[str, Any] = action.parameters
+        else:
+            context = templates.build_context(
+                automation=request["automation"], firing=firing, event=event
             )
+            if self._prefect_objects is not None:
+                names = templates.referenced_names(action)
+                if names & prefect_context.KINDS.keys():
+                    context.update(await self._prefect_objects.load(names, event))
+            try:
+                parameters = templates.render_parameters(action, context)
+            except templates.TemplateRenderError as exc:
+                return outcomes.Outcome(
+                    job,
+                    outcomes.FAILED,
+                    error=str(exc),
+                    reason=str(exc),
+                    details={"template_error": str(exc), "template_source": exc.source},
+                )
         if action.type in internal.TYPES:
             return self._internal(job, action, parameters, event, now)
         return await self._external(job, action, parameters, event)
@@ -385,6 +397,7 @@ class Dispatcher:
                 firing=firing,
                 action_index=invocation.action_index,
                 event=event,
+                event_message=None if event is None else self._event_message(event),
             )
         except errors.InvalidArgument as exc:
             reason = f"The rendered parameters are not JSON: {exc.message}"
@@ -412,6 +425,16 @@ class Dispatcher:
             details=answer.result,
             emitted=list(answer.emitted),
         )
+
+    def _event_message(self, event: events.Event) -> event_pb2.Event:
+        """The event as a message, converted once for all the actions of its firing."""
+        message = self._event_messages.get(event.id)
+        if message is None:
+            message = wire_events.event_to_proto(event)
+            self._event_messages[event.id] = message
+            if len(self._event_messages) > EVENT_MESSAGE_CACHE:
+                self._event_messages.popitem(last=False)
+        return message
 
     def _retry_or_dead_letter(
         self, job: planning.Job, error: str, details: Mapping[str, Any]

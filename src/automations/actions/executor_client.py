@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from automations.domain import events, firings
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 from automations.executors import errors as protocol_errors
+from automations.v1 import event_pb2
 from automations.wire import events as wire_events
 from automations.wire import structs
 
@@ -87,8 +88,13 @@ def build_request(
     firing: firings.Firing,
     action_index: int,
     event: events.Event | None,
+    event_message: event_pb2.Event | None = None,
 ) -> executor_service_pb2.ExecuteActionRequest:
-    """The ``ExecuteActionRequest`` of one attempt (``parameters`` already rendered)."""
+    """The ``ExecuteActionRequest`` of one attempt (``parameters`` already rendered).
+
+    ``event_message`` is ``event`` already converted, when the caller has it (several actions of
+    one firing share their event).
+    """
     request = executor_service_pb2.ExecuteActionRequest(
         action_type=action_type,
         idempotency_key=idempotency_key,
@@ -103,7 +109,9 @@ def build_request(
     request.firing.uid = firing.id
     request.firing.trigger_id = firing.trigger_id
     structs.set_timestamp(request.firing.fire_time, firing.triggered)
-    if event is not None:
+    if event_message is not None:
+        request.triggering_event.CopyFrom(event_message)
+    elif event is not None:
         request.triggering_event.CopyFrom(wire_events.event_to_proto(event))
     request.triggering_labels.update(firing.triggering_labels)
     return request

@@ -605,6 +605,23 @@ def _hydrate_placeholder(value: Mapping[str, Any], context: TemplateContext, fie
     return value.get("value")
 
 
+def _holds_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, Mapping):
+        return any(_holds_template(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_template(item) for item in value)
+    return False
+
+
+def needs_rendering(action: actions_.Action) -> bool:
+    """Whether :func:`render_parameters` would change anything (else the context is not needed)."""
+    if action.type == RUN_DEPLOYMENT and "parameters" in action.parameters:
+        return True  # typed placeholders are resolved even without a template string
+    return any(_holds_template(v) for k, v in action.parameters.items() if k != "type")
+
+
 def render_parameters(action: actions_.Action, context: TemplateContext) -> dict[str, Any]:
     """Returns the action's parameters with every template rendered.
 
