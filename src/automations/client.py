@@ -44,7 +44,7 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
@@ -52,7 +52,7 @@ import grpc
 from google.protobuf import message as message_
 from grpc_status import rpc_status
 
-from automations.api import channels, convert
+from automations.api import channels, convert, paging
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_pb2,
@@ -70,7 +70,6 @@ __all__ = ["CallError", "Client", "ClientError", "EventResult", "EventsRejected"
 T = TypeVar("T")
 DEFAULT_TARGET = "127.0.0.1:50051"
 """The engine's default address (``automations serve --grpc-addr``)."""
-_PAGE_SIZE = 500
 _RETRYABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 _STATUS_NAMES: Mapping[int, Literal["accepted", "duplicate", "rejected"]] = {
     event_service_pb2.EVENT_STATUS_ACCEPTED: "accepted",
@@ -420,7 +419,7 @@ class Client:
             )
             return list(reply.automations), reply.next_page_token
 
-        return [convert.automation_to_prefect_json(a) for a in _pages(fetch, limit)]
+        return [convert.automation_to_prefect_json(a) for a in paging.pages(fetch, limit)]
 
     def delete_automation(self, automation_id: str) -> None:
         """Deletes an automation and its trigger state (its firings are kept).
@@ -457,7 +456,7 @@ class Client:
             reply = self._call(lambda: self._automations.ListFirings(request, timeout=self.timeout))
             return list(reply.firings), reply.next_page_token
 
-        return [_firing_json(f) for f in _pages(fetch, limit)]
+        return [_firing_json(f) for f in paging.pages(fetch, limit)]
 
     # ---------------------------------------------------------------------------- helpers
 
@@ -478,23 +477,6 @@ def _event_message(item: EventInput, now: float) -> event_pb2.Event:
         )
     event = prefect_json.parse_event(item, now=now)
     return wire_events.event_to_proto(dataclasses.replace(event, received=0.0))
-
-
-def _pages(fetch: Callable[[str, int], tuple[list[T], str]], limit: int | None) -> Iterator[T]:
-    token = ""
-    count = 0
-    while True:
-        size = _PAGE_SIZE if limit is None else min(_PAGE_SIZE, limit - count)
-        if size <= 0:
-            return
-        items, token = fetch(token, size)
-        for item in items:
-            yield item
-            count += 1
-            if limit is not None and count >= limit:
-                return
-        if not token:
-            return
 
 
 _TRIGGER_TYPES = {

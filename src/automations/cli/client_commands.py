@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from automations.api import channels, convert
+from automations.api import channels, convert, paging
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -27,7 +27,6 @@ from automations.wire import events as wire_events
 from automations.wire import structs
 
 T = TypeVar("T")
-PAGE_SIZE = 500
 
 
 def _read_text(path: str) -> str:
@@ -156,23 +155,6 @@ def automation_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pages(fetch: Callable[[str, int], tuple[list[T], str]], limit: int | None) -> Iterator[T]:
-    token = ""
-    count = 0
-    while True:
-        size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - count)
-        if size <= 0:
-            return
-        items, token = fetch(token, size)
-        for item in items:
-            yield item
-            count += 1
-            if limit is not None and count >= limit:
-                return
-        if not token:
-            return
-
-
 @_handle
 def automation_list(args: argparse.Namespace) -> int:
     """``automation list [--limit N]``."""
@@ -186,7 +168,7 @@ def automation_list(args: argparse.Namespace) -> int:
         )
         return list(reply.automations), reply.next_page_token
 
-    found = [convert.automation_to_prefect_json(a) for a in _pages(fetch, args.limit)]
+    found = [convert.automation_to_prefect_json(a) for a in paging.pages(fetch, args.limit)]
     _print(args, found, _automation_text)
     return 0
 
@@ -326,7 +308,7 @@ def events_list(args: argparse.Namespace) -> int:
         prefect_json.dump_event(
             wire_events.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))
         )
-        for e in _pages(fetch, args.limit)
+        for e in paging.pages(fetch, args.limit)
     ]
     _print(
         args,
@@ -361,7 +343,7 @@ def firings_list(args: argparse.Namespace) -> int:
         )
         return list(reply.firings), reply.next_page_token
 
-    found = [_firing_json(f) for f in _pages(fetch, args.limit)]
+    found = [_firing_json(f) for f in paging.pages(fetch, args.limit)]
     _print(
         args,
         found,

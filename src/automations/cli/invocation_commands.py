@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from automations.api import convert
+from automations.api import convert, paging
 from automations.cli import client_commands as common
 from automations.domain import prefect_json
 from automations.store import outbox_repo
@@ -59,7 +59,7 @@ def invocations_list(args: argparse.Namespace) -> int:
         )
         return list(reply.action_invocations), reply.next_page_token
 
-    found = [invocation_json(i) for i in common._pages(fetch, args.limit)]
+    found = [invocation_json(i) for i in paging.pages(fetch, args.limit)]
     common._print(
         args,
         found,

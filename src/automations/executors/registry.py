@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from automations.executors import harness, idempotency, noop, parent
+from automations.executors import harness, idempotency, noop, parent, prefect
 
 logger = logging.getLogger(__name__)
 
@@ -16,20 +16,7 @@ ACTION_TYPES: Mapping[str, tuple[str, ...]] = {
     "webhook": ("call-webhook",),
     "notify": ("send-notification",),
     "noop": ("noop",),
-    "prefect": (
-        "run-deployment",
-        "pause-deployment",
-        "resume-deployment",
-        "cancel-flow-run",
-        "suspend-flow-run",
-        "resume-flow-run",
-        "change-flow-run-state",
-        "delete-flow-run",
-        "pause-work-pool",
-        "resume-work-pool",
-        "pause-work-queue",
-        "resume-work-queue",
-    ),
+    "prefect": prefect.ACTION_TYPES,
 }
 """The action types each bundled executor serves (``noop`` also serves ``--action-type``s)."""
 
@@ -104,7 +91,6 @@ def _noop(options: ExecutorOptions) -> harness.Executor:
 
 
 def _prefect(options: ExecutorOptions) -> harness.Executor:
-    from automations.executors import prefect
 
     return prefect.build(
         options.name,
