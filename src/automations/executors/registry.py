@@ -91,7 +91,6 @@ def _noop(options: ExecutorOptions) -> harness.Executor:
 
 
 def _prefect(options: ExecutorOptions) -> harness.Executor:
-
     return prefect.build(
         options.name,
         options.prefect_api_url,
