@@ -106,7 +106,11 @@ class EngineBackend(writer.Backend):
     @classmethod
     def from_settings(cls, settings: config.Settings) -> EngineBackend:
         """Opens (and migrates) the configured database and builds the engine on the rete matcher."""
-        database = database_.Database(settings.database_url)
+        database = database_.Database(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
+        )
         database.migrate()
         return cls(
             database,

@@ -41,6 +41,23 @@ def test_migrated_schema_matches_the_table_definitions(db: Database) -> None:
     assert diff == []
 
 
+def test_the_sqlite_durability_and_checkpoint_settings_reach_every_connection(
+    tmp_path: object,
+) -> None:
+    database = Database(
+        f"sqlite:///{tmp_path}/s.db", sqlite_synchronous="full", sqlite_wal_autocheckpoint=1000
+    )
+    try:
+        for engine in (database.writer, database.reader):
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+                assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    finally:
+        database.dispose()
+    with pytest.raises(errors.InvalidArgument):
+        Database(f"sqlite:///{tmp_path}/t.db", sqlite_synchronous="NORMAL; DROP TABLE x")
+
+
 def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: object) -> None:
     database = Database(f"sqlite:///{tmp_path}/p.db")
     try:
