@@ -29,6 +29,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import pathlib
 import random
 import re
 import threading
@@ -192,6 +194,7 @@ class PrefectEventBridge:
         options: BridgeOptions | None = None,
         connect: Connect | None = None,
         clock: Callable[[], float] = time.time,
+        state_path: str | None = None,
     ) -> None:
         self.url = events_out_url(api_url)
         self.options = options or BridgeOptions()
@@ -201,7 +204,11 @@ class PrefectEventBridge:
         self._token = auth_token
         self._clock = clock
         self._connect = connect or self._default_connect
-        self.since = clock() - self.options.replay if since is None else since
+        self._state_path = pathlib.Path(state_path) if state_path else None
+        saved = self._load_since()
+        if since is None:
+            since = saved if saved is not None else clock() - self.options.replay
+        self.since = since
         """Where the next subscription starts (POSIX time); it advances as batches publish."""
         self.connections = 0
         """How many times the subscription was established."""
@@ -364,6 +371,24 @@ class PrefectEventBridge:
             occurred = _occurred(event)
             if occurred is not None:
                 self.since = max(self.since, occurred - self.options.replay)
+        self._save_since()
+
+    def _load_since(self) -> float | None:
+        """The resume point saved by an earlier run, if any (a restart resumes, not "now")."""
+        if self._state_path is None or not self._state_path.exists():
+            return None
+        try:
+            return float(json.loads(self._state_path.read_text())["since"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring the bridge state file %s: %s", self._state_path, exc)
+            return None
+
+    def _save_since(self) -> None:
+        if self._state_path is None:
+            return
+        temporary = self._state_path.with_suffix(self._state_path.suffix + ".tmp")
+        temporary.write_text(json.dumps({"since": self.since}))
+        os.replace(temporary, self._state_path)
 
     def _remember(self, event_id: str) -> None:
         if self.options.seen_ids == 0:

@@ -66,7 +66,15 @@ def add_parser(sub: Any, client: Callable[[argparse.ArgumentParser], Any]) -> No
         help="only events with this name; '*' matches one or more characters (repeatable)",
     )
     p.add_argument(
-        "--since", help="ISO 8601: start from events this old (default: --replay seconds ago)"
+        "--since",
+        help="ISO 8601: start from events this old (default: the --state file's resume point, "
+        "else --replay seconds ago)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="keep the resume point in FILE, so that a restarted bridge carries on where it "
+        "stopped instead of from now",
     )
     p.add_argument("--batch-size", type=int, default=100, help="publish every N events")
     p.add_argument(
@@ -168,6 +176,7 @@ def bridge_prefect(args: argparse.Namespace) -> int:
         auth_token=args.prefect_auth_token,
         since=since,
         options=options,
+        state_path=args.state,
     )
     try:
         bridge.run(stop)

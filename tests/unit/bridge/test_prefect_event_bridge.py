@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +253,21 @@ def test_a_pattern_starting_with_a_star_disables_the_server_side_name_filter() -
         "",
         "prefect.flow-run.",
     ]
+
+
+def test_a_restarted_bridge_resumes_from_its_state_file(tmp_path: Path) -> None:
+    state = str(tmp_path / "bridge.json")
+    stream = FakePrefectStream()
+    engine = FakeEngine()
+    with stream.running():
+        first = PrefectEventBridge(
+            stream.url, engine.publish, since=since(0), options=FAST, state_path=state
+        )
+        with bridging(first):
+            stream.wait_subscribed()
+            published = event(300)
+            stream.emit(published)
+            wait_for(lambda: published["id"] in engine.published_ids())
+    # a new process, no --since: it starts where the first one stopped (minus the replay)
+    again = PrefectEventBridge("ws://unused", engine.publish, options=FAST, state_path=state)
+    assert again.since == since(300) - FAST.replay
