@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from automations import config, metrics
-from automations.actions import checks, lifecycle, outcomes, planning
+from automations.actions import checks, lifecycle, outcomes, planning, settling
 from automations.domain import automations, errors, events, firings, triggers
 from automations.domain import prefect_json as pj
 from automations.engine import state as engine_state
@@ -438,88 +438,17 @@ class EngineBackend(writer.Backend):
                 invocation = outcome.job.invocation
                 if current.pop(invocation.id, None) != invocation.attempts:
                     continue
-                finish, made = self._record(conn, outcome, now)
+                finish, made = settling.settle(
+                    outcome,
+                    now=now,
+                    set_enabled=lambda target, enabled, depth: self._set_enabled(
+                        conn, target, enabled, now, depth=depth
+                    ),
+                )
                 finishes.append(finish)
                 derived.extend(made)
             outbox_repo.finish_many(conn, finishes, now=now)
             self._feed(conn, derived, now)
-
-    def _record(
-        self, conn: Any, outcome: outcomes.Outcome, now: float
-    ) -> tuple[outbox_repo.Finish, list[tuple[events.Event, int]]]:
-        invocation = outcome.job.invocation
-        request = invocation.request
-        depth = int(request.get("depth", 0)) + 1
-        status = outcome.status
-        reason = outcome.reason
-        error = outcome.error
-        if status == outcomes.SUCCEEDED and outcome.set_enabled is not None:
-            target, enabled = outcome.set_enabled
-            try:
-                self._set_enabled(conn, target, enabled, now, depth=depth)
-            except errors.NotFound:  # raised before anything changed
-                status = outcomes.FAILED
-                reason = error = f"Automation {target} could not be found"
-        if status == outcomes.RETRY:
-            logger.info(
-                "action will be retried",
-                extra={
-                    "invocation_id": invocation.id,
-                    "automation_id": invocation.automation_id,
-                    "attempt": invocation.attempts,
-                    "error": error,
-                },
-            )
-            retry = outbox_repo.Finish(
-                invocation.id,
-                outbox_repo.PENDING,
-                error=error or "",
-                next_attempt_at=outcome.next_attempt_at,
-            )
-            return retry, []
-        ids = {
-            "invocation_id": invocation.id,
-            "automation_id": invocation.automation_id,
-            "firing_id": invocation.firing_id,
-            "action_type": invocation.action_type,
-            "attempt": invocation.attempts,
-        }
-        if status == outcomes.SUCCEEDED:
-            logger.debug("action executed", extra=ids)
-        else:
-            logger.warning(
-                "action dead-lettered" if status == outcomes.DEAD_LETTER else "action failed",
-                extra={**ids, "reason": reason or error},
-            )
-        if status == outcomes.SUCCEEDED:
-            finish = outbox_repo.Finish(invocation.id, outbox_repo.SUCCEEDED, result=outcome.result)
-        elif status == outcomes.DEAD_LETTER:
-            finish = outbox_repo.Finish(invocation.id, outbox_repo.DEAD_LETTER, error=error or "")
-        else:
-            finish = outbox_repo.Finish(
-                invocation.id, outbox_repo.FAILED, error=error or reason or ""
-            )
-        made: list[tuple[events.Event, int]] = [
-            (
-                lifecycle.action_finished(
-                    request["automation"],
-                    outcome.job.firing,
-                    event_id=lifecycle.new_event_id(),
-                    action_triggered_event_id=str(request.get("action_triggered_event_id", "")),
-                    triggered_event_id=str(request.get("triggered_event_id", "")),
-                    action_index=invocation.action_index,
-                    action_type=invocation.action_type,
-                    invocation_id=invocation.id,
-                    now=now,
-                    details=dict(outcome.details),
-                    reason=None if status == outcomes.SUCCEEDED else (reason or "failed"),
-                ),
-                depth,
-            )
-        ]
-        if status == outcomes.SUCCEEDED:
-            made.extend((event, depth) for event in outcome.emitted)
-        return finish, made
 
     def claim_jobs(self, limit: int) -> list[planning.Job]:
         """Claims due invocations and loads their firings (for the dispatcher's poller)."""
