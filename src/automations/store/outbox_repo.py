@@ -416,16 +416,27 @@ def next_due(conn: Connection) -> float | None:
     return None if value is None else float(value)
 
 
-def purge(conn: Connection, older_than: float) -> int:
-    """Deletes finished invocations (succeeded, failed) last updated before ``older_than``.
+def purge(conn: Connection, older_than: float, *, limit: int = 50_000) -> int:
+    """Deletes finished invocations (succeeded, failed) created before ``older_than``.
 
-    Dead-lettered ones are kept until redriven or deleted by hand.
+    Dead-lettered ones are kept until redriven or deleted by hand. The age is the creation time
+    (the firing's), which the ``(created, id)`` index serves: a purge never scans the table.
+
+    Args:
+        conn: A connection in a write transaction.
+        older_than: The cutoff, seconds since the epoch.
+        limit: The most rows deleted by this call (keeps the writer's transaction short).
 
     Returns:
         The number deleted.
     """
-    stmt = sa.delete(_T).where(_T.c.status.in_([SUCCEEDED, FAILED]), _T.c.updated < older_than)
-    return conn.execute(stmt).rowcount
+    doomed = (
+        sa.select(_T.c.id)
+        .where(_T.c.created < older_than, _T.c.status.in_([SUCCEEDED, FAILED]))
+        .order_by(_T.c.created, _T.c.id)
+        .limit(limit)
+    )
+    return conn.execute(sa.delete(_T).where(_T.c.id.in_(doomed.scalar_subquery()))).rowcount
 
 
 def release_running(conn: Connection, now: float) -> int:
