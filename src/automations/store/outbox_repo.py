@@ -430,9 +430,11 @@ def purge(conn: Connection, older_than: float, *, limit: int = 50_000) -> int:
     Returns:
         The number deleted.
     """
+    # lower(status): keeps the planner on the (created, id) index instead of the status one,
+    # whose "succeeded" range is nearly the whole table
     doomed = (
         sa.select(_T.c.id)
-        .where(_T.c.created < older_than, _T.c.status.in_([SUCCEEDED, FAILED]))
+        .where(_T.c.created < older_than, sa.func.lower(_T.c.status).in_([SUCCEEDED, FAILED]))
         .order_by(_T.c.created, _T.c.id)
         .limit(limit)
     )
