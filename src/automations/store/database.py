@@ -115,9 +115,7 @@ class Database:
             sqlite_wal_autocheckpoint: WAL pages after which a commit checkpoints (SQLite).
         """
         if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise errors.InvalidArgument(
-                "sqlite_synchronous", "must be OFF, NORMAL, FULL or EXTRA"
-            )
+            raise errors.InvalidArgument("sqlite_synchronous", "must be OFF, NORMAL, FULL or EXTRA")
         self._sqlite_pragmas = (sqlite_synchronous.upper(), int(sqlite_wal_autocheckpoint))
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
