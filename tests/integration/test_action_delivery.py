@@ -138,7 +138,10 @@ def test_an_executor_that_is_down_is_retried_until_it_is_back(
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     engine = EngineProcess(
-        tmp_path, extra_args=("--executor", f"call-webhook={address}"), env=FAST_RETRIES
+        tmp_path,
+        extra_args=("--executor", f"call-webhook={address}"),
+        # keeps retrying while the executor process starts, however slow the machine
+        env={**FAST_RETRIES, "AUTOMATIONS_ACTION_MAX_ATTEMPTS": "100"},
     ).start()
     client = Client(engine)
     executor = ExecutorProcess("webhook", tmp_path)
@@ -200,7 +203,11 @@ def test_a_slow_receiver_runs_past_the_deadline_and_the_retry_does_not_repeat_it
     engine = EngineProcess(
         tmp_path,
         extra_args=("--executor", f"call-webhook={executor.addr}"),
-        env={**FAST_RETRIES, "AUTOMATIONS_ACTION_TIMEOUT_SECONDS": "0.5"},
+        env={
+            **FAST_RETRIES,
+            "AUTOMATIONS_ACTION_TIMEOUT_SECONDS": "0.5",
+            "AUTOMATIONS_ACTION_MAX_ATTEMPTS": "30",  # headroom on a loaded machine
+        },
     ).start()
     client = Client(engine)
     try:
