@@ -133,13 +133,18 @@ def _call_result(response: executor_service_pb2.ExecuteActionResponse) -> CallRe
     return CallResult(result=structs.struct_to_dict(response.result), emitted=emitted)
 
 
-def _status_error(status: status_pb2.Status) -> ExecutorError:
-    info = None
+def _error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    """The first ``google.rpc.ErrorInfo`` among a status's details, if any."""
     for detail in status.details:
-        candidate = error_details_pb2.ErrorInfo()
-        if detail.Unpack(candidate):
-            info = candidate
-            break
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
+
+
+def _status_error(status: status_pb2.Status) -> ExecutorError:
+    """The error one invocation of a batch answered."""
+    info = _error_info(status)
     code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
     return ExecutorError(
         code,
@@ -149,21 +154,24 @@ def _status_error(status: status_pb2.Status) -> ExecutorError:
     )
 
 
+def _rpc_error(error: grpc.aio.AioRpcError) -> ExecutorError:
+    """The error a whole call answered, with the ErrorInfo of its status details, if any."""
+    info = None
+    for key, value in error.trailing_metadata() or ():
+        if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
+            info = _error_info(status_pb2.Status.FromString(value))
+            break
+    return ExecutorError(
+        error.code(),
+        error.details() or error.code().name,
+        reason=None if info is None else info.reason,
+        metadata=None if info is None else dict(info.metadata),
+    )
+
+
 def _fail(future: asyncio.Future[CallResult], error: ExecutorError) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
-    for key, value in error.trailing_metadata() or ():
-        if key != _STATUS_DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return info
-    return None
 
 
 class ExecutorClient:
@@ -196,11 +204,6 @@ class ExecutorClient:
         self._scheduled: set[str] = set()
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-
-    @property
-    def routes(self) -> dict[str, str]:
-        """Action type -> address."""
-        return dict(self._routes)
 
     def route(self, action_type: str) -> str | None:
         """The address serving ``action_type``, or None."""
@@ -277,13 +280,7 @@ class ExecutorClient:
         try:
             response = await self._stub(address).ExecuteAction(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
-            info = _error_info(exc)
-            raise ExecutorError(
-                exc.code(),
-                exc.details() or exc.code().name,
-                reason=None if info is None else info.reason,
-                metadata=None if info is None else dict(info.metadata),
-            ) from None
+            raise _rpc_error(exc) from None
         return _call_result(response)
 
     def _kick(self, address: str) -> None:
@@ -324,13 +321,7 @@ class ExecutorClient:
                         *(self._settle_one(address, request, f) for request, f in batch)
                     )
                     return
-                info = _error_info(exc)
-                error = ExecutorError(
-                    exc.code(),
-                    exc.details() or exc.code().name,
-                    reason=None if info is None else info.reason,
-                    metadata=None if info is None else dict(info.metadata),
-                )
+                error = _rpc_error(exc)
                 for _, future in batch:
                     _fail(future, error)
                 return

@@ -178,21 +178,7 @@ def plan_firing(
         if action.type == DO_NOTHING:
             # Nothing to render, nothing to call: done in this transaction, with its
             # action.executed event, rather than through the dispatcher and a second one.
-            plan.invocations.append(
-                _invocation(
-                    automation.id,
-                    firing.id,
-                    index,
-                    action.type,
-                    request,
-                    key=key,
-                    status=outbox_repo.SUCCEEDED,
-                    attempts=1,
-                    result={},
-                    created=now,
-                    updated=now,
-                )
-            )
+            state: dict[str, Any] = {"status": outbox_repo.SUCCEEDED, "attempts": 1, "result": {}}
             plan.events.append(
                 (
                     lifecycle.action_finished(
@@ -210,7 +196,10 @@ def plan_firing(
                     depth + 1,
                 )
             )
-            continue
+        elif dispatch_now:
+            state = {"status": outbox_repo.RUNNING, "attempts": 1, "next_attempt_at": now + lease}
+        else:
+            state = {"status": outbox_repo.PENDING, "attempts": 0, "next_attempt_at": now}
         plan.invocations.append(
             _invocation(
                 automation.id,
@@ -219,11 +208,9 @@ def plan_firing(
                 action.type,
                 request,
                 key=key,
-                status=outbox_repo.RUNNING if dispatch_now else outbox_repo.PENDING,
-                attempts=1 if dispatch_now else 0,
-                next_attempt_at=now + lease if dispatch_now else now,
                 created=now,
                 updated=now,
+                **state,
             )
         )
     return plan

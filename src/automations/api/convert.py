@@ -605,21 +605,23 @@ def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequ
 
 # ------------------------------------------------------------------------------- invocations
 
-_STATES = {
+INVOCATION_STATES = {
     outbox_repo.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
     outbox_repo.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
     outbox_repo.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
     outbox_repo.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
     outbox_repo.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
 }
-_STATUSES = {state: status for status, state in _STATES.items()}
+"""Outbox status -> ``ActionInvocation.State``."""
+INVOCATION_STATUSES = {state: status for status, state in INVOCATION_STATES.items()}
+"""``ActionInvocation.State`` -> outbox status."""
 
 
 def invocation_status_from_proto(
     state: action_invocation_pb2.ActionInvocation.State.ValueType, *, field: str
 ) -> str:
     """The outbox status of an ``ActionInvocation.State``."""
-    status = _STATUSES.get(state)
+    status = INVOCATION_STATUSES.get(state)
     if status is None:
         raise _invalid(field, "must be a known state other than STATE_UNSPECIFIED")
     return status
@@ -647,7 +649,7 @@ def invocation_to_proto(item: outbox_repo.Invocation) -> action_invocation_pb2.A
         firing_uid=item.firing_id,
         action_index=item.action_index,
         action_type=item.action_type,
-        state=_STATES[item.status],
+        state=INVOCATION_STATES[item.status],
         attempts=item.attempts,
         last_error=item.last_error or "",
     )

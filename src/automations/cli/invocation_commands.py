@@ -8,18 +8,8 @@ from typing import Any
 from automations.api import convert, paging
 from automations.cli import client_commands as common
 from automations.domain import prefect_json
-from automations.store import outbox_repo
-from automations.v1 import action_invocation_pb2, automation_service_pb2
+from automations.v1 import automation_service_pb2
 from automations.wire import structs
-
-_STATE_NAMES = {
-    outbox_repo.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
-    outbox_repo.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
-    outbox_repo.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
-    outbox_repo.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
-    outbox_repo.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
-}
-_STATUS_OF = {state: status for status, state in _STATE_NAMES.items()}
 
 
 def add_parser(sub: Any, client: Any) -> None:
@@ -32,7 +22,7 @@ def add_parser(sub: Any, client: Any) -> None:
         "--status",
         action="append",
         default=[],
-        choices=sorted(_STATE_NAMES),
+        choices=sorted(convert.INVOCATION_STATES),
         help="only invocations in this status (repeatable)",
     )
     p.add_argument("--limit", type=int, default=None, help="print at most N")
@@ -47,7 +37,7 @@ def invocations_list(args: argparse.Namespace) -> int:
     """``invocations list [--automation ID] [--status S]... [--limit N]``."""
     stub = common._stub(args)
     parent = f"automations/{args.automation}" if args.automation else ""
-    states = [_STATE_NAMES[s] for s in args.status]
+    states = [convert.INVOCATION_STATES[s] for s in args.status]
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
         reply = common._call(
@@ -95,7 +85,7 @@ def invocation_json(message: Any) -> dict[str, Any]:
         "firing_id": message.firing_uid,
         "action_index": message.action_index,
         "action_type": message.action_type,
-        "status": _STATUS_OF.get(message.state, "unknown"),
+        "status": convert.INVOCATION_STATUSES.get(message.state, "unknown"),
         "attempts": message.attempts,
         "next_attempt": (
             prefect_json.iso_time(structs.timestamp_to_seconds(message.next_attempt_time))

@@ -152,22 +152,8 @@ def insert_many(conn: Connection, items: Iterable[Invocation]) -> list[str]:
     return out
 
 
-_COLUMNS = (
-    "id",
-    "automation_id",
-    "firing_id",
-    "action_index",
-    "action_type",
-    "idempotency_key",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created",
-    "updated",
-    "request",
-    "result",
-)
+_COLUMNS = tuple(column.name for column in _T.columns)
+"""The table's columns, in the order of ``_to_row``'s keys (the table's own order)."""
 _SQLITE_INSERT = (
     f"INSERT INTO action_invocations ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT DO NOTHING"
@@ -181,7 +167,7 @@ def add_many(conn: Connection, items: Iterable[Invocation]) -> None:
     DB-API cursor (SQLAlchemy's per-row bind processing and RETURNING were a fifth of the writer's
     time in the W1 benchmark, a firing every five events).
     """
-    rows = [tuple(_to_row(i).values()) for i in items]
+    rows = [tuple(row[c] for c in _COLUMNS) for row in map(_to_row, items)]
     if not rows:
         return
     if conn.dialect.name == "postgresql":
