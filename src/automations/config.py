@@ -60,7 +60,10 @@ class Settings(pydantic_settings.BaseSettings):
         action_max_age_seconds: Age after which a failing invocation is not retried again.
         action_retry_base_seconds: The delay before the first retry (doubling, with jitter).
         action_retry_max_seconds: The longest delay between two attempts.
-        dispatch_concurrency: Invocations in flight at most.
+        dispatch_concurrency: Invocations in flight at most. Invocations in flight to one
+            executor travel together in one ``ExecuteActions`` call, so a larger bound means
+            larger batches and fewer calls (bench.dispatch, noop executor, same run: 64 ->
+            ~3,500 invocations/s, 256 -> ~5,200, 1024 -> ~6,800).
         max_chain_depth: Loop guard: automation-made events in a row after which a firing's
             actions are not run.
         prefect_api_url: A Prefect server's API (``http://host:4200/api``): ``serve`` then starts
@@ -108,7 +111,7 @@ class Settings(pydantic_settings.BaseSettings):
     action_max_age_seconds: float = pydantic.Field(default=3600.0, gt=0)
     action_retry_base_seconds: float = pydantic.Field(default=1.0, gt=0)
     action_retry_max_seconds: float = pydantic.Field(default=300.0, gt=0)
-    dispatch_concurrency: int = pydantic.Field(default=64, ge=1, le=10_000)
+    dispatch_concurrency: int = pydantic.Field(default=1024, ge=1, le=10_000)
     max_chain_depth: int = pydantic.Field(default=8, ge=1, le=1000)
     prefect_api_url: str = ""
     log_level: str = "INFO"

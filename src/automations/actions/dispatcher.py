@@ -98,7 +98,7 @@ class DispatcherSettings:
         drain_seconds: At stop, how long in-flight invocations may finish.
     """
 
-    concurrency: int = 64
+    concurrency: int = 1024
     max_backlog: int = 10_000
     poll_interval: float = 1.0
     health_interval: float = 2.0
