@@ -47,8 +47,11 @@ class Settings(pydantic_settings.BaseSettings):
         max_pending_events: Events accepted but not yet committed before the engine answers
             RESOURCE_EXHAUSTED (backpressure).
         max_group_events: The most events committed in one transaction (group commit).
-        sqlite_wal_autocheckpoint: SQLite WAL pages (4 KiB) after which a commit checkpoints:
-            larger favours throughput, smaller (1000) shortens the writer's worst stalls.
+        sqlite_wal_autocheckpoint: SQLite WAL pages (4 KiB) after which a commit checkpoints
+            itself: the safety net behind the background checkpoints.
+        sqlite_checkpoint_pages: WAL pages after which a thread of its own checkpoints (SQLite),
+            so that no commit waits for a checkpoint; 0 leaves checkpoints to the commits
+            (``sqlite_wal_autocheckpoint``).
         sqlite_synchronous: SQLite's ``synchronous`` pragma: NORMAL survives a process crash,
             FULL also a power loss.
         shutdown_grace_seconds: How long SIGTERM waits for in-flight requests.
@@ -104,6 +107,7 @@ class Settings(pydantic_settings.BaseSettings):
     max_group_events: int = pydantic.Field(default=20_000, gt=0)
     sqlite_synchronous: str = "NORMAL"
     sqlite_wal_autocheckpoint: int = pydantic.Field(default=10_000, ge=100, le=10_000_000)
+    sqlite_checkpoint_pages: int = pydantic.Field(default=256, ge=0, le=10_000_000)
     shutdown_grace_seconds: float = pydantic.Field(default=10.0, ge=0)
     executor_state_dir: str = ""
     action_timeout_seconds: float = pydantic.Field(default=30.0, gt=0)

@@ -112,6 +112,7 @@ class EngineBackend(writer.Backend):
             sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
         )
         database.migrate()
+        database.start_background_checkpoints(settings.sqlite_checkpoint_pages)
         return cls(
             database,
             engine_factory=lambda: trigger_engine.TriggerEngine(_new_matcher()),

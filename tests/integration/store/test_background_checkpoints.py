@@ -1,0 +1,80 @@
+"""SQLite's WAL is copied back into the database file by a thread of its own, not by commits."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from automations.store import checkpointer, event_log
+from automations.store.database import Database
+from tests.integration.store.helpers import event
+
+pytestmark = pytest.mark.integration
+
+
+def _fill(db: Database, batches: int, start: int = 0) -> None:
+    for b in range(batches):
+        with db.write() as conn:
+            event_log.append(
+                conn,
+                [event(f"e{start}-{b}-{i}", payload={"pad": "x" * 400}) for i in range(200)],
+            )
+
+
+def _wait_for(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_wal_is_checkpointed_once_enough_pages_wait(tmp_path: Path) -> None:
+    # the commits' own autocheckpoint is set far away: only the thread can copy the WAL back
+    db = Database(f"sqlite:///{tmp_path}/db.sqlite", sqlite_wal_autocheckpoint=1_000_000)
+    db.migrate()
+    probe = checkpointer.WalCheckpointer(str(tmp_path / "db.sqlite"))
+    try:
+        _fill(db, 10)
+        pending = probe.pending_frames()
+        assert pending is not None and pending > 256  # nothing copied back yet
+        db.start_background_checkpoints(256)
+        assert _wait_for(lambda: (probe.pending_frames() or 0) < 256)
+        # the copied WAL is reused from its start by the next commit, and nothing was lost
+        _fill(db, 1, start=1)
+        with db.read() as conn:
+            assert event_log.count(conn) == 2200
+    finally:
+        db.dispose()
+
+
+def test_a_trickle_of_small_commits_is_not_checkpointed_one_by_one(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/db.sqlite", sqlite_wal_autocheckpoint=1_000_000)
+    db.migrate()
+    db.start_background_checkpoints(256)
+    probe = checkpointer.WalCheckpointer(str(tmp_path / "db.sqlite"))
+    try:
+        for i in range(5):
+            with db.write() as conn:
+                event_log.append(conn, [event(f"t{i}")])
+            time.sleep(0.05)
+        pending = probe.pending_frames()
+        assert pending is not None and 0 < pending < 256
+    finally:
+        db.dispose()
+
+
+def test_without_background_checkpoints_no_thread_copies_the_wal(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/db.sqlite", sqlite_wal_autocheckpoint=1_000_000)
+    db.migrate()
+    db.start_background_checkpoints(0)
+    probe = checkpointer.WalCheckpointer(str(tmp_path / "db.sqlite"))
+    try:
+        _fill(db, 10)
+        time.sleep(0.3)
+        assert (probe.pending_frames() or 0) > 256
+    finally:
+        db.dispose()
