@@ -3,9 +3,10 @@
 Issue #5's figures:
 
 * **latency**: at 1,000 firings/s sustained, p99 from the firing's commit to the executor receiving
-  the call at most 10 ms. The engine (real process, SQLite) routes ``bench.noop`` to an executor
-  served inside this process (grpc.aio, own thread and event loop) that records, per call, its
-  receive time and the request's ``firing.fire_time``. ``fire_time`` is the engine's clock when
+  the call at most 10 ms. The engine (real process, SQLite) routes ``bench.noop`` to a recording
+  executor in its own process (grpc.aio; ``python -m bench.dispatch record-executor``) that
+  writes, per call, its receive time and the request's ``firing.fire_time``; an executor inside
+  this process would share its interpreter lock with the load sender and record late. ``fire_time`` is the engine's clock when
   the write transaction of the firing began (before the commit), so ``receive - fire_time`` is an
   upper bound of commit -> receive. Events are sent with PublishEvents in small batches on a
   fixed schedule (every ``interval`` a batch), each firing a reactive ``threshold: 1, within: 0``
@@ -234,6 +235,91 @@ class RecordingExecutor(executor_service_pb2_grpc.ExecutorServiceServicer):
         await server.stop(1)
 
 
+class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
+    """The recording executor's servicer in its own process: one line per call to ``out``."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+
+    async def ExecuteAction(  # noqa: N802 - the gRPC method name
+        self, request: executor_service_pb2.ExecuteActionRequest, context: Any
+    ) -> executor_service_pb2.ExecuteActionResponse:
+        received = time.time()
+        fire_time = request.firing.fire_time
+        self._out.write(f"{received!r} {fire_time.seconds + fire_time.nanos * 1e-9!r}\n")
+        return executor_service_pb2.ExecuteActionResponse()
+
+
+async def _serve_recording(addr: str, path: str) -> None:
+    from grpc_health.v1 import health
+
+    with open(path, "a", buffering=1) as out:  # line-buffered: the bench counts the lines
+        server = grpc.aio.server()
+        executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
+            _RecordingServicer(out), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+        server.add_insecure_port(addr)
+        await server.start()
+        await server.wait_for_termination()
+
+
+class RecordingExecutorProcess:
+    """The recording executor as its own process, like any real executor: the load sender's
+    thread and the executor then do not share one interpreter lock in the benchmark's process
+    (which delayed the executor's receive times by up to the sender's turns).
+    """
+
+    def __init__(self) -> None:
+        self.addr = f"127.0.0.1:{harness.free_port()}"
+        self._tmp = tempfile.TemporaryDirectory(prefix="automations-bench-recorder-")
+        self._path = Path(self._tmp.name) / "calls.txt"
+        self._log = Path(self._tmp.name) / "recorder.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RecordingExecutorProcess:
+        self._path.touch()
+        with open(self._log, "ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.dispatch",
+                    "record-executor",
+                    "--addr",
+                    self.addr,
+                    "--out",
+                    str(self._path),
+                ],
+                stdout=log,
+                stderr=log,
+                env=harness._env(),
+                cwd=harness.ROOT,
+            )
+        _wait_serving(self.addr, self._proc, self._log)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._tmp.cleanup()
+
+    @property
+    def samples(self) -> list[tuple[float, float]]:
+        """(receive time, ``firing.fire_time``) of every complete line so far."""
+        out = []
+        for line in self._path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                out.append((float(parts[0]), float(parts[1])))
+        return out
+
+
 # ----------------------------------------------------------------------------- metrics
 
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
@@ -404,7 +490,7 @@ def latency(
     profile: str | None = None,
 ) -> dict[str, Any]:
     """One latency run (see the module docstring)."""
-    with RecordingExecutor() as executor, engine(executor.addr) as eng:
+    with RecordingExecutorProcess() as executor, engine(executor.addr) as eng:
         _create(eng.addr, LATENCY_EVENT, 1)
         spy = None
         if profile:
@@ -427,7 +513,7 @@ def latency(
         # every accepted event fires once: wait for its call (bounded)
         deadline = time.monotonic() + 30
         while len(executor.samples) < sent["accepted"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.2)
         after = eng.scrape()
         if spy is not None:
             spy.wait()
@@ -762,8 +848,13 @@ def run(
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.dispatch")
     parser.add_argument(
-        "what", nargs="?", default="all", choices=["latency", "throughput", "all", "one"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["latency", "throughput", "all", "one", "record-executor"],
     )
+    parser.add_argument("--addr", help="record-executor: where to serve")
+    parser.add_argument("--out", help="record-executor: the file of calls")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -776,6 +867,9 @@ def main() -> None:
     )
     parser.add_argument("--mode", choices=["latency", "throughput", "throughput-inproc"])
     args = parser.parse_args()
+    if args.what == "record-executor":
+        asyncio.run(_serve_recording(args.addr, args.out))
+        return
     if args.what == "one":
         if args.mode == "latency":
             out = latency(args.rate, args.seconds, args.batch, profile=args.profile)
