@@ -26,6 +26,8 @@ RETRYABLE_CODES = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.INTERNAL,
+        # a cancelled call may or may not have acted: the idempotency key makes a retry safe
+        grpc.StatusCode.CANCELLED,
     }
 )
 """The codes the engine retries; any other error code is a final failure."""

@@ -160,6 +160,16 @@ async def test_a_retryable_status_is_retried_later(executor: tuple[Executor, str
     assert 12.0 <= outcome.next_attempt_at <= 14.0  # now (10) + 2..4 s for attempt 1
 
 
+async def test_a_call_cancelled_on_the_way_is_retried_not_failed(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, address = executor
+    servicer.answer = (grpc.StatusCode.CANCELLED, "cut off")
+    outcome = await run_one(address, job({"type": "acme.page", "message": "x"}))
+    assert outcome.status == outcomes.RETRY
+    assert outcome.error == "CANCELLED: cut off"
+
+
 async def test_the_last_retryable_failure_dead_letters(executor: tuple[Executor, str]) -> None:
     servicer, address = executor
     servicer.answer = (grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down")
@@ -217,6 +227,7 @@ def test_the_status_codes_split_as_the_protocol_says() -> None:
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         grpc.StatusCode.ABORTED,
         grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.CANCELLED,
     }
     assert grpc.StatusCode.PERMISSION_DENIED in executor_client.FINAL_CODES
 

@@ -30,8 +30,9 @@ The protocol, from the executor's side:
      invocation is marked failed and a `prefect.automation.action.failed` event is emitted
      whose `reason` is the status message.
    - Retried with exponential backoff and jitter: UNAVAILABLE, DEADLINE_EXCEEDED,
-     RESOURCE_EXHAUSTED, ABORTED, INTERNAL. After the last attempt the invocation is parked as
-     dead-lettered and can be redriven by an operator.
+     RESOURCE_EXHAUSTED, ABORTED, INTERNAL, and CANCELLED (the call was cut off: it may or may
+     not have acted, and the idempotency key makes the retry safe). After the last attempt the
+     invocation is parked as dead-lettered and can be redriven by an operator.
    - Any other code is treated as a final failure.
    Attach a `google.rpc.ErrorInfo` detail (AIP-193) with an UPPER_SNAKE `reason` (e.g.
    WEBHOOK_URL_MISSING) where possible; the engine records it.
