@@ -94,6 +94,9 @@ class DispatcherSettings:
         poll_interval: Longest sleep of the poller, seconds.
         health_interval: Seconds between two health checks of the executors.
         record_batch: Most outcomes recorded in one transaction.
+        max_unrecorded: Outcomes waiting to be recorded at most; past it the workers wait, so
+            that calls do not run ahead of the database (memory stays bounded and the
+            sustained rate is the recorded one).
         retry: Backoff and dead-letter policy.
         drain_seconds: At stop, how long in-flight invocations may finish.
     """
@@ -103,6 +106,7 @@ class DispatcherSettings:
     poll_interval: float = 1.0
     health_interval: float = 2.0
     record_batch: int = 1000
+    max_unrecorded: int = 4000
     retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
     drain_seconds: float = 5.0
 
@@ -138,6 +142,8 @@ class Dispatcher:
         self._queue: asyncio.Queue[planning.Job] = asyncio.Queue()
         self._results: list[outcomes.Outcome] = []
         self._results_ready = asyncio.Event()
+        self._room = asyncio.Event()  # set while fewer than max_unrecorded outcomes wait
+        self._room.set()
         self._poll_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Invocations taken in minus those finished. Each counter has one writing thread (the
@@ -217,6 +223,7 @@ class Dispatcher:
 
     async def _worker(self) -> None:
         while True:
+            await self._room.wait()
             job = await self._queue.get()
             if not self._running:
                 self._finished += 1
@@ -231,29 +238,38 @@ class Dispatcher:
                 )
             self._results.append(outcome)
             self._results_ready.set()
+            if len(self._results) >= self._settings.max_unrecorded:
+                self._room.clear()
             self._finished += 1
 
     async def _recorder(self) -> None:
         while True:
             await self._results_ready.wait()
             self._results_ready.clear()
-            await self._flush()
+            if not await self._flush():
+                await asyncio.sleep(self._settings.poll_interval)
+                if self._results:
+                    self._results_ready.set()
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Records the outcomes that wait; False if a transaction failed (the rest wait on)."""
         while self._results:
             # bounded, so that event commits and claims get the writer between two batches
             size = self._settings.record_batch
             batch, self._results = self._results[:size], self._results[size:]
+            if len(self._results) < self._settings.max_unrecorded:
+                self._room.set()
             try:
                 await self._store.record(batch)
             except Exception:
                 # Not recorded: the invocations stay ``running`` until their lease ends, then the
                 # poller claims them again and the executors' dedupe absorbs the repeat.
                 logger.exception("recording %d invocation outcomes failed", len(batch))
-                return
+                return False
             for outcome in batch:
                 label = _OUTCOME_LABELS.get(outcome.status, outcome.status)
                 metrics.INVOCATIONS.labels(outcome.job.invocation.action_type, label).inc()
+        return True
 
     async def _health(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -343,3 +344,43 @@ async def test_an_executor_without_batches_is_called_one_invocation_at_a_time(
         assert again.result == {"echo": "m0"}
     finally:
         await client.close()
+
+
+class SlowStore(Store):
+    """Records nothing until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def record(self, results: Sequence[outcomes.Outcome]) -> None:
+        await self.release.wait()
+        await super().record(results)
+
+
+async def test_calls_wait_for_the_database_when_too_many_outcomes_are_unrecorded(
+    executor: tuple[Executor, str],
+) -> None:
+    servicer, address = executor
+    store = SlowStore()
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    settings = dispatcher.DispatcherSettings(concurrency=4, record_batch=2, max_unrecorded=3)
+    the_dispatcher = dispatcher.Dispatcher(store, client, settings, clock=lambda: 10.0)
+    await the_dispatcher.start()
+    jobs = []
+    for i in range(20):
+        one = job({"type": "acme.page", "message": str(i)})
+        invocation = dataclasses.replace(one.invocation, id=f"k{i}", idempotency_key=f"k{i}")
+        jobs.append(planning.Job(invocation, one.firing))
+    the_dispatcher.submit(jobs)
+    await asyncio.sleep(0.5)
+    # one batch of 2 is with the (stuck) database, 3 wait, and up to 4 workers were mid-call
+    assert 5 <= len(servicer.received) <= 2 + 3 + 4
+    store.release.set()
+    for _ in range(100):
+        if len(store.recorded) == 20:
+            break
+        await asyncio.sleep(0.05)
+    await the_dispatcher.stop()
+    assert sorted(o.job.invocation.id for o in store.recorded) == sorted(f"k{i}" for i in range(20))
+    assert len(servicer.received) == 20
