@@ -46,7 +46,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +188,23 @@ def _wait_serving(addr: str, proc: subprocess.Popen[bytes], log_path: Path) -> N
         time.sleep(0.1)
 
 
-class RecordingExecutor(executor_service_pb2_grpc.ExecutorServiceServicer):
+class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
+    """A no-op ExecutorService that hands ``record`` each call's receive time and
+    ``firing.fire_time`` (both wall clock seconds)."""
+
+    def __init__(self, record: Callable[[float, float], None]) -> None:
+        self._record = record
+
+    async def ExecuteAction(  # noqa: N802 - the gRPC method name
+        self, request: executor_service_pb2.ExecuteActionRequest, context: Any
+    ) -> executor_service_pb2.ExecuteActionResponse:
+        received = time.time()
+        fire_time = request.firing.fire_time
+        self._record(received, fire_time.seconds + fire_time.nanos * 1e-9)
+        return executor_service_pb2.ExecuteActionResponse()
+
+
+class RecordingExecutor(_RecordingServicer):
     """An in-process no-op ExecutorService (grpc.aio on its own thread) that records each call.
 
     ``samples``: (receive time, ``firing.fire_time``), both wall clock seconds.
@@ -196,19 +212,12 @@ class RecordingExecutor(executor_service_pb2_grpc.ExecutorServiceServicer):
 
     def __init__(self) -> None:
         self.samples: list[tuple[float, float]] = []
+        super().__init__(lambda received, fired: self.samples.append((received, fired)))
         self.addr = f"127.0.0.1:{harness.free_port()}"
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._run, name="bench-executor", daemon=True)
-
-    async def ExecuteAction(  # noqa: N802 - the gRPC method name
-        self, request: executor_service_pb2.ExecuteActionRequest, context: Any
-    ) -> executor_service_pb2.ExecuteActionResponse:
-        received = time.time()
-        fire_time = request.firing.fire_time
-        self.samples.append((received, fire_time.seconds + fire_time.nanos * 1e-9))
-        return executor_service_pb2.ExecuteActionResponse()
 
     def __enter__(self) -> RecordingExecutor:
         self._thread.start()
@@ -235,28 +244,14 @@ class RecordingExecutor(executor_service_pb2_grpc.ExecutorServiceServicer):
         await server.stop(1)
 
 
-class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
-    """The recording executor's servicer in its own process: one line per call to ``out``."""
-
-    def __init__(self, out: Any) -> None:
-        self._out = out
-
-    async def ExecuteAction(  # noqa: N802 - the gRPC method name
-        self, request: executor_service_pb2.ExecuteActionRequest, context: Any
-    ) -> executor_service_pb2.ExecuteActionResponse:
-        received = time.time()
-        fire_time = request.firing.fire_time
-        self._out.write(f"{received!r} {fire_time.seconds + fire_time.nanos * 1e-9!r}\n")
-        return executor_service_pb2.ExecuteActionResponse()
-
-
 async def _serve_recording(addr: str, path: str) -> None:
     from grpc_health.v1 import health
 
     with open(path, "a", buffering=1) as out:  # line-buffered: the bench counts the lines
         server = grpc.aio.server()
         executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
-            _RecordingServicer(out), server
+            _RecordingServicer(lambda received, fired: out.write(f"{received!r} {fired!r}\n")),
+            server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
         server.add_insecure_port(addr)
