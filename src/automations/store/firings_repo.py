@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from automations.domain import errors
 from automations.domain import events as events_
 from automations.domain import firings as firings_
-from automations.store import encoding, pagination, sql, tables
+from automations.store import encoding, pagination, sql, sqlite_batch, tables
 
 _T = tables.firings
 _TOKEN_KIND = "firings"
@@ -81,9 +81,11 @@ def _firing_from_json(data: Mapping[str, Any]) -> firings_.Firing:
 
 
 _COLUMNS = ("id", "automation_id", "trigger_id", "fired", "triggering_event_id", "labels", "data")
-_SQLITE_INSERT = (
-    f"INSERT INTO firings ({', '.join(_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT DO NOTHING"
+_SQLITE_INSERT_HEAD = f"INSERT INTO firings ({', '.join(_COLUMNS)}) VALUES "
+_SQLITE_GET_MANY = (
+    "SELECT json_group_array(json_array(id, automation_id, trigger_id, "
+    f"{sqlite_batch.real('fired')}, CAST(labels AS TEXT), CAST(data AS TEXT))) "
+    "FROM firings WHERE id IN ({keys})"
 )
 
 
@@ -106,6 +108,21 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
             },
             default=encoding.default,
         ),
+    )
+
+
+def _from_values(values: list[Any]) -> firings_.Firing:
+    """A firing from one item of ``_SQLITE_GET_MANY``'s array."""
+    data = orjson.loads(values[5])
+    return _firing_from_json(
+        {
+            "id": values[0],
+            "automation_id": values[1],
+            "trigger_id": values[2],
+            "triggered": float(values[3]),
+            "triggering_labels": orjson.loads(values[4]),
+            **data,
+        }
     )
 
 
@@ -143,7 +160,7 @@ def insert_many(conn: Connection, items: Iterable[firings_.Firing]) -> int:
     else:
         sql.ensure_transaction(conn)
         dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-        dbapi.executemany(_SQLITE_INSERT, rows)
+        sqlite_batch.execute_values(dbapi, _SQLITE_INSERT_HEAD, rows, " ON CONFLICT DO NOTHING")
     return len(rows)
 
 
@@ -209,6 +226,13 @@ def get_many(conn: Connection, firing_ids: Iterable[str]) -> dict[str, firings_.
     """Loads the firings with these ids (missing ones are left out)."""
     ids = list(set(firing_ids))
     out: dict[str, firings_.Firing] = {}
+    if ids and conn.dialect.name == "sqlite":
+        # one step per chunk rather than one per row, see sqlite_batch
+        sql.ensure_transaction(conn)
+        dbapi: Any = conn.connection.dbapi_connection
+        for values in sqlite_batch.fetch_json_in(dbapi, _SQLITE_GET_MANY, ids):
+            out[values[0]] = _from_values(values)
+        return out
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for row in conn.execute(sa.select(_T).where(_T.c.id.in_(chunk))):

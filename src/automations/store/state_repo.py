@@ -20,7 +20,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.store import encoding, sql, tables
+from automations.store import encoding, sql, sqlite_batch, tables
 
 _T = tables.engine_state
 _COLUMN_NAMES = ("automation_id", "trigger_id", "kind", "key", "data", "due")
@@ -77,13 +77,19 @@ def _key_of(record: Any) -> tuple[str, str, str, str]:
     return record.automation_id, record.trigger_id, record.kind, record.key
 
 
-_SQLITE_UPSERT = (
-    "INSERT INTO engine_state (automation_id, trigger_id, kind, key, data, due) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (automation_id, trigger_id, kind, key) "
+# Many rows per statement, one step each (see sqlite_batch).
+_SQLITE_UPSERT_HEAD = (
+    "INSERT INTO engine_state (automation_id, trigger_id, kind, key, data, due) VALUES "
+)
+_SQLITE_UPSERT_TAIL = (
+    " ON CONFLICT (automation_id, trigger_id, kind, key) "
     "DO UPDATE SET data = excluded.data, due = excluded.due"
 )
-_SQLITE_DELETE = (
-    "DELETE FROM engine_state WHERE automation_id = ? AND trigger_id = ? AND kind = ? AND key = ?"
+# (not "(automation_id, ...) IN (VALUES ...)": SQLite scans the whole table for that one)
+_SQLITE_DELETE_HEAD = "DELETE FROM engine_state WHERE rowid IN (SELECT e.rowid FROM (VALUES "
+_SQLITE_DELETE_TAIL = (
+    ") AS v CROSS JOIN engine_state AS e ON e.automation_id = v.column1 "
+    "AND e.trigger_id = v.column2 AND e.kind = v.column3 AND e.key = v.column4)"
 )
 
 
@@ -130,7 +136,9 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
     else:
         sql.ensure_transaction(conn)
         dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-        dbapi.executemany(_SQLITE_UPSERT, latest.values())
+        sqlite_batch.execute_values(
+            dbapi, _SQLITE_UPSERT_HEAD, list(latest.values()), _SQLITE_UPSERT_TAIL
+        )
     return len(latest)
 
 
@@ -149,7 +157,7 @@ def delete_many(conn: Connection, keys: Iterable[StateLike | StateKey | tuple[An
     if unique and conn.dialect.name != "postgresql":
         sql.ensure_transaction(conn)
         dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-        dbapi.executemany(_SQLITE_DELETE, unique)
+        sqlite_batch.execute_values(dbapi, _SQLITE_DELETE_HEAD, unique, _SQLITE_DELETE_TAIL)
         return len(unique)
     params = [{"a": a, "t": t, "k": k, "y": y} for a, t, k, y in unique]
     if params:
