@@ -47,6 +47,9 @@ class Settings(pydantic_settings.BaseSettings):
         max_pending_events: Events accepted but not yet committed before the engine answers
             RESOURCE_EXHAUSTED (backpressure).
         max_group_events: The most events committed in one transaction (group commit).
+        group_commit_seconds: About how long one group commit should take: the writer sizes
+            groups from the time per event of the last ones, so calls (recording outcomes,
+            automation changes) and small batches never wait behind seconds of work.
         sqlite_wal_autocheckpoint: SQLite WAL pages (4 KiB) after which a commit checkpoints
             itself: the safety net behind the background checkpoints.
         sqlite_checkpoint_pages: WAL pages after which a thread of its own checkpoints (SQLite),
@@ -105,6 +108,7 @@ class Settings(pydantic_settings.BaseSettings):
     event_retention_seconds: float = pydantic.Field(default=7 * 86400, gt=0)
     max_pending_events: int = pydantic.Field(default=100_000, gt=0)
     max_group_events: int = pydantic.Field(default=20_000, gt=0)
+    group_commit_seconds: float = pydantic.Field(default=0.1, gt=0, le=60)
     sqlite_synchronous: str = "NORMAL"
     sqlite_wal_autocheckpoint: int = pydantic.Field(default=10_000, ge=100, le=10_000_000)
     sqlite_checkpoint_pages: int = pydantic.Field(default=256, ge=0, le=10_000_000)

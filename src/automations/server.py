@@ -126,6 +126,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         backend,
         max_pending_events=settings.max_pending_events,
         max_group_events=settings.max_group_events,
+        group_seconds=settings.group_commit_seconds,
     )
     bundled: supervisor.BundledExecutors | None = None
     routes: dict[str, str] = {}

@@ -12,11 +12,17 @@ its end to the millisecond.
 
 Backpressure: when more than ``max_pending_events`` events are queued, ``publish`` raises
 ``ResourceExhausted`` at once instead of letting memory grow.
+
+Calls (recording the dispatcher's outcomes, claiming due invocations, automation changes) do not
+queue behind event batches: they run before the next group, so a busy ingest cannot stall action
+dispatch. (In FIFO order, recording waited behind every queued batch: while 20,000 firing events
+were ingested, the dispatcher stood still for seconds with its outcomes unrecorded.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import queue
@@ -48,6 +54,8 @@ class _Call(Generic[T]):
 
 
 _STOP = object()
+_CALLS = object()
+"""Put on the queue to wake the writer for a call waiting in ``Writer._calls``."""
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
@@ -104,6 +112,11 @@ class Writer:
         backend: The transactional work to run.
         max_pending_events: Backpressure bound on queued events.
         max_group_events: Most events in one transaction.
+        group_seconds: The time a group should take to commit: the writer keeps a moving
+            average of the time per event of past groups and takes no more queued batches than
+            that allows (always at least one). Events that fire many actions cost far more than
+            plain ones, and a call or a small batch queued behind a 20,000-event group of them
+            waited seconds.
         clock: Wall clock (seconds since the epoch).
     """
 
@@ -113,13 +126,17 @@ class Writer:
         *,
         max_pending_events: int = 100_000,
         max_group_events: int = 20_000,
+        group_seconds: float = 0.1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend = backend
         self._max_pending = max_pending_events
         self._max_group = max_group_events
+        self._group_seconds = group_seconds
+        self._seconds_per_event = 0.0  # moving average over committed groups
         self._clock = clock
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._calls: collections.deque[_Call[Any]] = collections.deque()
         self._pending_events = 0
         self._pending_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -190,7 +207,8 @@ class Writer:
             raise errors.Unavailable("the engine is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Call(fn, future, loop))
+        self._calls.append(_Call(fn, future, loop))
+        self._queue.put(_CALLS)
         return await future
 
     def stop_accepting(self) -> None:
@@ -221,23 +239,24 @@ class Writer:
         carry: Any = None
         try:
             while True:
+                self._run_calls()
                 item = carry if carry is not None else self._next_item()
                 carry = None
                 if item is _STOP:
                     self._drain_after_stop()
                     return
-                if item is None:
-                    continue
-                if isinstance(item, _Call):
-                    self._run_call(item)
+                if not isinstance(item, _EventBatch):  # None, or _CALLS (served above)
                     continue
                 group = [item]
                 size = len(item.events)
-                while size < self._max_group:
+                limit = self._group_limit()
+                while size < limit:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
+                    if nxt is _CALLS or nxt is None:
+                        continue  # the calls run right after this group
                     if not isinstance(nxt, _EventBatch):
                         carry = nxt
                         break
@@ -265,16 +284,29 @@ class Writer:
                 self._safe_recover()
                 time.sleep(0.1)
 
+    def _group_limit(self) -> int:
+        """The most events to take into the next group (see ``group_seconds``)."""
+        per_event = self._seconds_per_event
+        if per_event <= 0.0:
+            return self._max_group
+        return max(1, min(self._max_group, int(self._group_seconds / per_event)))
+
+    def _run_calls(self) -> None:
+        """Runs the calls waiting now (those arriving meanwhile wait for the next turn)."""
+        for _ in range(len(self._calls)):
+            self._run_call(self._calls.popleft())
+
     def _drain_after_stop(self) -> None:
         while True:
+            self._run_calls()
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                if not self._calls:
+                    return
+                continue
             if isinstance(item, _EventBatch):
                 self._commit_group([item])
-            elif isinstance(item, _Call):
-                self._run_call(item)
 
     def _run_call(self, call: _Call[Any]) -> None:
         try:
@@ -296,6 +328,7 @@ class Writer:
                     prepared = None
                 else:
                     prepared.extend(item.prepared)
+        started = time.perf_counter()
         try:
             if prepared is None:
                 flags = self._backend.commit_events(batch, self._clock())
@@ -309,6 +342,9 @@ class Writer:
                 item.loop.call_soon_threadsafe(_reject, item.future, failure)
             self._safe_recover()
             return
+        per_event = (time.perf_counter() - started) / len(batch)
+        average = self._seconds_per_event
+        self._seconds_per_event = per_event if average <= 0.0 else 0.7 * average + 0.3 * per_event
         # released before the callers wake up, so that a caller sees its events counted out
         self._release(len(batch))
         offset = 0

@@ -57,7 +57,7 @@ class FakeBackend(writer.Backend):
 async def test_queued_batches_are_committed_together_and_each_caller_gets_its_flags() -> None:
     gate = threading.Event()
     backend = FakeBackend(gate=gate)
-    w = writer.Writer(backend)
+    w = writer.Writer(backend, group_seconds=3600)  # the gated first commit is not "slow"
     w.start()
     try:
         first = asyncio.ensure_future(w.publish([ev(0)]))
@@ -132,3 +132,60 @@ async def test_draining_refuses_new_batches_but_commits_queued_ones() -> None:
     gate.set()
     await asyncio.to_thread(w.stop)
     assert await queued == [True]
+
+
+async def test_a_call_runs_before_queued_batches_not_behind_them() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend, max_group_events=1)  # one batch per group
+    w.start()
+    try:
+        first = asyncio.ensure_future(w.publish([ev(0)]))
+        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        queued = [asyncio.ensure_future(w.publish([ev(i)])) for i in range(1, 4)]
+        await asyncio.sleep(0.05)
+        call = asyncio.ensure_future(w.call(lambda b: [g[0] for g in b.groups]))
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await call == ["e0"]  # after the group being committed, before the queued ones
+        await first
+        for q in queued:
+            await q
+        assert backend.groups == [["e0"], ["e1"], ["e2"], ["e3"]]
+    finally:
+        w.stop()
+
+
+async def test_calls_queued_at_stop_still_run() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend)
+    w.start()
+    held = asyncio.ensure_future(w.publish([ev(1)]))
+    await asyncio.sleep(0.05)
+    calls = [asyncio.ensure_future(w.call(lambda b, n=n: n)) for n in range(3)]
+    await asyncio.sleep(0.05)
+    stopping = asyncio.ensure_future(asyncio.to_thread(w.stop))
+    gate.set()
+    await stopping
+    assert await held == [True]
+    assert [await c for c in calls] == [0, 1, 2]
+
+
+async def test_after_slow_commits_queued_batches_are_committed_in_smaller_groups() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend, group_seconds=0.05)
+    w.start()
+    try:
+        first = asyncio.ensure_future(w.publish([ev(0)]))
+        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        queued = [asyncio.ensure_future(w.publish([ev(i), ev(i + 10)])) for i in range(1, 4)]
+        await asyncio.sleep(0.15)  # one event took 0.2 s: the next groups take one batch each
+        gate.set()
+        await first
+        for q in queued:
+            await q
+        assert backend.groups == [["e0"], ["e1", "e11"], ["e2", "e12"], ["e3", "e13"]]
+    finally:
+        w.stop()
