@@ -65,8 +65,7 @@ _PG_INSERT = (
     f"ON CONFLICT DO NOTHING RETURNING id"
 )
 _TOKEN_KIND = "events"
-_SQLITE_LAST_ROWID = "SELECT coalesce(max(rowid), 0) FROM events"
-_SQLITE_IDS_AFTER = "SELECT id FROM events WHERE rowid > ?"
+_SQLITE_IDS_BETWEEN = "SELECT id FROM events WHERE rowid > ? AND rowid <= ?"
 
 Row = tuple[str, str, float, float, str, str | None, bytes]
 
@@ -190,7 +189,8 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
     # and re-takes the GIL around every step, so the writer thread queued behind the event loop
     # for the GIL a thousand times per chunk (measured: ~40% of the append time). The row count
     # tells whether every row went in, which is all but always the case; when some did not, the
-    # rows this statement added are the ones above the table's previous largest rowid.
+    # rows this statement added are read back by rowid (see _sqlite_rows_added). Each statement
+    # run hands the GIL back and waits for it again, so there is no other query per chunk.
     dbapi: Any = conn.connection.dbapi_connection
     size = _sqlite_chunk(dbapi)
     cursor = dbapi.cursor()
@@ -198,16 +198,30 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
     try:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
-            last_rowid = cursor.execute(_SQLITE_LAST_ROWID).fetchone()[0]
             cursor.execute(_sqlite_insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
-            if cursor.rowcount == len(chunk):
+            count = cursor.rowcount
+            if count == len(chunk):
                 inserted.update([row[0] for row in chunk])
-            else:
-                cursor.execute(_SQLITE_IDS_AFTER, (last_rowid,))
-                inserted.update([r[0] for r in cursor.fetchall()])
+            elif count > 0:
+                inserted.update(_sqlite_rows_added(cursor, count))
     finally:
         cursor.close()
     return inserted
+
+
+def _sqlite_rows_added(cursor: sqlite3.Cursor, count: int) -> list[str]:
+    """The ids of the ``count`` rows the last INSERT added, when it skipped some as duplicates.
+
+    One INSERT gives its new rows consecutive rowids (each the table's largest plus one), so
+    they are the ``count`` rowids ending at ``lastrowid``. Only when the table's largest rowid
+    has reached 2**63 - 1 does SQLite pick random ones, and the count read back tells.
+    """
+    last = cursor.lastrowid or 0
+    cursor.execute(_SQLITE_IDS_BETWEEN, (last - count, last))
+    added = [r[0] for r in cursor.fetchall()]
+    if len(added) != count:  # pragma: no cover - needs 2**63 rows
+        raise RuntimeError(f"could not tell which {count} events were new (rowids not consecutive)")
+    return added
 
 
 def _append_postgresql(conn: Connection, rows: list[Row]) -> set[str]:

@@ -49,6 +49,27 @@ def test_an_id_already_in_the_log_is_a_duplicate(db: Database) -> None:
         assert event_log.count(conn) == 3
 
 
+def test_new_events_between_duplicates_are_told_apart_whatever_the_order(db: Database) -> None:
+    old = [event("a", occurred=1.0), event("c", occurred=2.0), event("z", occurred=10.0)]
+    with db.write() as conn:
+        assert event_log.append(conn, old) == [True] * 3
+    with db.write() as conn:  # the last row of the statement is a duplicate, new ones between
+        flags = event_log.append(
+            conn, [event("a"), event("b"), event("c"), event("d"), event("e"), event("z")]
+        )
+    assert flags == [False, True, False, True, True, False]
+    with db.write() as conn:  # "a" and "c" purged: gaps below the largest rowid
+        assert event_log.purge(conn, older_than=3.0) == 2
+        assert event_log.append(conn, [event("z"), event("a"), event("b"), event("f")]) == [
+            False,
+            True,
+            False,
+            True,
+        ]
+    with db.read() as conn:
+        assert event_log.count(conn) == 6
+
+
 def test_within_one_batch_the_first_occurrence_wins(db: Database) -> None:
     first = event("x", occurred=1.0)
     second = event("x", occurred=2.0)
