@@ -13,10 +13,13 @@ its end to the millisecond.
 Backpressure: when more than ``max_pending_events`` events are queued, ``publish`` raises
 ``ResourceExhausted`` at once instead of letting memory grow.
 
-Calls (recording the dispatcher's outcomes, claiming due invocations, automation changes) do not
-queue behind event batches: they run before the next group, so a busy ingest cannot stall action
-dispatch. (In FIFO order, recording waited behind every queued batch: while 20,000 firing events
-were ingested, the dispatcher stood still for seconds with its outcomes unrecorded.)
+Calls (recording the dispatcher's outcomes, claiming due invocations, automation changes) take
+their turn with event batches in arrival order, except that a call waiting longer than half of
+``group_seconds`` runs before the next group: a busy ingest cannot stall action dispatch, and a
+quiet one does not delay events behind calls. (In plain FIFO order, recording waited behind every
+queued batch: while 20,000 firing events were ingested, the dispatcher stood still for seconds
+with its outcomes unrecorded. Calls always first added ~1-2 ms to the p99 of event acks at 1,000
+firings/s.)
 """
 
 from __future__ import annotations
@@ -51,11 +54,12 @@ class _Call(Generic[T]):
     fn: Callable[[Any], T]
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
+    queued: float = 0.0  # time.monotonic() when it was queued
 
 
 _STOP = object()
 _CALLS = object()
-"""Put on the queue to wake the writer for a call waiting in ``Writer._calls``."""
+"""Queued with each call (kept in ``Writer._calls``): its place among the event batches."""
 
 
 def _resolve(future: asyncio.Future[Any], result: Any) -> None:
@@ -207,7 +211,7 @@ class Writer:
             raise errors.Unavailable("the engine is not running")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.append(_Call(fn, future, loop))
+        self._calls.append(_Call(fn, future, loop, time.monotonic()))
         self._queue.put(_CALLS)
         return await future
 
@@ -239,13 +243,17 @@ class Writer:
         carry: Any = None
         try:
             while True:
-                self._run_calls()
+                self._run_overdue_calls()
                 item = carry if carry is not None else self._next_item()
                 carry = None
                 if item is _STOP:
                     self._drain_after_stop()
                     return
-                if not isinstance(item, _EventBatch):  # None, or _CALLS (served above)
+                if item is _CALLS:  # its call's turn, unless it ran early as overdue
+                    if self._calls:
+                        self._run_call(self._calls.popleft())
+                    continue
+                if not isinstance(item, _EventBatch):  # None: re-read the deadline
                     continue
                 group = [item]
                 size = len(item.events)
@@ -255,9 +263,9 @@ class Writer:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if nxt is _CALLS or nxt is None:
-                        continue  # the calls run right after this group
-                    if not isinstance(nxt, _EventBatch):
+                    if nxt is None:
+                        continue
+                    if not isinstance(nxt, _EventBatch):  # a call's turn, or _STOP
                         carry = nxt
                         break
                     group.append(nxt)
@@ -291,8 +299,15 @@ class Writer:
             return self._max_group
         return max(1, min(self._max_group, int(self._group_seconds / per_event)))
 
+    def _run_overdue_calls(self) -> None:
+        """Runs the calls that have waited longer than half of ``group_seconds``, oldest first."""
+        calls = self._calls
+        overdue = time.monotonic() - self._group_seconds / 2
+        while calls and calls[0].queued < overdue:
+            self._run_call(calls.popleft())
+
     def _run_calls(self) -> None:
-        """Runs the calls waiting now (those arriving meanwhile wait for the next turn)."""
+        """Runs every call waiting now."""
         for _ in range(len(self._calls)):
             self._run_call(self._calls.popleft())
 

@@ -134,10 +134,11 @@ async def test_draining_refuses_new_batches_but_commits_queued_ones() -> None:
     assert await queued == [True]
 
 
-async def test_a_call_runs_before_queued_batches_not_behind_them() -> None:
+async def call_behind_queued_batches(group_seconds: float) -> list[str]:
+    """Queues three batches and then a call while the writer is stuck in a first commit."""
     gate = threading.Event()
     backend = FakeBackend(gate=gate)
-    w = writer.Writer(backend, max_group_events=1)  # one batch per group
+    w = writer.Writer(backend, max_group_events=1, group_seconds=group_seconds)
     w.start()
     try:
         first = asyncio.ensure_future(w.publish([ev(0)]))
@@ -145,15 +146,25 @@ async def test_a_call_runs_before_queued_batches_not_behind_them() -> None:
         queued = [asyncio.ensure_future(w.publish([ev(i)])) for i in range(1, 4)]
         await asyncio.sleep(0.05)
         call = asyncio.ensure_future(w.call(lambda b: [g[0] for g in b.groups]))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
         gate.set()
-        assert await call == ["e0"]  # after the group being committed, before the queued ones
+        seen: list[str] = await call
         await first
         for q in queued:
             await q
         assert backend.groups == [["e0"], ["e1"], ["e2"], ["e3"]]
+        return seen
     finally:
         w.stop()
+
+
+async def test_a_call_that_waited_long_runs_before_queued_batches() -> None:
+    # waited 0.1 s, more than half of group_seconds: right after the group being committed
+    assert await call_behind_queued_batches(group_seconds=0.02) == ["e0"]
+
+
+async def test_a_call_keeps_its_turn_behind_batches_queued_before_it() -> None:
+    assert await call_behind_queued_batches(group_seconds=3600) == ["e0", "e1", "e2", "e3"]
 
 
 async def test_calls_queued_at_stop_still_run() -> None:
