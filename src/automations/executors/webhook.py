@@ -36,6 +36,11 @@ ACTION_TYPE = "call-webhook"
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """How long a request may take when neither the action nor ``--timeout`` says otherwise."""
+POOL_LIMITS = httpx.Limits(max_connections=1024, max_keepalive_connections=128)
+"""Connections open at once (all hosts) and kept idle for reuse. The engine keeps up to 1,024
+invocations in flight (``AUTOMATIONS_DISPATCH_CONCURRENCY``); with httpx's default pool of 100,
+the calls beyond it waited for a connection within their own timeout and failed as timeouts
+(then retried) although the receiver was answering."""
 
 MAX_BODY_CHARS = 1000
 """How much of the response body the result keeps (as Prefect)."""
@@ -162,7 +167,7 @@ class WebhookCaller:
     ) -> None:
         self._timeout = timeout_seconds
         self._deny_private = deny_private_networks
-        self._client = client or httpx.AsyncClient(follow_redirects=False)
+        self._client = client or httpx.AsyncClient(follow_redirects=False, limits=POOL_LIMITS)
 
     async def aclose(self) -> None:
         """Closes the HTTP client."""

@@ -183,3 +183,20 @@ def test_private_networks_are_refused_when_asked(tmp_path: Path, receiver: Recei
         error = failure(call_fails(executor, key(), {"url": receiver.url}))
     assert error.code is grpc.StatusCode.PERMISSION_DENIED
     assert receiver.count() == 0
+
+
+def test_hundreds_of_concurrent_calls_to_one_slow_host_all_succeed(
+    webhook_executor: ExecutorProcess, receiver: Receiver
+) -> None:
+    # The engine keeps up to 1,024 invocations in flight; with httpx's default pool of 100
+    # connections, the calls beyond it queued for a connection and timed out.
+    receiver.reply = Reply(delay=0.5)
+    params = {"url": receiver.url, "timeout": 1.2}
+    with webhook_executor.stub() as stub:
+        calls = [
+            stub.ExecuteAction.future(request("call-webhook", key(), params), timeout=30)
+            for _ in range(300)
+        ]
+        codes = [json_format.MessageToDict(c.result().result)["status_code"] for c in calls]
+    assert codes == [200] * 300
+    assert receiver.count() == 300
