@@ -175,8 +175,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OPEN_FILES = 65_536
+"""The soft limit on open files ``main`` asks for (never above the hard limit)."""
+
+
+def raise_open_files_limit() -> int:
+    """Lifts the soft limit on open files towards the hard one; returns the soft limit now.
+
+    The engine keeps up to 1,024 invocations in flight and the webhook executor as many
+    connections, beyond the soft limit of 1,024 many systems start processes with.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return int(soft)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
+    raise_open_files_limit()
     args = build_parser().parse_args(argv)
     status: int = args.handler(args)
     return status
