@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -99,6 +100,10 @@ class DispatcherSettings:
             sustained rate is the recorded one).
         retry: Backoff and dead-letter policy.
         drain_seconds: At stop, how long in-flight invocations may finish.
+        handoff_wait: How long ``submit`` (on the writer thread) waits for the event loop to
+            take the invocations, 0 not to wait. Waiting hands the GIL to the event loop, which
+            then sends the calls before the writer takes the GIL back; without it the loop waited
+            for the writer's next statement or the 5 ms switch interval.
     """
 
     concurrency: int = 1024
@@ -109,6 +114,7 @@ class DispatcherSettings:
     max_unrecorded: int = 4000
     retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
     drain_seconds: float = 5.0
+    handoff_wait: float = 0.005
 
 
 class Dispatcher:
@@ -139,6 +145,7 @@ class Dispatcher:
         self._clock = clock
         self._rng = random.Random()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
         self._queue: asyncio.Queue[planning.Job] = asyncio.Queue()
         self._results: list[outcomes.Outcome] = []
         self._results_ready = asyncio.Event()
@@ -173,13 +180,19 @@ class Dispatcher:
         if not jobs or loop is None:
             return
         self._submitted += len(jobs)
-        loop.call_soon_threadsafe(self._enqueue, jobs)
+        if self._settings.handoff_wait <= 0 or threading.get_ident() == self._loop_thread:
+            loop.call_soon_threadsafe(self._enqueue, jobs)
+            return
+        taken = threading.Event()
+        loop.call_soon_threadsafe(self._enqueue, jobs, taken)
+        taken.wait(self._settings.handoff_wait)
 
     # ------------------------------------------------------------------------- event loop
 
     async def start(self) -> None:
         """Starts the workers, the recorder and the poller (orphans of a last run first)."""
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         released = await self._store.release_running()
         if released:
             logger.info(
@@ -217,9 +230,11 @@ class Dispatcher:
     def _in_flight(self) -> int:
         return self._backlog() - self._queue.qsize()
 
-    def _enqueue(self, jobs: Iterable[planning.Job]) -> None:
+    def _enqueue(self, jobs: Iterable[planning.Job], taken: threading.Event | None = None) -> None:
         for job in jobs:
             self._queue.put_nowait(job)
+        if taken is not None:
+            taken.set()
 
     async def _worker(self) -> None:
         while True:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -384,3 +386,35 @@ async def test_calls_wait_for_the_database_when_too_many_outcomes_are_unrecorded
     await the_dispatcher.stop()
     assert sorted(o.job.invocation.id for o in store.recorded) == sorted(f"k{i}" for i in range(20))
     assert len(servicer.received) == 20
+
+
+async def test_the_writer_thread_hands_its_invocations_over_before_going_on(
+    executor: tuple[Executor, str],
+) -> None:
+    _, address = executor
+    store = Store()
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    settings = dispatcher.DispatcherSettings(concurrency=2, handoff_wait=5.0)
+    the_dispatcher = dispatcher.Dispatcher(store, client, settings, clock=lambda: 10.0)
+    await the_dispatcher.start()
+    loop = asyncio.get_running_loop()
+    returned_after = 0.0
+
+    def writer() -> None:
+        nonlocal returned_after
+        start = time.monotonic()
+        the_dispatcher.submit([job({"type": "acme.page", "message": "hi"})])
+        returned_after = time.monotonic() - start
+
+    thread = threading.Thread(target=writer)
+    loop.call_soon(time.sleep, 0.3)  # the event loop is busy when the writer submits
+    thread.start()
+    await asyncio.sleep(0)  # runs the blocking callback
+    await asyncio.to_thread(thread.join)
+    # the writer waited for the busy loop to take the invocation (and not the whole 5 s)
+    assert 0.1 < returned_after < 4.0
+    await asyncio.wait_for(store.got.wait(), 5)
+    start = time.monotonic()  # on the event loop's own thread, submit never waits
+    the_dispatcher.submit([job({"type": "acme.page", "message": "again"})])
+    assert time.monotonic() - start < 1.0
+    await the_dispatcher.stop()
