@@ -108,7 +108,7 @@ class Settings(pydantic_settings.BaseSettings):
     event_retention_seconds: float = pydantic.Field(default=7 * 86400, gt=0)
     max_pending_events: int = pydantic.Field(default=100_000, gt=0)
     max_group_events: int = pydantic.Field(default=20_000, gt=0)
-    group_commit_seconds: float = pydantic.Field(default=0.1, gt=0, le=60)
+    group_commit_seconds: float = pydantic.Field(default=0.25, gt=0, le=60)
     sqlite_synchronous: str = "NORMAL"
     sqlite_wal_autocheckpoint: int = pydantic.Field(default=10_000, ge=100, le=10_000_000)
     sqlite_checkpoint_pages: int = pydantic.Field(default=256, ge=0, le=10_000_000)

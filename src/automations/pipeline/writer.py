@@ -130,7 +130,7 @@ class Writer:
         *,
         max_pending_events: int = 100_000,
         max_group_events: int = 20_000,
-        group_seconds: float = 0.1,
+        group_seconds: float = 0.25,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend = backend
