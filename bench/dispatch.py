@@ -190,7 +190,10 @@ def _wait_serving(addr: str, proc: subprocess.Popen[bytes], log_path: Path) -> N
 
 class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
     """A no-op ExecutorService that hands ``record`` each call's receive time and
-    ``firing.fire_time`` (both wall clock seconds)."""
+    ``firing.fire_time`` (both wall clock seconds).
+
+    It serves ``ExecuteActions`` as the bundled executors do (``automations executor noop``), so
+    the engine sends the invocations committed together in one call, as it would to them."""
 
     def __init__(self, record: Callable[[float, float], None]) -> None:
         self._record = record
@@ -202,6 +205,17 @@ class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
         fire_time = request.firing.fire_time
         self._record(received, fire_time.seconds + fire_time.nanos * 1e-9)
         return executor_service_pb2.ExecuteActionResponse()
+
+    async def ExecuteActions(  # noqa: N802 - the gRPC method name
+        self, request: executor_service_pb2.ExecuteActionsRequest, context: Any
+    ) -> executor_service_pb2.ExecuteActionsResponse:
+        received = time.time()
+        response = executor_service_pb2.ExecuteActionsResponse()
+        for one in request.requests:
+            fire_time = one.firing.fire_time
+            self._record(received, fire_time.seconds + fire_time.nanos * 1e-9)
+            response.results.add().status.code = 0
+        return response
 
 
 class RecordingExecutor(_RecordingServicer):
