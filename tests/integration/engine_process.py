@@ -81,7 +81,16 @@ class EngineProcess:
         self.proc = subprocess.Popen(
             cmd, cwd=self.workdir, stdout=self._log, stderr=self._log, env=env
         )
-        self.wait_serving(timeout)
+        try:
+            self.wait_serving(timeout)
+        except BaseException:
+            # a failed start must not leak the log file: its ResourceWarning would surface
+            # in whichever later test the garbage collector happens to run in
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._close_log()
+            raise
         return self
 
     def wait_serving(self, timeout: float) -> None:

@@ -54,6 +54,9 @@ _UNTIL = dt.timedelta(days=365)
 """How far ahead the subscription's ``occurred.until`` reaches (as Prefect's subscriber)."""
 _POLL = 0.25
 """Longest wait for a message before looking at the stop flag again, in seconds."""
+CLOSE_TIMEOUT = 2.0
+"""Longest wait for Prefect's answer to the closing handshake (websockets' default: 10 s), so that
+a SIGTERM is not held up by a busy server."""
 
 
 class PublishError(Exception):
@@ -221,7 +224,10 @@ class PrefectEventBridge:
 
     def _default_connect(self, url: str) -> ClientConnection:
         return connect(
-            url, subprotocols=[Subprotocol("prefect")], open_timeout=self.options.open_timeout
+            url,
+            subprotocols=[Subprotocol("prefect")],
+            open_timeout=self.options.open_timeout,
+            close_timeout=CLOSE_TIMEOUT,
         )
 
     # ------------------------------------------------------------------------------ running
