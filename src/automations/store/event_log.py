@@ -6,8 +6,8 @@ forgets their ids (a redelivery older than the retention is accepted again).
 
 Append is the hot path and bypasses SQLAlchemy's statement compilation:
 
-- SQLite: multi-row ``INSERT ... ON CONFLICT DO NOTHING`` in chunks of ``SQLITE_CHUNK`` rows
-  (under the bound-variable limit); the SQL text is cached per size. When the row count shows
+- SQLite: multi-row ``INSERT ... ON CONFLICT DO NOTHING`` in chunks of
+  ``sqlite_batch.MAX_ROWS`` rows (under the bound-variable limit). When the row count shows
   that some rows were already there, the new ones are read back by rowid.
 - PostgreSQL: one ``SELECT id ... = ANY(array)`` finds the ids already stored, then a binary
   ``COPY`` writes the new rows straight into ``events`` inside a savepoint. Should another writer
@@ -22,7 +22,6 @@ only ever sees distinct ids.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -34,13 +33,8 @@ from sqlalchemy.engine import Connection
 
 from automations.domain import errors
 from automations.domain import events as events_
-from automations.store import encoding, pagination, sql, tables
+from automations.store import encoding, pagination, sql, sqlite_batch, tables
 
-SQLITE_CHUNK = 4000
-"""Most rows per multi-row INSERT on SQLite (7 bound variables each: 28,000, under the default
-limit of 32,766 since SQLite 3.32; lowered to what the connection allows, see ``_sqlite_chunk``).
-Fewer, larger statements: 4,000 rows ~107k rows/s against ~96k with 500 and ~88k with 100
-(200k W1 events in 8,000-event transactions)."""
 SQLITE_READ_CHUNK = 500
 """Ids per ``IN (...)`` lookup when reading events back."""
 MAX_KEY_BYTES = 2000
@@ -171,16 +165,8 @@ def _check_keys(index: int, event: events_.Event) -> None:
             )
 
 
-def _sqlite_chunk(dbapi: sqlite3.Connection) -> int:
-    """Rows per INSERT: ``SQLITE_CHUNK``, or fewer if the library allows fewer bound variables."""
-    limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return max(1, min(SQLITE_CHUNK, limit // len(_COLUMNS)))
-
-
-@functools.lru_cache(maxsize=8)
-def _sqlite_insert_sql(count: int) -> str:
-    values = ",".join(["(?,?,?,?,?,?,?)"] * count)
-    return f"INSERT INTO events ({_COLUMN_LIST}) VALUES {values} ON CONFLICT DO NOTHING"
+_SQLITE_INSERT_HEAD = f"INSERT INTO events ({_COLUMN_LIST}) VALUES "
+_SQLITE_INSERT_TAIL = " ON CONFLICT DO NOTHING"
 
 
 def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
@@ -192,13 +178,17 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
     # rows this statement added are read back by rowid (see _sqlite_rows_added). Each statement
     # run hands the GIL back and waits for it again, so there is no other query per chunk.
     dbapi: Any = conn.connection.dbapi_connection
-    size = _sqlite_chunk(dbapi)
+    width = len(_COLUMNS)
+    size = sqlite_batch.chunk_size(dbapi, width)
     cursor = dbapi.cursor()
     inserted: set[str] = set()
     try:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
-            cursor.execute(_sqlite_insert_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
+            statement = (
+                _SQLITE_INSERT_HEAD + sqlite_batch.values(width, len(chunk)) + _SQLITE_INSERT_TAIL
+            )
+            cursor.execute(statement, tuple(chain.from_iterable(chunk)))
             count = cursor.rowcount
             if count == len(chunk):
                 inserted.update([row[0] for row in chunk])

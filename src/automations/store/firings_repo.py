@@ -7,7 +7,7 @@ blob, so a firing reads back whole even after its triggering event was purged fr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -82,11 +82,7 @@ def _firing_from_json(data: Mapping[str, Any]) -> firings_.Firing:
 
 _COLUMNS = ("id", "automation_id", "trigger_id", "fired", "triggering_event_id", "labels", "data")
 _SQLITE_INSERT_HEAD = f"INSERT INTO firings ({', '.join(_COLUMNS)}) VALUES "
-_SQLITE_GET_MANY = (
-    "SELECT json_group_array(json_array(id, automation_id, trigger_id, "
-    f"{sqlite_batch.real('fired')}, CAST(labels AS TEXT), CAST(data AS TEXT))) "
-    "FROM firings WHERE id IN ({keys})"
-)
+_SQLITE_GET_MANY = f"SELECT json_group_array({sqlite_batch.json_row(_T.columns)}) FROM firings WHERE id IN ({{keys}})"
 
 
 def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
@@ -111,31 +107,20 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
     )
 
 
-def _from_values(values: list[Any]) -> firings_.Firing:
-    """A firing from one item of ``_SQLITE_GET_MANY``'s array."""
-    data = orjson.loads(values[5])
+def _from_row(row: Sequence[Any]) -> firings_.Firing:
+    """A firing from its columns in ``_COLUMNS`` order.
+
+    ``row`` is a table row, or an item of ``_SQLITE_GET_MANY``'s array (the time as text, blobs
+    as JSON text).
+    """
     return _firing_from_json(
         {
-            "id": values[0],
-            "automation_id": values[1],
-            "trigger_id": values[2],
-            "triggered": float(values[3]),
-            "triggering_labels": orjson.loads(values[4]),
-            **data,
-        }
-    )
-
-
-def _from_row(row: sa.Row[Any]) -> firings_.Firing:
-    data = orjson.loads(row.data)
-    return _firing_from_json(
-        {
-            "id": row.id,
-            "automation_id": row.automation_id,
-            "trigger_id": row.trigger_id,
-            "triggered": row.fired,
-            "triggering_labels": orjson.loads(row.labels),
-            **data,
+            "id": row[0],
+            "automation_id": row[1],
+            "trigger_id": row[2],
+            "triggered": float(row[3]),
+            "triggering_labels": orjson.loads(row[5]),
+            **orjson.loads(row[6]),
         }
     )
 
@@ -231,7 +216,7 @@ def get_many(conn: Connection, firing_ids: Iterable[str]) -> dict[str, firings_.
         sql.ensure_transaction(conn)
         dbapi: Any = conn.connection.dbapi_connection
         for values in sqlite_batch.fetch_json_in(dbapi, _SQLITE_GET_MANY, ids):
-            out[values[0]] = _from_values(values)
+            out[values[0]] = _from_row(values)
         return out
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]

@@ -102,22 +102,28 @@ def _to_row(item: Invocation) -> dict[str, Any]:
     }
 
 
-def _from_row(row: sa.Row[Any]) -> Invocation:
+def _from_row(row: Sequence[Any]) -> Invocation:
+    """An invocation from its columns in the table's order.
+
+    ``row`` is a table row, or an item of ``_SQLITE_ROWS``' array (times as text, blobs as JSON
+    text).
+    """
+    result = row[13]
     return Invocation(
-        id=row.id,
-        automation_id=row.automation_id,
-        firing_id=row.firing_id,
-        action_index=row.action_index,
-        action_type=row.action_type,
-        idempotency_key=row.idempotency_key,
-        request=orjson.loads(row.request),
-        status=row.status,
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        created=row.created,
-        updated=row.updated,
-        result=None if row.result is None else orjson.loads(row.result),
+        id=row[0],
+        automation_id=row[1],
+        firing_id=row[2],
+        action_index=row[3],
+        action_type=row[4],
+        idempotency_key=row[5],
+        status=row[6],
+        attempts=row[7],
+        next_attempt_at=float(row[8]),
+        last_error=row[9],
+        created=float(row[10]),
+        updated=float(row[11]),
+        request=orjson.loads(row[12]),
+        result=None if result is None else orjson.loads(result),
     )
 
 
@@ -232,9 +238,8 @@ def claim_due(
     return [claimed[i] for i in ids if i in claimed]
 
 
-_real = sqlite_batch.real
 _SQLITE_DUE = (
-    f"SELECT json_group_array(json_array(id, {_real('next_attempt_at')})) FROM ("
+    f"SELECT json_group_array(json_array(id, {sqlite_batch.real('next_attempt_at')})) FROM ("
     "SELECT id, next_attempt_at FROM action_invocations "
     "WHERE (status = 'pending' AND next_attempt_at <= ?) "
     "OR (status = 'running' AND next_attempt_at <= ?) "
@@ -245,32 +250,9 @@ _SQLITE_CLAIM = (
     "next_attempt_at = ?, updated = ? WHERE id IN ({keys})"
 )
 _SQLITE_ROWS = (
-    "SELECT json_group_array(json_array(id, automation_id, firing_id, action_index, action_type, "
-    f"idempotency_key, CAST(request AS TEXT), status, attempts, {_real('next_attempt_at')}, "
-    f"last_error, {_real('created')}, {_real('updated')}, CAST(result AS TEXT))) "
+    f"SELECT json_group_array({sqlite_batch.json_row(_T.columns)}) "
     "FROM action_invocations WHERE id IN ({keys})"
 )
-
-
-def _from_values(values: list[Any]) -> Invocation:
-    """An invocation from one item of ``_SQLITE_ROWS``' array."""
-    result = values[13]
-    return Invocation(
-        id=values[0],
-        automation_id=values[1],
-        firing_id=values[2],
-        action_index=values[3],
-        action_type=values[4],
-        idempotency_key=values[5],
-        request=orjson.loads(values[6]),
-        status=values[7],
-        attempts=values[8],
-        next_attempt_at=float(values[9]),
-        last_error=values[10],
-        created=float(values[11]),
-        updated=float(values[12]),
-        result=None if result is None else orjson.loads(result),
-    )
 
 
 def _claim_due_sqlite(conn: Connection, now: float, limit: int, lease: float) -> list[Invocation]:
@@ -285,7 +267,7 @@ def _claim_due_sqlite(conn: Connection, now: float, limit: int, lease: float) ->
     ids = [item[0] for item in due]
     sqlite_batch.execute_in(dbapi, _SQLITE_CLAIM, ids, (now + lease, now))
     claimed = {
-        values[0]: _from_values(values)
+        values[0]: _from_row(values)
         for values in sqlite_batch.fetch_json_in(dbapi, _SQLITE_ROWS, ids)
     }
     return [claimed[i] for i in ids if i in claimed]

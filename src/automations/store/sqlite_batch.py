@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 MAX_ROWS = 4000
-"""Most rows per statement (fewer when the bound-variable limit says so)."""
+"""Most rows per statement (fewer when the bound-variable limit says so). Fewer, larger
+statements: 4,000-row event inserts ran ~107k rows/s against ~96k with 500 and ~88k with 100
+(200k W1 events in 8,000-event transactions)."""
 
 UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 """``UPDATE ... FROM`` is there (SQLite 3.33, 2020); callers fall back to ``executemany``."""
@@ -43,15 +46,46 @@ def real(column: str) -> str:
     return f"printf('%!.17g', {column})"
 
 
+def json_row(columns: Iterable[sa.Column[Any]]) -> str:
+    """``json_array(...)`` of the columns, in order, each one read back exactly.
+
+    REALs go through :func:`real`; BLOBs (UTF-8 JSON in this schema) are read as text.
+    """
+    parts = []
+    for column in columns:
+        if isinstance(column.type, sa.Double | sa.Float):
+            parts.append(real(column.name))
+        elif isinstance(column.type, sa.LargeBinary):
+            parts.append(f"CAST({column.name} AS TEXT)")
+        else:
+            parts.append(column.name)
+    return f"json_array({', '.join(parts)})"
+
+
 @functools.lru_cache(maxsize=64)
-def _values(width: int, count: int) -> str:
+def values(width: int, count: int) -> str:
+    """The placeholders of ``count`` rows of ``width`` values: ``(?,?),(?,?)``."""
     row = "(" + ",".join("?" * width) + ")"
     return ",".join([row] * count)
 
 
-def _chunk_size(dbapi: sqlite3.Connection, width: int) -> int:
+def chunk_size(dbapi: sqlite3.Connection, width: int) -> int:
+    """Rows of ``width`` values per statement.
+
+    ``MAX_ROWS``, or fewer if the library allows fewer bound variables.
+    """
     limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     return max(1, min(MAX_ROWS, limit // max(1, width)))
+
+
+def _in_lists(
+    dbapi: sqlite3.Connection, statement: str, keys: Sequence[Any], params: Sequence[Any]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """``statement`` with its ``{keys}`` list filled, and its parameters, chunk after chunk."""
+    size = chunk_size(dbapi, 1) - len(params)
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        yield statement.format(keys=",".join("?" * len(chunk))), (*params, *chunk)
 
 
 def execute_values(
@@ -71,12 +105,12 @@ def execute_values(
     if not rows:
         return 0
     width = len(rows[0])
-    size = _chunk_size(dbapi, width)
+    size = chunk_size(dbapi, width)
     total = 0
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         cursor = dbapi.execute(
-            head + _values(width, len(chunk)) + tail, tuple(chain.from_iterable(chunk))
+            head + values(width, len(chunk)) + tail, tuple(chain.from_iterable(chunk))
         )
         total += cursor.rowcount
     return total
@@ -106,13 +140,7 @@ def execute_in(
     Returns:
         The total of the statements' row counts.
     """
-    total = 0
-    size = _chunk_size(dbapi, 1) - len(params)
-    for start in range(0, len(keys), size):
-        chunk = keys[start : start + size]
-        cursor = dbapi.execute(statement.format(keys=",".join("?" * len(chunk))), (*params, *chunk))
-        total += cursor.rowcount
-    return total
+    return sum(dbapi.execute(*one).rowcount for one in _in_lists(dbapi, statement, keys, params))
 
 
 def fetch_json_in(
@@ -130,10 +158,6 @@ def fetch_json_in(
         The arrays' items, chunk after chunk.
     """
     out: list[Any] = []
-    size = _chunk_size(dbapi, 1) - len(params)
-    for start in range(0, len(keys), size):
-        chunk = keys[start : start + size]
-        out.extend(
-            fetch_json(dbapi, query.format(keys=",".join("?" * len(chunk))), (*params, *chunk))
-        )
+    for one in _in_lists(dbapi, query, keys, params):
+        out.extend(fetch_json(dbapi, *one))
     return out

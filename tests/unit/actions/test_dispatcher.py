@@ -106,13 +106,18 @@ def job(action: dict[str, Any], *, attempts: int = 1, created: float = 0.0) -> p
     return planning.Job(invocation, firing)
 
 
+async def started(address: str, store: Store, **settings: Any) -> dispatcher.Dispatcher:
+    """A started dispatcher routing ``acme.page`` to ``address`` (concurrency 2 unless given)."""
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    the_settings = dispatcher.DispatcherSettings(**{"concurrency": 2, **settings})
+    the_dispatcher = dispatcher.Dispatcher(store, client, the_settings, clock=lambda: 10.0)
+    await the_dispatcher.start()
+    return the_dispatcher
+
+
 async def run_one(address: str, the_job: planning.Job, **settings: Any) -> outcomes.Outcome:
     store = Store()
-    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
-    the_dispatcher = dispatcher.Dispatcher(
-        store, client, dispatcher.DispatcherSettings(concurrency=2, **settings), clock=lambda: 10.0
-    )
-    await the_dispatcher.start()
+    the_dispatcher = await started(address, store, **settings)
     the_dispatcher.submit([the_job])
     await asyncio.wait_for(store.got.wait(), 5)
     await the_dispatcher.stop()
@@ -365,10 +370,7 @@ async def test_calls_wait_for_the_database_when_too_many_outcomes_are_unrecorded
 ) -> None:
     servicer, address = executor
     store = SlowStore()
-    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
-    settings = dispatcher.DispatcherSettings(concurrency=4, record_batch=2, max_unrecorded=3)
-    the_dispatcher = dispatcher.Dispatcher(store, client, settings, clock=lambda: 10.0)
-    await the_dispatcher.start()
+    the_dispatcher = await started(address, store, concurrency=4, record_batch=2, max_unrecorded=3)
     jobs = []
     for i in range(20):
         one = job({"type": "acme.page", "message": str(i)})
@@ -393,10 +395,7 @@ async def test_the_writer_thread_hands_its_invocations_over_before_going_on(
 ) -> None:
     _, address = executor
     store = Store()
-    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
-    settings = dispatcher.DispatcherSettings(concurrency=2, handoff_wait=5.0)
-    the_dispatcher = dispatcher.Dispatcher(store, client, settings, clock=lambda: 10.0)
-    await the_dispatcher.start()
+    the_dispatcher = await started(address, store, handoff_wait=5.0)
     loop = asyncio.get_running_loop()
     returned_after = 0.0
 
