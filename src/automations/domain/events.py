@@ -23,9 +23,12 @@ MAX_EVENT_SIZE_BYTES = 1_500_000
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_SIZE_BYTES`` (serialized JSON)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Event:
-    """One event, as Prefect models it.
+    """One event, as Prefect models it; treat it as immutable.
+
+    Not ``frozen``: a frozen dataclass sets each field through ``object.__setattr__`` in its
+    ``__init__``, 1.1 us per event instead of 0.2 us, on the ingest path's event loop.
 
     Attributes:
         id: The client-chosen unique id (a UUID in production; any string in simulations).

@@ -62,6 +62,8 @@ _TOKEN_KIND = "events"
 _SQLITE_IDS_BETWEEN = "SELECT id FROM events WHERE rowid > ? AND rowid <= ?"
 
 Row = tuple[str, str, float, float, str, str | None, bytes]
+_BODY_HEAD = b'{"resource":'
+_BODY_TAIL = b',"related":[],"payload":{}}'
 
 
 def encode_body(event: events_.Event) -> bytes:
@@ -73,9 +75,18 @@ def encode_body(event: events_.Event) -> bytes:
     Returns:
         UTF-8 JSON bytes.
     """
-    return orjson.dumps(
-        {"resource": event.resource, "related": event.related, "payload": event.payload},
-        default=encoding.default,
+    # Both ways return an exactly sized bytes object: orjson's own result keeps its 4 KiB working
+    # buffer, and a group's worth of those (thousands of rows alive at once) cost fresh pages from
+    # the kernel: 2.3 us per event instead of 0.2-0.4 us on the event loop.
+    if not event.related and not event.payload:  # most events: only resource labels
+        return _BODY_HEAD + orjson.dumps(event.resource, default=encoding.default) + _BODY_TAIL
+    return bytes(
+        memoryview(
+            orjson.dumps(
+                {"resource": event.resource, "related": event.related, "payload": event.payload},
+                default=encoding.default,
+            )
+        )
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from automations.domain import errors
@@ -158,3 +160,18 @@ def test_commit_as_you_go_callers_keep_their_events(db: Database) -> None:
         conn.commit()
     with db.read() as conn:
         assert event_log.count(conn) == 1
+
+
+@pytest.mark.parametrize(
+    ("related", "payload"),
+    [((), {}), (({"prefect.resource.id": "f", "prefect.resource.role": "flow"},), {"x": [1]})],
+    ids=["labels only", "related and payload"],
+)
+def test_stored_bodies_keep_one_json_layout_whichever_way_they_are_encoded(
+    related: tuple[dict[str, str], ...], payload: dict[str, Any]
+) -> None:
+    # events with labels only are encoded by concatenation (the ingest fast path)
+    e = dataclasses.replace(event("e1"), related=related, payload=payload)
+    assert event_log.encode_body(e) == orjson.dumps(
+        {"resource": e.resource, "related": list(related), "payload": payload}
+    )
