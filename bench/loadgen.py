@@ -16,17 +16,28 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 
+from automations.domain import ids
 from automations.v1 import event_service_pb2
 from bench import workloads
 
 METHOD = "/automations.v1.EventService/StreamEvents"
+ID_KINDS: dict[str, Callable[[], str]] = {
+    # Prefect's client gives each event a UUIDv7 (time-ordered); uuid4 ids (random) are what a
+    # client of its own may send, and cost the event log more (see README, performance)
+    "uuid7": ids.uuid7,
+    "uuid4": lambda: str(uuid.uuid4()),
+}
 
 
-def build_requests(sequence: list[tuple[str, str]], batch: int, occurred: float) -> list[bytes]:
+def build_requests(
+    sequence: list[tuple[str, str]], batch: int, occurred: float, ids: str = "uuid7"
+) -> list[bytes]:
+    new_id = ID_KINDS[ids]
     requests = []
     seconds = int(occurred)
     nanos = int((occurred - seconds) * 1e9)
@@ -34,7 +45,7 @@ def build_requests(sequence: list[tuple[str, str]], batch: int, occurred: float)
         req = event_service_pb2.StreamEventsRequest(sequence=start // batch)
         for name, resource in sequence[start : start + batch]:
             ev = req.events.add()
-            ev.id = str(uuid.uuid4())
+            ev.id = new_id()
             ev.event = name
             ev.occurred.seconds = seconds
             ev.occurred.nanos = nanos
@@ -89,6 +100,9 @@ def main() -> None:
     parser.add_argument(
         "--distinct-keys", action="store_true", help="event bench.key, a new resource id per event"
     )
+    parser.add_argument(
+        "--ids", choices=sorted(ID_KINDS), default="uuid7", help="how event ids are made"
+    )
     args = parser.parse_args()
 
     if args.distinct_keys:
@@ -96,7 +110,7 @@ def main() -> None:
     else:
         sequence = workloads.w1_sequence(args.events)
     occurred = time.time()
-    requests = build_requests(sequence, args.batch, occurred)
+    requests = build_requests(sequence, args.batch, occurred, args.ids)
     channel = grpc.insecure_channel(args.addr, options=[("grpc.max_send_message_length", 64 << 20)])
     grpc.channel_ready_future(channel).result(timeout=30)
     shares = [requests[i :: args.streams] for i in range(args.streams)]
