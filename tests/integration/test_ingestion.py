@@ -50,6 +50,19 @@ def test_a_bad_event_is_rejected_with_its_field_and_the_good_ones_are_kept(
     assert {e.id for e in listed.events} == {good1.id, good2.id}
 
 
+def test_a_key_too_long_to_index_is_rejected_alone(
+    events_stub: event_service_pb2_grpc.EventServiceStub,
+) -> None:
+    # before, it failed the whole group commit: every batch committed with it got UNAVAILABLE
+    good1, good2 = make_event(), make_event()
+    long_resource = make_event(resource="r" * 2001)
+    reply = events_stub.PublishEvents(
+        event_service_pb2.PublishEventsRequest(events=[good1, long_resource, good2])
+    )
+    assert [r.status for r in reply.results] == [ACCEPTED, REJECTED, ACCEPTED]
+    assert (reply.results[1].reason, reply.results[1].field) == ("KEY_TOO_LONG", "resource")
+
+
 def test_a_redelivered_event_is_acknowledged_as_duplicate(
     events_stub: event_service_pb2_grpc.EventServiceStub,
 ) -> None:

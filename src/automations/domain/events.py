@@ -21,6 +21,9 @@ MAX_RELATED_RESOURCES = 100
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_RELATED_RESOURCES``."""
 MAX_EVENT_SIZE_BYTES = 1_500_000
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_SIZE_BYTES`` (serialized JSON)."""
+MAX_KEY_BYTES = 2000
+"""Longest indexed text (id, name, primary resource id, ``follows``) in UTF-8 bytes: PostgreSQL
+cannot index a B-tree entry over ~2,700 bytes. Ours, not Prefect's (its ids are UUIDs)."""
 
 
 @dataclasses.dataclass(slots=True)

@@ -68,6 +68,24 @@ def validate_event(
         raise errors.InvalidArgument(
             "", f"is {size} bytes, more than {max_size}", reason="EVENT_TOO_LARGE"
         )
+    follows = event.follows or ""
+    if max(len(event.id), len(event.event), len(event.resource_id), len(follows)) > _SHORT_KEY:
+        for name, value in (
+            ("id", event.id),
+            ("event", event.event),
+            ("resource", event.resource_id),
+            ("follows", follows),
+        ):
+            if len(value.encode("utf-8")) > events.MAX_KEY_BYTES:
+                raise errors.InvalidArgument(
+                    name,
+                    f"is longer than {events.MAX_KEY_BYTES} bytes, too long to index",
+                    reason="KEY_TOO_LONG",
+                )
+
+
+_SHORT_KEY = events.MAX_KEY_BYTES // 4
+"""At most 4 UTF-8 bytes per character: a key this many characters long is surely short enough."""
 
 
 _LOOPING_FLOW_RUN_EVENTS = frozenset(

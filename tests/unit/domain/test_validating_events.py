@@ -23,6 +23,10 @@ def event(**kw: object) -> events.Event:
     [
         (event(resource={}), "MISSING_RESOURCE_ID", "resource"),
         (event(event="x" * 1025), "EVENT_NAME_TOO_LONG", "event"),
+        (event(id="i" * 2001), "KEY_TOO_LONG", "id"),
+        (event(event="é" * 1001), "KEY_TOO_LONG", "event"),  # 1,001 characters, 2,002 bytes
+        (event(resource={"prefect.resource.id": "€" * 667}), "KEY_TOO_LONG", "resource"),
+        (event(follows="f" * 2001), "KEY_TOO_LONG", "follows"),
         (event(related=({"prefect.resource.id": "a"},)), "MISSING_RESOURCE_ROLE", "related[0]"),
         (event(related=({"prefect.resource.role": "a"},)), "MISSING_RESOURCE_ID", "related[0]"),
         (
@@ -57,3 +61,7 @@ def test_a_valid_event_passes() -> None:
     validation.validate_event(
         event(related=({"prefect.resource.id": "a", "prefect.resource.role": "r"},))
     )
+
+
+def test_keys_of_exactly_the_index_limit_pass() -> None:
+    validation.validate_event(event(id="i" * 2000, resource={"prefect.resource.id": "€" * 666}))
