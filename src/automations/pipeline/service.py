@@ -170,7 +170,7 @@ class EngineBackend(writer.Backend):
         """
         with self._write() as conn:
             flags = event_log.append(conn, batch, rows=prepared)
-            fresh = [event for event, new in zip(batch, flags, strict=True) if new]
+            fresh = batch if all(flags) else [e for e, new in zip(batch, flags, strict=True) if new]
             if fresh:
                 start = time.perf_counter()
                 step = self._engine.process(fresh, now)

@@ -22,6 +22,7 @@ only ever sees distinct ids.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from itertools import chain
@@ -37,9 +38,10 @@ from automations.store import encoding, pagination, sql, sqlite_batch, tables
 
 SQLITE_READ_CHUNK = 500
 """Ids per ``IN (...)`` lookup when reading events back."""
-MAX_KEY_BYTES = 2000
-"""Longest indexed text (event id, name, resource id, follows) in UTF-8 bytes. PostgreSQL cannot
-index a B-tree entry over ~2,700 bytes, and one such event would fail a whole group commit."""
+MAX_KEY_BYTES = events_.MAX_KEY_BYTES
+"""Longest indexed text (event id, name, resource id, follows) in UTF-8 bytes. The API rejects
+longer ones per event (``validation.validate_event``); checked here too, as one such event would
+fail a whole group commit."""
 
 _COLUMNS = ("id", "event", "occurred", "received", "resource_id", "follows", "data")
 _COLUMN_LIST = ", ".join(_COLUMNS)
@@ -62,6 +64,10 @@ _TOKEN_KIND = "events"
 _SQLITE_IDS_BETWEEN = "SELECT id FROM events WHERE rowid > ? AND rowid <= ?"
 
 Row = tuple[str, str, float, float, str, str | None, bytes]
+_ID = operator.itemgetter(0)
+_NAME = operator.itemgetter(1)
+_RESOURCE_ID = operator.itemgetter(4)
+_FOLLOWS = operator.itemgetter(5)
 _BODY_HEAD = b'{"resource":'
 _BODY_TAIL = b',"related":[],"payload":{}}'
 
@@ -139,26 +145,46 @@ def append(
     """
     if not items:
         return []
-    first: dict[str, int] = {}
-    distinct: list[Row] = []
-    short = MAX_KEY_BYTES // 4  # at most 4 UTF-8 bytes per character: surely short enough
-    for index, event in enumerate(items):
-        if (
-            len(event.id) > short
-            or len(event.event) > short
-            or len(event.resource_id) > short
-            or (event.follows is not None and len(event.follows) > short)
-        ):
+    n = len(items)
+    if rows is None:
+        rows = [to_row(event) for event in items]
+    # The writer thread runs this for every event of a group while holding the GIL, so the usual
+    # case (short keys, no id twice in the group, every row new) is column-wise C-level work
+    # (map, set, max) instead of a Python loop over the events.
+    ids = list(map(_ID, rows))
+    if _longest(rows) > MAX_KEY_BYTES // 4:  # at most 4 UTF-8 bytes per character
+        for index, event in enumerate(items):
             _check_keys(index, event)
-        if event.id not in first:
-            first[event.id] = index
-            distinct.append(to_row(event) if rows is None else rows[index])
+    first: dict[str, int] | None = None
+    distinct: Sequence[Row] = rows
+    if len(set(ids)) != n:
+        first = {}
+        kept: list[Row] = []
+        for index, event_id in enumerate(ids):
+            if event_id not in first:
+                first[event_id] = index
+                kept.append(rows[index])
+        distinct = kept
     sql.ensure_transaction(conn)  # the fast paths below use the raw DBAPI connection
     if conn.dialect.name == "postgresql":
         inserted = _append_postgresql(conn, distinct)
     else:
         inserted = _append_sqlite(conn, distinct)
-    return [first[e.id] == i and e.id in inserted for i, e in enumerate(items)]
+    if first is None:
+        return [True] * n if inserted is None else [event_id in inserted for event_id in ids]
+    if inserted is None:
+        return [first[event_id] == i for i, event_id in enumerate(ids)]
+    return [first[event_id] == i and event_id in inserted for i, event_id in enumerate(ids)]
+
+
+def _longest(rows: Sequence[Row]) -> int:
+    """The most characters of any indexed text of ``rows`` (id, name, resource id, follows)."""
+    return max(
+        max(map(len, map(_ID, rows))),
+        max(map(len, map(_NAME, rows))),
+        max(map(len, map(_RESOURCE_ID, rows))),
+        max(map(len, filter(None, map(_FOLLOWS, rows))), default=0),
+    )
 
 
 def _check_keys(index: int, event: events_.Event) -> None:
@@ -180,7 +206,8 @@ _SQLITE_INSERT_HEAD = f"INSERT INTO events ({_COLUMN_LIST}) VALUES "
 _SQLITE_INSERT_TAIL = " ON CONFLICT DO NOTHING"
 
 
-def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
+def _append_sqlite(conn: Connection, rows: Sequence[Row]) -> set[str] | None:
+    """Inserts ``rows``; returns the ids of those that went in, or None when all of them did."""
     # The raw sqlite3 cursor: SQLAlchemy's result wrapping costs more than the fetch itself here.
     # No RETURNING: it makes SQLite hand back one row per step, and the sqlite3 module releases
     # and re-takes the GIL around every step, so the writer thread queued behind the event loop
@@ -192,7 +219,7 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
     width = len(_COLUMNS)
     size = sqlite_batch.chunk_size(dbapi, width)
     cursor = dbapi.cursor()
-    inserted: set[str] = set()
+    inserted: set[str] | None = None  # None while every row so far went in
     try:
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
@@ -201,8 +228,12 @@ def _append_sqlite(conn: Connection, rows: list[Row]) -> set[str]:
             )
             cursor.execute(statement, tuple(chain.from_iterable(chunk)))
             count = cursor.rowcount
+            if count == len(chunk) and inserted is None:
+                continue
+            if inserted is None:
+                inserted = set(map(_ID, rows[:start]))
             if count == len(chunk):
-                inserted.update([row[0] for row in chunk])
+                inserted.update(map(_ID, chunk))
             elif count > 0:
                 inserted.update(_sqlite_rows_added(cursor, count))
     finally:
@@ -225,7 +256,8 @@ def _sqlite_rows_added(cursor: sqlite3.Cursor, count: int) -> list[str]:
     return added
 
 
-def _append_postgresql(conn: Connection, rows: list[Row]) -> set[str]:
+def _append_postgresql(conn: Connection, rows: Sequence[Row]) -> set[str] | None:
+    """Inserts ``rows``; returns the ids of those that went in, or None when all of them did."""
     from psycopg import errors as pg_errors
 
     dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
@@ -248,10 +280,10 @@ def _append_postgresql(conn: Connection, rows: list[Row]) -> set[str]:
             cursor.execute("ROLLBACK TO SAVEPOINT automations_append")
             return _append_postgresql_staged(cursor, fresh)
         cursor.execute("RELEASE SAVEPOINT automations_append")
-        return {row[0] for row in fresh}
+        return None if len(fresh) == len(rows) else set(map(_ID, fresh))
 
 
-def _append_postgresql_staged(cursor: Any, rows: list[Row]) -> set[str]:
+def _append_postgresql_staged(cursor: Any, rows: Sequence[Row]) -> set[str]:
     cursor.execute(_PG_PREPARE)
     with cursor.copy(_PG_COPY) as copy:
         copy.set_types(_PG_TYPES)

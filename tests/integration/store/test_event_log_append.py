@@ -97,6 +97,16 @@ def test_batches_larger_than_a_chunk_keep_their_order_of_answers(db: Database) -
         assert event_log.count(conn) == 1500
 
 
+def test_a_duplicate_in_a_later_chunk_leaves_the_earlier_chunks_new(db: Database) -> None:
+    items = [event(f"e{i}", occurred=float(i)) for i in range(9000)]  # three SQLite chunks
+    with db.write() as conn:
+        event_log.append(conn, [event("e8500")])
+        flags = event_log.append(conn, items)
+    assert flags == [i != 8500 for i in range(9000)]
+    with db.read() as conn:
+        assert event_log.count(conn) == 9000
+
+
 def test_several_appends_in_one_transaction_group_commit(db: Database) -> None:
     with db.write() as conn:
         assert event_log.append(conn, [event("a"), event("b")]) == [True, True]
