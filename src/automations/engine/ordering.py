@@ -177,14 +177,50 @@ class CausalOrdering:
 
     def take(self, batch: Sequence[events.Event], now: float) -> list[events.Event]:
         """Takes up received events; returns those to evaluate now, in evaluation order."""
+        # Inlined for the common event (it follows nothing and nothing waits for it), which is
+        # all there is to take up for most batches; the others go through ``_take``. Their
+        # clock stamps and seen ids are the same as ``_take``'s: the clock keeps the latest
+        # stamp (order does not matter), and an id is in ``_seen`` before the next event is
+        # looked at; only its expiry queue entry and ``new_seen`` are added after the loop.
         out: list[events.Event] = []
+        seen = self._seen
+        followers = self._followers
+        expires = now + self.seen_ttl
+        plain: list[str] = []
+        latest: float | None = None
         for event in batch:
             if event.event == LOG_WRITE:
                 continue
-            if self.has_been_seen(event.id, now):
+            event_id = event.id
+            previous = seen.get(event_id)
+            if previous is not None and now < previous:
                 continue
-            self._take(event, now, 0, out)
+            leader = event.follows
+            if (leader is None or leader == event_id) and event_id not in followers:
+                occurred = event.occurred
+                if latest is None or occurred > latest:
+                    latest = occurred
+                out.append(event)
+                seen[event_id] = expires
+                plain.append(event_id)
+            else:
+                self._take(event, now, 0, out)
+        if plain:
+            self.clock.update(latest if latest is not None else now, now)
+            self.clock_changed = True
+            self._queue_seen_many(plain, expires)
         return out
+
+    def _queue_seen_many(self, ids: list[str], expires: float) -> None:
+        """``_record_seen`` for ids already set to ``expires`` in ``_seen``."""
+        queue = self._seen_queue
+        if queue and queue[-1][0] == expires:
+            queue[-1][1].extend(ids)
+        else:
+            queue.append((expires, collections.deque(ids)))
+        self.new_seen.extend(ids)
+        if len(self._seen) > self.max_seen:
+            self._evict_oldest()
 
     def _take(self, event: events.Event, now: float, depth: int, out: list[events.Event]) -> bool:
         """Prefect's ``reactive_evaluation`` around the evaluation; False on max depth."""

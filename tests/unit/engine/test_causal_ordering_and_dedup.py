@@ -34,6 +34,21 @@ def test_following_itself_or_being_old_skips_the_wait() -> None:
     assert ids(ordering.take([old], T0 + 1000)) == ["o"]
 
 
+def test_leaders_and_followers_within_one_batch_keep_their_order() -> None:
+    ordering = CausalOrdering(EventClock())
+    batch = [
+        event("f1", "x", 1, occurred=1, follows="lead"),  # before its leader: held, then released
+        event("a", "x", 1, occurred=4),
+        event("lead", "x", 1, occurred=2),
+        event("f2", "x", 1, occurred=3, follows="lead"),  # after it: taken at once
+        event("fa", "x", 1, occurred=5, follows="a"),
+        event("lead", "x", 1, occurred=2),  # redelivered within the batch
+    ]
+    assert ids(ordering.take(batch, T0 + 10)) == ["a", "lead", "f1", "f2", "fa"]
+    assert ordering.clock.clock == T0 + 5  # the latest occurred of the batch
+    assert sorted(ordering.drain()[0]) == ["a", "f1", "f2", "fa", "lead"]
+
+
 def test_a_chain_deeper_than_20_stops_and_the_rest_is_lost_later() -> None:
     ordering = CausalOrdering(EventClock())
     chain = [event(f"e{i}", "x", 1, occurred=i / 100, follows=f"e{i - 1}") for i in range(1, 25)]

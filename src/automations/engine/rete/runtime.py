@@ -742,13 +742,17 @@ class ReteMatcher:
         resolved: list[_Candidates] = []
         posts: dict[int, tuple[_Shard, list[int]]] = {}
         python_path: set[int] = set()
+        touching = False  # whether any event of the chunk has a trigger to look at
         for i, event in enumerate(chunk):
             cands = cache.get(event.event)
             if cands is None:
                 cands = self._candidates(event.event)
             resolved.append(cands)
+            if cands.plain:
+                touching = True
             if not cands.shards:
                 continue
+            touching = True
             values = "".join(event.resource.values())
             if cands.unsafe or len(values) > _MAX_VALUE_CHARS or unsafe(values) is not None:
                 python_path.add(i)
@@ -759,6 +763,8 @@ class ReteMatcher:
                     posts[id(shard)] = (shard, [i])
                 else:
                     slot[1].append(i)
+        if not touching:  # names no trigger covers (no automation cares about most events)
+            return [[] for _ in chunk]
         fired: dict[int, list[_Rule]] = {}
         for shard, indices in posts.values():
             self._post(shard, chunk, indices, fired, python_path)
