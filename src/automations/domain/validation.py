@@ -27,7 +27,8 @@ def validate_event(
             f"is longer than {events.MAX_EVENT_NAME_LENGTH} characters",
             reason="EVENT_NAME_TOO_LONG",
         )
-    if not event.resource.get(events.RESOURCE_ID):
+    resource_id = event.resource.get(events.RESOURCE_ID)
+    if not resource_id:
         raise errors.InvalidArgument(
             "resource",
             "must have a non-empty 'prefect.resource.id' label",
@@ -68,13 +69,18 @@ def validate_event(
         raise errors.InvalidArgument(
             "", f"is {size} bytes, more than {max_size}", reason="EVENT_TOO_LARGE"
         )
-    follows = event.follows or ""
-    if max(len(event.id), len(event.event), len(event.resource_id), len(follows)) > _SHORT_KEY:
+    follows = event.follows
+    if (
+        len(event.id) > _SHORT_KEY
+        or len(event.event) > _SHORT_KEY
+        or len(resource_id) > _SHORT_KEY
+        or (follows is not None and len(follows) > _SHORT_KEY)
+    ):
         for name, value in (
             ("id", event.id),
             ("event", event.event),
-            ("resource", event.resource_id),
-            ("follows", follows),
+            ("resource", resource_id),
+            ("follows", follows or ""),
         ):
             if len(value.encode("utf-8")) > events.MAX_KEY_BYTES:
                 raise errors.InvalidArgument(
