@@ -17,27 +17,35 @@ def ingest(events: int, runs: int) -> None:
         f"median of {runs} runs, ceiling and engine alternated"
     )
     ceil_rates: list[float] = []
-    eng_rates: list[float] = []
-    eng_p50: list[float] = []
-    eng_p99: list[float] = []
+    eng: dict[str, dict[str, list[float]]] = {
+        ids: {"rate": [], "p50": [], "p99": []} for ids in ID_KINDS
+    }
     for _ in range(runs):
         with harness.ceiling() as addr:
             ceil_rates.append(harness.loadgen(addr, events=events)["events_per_s"])
-        with harness.engine() as (addr, proc):
-            result = harness.loadgen(addr, events=events)
-            assert result["accepted"] == events, result
-            eng_rates.append(result["events_per_s"])
-            eng_p50.append(result["ack_p50_ms"])
-            eng_p99.append(result["ack_p99_ms"])
+        for ids, figures in eng.items():
+            with harness.engine() as (addr, proc):
+                result = harness.loadgen(addr, events=events, ids=ids)
+                assert result["accepted"] == events, result
+                figures["rate"].append(result["events_per_s"])
+                figures["p50"].append(result["ack_p50_ms"])
+                figures["p99"].append(result["ack_p99_ms"])
     ceiling = statistics.median(ceil_rates)
-    engine = statistics.median(eng_rates)
-    print(f"ceiling (decode + touch every field + ack): {ceiling:10,.0f} events/s")
-    print(
-        f"engine  (validate + durable SQLite commit):  {engine:10,.0f} events/s"
-        f"   ack p50 {statistics.median(eng_p50):.1f} ms, p99 {statistics.median(eng_p99):.1f} ms"
-        f" (per 1000-event request)"
-    )
-    print(f"ratio engine/ceiling: {engine / ceiling:.0%}   (target >= 35% and >= 40,000 events/s)")
+    print(f"ceiling (decode + touch every field + ack):       {ceiling:10,.0f} events/s")
+    for ids, label in ID_KINDS.items():
+        figures = eng[ids]
+        rate = statistics.median(figures["rate"])
+        print(
+            f"engine  (validate + durable SQLite commit), {label}: {rate:10,.0f} events/s"
+            f"  = {rate / ceiling:.0%} of the ceiling; ack p50 {statistics.median(figures['p50']):.1f}"
+            f" ms, p99 {statistics.median(figures['p99']):.1f} ms (per 1000-event request)"
+        )
+    print("target: >= 35% of the ceiling and >= 40,000 events/s (with Prefect's own uuid7 ids)")
+
+
+ID_KINDS = {"uuid7": "uuid7 ids", "uuid4": "uuid4 ids"}
+"""Event ids the engine is measured with: Prefect's client makes UUIDv7s (time-ordered, appended
+to the id index); random uuid4s land all over it and cost the event log more."""
 
 
 def main() -> None:
