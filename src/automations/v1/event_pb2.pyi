@@ -33,7 +33,8 @@ class Event(_message.Message):
     Limits (Prefect's defaults; an event that breaks one is rejected with the `reason` in
     brackets): `event` at most 1024 characters [EVENT_NAME_TOO_LONG]; at most 500 labels per
     resource [TOO_MANY_LABELS]; at most 100 related resources [TOO_MANY_RELATED_RESOURCES]; at most
-    1,500,000 bytes as Prefect's JSON [EVENT_TOO_LARGE].
+    1,500,000 bytes as Prefect's JSON [EVENT_TOO_LARGE]. Ours: `id`, `event`, the resource's
+    `prefect.resource.id` and `follows` at most 2,000 UTF-8 bytes each, to be indexed [KEY_TOO_LONG].
     """
 
     DESCRIPTOR: _descriptor.Descriptor

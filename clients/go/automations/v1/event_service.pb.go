@@ -522,7 +522,7 @@ type EventResult struct {
 	// Output only. For a rejected event, a stable UPPER_SNAKE identifier of the problem, e.g.
 	// `MISSING_EVENT_ID`, `MISSING_EVENT_NAME`, `MISSING_RESOURCE_ID`, `MISSING_RESOURCE_ROLE`,
 	// `EVENT_NAME_TOO_LONG`, `TOO_MANY_LABELS`, `TOO_MANY_RELATED_RESOURCES`, `EVENT_TOO_LARGE`,
-	// `INVALID_EVENT`. Empty otherwise.
+	// `KEY_TOO_LONG`, `INVALID_EVENT`. Empty otherwise.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Output only. For a rejected event, the path of the offending field within the event, in
 	// Prefect's JSON names, e.g. `resource`, `related[2]`, `event`; empty when the problem is the

@@ -182,7 +182,7 @@ export interface EventResult {
    * Output only. For a rejected event, a stable UPPER_SNAKE identifier of the problem, e.g.
    * `MISSING_EVENT_ID`, `MISSING_EVENT_NAME`, `MISSING_RESOURCE_ID`, `MISSING_RESOURCE_ROLE`,
    * `EVENT_NAME_TOO_LONG`, `TOO_MANY_LABELS`, `TOO_MANY_RELATED_RESOURCES`, `EVENT_TOO_LARGE`,
-   * `INVALID_EVENT`. Empty otherwise.
+   * `KEY_TOO_LONG`, `INVALID_EVENT`. Empty otherwise.
    */
   reason: string;
   /**
