@@ -76,22 +76,32 @@ def validate_event(
         or len(resource_id) > _SHORT_KEY
         or (follows is not None and len(follows) > _SHORT_KEY)
     ):
-        for name, value in (
-            ("id", event.id),
-            ("event", event.event),
-            ("resource", resource_id),
-            ("follows", follows or ""),
-        ):
-            if len(value.encode("utf-8")) > events.MAX_KEY_BYTES:
-                raise errors.InvalidArgument(
-                    name,
-                    f"is longer than {events.MAX_KEY_BYTES} bytes, too long to index",
-                    reason="KEY_TOO_LONG",
-                )
+        check_key_bytes(event)
 
 
 _SHORT_KEY = events.MAX_KEY_BYTES // 4
 """At most 4 UTF-8 bytes per character: a key this many characters long is surely short enough."""
+
+
+def check_key_bytes(event: events.Event, *, prefix: str = "") -> None:
+    """Raises InvalidArgument (KEY_TOO_LONG) when an indexed text is over ``MAX_KEY_BYTES``.
+
+    Args:
+        event: The event; its id, name, primary resource id and ``follows`` are checked.
+        prefix: Put before the field name in the error (e.g. ``events[3].``).
+    """
+    for name, value in (
+        ("id", event.id),
+        ("event", event.event),
+        ("resource", event.resource_id),
+        ("follows", event.follows or ""),
+    ):
+        if len(value.encode("utf-8")) > events.MAX_KEY_BYTES:
+            raise errors.InvalidArgument(
+                prefix + name,
+                f"is longer than {events.MAX_KEY_BYTES} bytes, too long to index",
+                reason="KEY_TOO_LONG",
+            )
 
 
 _LOOPING_FLOW_RUN_EVENTS = frozenset(

@@ -32,8 +32,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.domain import errors
 from automations.domain import events as events_
+from automations.domain import validation
 from automations.store import encoding, pagination, sql, sqlite_batch, tables
 
 SQLITE_READ_CHUNK = 500
@@ -154,7 +154,7 @@ def append(
     ids = list(map(_ID, rows))
     if _longest(rows) > MAX_KEY_BYTES // 4:  # at most 4 UTF-8 bytes per character
         for index, event in enumerate(items):
-            _check_keys(index, event)
+            validation.check_key_bytes(event, prefix=f"events[{index}].")
     first: dict[str, int] | None = None
     distinct: Sequence[Row] = rows
     if len(set(ids)) != n:
@@ -185,21 +185,6 @@ def _longest(rows: Sequence[Row]) -> int:
         max(map(len, map(_RESOURCE_ID, rows))),
         max(map(len, filter(None, map(_FOLLOWS, rows))), default=0),
     )
-
-
-def _check_keys(index: int, event: events_.Event) -> None:
-    for name, value in (
-        ("id", event.id),
-        ("event", event.event),
-        ("resource", event.resource_id),
-        ("follows", event.follows or ""),
-    ):
-        if len(value.encode("utf-8")) > MAX_KEY_BYTES:
-            raise errors.InvalidArgument(
-                f"events[{index}].{name}",
-                f"is longer than {MAX_KEY_BYTES} bytes, too long to index",
-                reason="KEY_TOO_LONG",
-            )
 
 
 _SQLITE_INSERT_HEAD = f"INSERT INTO events ({_COLUMN_LIST}) VALUES "
