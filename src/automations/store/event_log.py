@@ -152,7 +152,7 @@ def append(
     # case (short keys, no id twice in the group, every row new) is column-wise C-level work
     # (map, set, max) instead of a Python loop over the events.
     ids = list(map(_ID, rows))
-    if _longest(rows) > MAX_KEY_BYTES // 4:  # at most 4 UTF-8 bytes per character
+    if _longest(rows, ids) > MAX_KEY_BYTES // 4:  # at most 4 UTF-8 bytes per character
         for index, event in enumerate(items):
             validation.check_key_bytes(event, prefix=f"events[{index}].")
     first: dict[str, int] | None = None
@@ -177,10 +177,10 @@ def append(
     return [first[event_id] == i and event_id in inserted for i, event_id in enumerate(ids)]
 
 
-def _longest(rows: Sequence[Row]) -> int:
-    """The most characters of any indexed text of ``rows`` (id, name, resource id, follows)."""
+def _longest(rows: Sequence[Row], ids: list[str]) -> int:
+    """The most characters of any indexed text of ``rows`` (``ids``: their ids, already read)."""
     return max(
-        max(map(len, map(_ID, rows))),
+        max(map(len, ids)),
         max(map(len, map(_NAME, rows))),
         max(map(len, map(_RESOURCE_ID, rows))),
         max(map(len, filter(None, map(_FOLLOWS, rows))), default=0),
