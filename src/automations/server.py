@@ -20,6 +20,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,6 +46,15 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest gRPC message accepted (a batch of events)."""
+
+SWITCH_INTERVAL_SECONDS = 0.001
+"""The interpreter's GIL switch interval while serving (Python's default: 5 ms).
+
+The writer thread releases the GIL for every SQLite statement and must take it back from the event
+loop, which holds it while it decodes requests; a thread asking for the GIL waits up to one
+interval. At 5 ms the writer spent a third of each group commit waiting (7.2 us wall for 4.5 us
+of CPU per event, ``python -m bench ingest``). Measured side by side, 3 runs each: 1 ms gave +7-8%
+events/s with uuid7 and uuid4 ids; 2 ms and 0.5 ms no better than 1 ms."""
 
 DATABASE_PING_TIMEOUT_SECONDS = 5.0
 """A database ping that takes longer than this counts as a failure."""
@@ -225,6 +235,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 20, 20)
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     await dispatcher.start()
     if settings.metrics_addr:
         host, port = settings.metrics_addr.rsplit(":", 1)
