@@ -581,8 +581,11 @@ class TriggerEngine:
     def _evaluate(self, order: list[events.Event], now: float) -> None:
         if not order:
             return
+        matches = self.matcher.match_batch(order)
+        if not any(matches):  # no event of the batch touches a trigger (a C-level pass)
+            return
         by_object = self._by_object
-        for event, touches in zip(order, self.matcher.match_batch(order), strict=True):
+        for event, touches in zip(order, matches, strict=True):
             for touch in touches:
                 rt = by_object.get(id(touch.trigger))
                 if rt is None or rt.trigger is not touch.trigger:

@@ -146,3 +146,21 @@ def test_ten_thousand_wildcard_automations_do_not_slow_a_new_event_name() -> Non
     out = m.match_batch([event("svc.4321.done", {RID: "res.1"})])[0]
     assert [t.automation_id for t in out] == ["auto4321"]
     assert m.stats.name_checks == 1 and m.stats.posts == 1 and m.stats.shard_posts == 1
+
+
+def test_a_chunk_of_uncovered_names_touches_nothing_and_one_covered_event_among_them_is_found() -> (
+    None
+):
+    m = ReteMatcher()
+    m.load("a", [trig("t", expect=["deploy.done"], match={"env": ["prod"]})])
+    m.load("b", [trig("u", expect=["deploy.*"])])
+    m.flush()
+    quiet = [event(f"other.{k % 7}", {"env": "prod"}) for k in range(300)]
+    assert m.match_batch(quiet) == [[] for _ in quiet]
+    mixed = [*quiet[:150], event("deploy.done", {"env": "prod"}), *quiet[150:]]
+    out = m.match_batch(mixed)
+    assert [[t.automation_id for t in touches] for touches in out] == (
+        [[]] * 150 + [["a", "b"]] + [[]] * 150
+    )
+    # a plain (spec-free) trigger alone is enough for the chunk to be looked at event by event
+    assert [t.automation_id for t in m.match_batch([*quiet[:5], event("deploy.x", {})])[5]] == ["b"]
