@@ -5,12 +5,14 @@ the clock starts (the client must not be the bottleneck); each request carries `
 up to ``--window`` requests per stream are in flight. Prints one JSON object.
 
 Run: python -m bench.loadgen --addr HOST:PORT --events N [--batch 1000] [--window 8] [--streams 2]
+     [--ids uuid7|uuid4] [--vary-batch] [--distinct-keys]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import threading
@@ -34,16 +36,36 @@ ID_KINDS: dict[str, Callable[[], str]] = {
 }
 
 
+def request_sizes(total: int, batch: int, vary: bool) -> list[int]:
+    """Events per request: ``batch`` each, or (``vary``) drawn uniformly from 1 to 2 * batch - 1
+    (mean ``batch``, a fixed seed), as clients that send what they have at hand."""
+    if not vary:
+        return [min(batch, total - start) for start in range(0, total, batch)]
+    rnd = random.Random(20261125)
+    sizes: list[int] = []
+    left = total
+    while left > 0:
+        sizes.append(min(left, rnd.randint(1, 2 * batch - 1)))
+        left -= sizes[-1]
+    return sizes
+
+
 def build_requests(
-    sequence: list[tuple[str, str]], batch: int, occurred: float, ids: str = "uuid7"
+    sequence: list[tuple[str, str]],
+    batch: int,
+    occurred: float,
+    ids: str = "uuid7",
+    vary: bool = False,
 ) -> list[bytes]:
     new_id = ID_KINDS[ids]
     requests = []
     seconds = int(occurred)
     nanos = int((occurred - seconds) * 1e9)
-    for start in range(0, len(sequence), batch):
-        req = event_service_pb2.StreamEventsRequest(sequence=start // batch)
-        for name, resource in sequence[start : start + batch]:
+    end = 0
+    for number, size in enumerate(request_sizes(len(sequence), batch, vary)):
+        req = event_service_pb2.StreamEventsRequest(sequence=number)
+        start, end = end, end + size
+        for name, resource in sequence[start:end]:
             ev = req.events.add()
             ev.id = new_id()
             ev.event = name
@@ -103,6 +125,11 @@ def main() -> None:
     parser.add_argument(
         "--ids", choices=sorted(ID_KINDS), default="uuid7", help="how event ids are made"
     )
+    parser.add_argument(
+        "--vary-batch",
+        action="store_true",
+        help="request sizes drawn from 1 to 2 * batch - 1 instead of batch each",
+    )
     args = parser.parse_args()
 
     if args.distinct_keys:
@@ -110,7 +137,7 @@ def main() -> None:
     else:
         sequence = workloads.w1_sequence(args.events)
     occurred = time.time()
-    requests = build_requests(sequence, args.batch, occurred, args.ids)
+    requests = build_requests(sequence, args.batch, occurred, args.ids, args.vary_batch)
     channel = grpc.insecure_channel(args.addr, options=[("grpc.max_send_message_length", 64 << 20)])
     grpc.channel_ready_future(channel).result(timeout=30)
     shares = [requests[i :: args.streams] for i in range(args.streams)]
