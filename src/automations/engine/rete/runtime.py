@@ -754,17 +754,13 @@ class ReteMatcher:
         resolved: list[_Candidates] = []
         posts: dict[int, tuple[_Shard, list[int]]] = {}
         python_path: set[int] = set()
-        touching = False  # whether any event of the chunk has a trigger to look at
         for i, event in enumerate(chunk):
             cands = cache.get(event.event)
             if cands is None:
                 cands = self._candidates(event.event)
             resolved.append(cands)
-            if cands.plain:
-                touching = True
             if not cands.shards:
                 continue
-            touching = True
             values = "".join(event.resource.values())
             if cands.unsafe or len(values) > _MAX_VALUE_CHARS or unsafe(values) is not None:
                 python_path.add(i)
@@ -775,8 +771,6 @@ class ReteMatcher:
                     posts[id(shard)] = (shard, [i])
                 else:
                     slot[1].append(i)
-        if not touching:
-            return [[] for _ in chunk]
         fired: dict[int, list[_Rule]] = {}
         for shard, indices in posts.values():
             self._post(shard, chunk, indices, fired, python_path)
