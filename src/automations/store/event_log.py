@@ -165,7 +165,6 @@ def append(
                 first[event_id] = index
                 kept.append(rows[index])
         distinct = kept
-    sql.ensure_transaction(conn)  # the fast paths below use the raw DBAPI connection
     if conn.dialect.name == "postgresql":
         inserted = _append_postgresql(conn, distinct)
     else:
@@ -200,7 +199,7 @@ def _append_sqlite(conn: Connection, rows: Sequence[Row]) -> set[str] | None:
     # tells whether every row went in, which is all but always the case; when some did not, the
     # rows this statement added are read back by rowid (see _sqlite_rows_added). Each statement
     # run hands the GIL back and waits for it again, so there is no other query per chunk.
-    dbapi: Any = conn.connection.dbapi_connection
+    dbapi = sql.dbapi(conn)
     width = len(_COLUMNS)
     size = sqlite_batch.chunk_size(dbapi, width)
     cursor = dbapi.cursor()
@@ -245,7 +244,7 @@ def _append_postgresql(conn: Connection, rows: Sequence[Row]) -> set[str] | None
     """Inserts ``rows``; returns the ids of those that went in, or None when all of them did."""
     from psycopg import errors as pg_errors
 
-    dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
+    dbapi = sql.dbapi(conn)  # a psycopg.Connection
     with dbapi.cursor() as cursor:
         cursor.execute(_PG_EXISTING, ([row[0] for row in rows],))
         existing = {r[0] for r in cursor.fetchall()}

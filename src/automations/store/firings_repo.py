@@ -143,9 +143,9 @@ def insert_many(conn: Connection, items: Iterable[firings_.Firing]) -> int:
     if conn.dialect.name == "postgresql":
         sql.pg_bulk_insert(conn, _T, _COLUMNS, rows)
     else:
-        sql.ensure_transaction(conn)
-        dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-        sqlite_batch.execute_values(dbapi, _SQLITE_INSERT_HEAD, rows, " ON CONFLICT DO NOTHING")
+        sqlite_batch.execute_values(
+            sql.dbapi(conn), _SQLITE_INSERT_HEAD, rows, " ON CONFLICT DO NOTHING"
+        )
     return len(rows)
 
 
@@ -213,9 +213,7 @@ def get_many(conn: Connection, firing_ids: Iterable[str]) -> dict[str, firings_.
     out: dict[str, firings_.Firing] = {}
     if ids and conn.dialect.name == "sqlite":
         # one step per chunk rather than one per row, see sqlite_batch
-        sql.ensure_transaction(conn)
-        dbapi: Any = conn.connection.dbapi_connection
-        for values in sqlite_batch.fetch_json_in(dbapi, _SQLITE_GET_MANY, ids):
+        for values in sqlite_batch.fetch_json_in(sql.dbapi(conn), _SQLITE_GET_MANY, ids):
             out[values[0]] = _from_row(values)
         return out
     for start in range(0, len(ids), 500):

@@ -176,9 +176,9 @@ def add_many(conn: Connection, items: Iterable[Invocation]) -> None:
     if conn.dialect.name == "postgresql":
         sql.pg_bulk_insert(conn, _T, _COLUMNS, rows)
         return
-    sql.ensure_transaction(conn)
-    dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-    sqlite_batch.execute_values(dbapi, _SQLITE_INSERT_HEAD, rows, " ON CONFLICT DO NOTHING")
+    sqlite_batch.execute_values(
+        sql.dbapi(conn), _SQLITE_INSERT_HEAD, rows, " ON CONFLICT DO NOTHING"
+    )
 
 
 def get(conn: Connection, invocation_id: str) -> Invocation:
@@ -258,8 +258,7 @@ _SQLITE_ROWS = (
 def _claim_due_sqlite(conn: Connection, now: float, limit: int, lease: float) -> list[Invocation]:
     # Three one-step statements (see sqlite_batch) instead of a row-per-step SELECT and
     # UPDATE ... RETURNING: claiming ran on the writer thread behind the event loop for the GIL.
-    sql.ensure_transaction(conn)
-    dbapi: Any = conn.connection.dbapi_connection
+    dbapi = sql.dbapi(conn)
     due = sqlite_batch.fetch_json(dbapi, _SQLITE_DUE, (now, now, limit))
     if not due:
         return []
@@ -539,9 +538,7 @@ def running_attempts(conn: Connection, invocation_ids: Sequence[str]) -> dict[st
     out: dict[str, int] = {}
     ids = list(dict.fromkeys(invocation_ids))
     if conn.dialect.name == "sqlite":
-        sql.ensure_transaction(conn)
-        dbapi: Any = conn.connection.dbapi_connection
-        return dict(sqlite_batch.fetch_json_in(dbapi, _SQLITE_RUNNING_ATTEMPTS, ids))
+        return dict(sqlite_batch.fetch_json_in(sql.dbapi(conn), _SQLITE_RUNNING_ATTEMPTS, ids))
     for start in range(0, len(ids), 500):
         rows = conn.execute(_RUNNING_ATTEMPTS, {"ids": ids[start : start + 500]})
         out.update((row[0], row[1]) for row in rows)
@@ -602,8 +599,7 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
     # SQLite: plain tuples to the DB-API cursor (SQLAlchemy's per-row parameter processing was
     # a third of the time of recording outcomes in the dispatch benchmark), as one
     # UPDATE ... FROM (VALUES ...) statement: one step, see sqlite_batch.
-    sql.ensure_transaction(conn)
-    dbapi: Any = conn.connection.dbapi_connection
+    dbapi = sql.dbapi(conn)
     by_id = {  # one row per id, the last one winning, as with one UPDATE after the other
         f.id: (
             f.status,

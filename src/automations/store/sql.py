@@ -90,11 +90,21 @@ def pg_bulk_insert(
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({unnest}) "
         f"{on_conflict}" + (f" RETURNING {returning}" if returning else "")
     )
-    ensure_transaction(conn)
-    dbapi: Any = conn.connection.dbapi_connection  # a psycopg.Connection
-    with dbapi.cursor() as cursor:
+    with dbapi(conn).cursor() as cursor:
         cursor.execute(text, arrays)
         return list(cursor.fetchall()) if returning else []
+
+
+def dbapi(conn: Connection) -> Any:
+    """Returns the raw DBAPI connection, for the fast paths that bypass SQLAlchemy.
+
+    Begins the connection's transaction first if it has none (:func:`ensure_transaction`).
+
+    Returns:
+        The ``sqlite3.Connection`` or ``psycopg.Connection`` underneath ``conn``.
+    """
+    ensure_transaction(conn)
+    return conn.connection.dbapi_connection
 
 
 def ensure_transaction(conn: Connection) -> None:

@@ -134,10 +134,8 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
             ),
         )
     else:
-        sql.ensure_transaction(conn)
-        dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
         sqlite_batch.execute_values(
-            dbapi, _SQLITE_UPSERT_HEAD, list(latest.values()), _SQLITE_UPSERT_TAIL
+            sql.dbapi(conn), _SQLITE_UPSERT_HEAD, list(latest.values()), _SQLITE_UPSERT_TAIL
         )
     return len(latest)
 
@@ -155,9 +153,9 @@ def delete_many(conn: Connection, keys: Iterable[StateLike | StateKey | tuple[An
     """
     unique = list(dict.fromkeys(_key_of(r) for r in keys))
     if unique and conn.dialect.name != "postgresql":
-        sql.ensure_transaction(conn)
-        dbapi: Any = conn.connection.dbapi_connection  # a sqlite3.Connection
-        sqlite_batch.execute_values(dbapi, _SQLITE_DELETE_HEAD, unique, _SQLITE_DELETE_TAIL)
+        sqlite_batch.execute_values(
+            sql.dbapi(conn), _SQLITE_DELETE_HEAD, unique, _SQLITE_DELETE_TAIL
+        )
         return len(unique)
     params = [{"a": a, "t": t, "k": k, "y": y} for a, t, k, y in unique]
     if params:
