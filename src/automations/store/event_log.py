@@ -25,7 +25,6 @@ from __future__ import annotations
 import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any
 
 import orjson
@@ -199,29 +198,19 @@ def _append_sqlite(conn: Connection, rows: Sequence[Row]) -> set[str] | None:
     # tells whether every row went in, which is all but always the case; when some did not, the
     # rows this statement added are read back by rowid (see _sqlite_rows_added). Each statement
     # run hands the GIL back and waits for it again, so there is no other query per chunk.
-    dbapi = sql.dbapi(conn)
-    width = len(_COLUMNS)
-    size = sqlite_batch.chunk_size(dbapi, width)
-    cursor = dbapi.cursor()
     inserted: set[str] | None = None  # None while every row so far went in
-    try:
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
-            statement = (
-                _SQLITE_INSERT_HEAD + sqlite_batch.values(width, len(chunk)) + _SQLITE_INSERT_TAIL
-            )
-            cursor.execute(statement, tuple(chain.from_iterable(chunk)))
-            count = cursor.rowcount
-            if count == len(chunk) and inserted is None:
-                continue
-            if inserted is None:
-                inserted = set(map(_ID, rows[:start]))
-            if count == len(chunk):
-                inserted.update(map(_ID, chunk))
-            elif count > 0:
-                inserted.update(_sqlite_rows_added(cursor, count))
-    finally:
-        cursor.close()
+    for start, chunk, cursor in sqlite_batch.execute_chunks(
+        sql.dbapi(conn), _SQLITE_INSERT_HEAD, rows, _SQLITE_INSERT_TAIL
+    ):
+        count = cursor.rowcount
+        if count == len(chunk) and inserted is None:
+            continue
+        if inserted is None:
+            inserted = set(map(_ID, rows[:start]))
+        if count == len(chunk):
+            inserted.update(map(_ID, chunk))
+        elif count > 0:
+            inserted.update(_sqlite_rows_added(cursor, count))
     return inserted
 
 

@@ -2,7 +2,8 @@
 
 The sqlite3 module releases the GIL around every ``sqlite3_step()`` and takes it back afterwards.
 On the writer thread, taking it back means queueing behind the event loop thread, which keeps it
-for up to the interpreter's switch interval (5 ms) when it is busy. What a statement costs there is
+for up to the interpreter's switch interval when it is busy (1 ms while serving, see
+``server.SWITCH_INTERVAL_SECONDS``; Python's default is 5 ms). What a statement costs there is
 counted in steps, not rows: ``executemany()`` steps once per parameter set, a ``SELECT`` once per
 row, ``RETURNING`` once per returned row. Measured with one other thread running Python: 500 rows
 read with ``fetchall()`` took 900 ms, the same rows as one JSON row 8 ms (0.45 / 0.38 ms alone).
@@ -102,18 +103,28 @@ def execute_values(
     Returns:
         The total of the statements' row counts.
     """
+    return sum(cursor.rowcount for _, _, cursor in execute_chunks(dbapi, head, rows, tail))
+
+
+def execute_chunks(
+    dbapi: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> Iterator[tuple[int, Sequence[Sequence[Any]], sqlite3.Cursor]]:
+    """:func:`execute_values`, chunk by chunk, for callers that look at each statement's result.
+
+    Yields:
+        ``(start, chunk, cursor)`` after each chunk's statement ran: the chunk's offset in
+        ``rows``, its rows, and the cursor it ran on (``rowcount``, ``lastrowid``).
+    """
     if not rows:
-        return 0
+        return
     width = len(rows[0])
     size = chunk_size(dbapi, width)
-    total = 0
     for start in range(0, len(rows), size):
         chunk = rows[start : start + size]
         cursor = dbapi.execute(
             head + values(width, len(chunk)) + tail, tuple(chain.from_iterable(chunk))
         )
-        total += cursor.rowcount
-    return total
+        yield start, chunk, cursor
 
 
 def fetch_json(dbapi: sqlite3.Connection, query: str, params: Sequence[Any] = ()) -> list[Any]:
