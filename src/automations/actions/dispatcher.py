@@ -103,7 +103,7 @@ class DispatcherSettings:
         handoff_wait: How long ``submit`` (on the writer thread) waits for the event loop to
             take the invocations, 0 not to wait. Waiting hands the GIL to the event loop, which
             then sends the calls before the writer takes the GIL back; without it the loop waited
-            for the writer's next statement or the 5 ms switch interval.
+            for the writer's next statement or the end of its switch interval.
     """
 
     concurrency: int = 1024
