@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,25 +16,9 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from automations.supervisor import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A free port on 127.0.0.1, never the same twice in this process.
-
-    The kernel may give a port it just gave back to the next ``bind(0)``; the engine's gRPC
-    server (SO_REUSEPORT) then gets its metrics port too, and the metrics server fails to bind.
-    """
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
 
 
 def _env() -> dict[str, str]:

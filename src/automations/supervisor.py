@@ -32,10 +32,23 @@ DEFAULT_BUNDLED = ("webhook", "notify")
 """The bundled executors ``serve`` starts."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_HANDED_OUT: set[int] = set()
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1, never the same twice in this process.
+
+    The kernel may give a port it just gave back to the next ``bind(0)``. gRPC servers bind with
+    SO_REUSEPORT, so two of them (two bundled executors, or the engine's gRPC and metrics ports
+    in the tests and benchmarks) would then share one port instead of failing.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def state_dir_for(database_url: str, configured: str) -> Path:
@@ -106,7 +119,7 @@ class BundledExecutors:
         env = {**os.environ, "AUTOMATIONS_PARENT_PID": str(os.getpid())}
         addresses: dict[str, str] = {}
         for name in self._names:
-            address = f"127.0.0.1:{_free_port()}"
+            address = f"127.0.0.1:{free_port()}"
             command = [
                 sys.executable,
                 "-m",
