@@ -29,10 +29,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from automations import config, logs, supervisor
+from automations import config, logs, supervisor, transport
 from automations.actions import dispatcher as dispatcher_
 from automations.actions import executor_client, prefect_context, retry
-from automations.api import automation_service, channels, event_service, interceptors
+from automations.api import automation_service, event_service, interceptors
 from automations.pipeline import outbox, service, writer
 from automations.store import event_log
 from automations.v1 import (
@@ -65,9 +65,9 @@ def server_credentials(settings: config.Settings) -> grpc.ServerCredentials | No
     """Returns the gRPC port's TLS credentials (mTLS with a client CA), or None for plaintext."""
     if not settings.tls_cert_file:
         return None
-    client_ca = channels.read_pem(settings.tls_client_ca_file)
+    client_ca = transport.read_pem(settings.tls_client_ca_file)
     return grpc.ssl_server_credentials(
-        [(channels.read_pem(settings.tls_key_file), channels.read_pem(settings.tls_cert_file))],
+        [(transport.read_pem(settings.tls_key_file), transport.read_pem(settings.tls_cert_file))],
         root_certificates=client_ca,
         require_client_auth=client_ca is not None,
     )
@@ -77,10 +77,10 @@ def executor_credentials(settings: config.Settings) -> grpc.ChannelCredentials |
     """Returns the TLS credentials for calling executors, or None for plaintext."""
     if not settings.executor_tls_ca_file:
         return None
-    return channels.channel_credentials(
-        root_certificates=channels.read_pem(settings.executor_tls_ca_file),
-        private_key=channels.read_pem(settings.executor_tls_key_file),
-        certificate_chain=channels.read_pem(settings.executor_tls_cert_file),
+    return transport.channel_credentials(
+        root_certificates=transport.read_pem(settings.executor_tls_ca_file),
+        private_key=transport.read_pem(settings.executor_tls_key_file),
+        certificate_chain=transport.read_pem(settings.executor_tls_cert_file),
     )
 
 

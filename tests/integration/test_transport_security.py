@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 import automations
-from automations.api import channels
+from automations import transport
 from automations.cli import main as cli
 from automations.client import CallError
 from automations.v1 import (
@@ -51,7 +51,7 @@ def server_tls_args(certs: Certificates) -> tuple[str, ...]:
 
 def verified(certs: Certificates) -> grpc.ChannelCredentials:
     """Credentials trusting the test CA, presenting the client certificate (for mTLS too)."""
-    return channels.channel_credentials(
+    return transport.channel_credentials(
         root_certificates=certs.read("ca"),
         private_key=certs.read("client_key"),
         certificate_chain=certs.read("client_cert"),

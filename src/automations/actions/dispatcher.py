@@ -41,7 +41,6 @@ from automations.actions import (
 )
 from automations.domain import actions as actions_
 from automations.domain import errors, events
-from automations.domain import prefect_json as pj
 from automations.v1 import event_pb2
 from automations.wire import events as wire_events
 
@@ -337,7 +336,7 @@ class Dispatcher:
 
     async def _attempt(self, job: planning.Job) -> outcomes.Outcome:
         invocation = job.invocation
-        request: Mapping[str, Any] = invocation.request
+        request = invocation.request
         firing = job.firing
         if firing is None:
             return outcomes.Outcome(
@@ -349,13 +348,13 @@ class Dispatcher:
         now = self._clock()
         if invocation.attempts <= 1:
             metrics.DISPATCH_DELAY.observe(max(0.0, now - invocation.created))
-        action = pj.parse_action(request["action"], "action")
+        action = request.action
         event = planning.action_event(request, firing, received=now)
         if not templates.needs_rendering(action):
             parameters: Mapping[str, Any] = action.parameters
         else:
             context = templates.build_context(
-                automation=request["automation"], firing=firing, event=event
+                automation=request.automation.to_json(), firing=firing, event=event
             )
             if self._prefect_objects is not None:
                 names = templates.referenced_names(action)
@@ -424,7 +423,7 @@ class Dispatcher:
                 parameters=parameters,
                 idempotency_key=invocation.idempotency_key,
                 attempt=invocation.attempts,
-                automation=invocation.request["automation"],
+                automation=invocation.request.automation,
                 firing=firing,
                 action_index=invocation.action_index,
                 event=event,

@@ -18,7 +18,7 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from automations.domain import events, firings
+from automations.domain import events, firings, invocations
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 from automations.executors import errors as protocol_errors
 from automations.v1 import event_pb2
@@ -84,7 +84,7 @@ def build_request(
     parameters: Mapping[str, Any],
     idempotency_key: str,
     attempt: int,
-    automation: Mapping[str, Any],
+    automation: invocations.AutomationSummary,
     firing: firings.Firing,
     action_index: int,
     event: events.Event | None,
@@ -102,10 +102,9 @@ def build_request(
         action_index=action_index,
     )
     structs.fill_struct(request.parameters, parameters, field="parameters")
-    automation_id = str(automation["id"])
-    request.automation.name = f"automations/{automation_id}"
-    request.automation.uid = automation_id
-    request.automation.display_name = str(automation.get("name", ""))
+    request.automation.name = f"automations/{automation.id}"
+    request.automation.uid = automation.id
+    request.automation.display_name = automation.name
     request.firing.uid = firing.id
     request.firing.trigger_id = firing.trigger_id
     structs.set_timestamp(request.firing.fire_time, firing.triggered)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from automations.domain import events, firings, ids
+from automations.domain import events, firings, ids, invocations
 from automations.domain import prefect_json as pj
 
 AUTOMATION_TRIGGERED = "prefect.automation.triggered"
@@ -44,11 +44,14 @@ def automation_resource_id(automation_id: str) -> str:
 
 
 def _resource(
-    automation: Mapping[str, Any], firing: firings.Firing | None, *, trigger_type: bool
+    automation: invocations.AutomationSummary,
+    firing: firings.Firing | None,
+    *,
+    trigger_type: bool,
 ) -> dict[str, str]:
     labels = {
-        events.RESOURCE_ID: automation_resource_id(str(automation["id"])),
-        events.RESOURCE_NAME: str(automation.get("name", "")),
+        events.RESOURCE_ID: automation_resource_id(automation.id),
+        events.RESOURCE_NAME: automation.name,
     }
     if firing is not None:
         if trigger_type:
@@ -59,12 +62,16 @@ def _resource(
 
 
 def automation_triggered(
-    automation: Mapping[str, Any], firing: firings.Firing, *, event_id: str, received: float
+    automation: invocations.AutomationSummary,
+    firing: firings.Firing,
+    *,
+    event_id: str,
+    received: float,
 ) -> events.Event:
     """``prefect.automation.triggered`` for one firing (``occurred`` = the firing time).
 
     Args:
-        automation: The automation's summary (``id``, ``name``, ...).
+        automation: The automation's summary.
         firing: The firing.
         event_id: The event's id (kept with the invocations, so the event can be rebuilt).
         received: The receipt time to stamp.
@@ -112,7 +119,7 @@ def _action_related(
 
 
 def action_triggered(
-    automation: Mapping[str, Any],
+    automation: invocations.AutomationSummary,
     firing: firings.Firing,
     *,
     event_id: str,
@@ -147,7 +154,7 @@ def action_triggered(
 
 
 def action_finished(
-    automation: Mapping[str, Any],
+    automation: invocations.AutomationSummary,
     firing: firings.Firing | None,
     *,
     event_id: str,

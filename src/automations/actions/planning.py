@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from automations.actions import lifecycle
-from automations.domain import automations, events, firings
-from automations.domain import prefect_json as pj
-from automations.store import outbox_repo
+from automations.domain import automations, events, firings, invocations
 
 KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
 """Namespace of the invocations' uuid5 idempotency keys."""
@@ -45,17 +42,6 @@ def idempotency_key(automation_id: str, firing_id: str, action_index: int) -> st
     return str(uuid.uuid5(KEY_NAMESPACE, f"{automation_id}/{firing_id}/{action_index}"))
 
 
-def automation_summary(automation: automations.Automation) -> dict[str, Any]:
-    """What templates and lifecycle events need of an automation (kept with each invocation)."""
-    return {
-        "id": automation.id,
-        "name": automation.name,
-        "description": automation.description,
-        "tags": list(automation.tags),
-        "enabled": automation.enabled,
-    }
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Job:
     """An invocation handed to the dispatcher, with its firing when it is at hand.
@@ -65,7 +51,7 @@ class Job:
         firing: The firing, or None when the dispatcher must load it.
     """
 
-    invocation: outbox_repo.Invocation
+    invocation: invocations.Invocation
     firing: firings.Firing | None = None
 
 
@@ -80,7 +66,7 @@ class Plan:
     """
 
     events: list[tuple[events.Event, int]] = dataclasses.field(default_factory=list)
-    invocations: list[outbox_repo.Invocation] = dataclasses.field(default_factory=list)
+    invocations: list[invocations.Invocation] = dataclasses.field(default_factory=list)
     capped: list[firings.Firing] = dataclasses.field(default_factory=list)
 
 
@@ -121,7 +107,7 @@ def plan_firing(
         The plan (``into`` when given).
     """
     plan = Plan() if into is None else into
-    summary = automation_summary(automation)
+    summary = invocations.AutomationSummary.of(automation)
     actions = automation.actions + automation.actions_on_trigger
     on_trigger_from = len(automation.actions)
     if depth >= max_depth:
@@ -134,8 +120,8 @@ def plan_firing(
                     firing.id,
                     index,
                     action.type,
-                    {"action": pj.dump_action(action), "automation": summary},
-                    status=outbox_repo.FAILED,
+                    invocations.InvocationRequest(action=action, automation=summary),
+                    status=invocations.InvocationStatus.FAILED,
                     last_error=reason,
                     created=now,
                     updated=now,
@@ -167,18 +153,22 @@ def plan_firing(
                 depth + 1,
             )
         )
-        request = {
-            "action": pj.dump_action(action),
-            "automation": summary,
-            "depth": depth,
-            "triggered_event_id": triggered_id,
-            "action_triggered_event_id": action_event_id,
-            "on_trigger": index >= on_trigger_from,
-        }
+        request = invocations.InvocationRequest(
+            action=action,
+            automation=summary,
+            depth=depth,
+            triggered_event_id=triggered_id,
+            action_triggered_event_id=action_event_id,
+            on_trigger=index >= on_trigger_from,
+        )
         if action.type == DO_NOTHING:
             # Nothing to render, nothing to call: done in this transaction, with its
             # action.executed event, rather than through the dispatcher and a second one.
-            state: dict[str, Any] = {"status": outbox_repo.SUCCEEDED, "attempts": 1, "result": {}}
+            state: dict[str, Any] = {
+                "status": invocations.InvocationStatus.SUCCEEDED,
+                "attempts": 1,
+                "result": {},
+            }
             plan.events.append(
                 (
                     lifecycle.action_finished(
@@ -197,9 +187,17 @@ def plan_firing(
                 )
             )
         elif dispatch_now:
-            state = {"status": outbox_repo.RUNNING, "attempts": 1, "next_attempt_at": now + lease}
+            state = {
+                "status": invocations.InvocationStatus.RUNNING,
+                "attempts": 1,
+                "next_attempt_at": now + lease,
+            }
         else:
-            state = {"status": outbox_repo.PENDING, "attempts": 0, "next_attempt_at": now}
+            state = {
+                "status": invocations.InvocationStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
         plan.invocations.append(
             _invocation(
                 automation.id,
@@ -221,14 +219,14 @@ def _invocation(
     firing_id: str,
     index: int,
     action_type: str,
-    request: dict[str, Any],
+    request: invocations.InvocationRequest,
     *,
     key: str | None = None,
     **state: Any,
-) -> outbox_repo.Invocation:
+) -> invocations.Invocation:
     if key is None:
         key = idempotency_key(automation_id, firing_id, index)
-    return outbox_repo.Invocation(
+    return invocations.Invocation(
         id=key,
         automation_id=automation_id,
         firing_id=firing_id,
@@ -241,18 +239,18 @@ def _invocation(
 
 
 def action_event(
-    request: Mapping[str, Any], firing: firings.Firing, *, received: float
+    request: invocations.InvocationRequest, firing: firings.Firing, *, received: float
 ) -> events.Event | None:
     """The event an invocation's templates and executor see.
 
     ``actions`` see the firing's triggering event; ``actions_on_trigger`` see the
     ``prefect.automation.triggered`` event itself (rebuilt with its original id), as in Prefect.
     """
-    if request.get("on_trigger"):
+    if request.on_trigger:
         return lifecycle.automation_triggered(
-            request["automation"],
+            request.automation,
             firing,
-            event_id=str(request.get("triggered_event_id", "")),
+            event_id=request.triggered_event_id,
             received=received,
         )
     return firing.triggering_event

@@ -10,8 +10,7 @@ import logging
 from collections.abc import Callable
 
 from automations.actions import lifecycle, outcomes
-from automations.domain import errors, events
-from automations.store import outbox_repo
+from automations.domain import errors, events, invocations
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +20,7 @@ SetEnabled = Callable[[str, bool, int], object]
 
 def settle(
     outcome: outcomes.Outcome, *, now: float, set_enabled: SetEnabled
-) -> tuple[outbox_repo.Finish, list[tuple[events.Event, int]]]:
+) -> tuple[invocations.Finish, list[tuple[events.Event, int]]]:
     """Applies an outcome's effect and says how to record it.
 
     Args:
@@ -34,7 +33,7 @@ def settle(
     """
     invocation = outcome.job.invocation
     request = invocation.request
-    depth = int(request.get("depth", 0)) + 1
+    depth = request.depth + 1
     status = outcome.status
     reason = outcome.reason
     error = outcome.error
@@ -54,35 +53,39 @@ def settle(
     }
     if status == outcomes.RETRY:
         logger.info("action will be retried", extra={**ids, "error": error})
-        retry = outbox_repo.Finish(
+        retry = invocations.Finish(
             invocation.id,
-            outbox_repo.PENDING,
+            invocations.InvocationStatus.PENDING,
             error=error or "",
             next_attempt_at=outcome.next_attempt_at,
         )
         return retry, []
     if status == outcomes.SUCCEEDED:
         logger.debug("action executed", extra=ids)
-        finish = outbox_repo.Finish(invocation.id, outbox_repo.SUCCEEDED, result=outcome.result)
+        finish = invocations.Finish(
+            invocation.id, invocations.InvocationStatus.SUCCEEDED, result=outcome.result
+        )
     else:
         dead = status == outcomes.DEAD_LETTER
         logger.warning(
             "action dead-lettered" if dead else "action failed",
             extra={**ids, "reason": reason or error},
         )
-        finish = outbox_repo.Finish(
+        finish = invocations.Finish(
             invocation.id,
-            outbox_repo.DEAD_LETTER if dead else outbox_repo.FAILED,
+            invocations.InvocationStatus.DEAD_LETTER
+            if dead
+            else invocations.InvocationStatus.FAILED,
             error=(error or "") if dead else (error or reason or ""),
         )
     made: list[tuple[events.Event, int]] = [
         (
             lifecycle.action_finished(
-                request["automation"],
+                request.automation,
                 outcome.job.firing,
                 event_id=lifecycle.new_event_id(),
-                action_triggered_event_id=str(request.get("action_triggered_event_id", "")),
-                triggered_event_id=str(request.get("triggered_event_id", "")),
+                action_triggered_event_id=request.action_triggered_event_id,
+                triggered_event_id=request.triggered_event_id,
                 action_index=invocation.action_index,
                 action_type=invocation.action_type,
                 invocation_id=invocation.id,

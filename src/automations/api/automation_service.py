@@ -17,10 +17,9 @@ from google.protobuf import empty_pb2
 
 from automations.actions import checks
 from automations.api import convert
-from automations.domain import automations, errors, firings
+from automations.domain import automations, errors, firings, invocations
 from automations.pipeline import simulation
 from automations.pipeline import writer as writer_
-from automations.store import outbox_repo
 from automations.v1 import (
     action_invocation_pb2,
     automation_pb2,
@@ -56,7 +55,7 @@ class Reader(Protocol):
         statuses: list[str] | None,
         page_size: int,
         page_token: str,
-    ) -> tuple[list[outbox_repo.Invocation], str]:
+    ) -> tuple[list[invocations.Invocation], str]:
         """Returns a page of action invocations, oldest first, and the next page token."""
         ...
 

@@ -31,11 +31,11 @@ from automations.domain import (
     errors,
     events,
     firings,
+    invocations,
     prefect_json,
     validation,
 )
 from automations.domain import triggers as triggers_
-from automations.store import outbox_repo
 from automations.v1 import (
     action_invocation_pb2,
     automation_pb2,
@@ -606,11 +606,11 @@ def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequ
 # ------------------------------------------------------------------------------- invocations
 
 INVOCATION_STATES = {
-    outbox_repo.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
-    outbox_repo.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
-    outbox_repo.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
-    outbox_repo.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
-    outbox_repo.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
+    invocations.InvocationStatus.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
+    invocations.InvocationStatus.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
+    invocations.InvocationStatus.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
+    invocations.InvocationStatus.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
+    invocations.InvocationStatus.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
 }
 """Outbox status -> ``ActionInvocation.State``."""
 INVOCATION_STATUSES = {state: status for status, state in INVOCATION_STATES.items()}
@@ -640,7 +640,7 @@ def invocation_id_from_name(name: str, *, field: str = "name") -> str:
     return parts[3]
 
 
-def invocation_to_proto(item: outbox_repo.Invocation) -> action_invocation_pb2.ActionInvocation:
+def invocation_to_proto(item: invocations.Invocation) -> action_invocation_pb2.ActionInvocation:
     """The ``ActionInvocation`` message of an outbox row."""
     message = action_invocation_pb2.ActionInvocation(
         name=invocation_name(item.automation_id, item.id),
@@ -653,7 +653,7 @@ def invocation_to_proto(item: outbox_repo.Invocation) -> action_invocation_pb2.A
         attempts=item.attempts,
         last_error=item.last_error or "",
     )
-    if item.status in (outbox_repo.PENDING, outbox_repo.RUNNING):
+    if item.status in (invocations.InvocationStatus.PENDING, invocations.InvocationStatus.RUNNING):
         structs.set_timestamp(message.next_attempt_time, item.next_attempt_at)
     if isinstance(item.result, Mapping):
         structs.fill_struct(message.result, item.result, field="result")

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from automations.api import channels, convert, paging
+from automations import client, transport
+from automations.api import convert
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -42,12 +43,12 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
     if bool(cert) != bool(key):
         raise CommandError("--tls-cert and --tls-key go together")
-    return channels.open_channel(
+    return transport.open_channel(
         args.server,
         tls=bool(getattr(args, "tls", False)),
-        root_certificates=channels.read_pem(getattr(args, "tls_ca", None)),
-        private_key=channels.read_pem(key),
-        certificate_chain=channels.read_pem(cert),
+        root_certificates=transport.read_pem(getattr(args, "tls_ca", None)),
+        private_key=transport.read_pem(key),
+        certificate_chain=transport.read_pem(cert),
         token=getattr(args, "token", None),
         options=[
             ("grpc.max_send_message_length", 64 << 20),
@@ -168,7 +169,7 @@ def automation_list(args: argparse.Namespace) -> int:
         )
         return list(reply.automations), reply.next_page_token
 
-    found = [convert.automation_to_prefect_json(a) for a in paging.pages(fetch, args.limit)]
+    found = [convert.automation_to_prefect_json(a) for a in client.pages(fetch, args.limit)]
     _print(args, found, _automation_text)
     return 0
 
@@ -308,7 +309,7 @@ def events_list(args: argparse.Namespace) -> int:
         prefect_json.dump_event(
             wire_events.event_from_proto(e, received=structs.timestamp_to_seconds(e.received))
         )
-        for e in paging.pages(fetch, args.limit)
+        for e in client.pages(fetch, args.limit)
     ]
     _print(
         args,
@@ -343,7 +344,7 @@ def firings_list(args: argparse.Namespace) -> int:
         )
         return list(reply.firings), reply.next_page_token
 
-    found = [_firing_json(f) for f in paging.pages(fetch, args.limit)]
+    found = [_firing_json(f) for f in client.pages(fetch, args.limit)]
     _print(
         args,
         found,

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from automations.api import convert, paging
+from automations import client
+from automations.api import convert
 from automations.cli import client_commands as common
 from automations.domain import prefect_json
 from automations.v1 import automation_service_pb2
 from automations.wire import structs
 
 
-def add_parser(sub: Any, client: Any) -> None:
+def add_parser(sub: Any, with_client_flags: Any) -> None:
     """Adds ``invocations list`` and ``invocations redrive`` to the command line."""
     inv = sub.add_parser("invocations", help="action invocations (the outbox)")
     i_sub = inv.add_subparsers(dest="invocations_command", required=True)
-    p = client(i_sub.add_parser("list", help="list action invocations, oldest first"))
+    p = with_client_flags(i_sub.add_parser("list", help="list action invocations, oldest first"))
     p.add_argument("--automation", help="only this automation's invocations")
     p.add_argument(
         "--status",
@@ -27,7 +28,9 @@ def add_parser(sub: Any, client: Any) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="print at most N")
     p.set_defaults(handler=invocations_list)
-    p = client(i_sub.add_parser("redrive", help="re-queue a failed or dead-lettered invocation"))
+    p = with_client_flags(
+        i_sub.add_parser("redrive", help="re-queue a failed or dead-lettered invocation")
+    )
     p.add_argument("invocation", help="the invocation id")
     p.add_argument("--automation", required=True, help="its automation's id")
     p.set_defaults(handler=invocations_redrive)
@@ -49,7 +52,7 @@ def invocations_list(args: argparse.Namespace) -> int:
         )
         return list(reply.action_invocations), reply.next_page_token
 
-    found = [invocation_json(i) for i in paging.pages(fetch, args.limit)]
+    found = [invocation_json(i) for i in client.pages(fetch, args.limit)]
     common._print(
         args,
         found,

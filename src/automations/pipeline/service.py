@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from automations import config, metrics
 from automations.actions import checks, lifecycle, outcomes, planning, settling
-from automations.domain import automations, errors, events, firings, triggers
+from automations.domain import automations, errors, events, firings, invocations, triggers
 from automations.domain import prefect_json as pj
 from automations.engine import state as engine_state
 from automations.engine import trigger_engine
@@ -284,7 +284,7 @@ class EngineBackend(writer.Backend):
             self._jobs.extend(
                 planning.Job(invocation, by_id.get(invocation.firing_id))
                 for invocation in plan.invocations
-                if invocation.status == outbox_repo.RUNNING
+                if invocation.status == invocations.InvocationStatus.RUNNING
             )
         return self._publish(conn, plan.events)
 
@@ -433,7 +433,7 @@ class EngineBackend(writer.Backend):
             current = outbox_repo.running_attempts(
                 conn, [outcome.job.invocation.id for outcome in results]
             )
-            finishes: list[outbox_repo.Finish] = []
+            finishes: list[invocations.Finish] = []
             derived: list[tuple[events.Event, int]] = []
             for outcome in results:
                 invocation = outcome.job.invocation
@@ -464,7 +464,7 @@ class EngineBackend(writer.Backend):
         with self.database.write() as conn:
             return outbox_repo.release_running(conn, self._clock())
 
-    def redrive(self, invocation_id: str) -> outbox_repo.Invocation:
+    def redrive(self, invocation_id: str) -> invocations.Invocation:
         """Puts a failed or dead-lettered invocation back to pending, due now.
 
         Raises:
@@ -473,7 +473,10 @@ class EngineBackend(writer.Backend):
         """
         with self.database.write() as conn:
             current = outbox_repo.get(conn, invocation_id)
-            if current.status not in (outbox_repo.FAILED, outbox_repo.DEAD_LETTER):
+            if current.status not in (
+                invocations.InvocationStatus.FAILED,
+                invocations.InvocationStatus.DEAD_LETTER,
+            ):
                 raise errors.FailedPrecondition(
                     f"invocation {invocation_id!r} is {current.status}; only failed or "
                     "dead-lettered invocations can be redriven",
@@ -483,7 +486,10 @@ class EngineBackend(writer.Backend):
                 conn,
                 now=self._clock(),
                 ids=[invocation_id],
-                statuses=(outbox_repo.FAILED, outbox_repo.DEAD_LETTER),
+                statuses=(
+                    invocations.InvocationStatus.FAILED,
+                    invocations.InvocationStatus.DEAD_LETTER,
+                ),
             )
             return outbox_repo.get(conn, invocation_id)
 
@@ -522,7 +528,7 @@ class EngineBackend(writer.Backend):
         statuses: Sequence[str] | None,
         page_size: int,
         page_token: str,
-    ) -> tuple[list[outbox_repo.Invocation], str]:
+    ) -> tuple[list[invocations.Invocation], str]:
         """A page of action invocations, oldest first."""
         with self.database.read() as conn:
             return outbox_repo.list_page(

@@ -1,21 +1,14 @@
-"""The outbox: action invocations, written with their firing and dispatched afterwards.
-
-Life of a row::
-
-    pending --claim_due--> running --mark_succeeded--> succeeded
-                              |----mark_retry-------> pending (next_attempt_at = backoff)
-                              |----mark_failed------> failed        (permanent error)
-                              '----mark_dead_letter-> dead_letter   (retries exhausted)
-    dead_letter / failed --redrive--> pending
+"""The outbox: action invocations (``domain.invocations``), stored with their firing.
 
 ``claim_due`` leases the rows it returns: a ``running`` row whose lease (``next_attempt_at``) has
-passed is claimable again, so invocations claimed by a dispatcher that crashed are retried. The
-``mark_*`` functions only move a ``running`` row and, given ``attempt`` (the ``attempts`` value of
-the claimed invocation), only the claim that is still current: a dispatcher whose lease expired
-cannot overwrite the outcome of the one that took over. Executors dedupe on ``idempotency_key``,
-which is unique here too (inserting a duplicate key is a no-op).
+passed is claimable again, so invocations claimed by a dispatcher that crashed are retried.
+``finish_many`` only moves ``running`` rows, and the caller checks with ``running_attempts`` that
+each claim is still current, so a dispatcher whose lease expired cannot overwrite the outcome of
+the one that took over. Executors dedupe on ``idempotency_key``, which is unique here too
+(inserting a duplicate key is a no-op).
 
-``request`` and ``result`` are any orjson-serializable values (``bytes`` are stored as given).
+``request`` is stored as ``domain.invocations.encode_request``'s JSON, ``result`` as any
+orjson-serializable value.
 """
 
 from __future__ import annotations
@@ -28,59 +21,15 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.domain import errors
+from automations.domain import errors, invocations
+from automations.domain.invocations import Finish, Invocation, InvocationStatus
 from automations.store import encoding, pagination, sql, sqlite_batch, tables
-
-PENDING = "pending"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-DEAD_LETTER = "dead_letter"
-STATUSES = (PENDING, RUNNING, SUCCEEDED, FAILED, DEAD_LETTER)
-"""Every status, in life-cycle order."""
 
 DEFAULT_LEASE = 60.0
 """Seconds a claimed invocation stays ``running`` before it may be claimed again."""
 
 _T = tables.action_invocations
 _TOKEN_KIND = "invocations"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Invocation:
-    """One action invocation (an outbox row).
-
-    Attributes:
-        id: Unique id.
-        automation_id: The automation whose firing produced it.
-        firing_id: The firing.
-        action_index: The action's index in ``Automation.all_actions()``.
-        action_type: The action's ``type``.
-        idempotency_key: Deterministic key sent to the executor (unique).
-        request: What to send (JSON-serializable; the dispatcher's business).
-        status: One of ``STATUSES``.
-        attempts: How many times it was claimed.
-        next_attempt_at: When it may be claimed next (the lease end while ``running``).
-        last_error: The last failure's message.
-        created: Insertion time, seconds since the epoch.
-        updated: Last change, seconds since the epoch.
-        result: What the executor returned (JSON-serializable), once succeeded.
-    """
-
-    id: str
-    automation_id: str
-    firing_id: str
-    action_index: int
-    action_type: str
-    idempotency_key: str
-    request: Any
-    status: str = PENDING
-    attempts: int = 0
-    next_attempt_at: float = 0.0
-    last_error: str | None = None
-    created: float = 0.0
-    updated: float = 0.0
-    result: Any = None
 
 
 def _to_row(item: Invocation) -> dict[str, Any]:
@@ -91,13 +40,13 @@ def _to_row(item: Invocation) -> dict[str, Any]:
         "action_index": item.action_index,
         "action_type": item.action_type,
         "idempotency_key": item.idempotency_key,
-        "status": item.status,
+        "status": str(item.status),
         "attempts": item.attempts,
         "next_attempt_at": item.next_attempt_at,
         "last_error": item.last_error,
         "created": item.created,
         "updated": item.updated,
-        "request": encoding.dumps(item.request),
+        "request": invocations.encode_request(item.request),
         "result": None if item.result is None else encoding.dumps(item.result),
     }
 
@@ -116,46 +65,15 @@ def _from_row(row: Sequence[Any]) -> Invocation:
         action_index=row[3],
         action_type=row[4],
         idempotency_key=row[5],
-        status=row[6],
+        status=InvocationStatus(row[6]),
         attempts=row[7],
         next_attempt_at=float(row[8]),
         last_error=row[9],
         created=float(row[10]),
         updated=float(row[11]),
-        request=orjson.loads(row[12]),
+        request=invocations.decode_request(row[12]),
         result=None if result is None else orjson.loads(result),
     )
-
-
-def insert_many(conn: Connection, items: Iterable[Invocation]) -> list[str]:
-    """Adds invocations; one whose id or idempotency key is already stored is skipped.
-
-    Args:
-        conn: A connection in a write transaction.
-        items: The invocations (normally ``pending`` with ``next_attempt_at`` = now).
-
-    Returns:
-        The ids actually inserted.
-    """
-    rows = [_to_row(i) for i in items]
-    if not rows:
-        return []
-    if conn.dialect.name == "postgresql":
-        names = list(rows[0])
-        returned = sql.pg_bulk_insert(
-            conn, _T, names, [tuple(r.values()) for r in rows], returning="id"
-        )
-        inserted = {r[0] for r in returned}
-    else:
-        stmt = sql.insert_or_ignore(conn, _T).returning(_T.c.id)
-        inserted = {r[0] for r in conn.execute(stmt, rows)}
-    seen: set[str] = set()
-    out: list[str] = []
-    for row in rows:  # in the order given
-        if row["id"] in inserted and row["id"] not in seen:
-            seen.add(row["id"])
-            out.append(row["id"])
-    return out
 
 
 _COLUMNS = tuple(column.name for column in _T.columns)
@@ -166,9 +84,8 @@ _SQLITE_INSERT_HEAD = f"INSERT INTO action_invocations ({', '.join(_COLUMNS)}) V
 def add_many(conn: Connection, items: Iterable[Invocation]) -> None:
     """Adds invocations, skipping any whose id or idempotency key is stored (the hot path).
 
-    Like :func:`insert_many` without reporting which were new: plain tuples straight to the
-    DB-API cursor (SQLAlchemy's per-row bind processing and RETURNING were a fifth of the writer's
-    time in the W1 benchmark, a firing every five events).
+    Plain tuples straight to the DB-API cursor: SQLAlchemy's per-row bind processing and RETURNING
+    were a fifth of the writer's time in the W1 benchmark (a firing every five events).
     """
     rows = [tuple(row[c] for c in _COLUMNS) for row in map(_to_row, items)]
     if not rows:
@@ -217,8 +134,8 @@ def claim_due(
     if conn.dialect.name == "sqlite":
         return _claim_due_sqlite(conn, now, limit, lease)
     due = sa.or_(
-        sa.and_(_T.c.status == PENDING, _T.c.next_attempt_at <= now),
-        sa.and_(_T.c.status == RUNNING, _T.c.next_attempt_at <= now),
+        sa.and_(_T.c.status == InvocationStatus.PENDING.value, _T.c.next_attempt_at <= now),
+        sa.and_(_T.c.status == InvocationStatus.RUNNING.value, _T.c.next_attempt_at <= now),
     )
     query = sa.select(_T.c.id).where(due).order_by(_T.c.next_attempt_at, _T.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
@@ -230,7 +147,10 @@ def claim_due(
         sa.update(_T)
         .where(_T.c.id.in_(ids))
         .values(
-            status=RUNNING, attempts=_T.c.attempts + 1, next_attempt_at=now + lease, updated=now
+            status=InvocationStatus.RUNNING.value,
+            attempts=_T.c.attempts + 1,
+            next_attempt_at=now + lease,
+            updated=now,
         )
         .returning(*_T.c)
     )
@@ -272,88 +192,13 @@ def _claim_due_sqlite(conn: Connection, now: float, limit: int, lease: float) ->
     return [claimed[i] for i in ids if i in claimed]
 
 
-def _finish(
-    conn: Connection, invocation_id: str, attempt: int | None, values: dict[str, Any]
-) -> bool:
-    stmt = sa.update(_T).where(_T.c.id == invocation_id, _T.c.status == RUNNING)
-    if attempt is not None:
-        stmt = stmt.where(_T.c.attempts == attempt)
-    return conn.execute(stmt.values(**values)).rowcount == 1
-
-
-def mark_succeeded(
-    conn: Connection,
-    invocation_id: str,
-    *,
-    now: float,
-    result: Any = None,
-    attempt: int | None = None,
-) -> bool:
-    """Records success.
-
-    Args:
-        conn: A connection in a write transaction.
-        invocation_id: The claimed invocation.
-        now: The current time.
-        result: What the executor returned (JSON-serializable), if anything.
-        attempt: The claimed invocation's ``attempts``; if given, only that claim is finished.
-
-    Returns:
-        True if the row moved; False if it is not (or no longer) this ``running`` claim.
-    """
-    values = {"status": SUCCEEDED, "updated": now, "last_error": None}
-    values["result"] = None if result is None else encoding.dumps(result)
-    return _finish(conn, invocation_id, attempt, values)
-
-
-def mark_failed(
-    conn: Connection, invocation_id: str, *, now: float, error: str, attempt: int | None = None
-) -> bool:
-    """Records a permanent failure (no more attempts). See :func:`mark_succeeded` for the rest."""
-    values = {"status": FAILED, "updated": now, "last_error": error}
-    return _finish(conn, invocation_id, attempt, values)
-
-
-def mark_retry(
-    conn: Connection,
-    invocation_id: str,
-    *,
-    now: float,
-    next_attempt_at: float,
-    error: str,
-    attempt: int | None = None,
-) -> bool:
-    """Records a transient failure: back to ``pending`` until ``next_attempt_at``.
-
-    See :func:`mark_succeeded` for the arguments and result.
-    """
-    values = {
-        "status": PENDING,
-        "updated": now,
-        "last_error": error,
-        "next_attempt_at": next_attempt_at,
-    }
-    return _finish(conn, invocation_id, attempt, values)
-
-
-def mark_dead_letter(
-    conn: Connection, invocation_id: str, *, now: float, error: str, attempt: int | None = None
-) -> bool:
-    """Parks an invocation whose retries are exhausted (``redrive`` brings it back).
-
-    See :func:`mark_succeeded` for the arguments and result.
-    """
-    values = {"status": DEAD_LETTER, "updated": now, "last_error": error}
-    return _finish(conn, invocation_id, attempt, values)
-
-
 def redrive(
     conn: Connection,
     *,
     now: float,
     ids: Sequence[str] | None = None,
     automation_id: str | None = None,
-    statuses: Sequence[str] = (DEAD_LETTER,),
+    statuses: Sequence[str] = (InvocationStatus.DEAD_LETTER.value,),
 ) -> int:
     """Puts parked invocations back to ``pending`` (due now, attempts reset to 0).
 
@@ -362,7 +207,7 @@ def redrive(
         now: The current time.
         ids: Only these invocations.
         automation_id: Only this automation's invocations.
-        statuses: Which statuses to redrive (dead-lettered ones by default; add ``FAILED`` to retry
+        statuses: Which statuses to redrive (dead-lettered ones by default; add ``failed`` to retry
             permanent failures too).
 
     Returns:
@@ -372,7 +217,7 @@ def redrive(
         errors.InvalidArgument: A status is not redrivable (only ``failed``, ``dead_letter``).
     """
     for status in statuses:
-        if status not in (FAILED, DEAD_LETTER):
+        if status not in (InvocationStatus.FAILED.value, InvocationStatus.DEAD_LETTER.value):
             raise errors.InvalidArgument("statuses", f"{status!r} cannot be redriven")
     stmt = sa.update(_T).where(_T.c.status.in_(list(statuses)))
     if ids is not None:
@@ -381,7 +226,9 @@ def redrive(
         stmt = stmt.where(_T.c.id.in_(list(ids)))
     if automation_id is not None:
         stmt = stmt.where(_T.c.automation_id == automation_id)
-    stmt = stmt.values(status=PENDING, attempts=0, next_attempt_at=now, updated=now)
+    stmt = stmt.values(
+        status=InvocationStatus.PENDING.value, attempts=0, next_attempt_at=now, updated=now
+    )
     return conn.execute(stmt).rowcount
 
 
@@ -425,22 +272,6 @@ def list_page(
     )
 
 
-def count_by_status(conn: Connection) -> dict[str, int]:
-    """Returns status -> number of invocations (every status present, zero included)."""
-    counts = dict.fromkeys(STATUSES, 0)
-    query = sa.select(_T.c.status, sa.func.count()).group_by(_T.c.status)
-    for status, n in conn.execute(query):
-        counts[status] = int(n)
-    return counts
-
-
-def next_due(conn: Connection) -> float | None:
-    """Returns the earliest ``next_attempt_at`` of a pending or running invocation, or None."""
-    query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(_T.c.status.in_([PENDING, RUNNING]))
-    value = conn.execute(query).scalar()
-    return None if value is None else float(value)
-
-
 def purge(conn: Connection, older_than: float, *, limit: int = 50_000) -> int:
     """Deletes finished invocations (succeeded, failed) created before ``older_than``.
 
@@ -459,7 +290,12 @@ def purge(conn: Connection, older_than: float, *, limit: int = 50_000) -> int:
     # whose "succeeded" range is nearly the whole table
     doomed = (
         sa.select(_T.c.id)
-        .where(_T.c.created < older_than, sa.func.lower(_T.c.status).in_([SUCCEEDED, FAILED]))
+        .where(
+            _T.c.created < older_than,
+            sa.func.lower(_T.c.status).in_(
+                [InvocationStatus.SUCCEEDED.value, InvocationStatus.FAILED.value]
+            ),
+        )
         .order_by(_T.c.created, _T.c.id)
         .limit(limit)
     )
@@ -475,7 +311,11 @@ def release_running(conn: Connection, now: float) -> int:
     Returns:
         The number of invocations released.
     """
-    stmt = sa.update(_T).where(_T.c.status == RUNNING).values(status=PENDING, next_attempt_at=now)
+    stmt = (
+        sa.update(_T)
+        .where(_T.c.status == InvocationStatus.RUNNING.value)
+        .values(status=InvocationStatus.PENDING.value, next_attempt_at=now)
+    )
     return conn.execute(stmt).rowcount
 
 
@@ -497,35 +337,18 @@ class Stats:
 def stats(conn: Connection) -> Stats:
     """Reads the outbox's open work (two index-backed aggregates)."""
     open_query = sa.select(sa.func.count(), sa.func.min(_T.c.created)).where(
-        _T.c.status.in_([PENDING, RUNNING])
+        _T.c.status.in_([InvocationStatus.PENDING.value, InvocationStatus.RUNNING.value])
     )
     count, oldest = conn.execute(open_query).one()
-    due_query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(_T.c.status == PENDING)
+    due_query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(
+        _T.c.status == InvocationStatus.PENDING.value
+    )
     due = conn.execute(due_query).scalar()
     return Stats(
         open=int(count or 0),
         oldest_created=None if oldest is None else float(oldest),
         next_due=None if due is None else float(due),
     )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Finish:
-    """The end of one attempt, for :func:`finish_many`.
-
-    Attributes:
-        id: The invocation.
-        status: ``succeeded``, ``failed``, ``dead_letter``, or ``pending`` (a retry).
-        error: The new ``last_error`` (None clears it).
-        next_attempt_at: When a retry is due (``pending``); ignored otherwise.
-        result: What the executor returned (``succeeded``), JSON-serializable.
-    """
-
-    id: str
-    status: str
-    error: str | None = None
-    next_attempt_at: float | None = None
-    result: Any = None
 
 
 _RUNNING_ATTEMPTS = sa.text(
@@ -586,7 +409,7 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
             [
                 {
                     "id": f.id,
-                    "status": f.status,
+                    "status": str(f.status),
                     "updated": now,
                     "last_error": f.error,
                     "next_attempt_at": f.next_attempt_at,
@@ -602,7 +425,7 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
     dbapi = sql.dbapi(conn)
     by_id = {  # one row per id, the last one winning, as with one UPDATE after the other
         f.id: (
-            f.status,
+            str(f.status),
             now,
             f.error,
             f.next_attempt_at,

@@ -9,7 +9,7 @@ import pytest
 from automations.domain import errors
 from automations.store import automations_repo, firings_repo, state_repo
 from automations.store.database import Database
-from tests.integration.store.helpers import automation, firing
+from tests.factories import automation, firing
 
 pytestmark = pytest.mark.integration
 

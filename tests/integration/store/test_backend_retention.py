@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from automations.domain import events, prefect_json
+from automations.domain import events, invocations, prefect_json
 from automations.engine import trigger_engine
 from automations.engine.rete import runtime
 from automations.pipeline import service
@@ -58,7 +58,15 @@ def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_pat
     with db.write() as conn:  # park the second invocation as a dead letter
         (parked,) = [i for i in outbox_repo.list_page(conn)[0] if i.action_type == "acme.parked"]
         outbox_repo.claim_due(conn, clock.now, 10)
-        outbox_repo.mark_dead_letter(conn, parked.id, now=clock.now, error="gave up")
+        outbox_repo.finish_many(
+            conn,
+            [
+                invocations.Finish(
+                    parked.id, invocations.InvocationStatus.DEAD_LETTER, error="gave up"
+                )
+            ],
+            now=clock.now,
+        )
 
     with db.read() as conn:
         assert len(firings_repo.list_page(conn)[0]) == 1
@@ -70,6 +78,8 @@ def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_pat
     with db.read() as conn:
         assert firings_repo.list_page(conn)[0] == []
         left = outbox_repo.list_page(conn)[0]
-    assert [(i.action_type, i.status) for i in left] == [("acme.parked", outbox_repo.DEAD_LETTER)]
+    assert [(i.action_type, i.status) for i in left] == [
+        ("acme.parked", invocations.InvocationStatus.DEAD_LETTER)
+    ]
     assert backend.list_events(page_size=10, page_token="")[0] == []
     db.dispose()

@@ -10,7 +10,7 @@ import pytest
 
 from automations.store import checkpointer, event_log
 from automations.store.database import Database
-from tests.integration.store.helpers import event
+from tests.factories import event
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from automations.domain import errors
 from automations.store import event_log
 from automations.store.database import Database
-from tests.integration.store.helpers import event
+from tests.factories import event
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from automations.domain import errors
 from automations.domain.events import Event
 from automations.store import event_log
 from automations.store.database import Database
-from tests.integration.store.helpers import event
+from tests.factories import event
 
 pytestmark = pytest.mark.integration
 

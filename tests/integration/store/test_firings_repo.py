@@ -7,7 +7,7 @@ import pytest
 from automations.domain import errors
 from automations.store import firings_repo
 from automations.store.database import Database
-from tests.integration.store.helpers import firing
+from tests.factories import firing
 
 pytestmark = pytest.mark.integration
 

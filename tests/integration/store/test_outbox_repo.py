@@ -2,53 +2,45 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import sqlalchemy as sa
 
 from automations.domain import errors
-from automations.store import outbox_repo
+from automations.domain.invocations import Finish, InvocationStatus
+from automations.store import outbox_repo, tables
 from automations.store.database import Database
-from automations.store.outbox_repo import Invocation
+from tests.factories import invocation
 
 pytestmark = pytest.mark.integration
 
 
-def invocation(n: int, *, due: float = 10.0, automation_id: str = "a1") -> Invocation:
-    return Invocation(
-        id=f"i{n}",
-        automation_id=automation_id,
-        firing_id=f"f{n}",
-        action_index=0,
-        action_type="webhook",
-        idempotency_key=f"a1/f{n}/0",
-        request={"url": "http://x", "n": n},
-        next_attempt_at=due,
-        created=float(n),
-        updated=float(n),
-    )
+def finish_current(
+    conn, finishes: list[Finish], *, claims: dict[str, int], now: float
+) -> list[str]:
+    """Records outcomes as the engine does: only for claims that are still current."""
+    current = outbox_repo.running_attempts(conn, [f.id for f in finishes])
+    kept = [f for f in finishes if current.get(f.id) == claims[f.id]]
+    outbox_repo.finish_many(conn, kept, now=now)
+    return [f.id for f in kept]
 
 
 def test_insert_skips_repeated_ids_and_idempotency_keys(db: Database) -> None:
+    same_key = dataclasses.replace(invocation(1), id="other")
     with db.write() as conn:
-        assert outbox_repo.insert_many(conn, [invocation(1), invocation(2)]) == ["i1", "i2"]
-        same_key = Invocation(
-            id="other",
-            automation_id="a1",
-            firing_id="f1",
-            action_index=0,
-            action_type="webhook",
-            idempotency_key="a1/f1/0",
-            request={},
-        )
-        assert outbox_repo.insert_many(conn, [invocation(1), same_key, invocation(3)]) == ["i3"]
+        outbox_repo.add_many(conn, [invocation(1), invocation(2)])
+        outbox_repo.add_many(conn, [invocation(1), same_key, invocation(3)])
     with db.read() as conn:
         assert outbox_repo.get(conn, "i1") == invocation(1)
+        assert [i.id for i in outbox_repo.list_page(conn)[0]] == ["i1", "i2", "i3"]
         with pytest.raises(errors.NotFound):
             outbox_repo.get(conn, "other")
 
 
 def test_claim_takes_due_rows_earliest_first_and_leases_them(db: Database) -> None:
     with db.write() as conn:
-        outbox_repo.insert_many(
+        outbox_repo.add_many(
             conn, [invocation(1, due=30.0), invocation(2, due=10.0), invocation(3, due=99.0)]
         )
         claimed = outbox_repo.claim_due(conn, now=50.0, limit=10, lease=20.0)
@@ -57,42 +49,45 @@ def test_claim_takes_due_rows_earliest_first_and_leases_them(db: Database) -> No
             (c.status, c.attempts, c.next_attempt_at) == ("running", 1, 70.0) for c in claimed
         )
         assert outbox_repo.claim_due(conn, now=60.0, limit=10) == []  # leased
-        assert outbox_repo.next_due(conn) == 70.0
         reclaimed = outbox_repo.claim_due(conn, now=70.0, limit=1, lease=20.0)  # lease expired
         assert [(c.id, c.attempts) for c in reclaimed] == [("i1", 2)]  # ties: by id
 
 
 def test_outcomes_apply_only_to_the_current_claim(db: Database) -> None:
+    done = Finish("i1", InvocationStatus.SUCCEEDED, result={"ok": True})
     with db.write() as conn:
-        outbox_repo.insert_many(conn, [invocation(1)])
+        outbox_repo.add_many(conn, [invocation(1)])
         first = outbox_repo.claim_due(conn, now=10.0, limit=1, lease=5.0)[0]
         second = outbox_repo.claim_due(conn, now=20.0, limit=1, lease=5.0)[0]  # took over
-        assert not outbox_repo.mark_succeeded(conn, "i1", now=21.0, attempt=first.attempts)
-        assert outbox_repo.mark_succeeded(
-            conn, "i1", now=21.0, result={"ok": True}, attempt=second.attempts
-        )
-        assert not outbox_repo.mark_failed(conn, "i1", now=22.0, error="late")  # not running
-        done = outbox_repo.get(conn, "i1")
-    assert (done.status, done.result, done.attempts) == ("succeeded", {"ok": True}, 2)
+        assert finish_current(conn, [done], claims={"i1": first.attempts}, now=21.0) == []
+        assert finish_current(conn, [done], claims={"i1": second.attempts}, now=21.0) == ["i1"]
+        late = Finish("i1", InvocationStatus.FAILED, error="late")
+        outbox_repo.finish_many(conn, [late], now=22.0)  # not running any more: left alone
+        stored = outbox_repo.get(conn, "i1")
+    assert (stored.status, stored.result, stored.attempts) == ("succeeded", {"ok": True}, 2)
+    assert stored.status is InvocationStatus.SUCCEEDED
 
 
 def test_retry_then_dead_letter_then_redrive(db: Database) -> None:
     with db.write() as conn:
-        outbox_repo.insert_many(conn, [invocation(1), invocation(2)])
+        outbox_repo.add_many(conn, [invocation(1), invocation(2)])
         outbox_repo.claim_due(conn, now=10.0, limit=2)
-        assert outbox_repo.mark_retry(conn, "i1", now=11.0, next_attempt_at=15.0, error="503")
-        assert outbox_repo.mark_failed(conn, "i2", now=11.0, error="400 bad request")
+        outbox_repo.finish_many(
+            conn,
+            [
+                Finish("i1", InvocationStatus.PENDING, error="503", next_attempt_at=15.0),
+                Finish("i2", InvocationStatus.FAILED, error="400 bad request"),
+            ],
+            now=11.0,
+        )
         assert outbox_repo.claim_due(conn, now=14.0, limit=5) == []
         retried = outbox_repo.claim_due(conn, now=15.0, limit=5)
         assert [(r.id, r.attempts, r.last_error) for r in retried] == [("i1", 2, "503")]
-        assert outbox_repo.mark_dead_letter(conn, "i1", now=16.0, error="gave up")
-        assert outbox_repo.count_by_status(conn) == {
-            "pending": 0,
-            "running": 0,
-            "succeeded": 0,
-            "failed": 1,
-            "dead_letter": 1,
-        }
+        outbox_repo.finish_many(
+            conn, [Finish("i1", InvocationStatus.DEAD_LETTER, error="gave up")], now=16.0
+        )
+        statuses = {i.id: i.status for i in outbox_repo.list_page(conn)[0]}
+        assert statuses == {"i1": "dead_letter", "i2": "failed"}
         assert outbox_repo.redrive(conn, now=30.0) == 1
         assert outbox_repo.redrive(conn, now=30.0, ids=["i2"], statuses=["failed"]) == 1
         again = outbox_repo.claim_due(conn, now=30.0, limit=5)
@@ -106,7 +101,7 @@ def test_redrive_refuses_live_statuses(db: Database) -> None:
 
 def test_list_pages_in_creation_order_with_filters(db: Database) -> None:
     with db.write() as conn:
-        outbox_repo.insert_many(
+        outbox_repo.add_many(
             conn, [invocation(i, automation_id="a1" if i < 5 else "a2") for i in range(8)]
         )
         outbox_repo.claim_due(conn, now=10.0, limit=3)
@@ -127,18 +122,45 @@ def test_list_pages_in_creation_order_with_filters(db: Database) -> None:
 
 def test_purge_keeps_dead_letters_and_live_rows(db: Database) -> None:
     with db.write() as conn:
-        outbox_repo.insert_many(conn, [invocation(i) for i in range(3)])
+        outbox_repo.add_many(conn, [invocation(i) for i in range(3)])
         outbox_repo.claim_due(conn, now=10.0, limit=3)
-        outbox_repo.mark_succeeded(conn, "i0", now=11.0)
-        outbox_repo.mark_dead_letter(conn, "i1", now=11.0, error="x")
+        outbox_repo.finish_many(
+            conn,
+            [
+                Finish("i0", InvocationStatus.SUCCEEDED),
+                Finish("i1", InvocationStatus.DEAD_LETTER, error="x"),
+            ],
+            now=11.0,
+        )
         assert outbox_repo.purge(conn, 100.0) == 1
         assert sorted(i.id for i in outbox_repo.list_page(conn)[0]) == ["i1", "i2"]
 
 
 def test_duplicates_within_one_insert_keep_the_first(db: Database) -> None:
+    second = dataclasses.replace(invocation(1), action_index=7)
     with db.write() as conn:
-        assert outbox_repo.insert_many(conn, [invocation(1), invocation(2), invocation(1)]) == [
-            "i1",
-            "i2",
-        ]
+        outbox_repo.add_many(conn, [invocation(1), invocation(2), second])
+    with db.read() as conn:
         assert outbox_repo.get(conn, "i1") == invocation(1)
+
+
+def test_release_running_makes_in_flight_invocations_due_again(db: Database) -> None:
+    with db.write() as conn:
+        outbox_repo.add_many(conn, [invocation(1), invocation(2, due=500.0)])
+        outbox_repo.claim_due(conn, now=10.0, limit=5, lease=60.0)
+        assert outbox_repo.release_running(conn, 20.0) == 1
+        again = outbox_repo.claim_due(conn, now=20.0, limit=5)
+    assert [(i.id, i.attempts) for i in again] == [("i1", 2)]
+
+
+def test_requests_written_before_the_typed_request_still_read(db: Database) -> None:
+    """A chain-cut row of the first release kept only the action and the automation."""
+    with db.write() as conn:
+        outbox_repo.add_many(conn, [invocation(1)])
+        old = b'{"action": {"type": "call-webhook", "url": "http://x"}, "automation": {"id": "a1"}}'
+        table = tables.action_invocations
+        conn.execute(sa.update(table).where(table.c.id == "i1").values(request=old))
+    with db.read() as conn:
+        stored = outbox_repo.get(conn, "i1").request
+    assert (stored.action.type, stored.action.parameters) == ("call-webhook", {"url": "http://x"})
+    assert (stored.automation.id, stored.depth, stored.on_trigger) == ("a1", 0, False)

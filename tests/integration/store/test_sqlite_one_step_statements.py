@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 
+from automations.domain import actions, invocations
 from automations.domain import firings as firings_
+from automations.domain.invocations import Finish, InvocationStatus
 from automations.store import firings_repo, outbox_repo, sqlite_batch, state_repo
 from automations.store.database import Database
-from automations.store.outbox_repo import Finish, Invocation
+from tests import factories
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +52,16 @@ def traced(conn: Any) -> Iterator[list[str]]:
         dbapi.set_trace_callback(None)
 
 
-def invocation(n: int) -> Invocation:
-    return Invocation(
+def invocation(n: int) -> invocations.Invocation:
+    action = actions.Action(
+        "call-webhook", {"url": "http://x", "n": n, "text": 'quote " and \\ and ünïcode'}
+    )
+    return factories.invocation(
+        n,
         id=f"i{n:04d}",
-        automation_id="a1",
         firing_id=f"f{n % 7}",
         action_index=n % 3,
-        action_type="webhook",
-        idempotency_key=f"a1/f{n}/0",
-        request={"url": "http://x", "n": n, "text": 'quote " and \\ and ünïcode'},
+        action=action,
         next_attempt_at=TIMES[n % len(TIMES)] - 1e8,
         created=TIMES[n % len(TIMES)],
         updated=TIMES[(n + 1) % len(TIMES)],
@@ -79,7 +82,10 @@ def test_adding_claiming_and_finishing_500_invocations_runs_a_handful_of_stateme
         current = outbox_repo.running_attempts(conn, [c.id for c in claimed])
         outbox_repo.finish_many(
             conn,
-            [Finish(id=c.id, status="succeeded", result={"ok": c.id}) for c in claimed],
+            [
+                Finish(id=c.id, status=InvocationStatus.SUCCEEDED, result={"ok": c.id})
+                for c in claimed
+            ],
             now=TIMES[1],
         )
         assert len(statements) == 2
@@ -117,9 +123,16 @@ def test_finishing_only_touches_running_rows_and_keeps_the_last_outcome_of_an_id
         outbox_repo.finish_many(
             conn,
             [
-                Finish(id=running[0], status="pending", error="first", next_attempt_at=5.0),
-                Finish(id=running[0], status="failed", error="last"),
-                Finish(id="i0001" if running[0] == "i0002" else "i0002", status="failed"),
+                Finish(
+                    id=running[0],
+                    status=InvocationStatus.PENDING,
+                    error="first",
+                    next_attempt_at=5.0,
+                ),
+                Finish(id=running[0], status=InvocationStatus.FAILED, error="last"),
+                Finish(
+                    id="i0001" if running[0] == "i0002" else "i0002", status=InvocationStatus.FAILED
+                ),
             ],
             now=TIMES[2],
         )

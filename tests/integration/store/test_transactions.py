@@ -7,8 +7,7 @@ import sqlalchemy as sa
 
 from automations.store import automations_repo, event_log, firings_repo, outbox_repo, state_repo
 from automations.store.database import Database
-from automations.store.outbox_repo import Invocation
-from tests.integration.store.helpers import automation, event, firing
+from tests.factories import automation, event, firing, invocation
 
 pytestmark = pytest.mark.integration
 
@@ -18,17 +17,15 @@ def write_everything(conn: sa.Connection, suffix: str) -> None:
     event_log.append(conn, [event(f"e-{suffix}-{i}") for i in range(700)])
     state_repo.upsert_many(conn, [(f"a-{suffix}", "t", "bucket", "k", {"n": 1}, 5.0)])
     firings_repo.insert_many(conn, [firing(f"f-{suffix}", automation_id=f"a-{suffix}")])
-    outbox_repo.insert_many(
+    outbox_repo.add_many(
         conn,
         [
-            Invocation(
-                id=f"i-{suffix}",
+            invocation(
+                0,
                 automation_id=f"a-{suffix}",
+                id=f"i-{suffix}",
                 firing_id=f"f-{suffix}",
-                action_index=0,
-                action_type="do-nothing",
                 idempotency_key=f"k-{suffix}",
-                request={},
             )
         ],
     )

@@ -17,9 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from automations.actions import dispatcher, executor_client, outcomes, planning, retry
-from automations.domain import events, firings
+from automations.domain import events, firings, invocations
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
-from automations.store import outbox_repo
 
 
 class Executor(executor_service_pb2_grpc.ExecutorServiceServicer):
@@ -91,15 +90,17 @@ def job(action: dict[str, Any], *, attempts: int = 1, created: float = 0.0) -> p
         triggering_event=event,
         triggering_labels={"prefect.resource.id": "o.7"},
     )
-    invocation = outbox_repo.Invocation(
+    invocation = invocations.Invocation(
         id="k1",
         automation_id="a1",
         firing_id="f1",
         action_index=0,
         action_type=action["type"],
         idempotency_key="k1",
-        request={"action": action, "automation": {"id": "a1", "name": "orders"}, "depth": 0},
-        status=outbox_repo.RUNNING,
+        request=invocations.InvocationRequest.from_json(
+            {"action": action, "automation": {"id": "a1", "name": "orders"}, "depth": 0}
+        ),
+        status=invocations.InvocationStatus.RUNNING,
         attempts=attempts,
         created=created,
     )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from automations.actions import lifecycle, planning
-from automations.domain import automations, events, firings, prefect_json
-from automations.store import outbox_repo
+from automations.domain import automations, events, firings, invocations, prefect_json
 
 
 def automation() -> automations.Automation:
@@ -49,7 +48,7 @@ def test_fresh_invocations_are_leased_to_the_dispatcher_or_left_pending() -> Non
     leased = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
     webhook = leased.invocations[0]
     assert (webhook.status, webhook.attempts, webhook.next_attempt_at) == (
-        outbox_repo.RUNNING,
+        invocations.InvocationStatus.RUNNING,
         1,
         161.0,
     )
@@ -58,7 +57,7 @@ def test_fresh_invocations_are_leased_to_the_dispatcher_or_left_pending() -> Non
     )
     webhook = queued.invocations[0]
     assert (webhook.status, webhook.attempts, webhook.next_attempt_at) == (
-        outbox_repo.PENDING,
+        invocations.InvocationStatus.PENDING,
         0,
         101.0,
     )
@@ -71,7 +70,7 @@ def test_do_nothing_is_done_as_it_is_planned_with_its_executed_event() -> None:
     executed = plan.events[-1][0]
     assert executed.event == lifecycle.ACTION_EXECUTED
     assert executed.payload["invocation"] == done.id
-    assert executed.follows == done.request["action_triggered_event_id"]
+    assert executed.follows == done.request.action_triggered_event_id
 
 
 def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> None:
@@ -96,7 +95,7 @@ def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> 
         "action_type": "call-webhook",
         "invocation": plan.invocations[0].id,
     }
-    assert plan.invocations[0].request["action_triggered_event_id"] == action_event.id
+    assert plan.invocations[0].request.action_triggered_event_id == action_event.id
 
 
 def test_action_triggered_does_not_follow_an_event_older_than_five_minutes() -> None:
@@ -120,7 +119,7 @@ def test_the_loop_guard_writes_failed_invocations_and_no_event_at_the_limit() ->
     plan = planning.plan_firing(automation(), firing(), depth=4, now=101.0, lease=60.0, max_depth=4)
     assert plan.events == []
     assert plan.capped == [firing()]
-    assert {i.status for i in plan.invocations} == {outbox_repo.FAILED}
+    assert {i.status for i in plan.invocations} == {invocations.InvocationStatus.FAILED}
     assert all("chain cut" in (i.last_error or "") for i in plan.invocations)
     below = planning.plan_firing(
         automation(), firing(), depth=3, now=101.0, lease=60.0, max_depth=4

@@ -52,7 +52,9 @@ import grpc
 from google.protobuf import message as message_
 from grpc_status import rpc_status
 
-from automations.api import channels, convert, paging
+from automations import transport
+from automations.api import convert
+from automations.client import _paging
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_pb2,
@@ -220,7 +222,7 @@ class Client:
         if batch_size < 1 or max_attempts < 1:
             raise ValueError("batch_size and max_attempts must be at least 1")
         self._own_channel = channel is None
-        self._channel: grpc.Channel = channel or channels.open_channel(
+        self._channel: grpc.Channel = channel or transport.open_channel(
             target,
             tls=tls,
             root_certificates=root_certificates,
@@ -419,7 +421,7 @@ class Client:
             )
             return list(reply.automations), reply.next_page_token
 
-        return [convert.automation_to_prefect_json(a) for a in paging.pages(fetch, limit)]
+        return [convert.automation_to_prefect_json(a) for a in _paging.pages(fetch, limit)]
 
     def delete_automation(self, automation_id: str) -> None:
         """Deletes an automation and its trigger state (its firings are kept).
@@ -456,7 +458,7 @@ class Client:
             reply = self._call(lambda: self._automations.ListFirings(request, timeout=self.timeout))
             return list(reply.firings), reply.next_page_token
 
-        return [_firing_json(f) for f in paging.pages(fetch, limit)]
+        return [_firing_json(f) for f in _paging.pages(fetch, limit)]
 
     # ---------------------------------------------------------------------------- helpers
 

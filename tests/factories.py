@@ -1,11 +1,11 @@
-"""Builders shared by the store tests."""
+"""Builders of domain objects shared by the tests: events, automations, firings, invocations."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from automations.domain import automations, prefect_json
+from automations.domain import actions, automations, invocations, prefect_json
 from automations.domain.events import Event
 from automations.domain.firings import Firing
 
@@ -84,3 +84,46 @@ def firing(
         triggering_labels={"prefect.resource.id": "prefect.flow-run.1"},
         child_firings=(child,) if with_child else (),
     )
+
+
+def request(
+    action: actions.Action | None = None,
+    *,
+    automation_id: str = "a1",
+    name: str = "orders",
+    depth: int = 0,
+    on_trigger: bool = False,
+) -> invocations.InvocationRequest:
+    return invocations.InvocationRequest(
+        action=action or actions.Action("call-webhook", {"url": "http://x"}),
+        automation=invocations.AutomationSummary(id=automation_id, name=name),
+        depth=depth,
+        triggered_event_id="t-ev",
+        action_triggered_event_id="at-ev",
+        on_trigger=on_trigger,
+    )
+
+
+def invocation(
+    n: int,
+    *,
+    due: float = 10.0,
+    automation_id: str = "a1",
+    action: actions.Action | None = None,
+    **fields: Any,
+) -> invocations.Invocation:
+    """The n-th invocation of automation ``automation_id`` (id ``i{n}``), pending and due at ``due``."""
+    values: dict[str, Any] = {
+        "id": f"i{n}",
+        "automation_id": automation_id,
+        "firing_id": f"f{n}",
+        "action_index": 0,
+        "action_type": (action.type if action else "call-webhook"),
+        "idempotency_key": f"{automation_id}/f{n}/0",
+        "request": request(action, automation_id=automation_id),
+        "next_attempt_at": due,
+        "created": float(n),
+        "updated": float(n),
+    }
+    values.update(fields)
+    return invocations.Invocation(**values)

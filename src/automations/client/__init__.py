@@ -1,0 +1,28 @@
+"""``automations.Client``: a small typed client over the generated gRPC stubs.
+
+The public surface of the client side; the code lives in private modules behind it
+(``_client``: the client and its errors, ``_paging``: following ``next_page_token``). It loads
+gRPC, protobuf and the domain model, never the server's code (SQLAlchemy, durable_rules).
+"""
+
+from __future__ import annotations
+
+from automations.client._client import (
+    CallError,
+    Client,
+    ClientError,
+    EventInput,
+    EventResult,
+    EventsRejected,
+)
+from automations.client._paging import pages
+
+__all__ = [
+    "CallError",
+    "Client",
+    "ClientError",
+    "EventInput",
+    "EventResult",
+    "EventsRejected",
+    "pages",
+]
