@@ -53,7 +53,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from automations.api import convert
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 from automations.v1 import (
     automation_service_pb2,
@@ -62,6 +61,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from bench import harness
 
 ACTION_TYPE = "bench.noop"
@@ -425,7 +425,7 @@ def _create(addr: str, event_name: str, actions: int) -> None:
     with grpc.insecure_channel(addr) as channel:
         automation_service_pb2_grpc.AutomationServiceStub(channel).CreateAutomation(
             automation_service_pb2.CreateAutomationRequest(
-                automation=convert.automation_proto_from_prefect_json(automation)
+                automation=wire_automations.automation_proto_from_prefect_json(automation)
             ),
             timeout=30,
         )

@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 
-from automations.api import convert
 from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
@@ -23,6 +22,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from bench import harness, workloads
 
 PREFECT = {
@@ -46,7 +46,7 @@ def _stubs(addr: str) -> tuple[Any, Any, grpc.Channel]:
 def create(stub: Any, data: dict[str, Any]) -> str:
     reply = stub.CreateAutomation(
         automation_service_pb2.CreateAutomationRequest(
-            automation=convert.automation_proto_from_prefect_json(data)
+            automation=wire_automations.automation_proto_from_prefect_json(data)
         )
     )
     return str(reply.name.split("/", 1)[1])

@@ -10,7 +10,6 @@ from typing import Any
 
 import grpc
 
-from automations.api import convert
 from automations.v1 import (
     action_invocation_pb2,
     automation_service_pb2,
@@ -19,6 +18,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from automations.wire import structs
 from tests.integration.engine_process import EngineProcess
 
@@ -36,7 +36,7 @@ class Client:
     def create(self, data: dict[str, Any]) -> str:
         reply = self.automations.CreateAutomation(
             automation_service_pb2.CreateAutomationRequest(
-                automation=convert.automation_proto_from_prefect_json(data)
+                automation=wire_automations.automation_proto_from_prefect_json(data)
             )
         )
         return str(reply.uid)

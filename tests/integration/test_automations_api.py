@@ -11,7 +11,6 @@ from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from automations.api import convert
 from automations.v1 import (
     automation_service_pb2 as pb,
 )
@@ -21,6 +20,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,9 @@ def definition(**trigger: Any) -> dict[str, Any]:
 
 def create(stub: automation_service_pb2_grpc.AutomationServiceStub, data: dict[str, Any]) -> Any:
     return stub.CreateAutomation(
-        pb.CreateAutomationRequest(automation=convert.automation_proto_from_prefect_json(data))
+        pb.CreateAutomationRequest(
+            automation=wire_automations.automation_proto_from_prefect_json(data)
+        )
     )
 
 
@@ -98,7 +100,7 @@ def test_invalid_trigger_is_refused_with_reason_and_field_path_and_nothing_is_wr
             "triggers": [{"expect": ["a"]}, {"posture": "Proactive", "within": 30}],
         },
     }
-    message = convert.automation_proto_from_prefect_json(good)
+    message = wire_automations.automation_proto_from_prefect_json(good)
     message.trigger.compound.triggers[1].event.within.seconds = 3  # below Prefect's 10 s minimum
     with pytest.raises(grpc.RpcError) as info:
         automations_stub.CreateAutomation(pb.CreateAutomationRequest(automation=message))
@@ -110,7 +112,7 @@ def test_invalid_trigger_is_refused_with_reason_and_field_path_and_nothing_is_wr
 
 
 def test_validate_only_stores_nothing(automations_stub: Any) -> None:
-    message = convert.automation_proto_from_prefect_json(definition())
+    message = wire_automations.automation_proto_from_prefect_json(definition())
     reply = automations_stub.CreateAutomation(
         pb.CreateAutomationRequest(automation=message, validate_only=True)
     )
@@ -122,7 +124,9 @@ def test_update_with_mask_changes_only_the_named_fields_and_stale_etags_abort(
     automations_stub: Any,
 ) -> None:
     created = create(automations_stub, definition())
-    patch = convert.automation_proto_from_prefect_json(dict(definition(), description="new"))
+    patch = wire_automations.automation_proto_from_prefect_json(
+        dict(definition(), description="new")
+    )
     patch.name = created.name
     patch.display_name = "ignored because not in the mask"
     updated = automations_stub.UpdateAutomation(
@@ -196,7 +200,7 @@ def test_disabled_automations_do_not_fire_and_enabling_reloads(
 
 def test_simulate_returns_the_firings_of_timed_events(automations_stub: Any) -> None:
     request = pb.SimulateAutomationRequest(
-        automation=convert.automation_proto_from_prefect_json(definition())
+        automation=wire_automations.automation_proto_from_prefect_json(definition())
     )
     for i, (t, resource) in enumerate([(0, "a"), (5, "b"), (10, "a")]):
         item = request.events.add()
@@ -217,7 +221,9 @@ def test_an_update_keeps_unchanged_trigger_state_and_resets_changed_triggers(
 ) -> None:
     created = create(automations_stub, definition())  # threshold 2 per order
     publish(events_stub, ("order.failed", "o1"))
-    patch = convert.automation_proto_from_prefect_json(dict(definition(), description="renamed"))
+    patch = wire_automations.automation_proto_from_prefect_json(
+        dict(definition(), description="renamed")
+    )
     patch.name = created.name
     automations_stub.UpdateAutomation(
         pb.UpdateAutomationRequest(
@@ -229,7 +235,7 @@ def test_an_update_keeps_unchanged_trigger_state_and_resets_changed_triggers(
     assert len(automations_stub.ListFirings(request).firings) == 1
 
     publish(events_stub, ("order.failed", "o2"))
-    patch = convert.automation_proto_from_prefect_json(definition(threshold=3))
+    patch = wire_automations.automation_proto_from_prefect_json(definition(threshold=3))
     patch.name = created.name
     automations_stub.UpdateAutomation(
         pb.UpdateAutomationRequest(

@@ -12,7 +12,6 @@ from typing import Any
 import grpc
 import pytest
 
-from automations.api import convert
 from automations.v1 import automation_service_pb2 as pb
 from automations.v1 import (
     automation_service_pb2_grpc,
@@ -20,6 +19,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from tests.integration.engine_process import EngineProcess
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_windows_and_buckets_survive_kill_9(tmp_path: Path) -> None:
             names = {
                 key: stub.CreateAutomation(
                     pb.CreateAutomationRequest(
-                        automation=convert.automation_proto_from_prefect_json(data)
+                        automation=wire_automations.automation_proto_from_prefect_json(data)
                     )
                 ).name
                 for key, data in (

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from google.protobuf import empty_pb2
 
 from automations.actions import checks
-from automations.api import convert
 from automations.domain import automations, errors, firings, invocations
 from automations.pipeline import simulation
 from automations.pipeline import writer as writer_
@@ -26,7 +25,11 @@ from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
 )
-from automations.wire import structs
+from automations.wire import automations as wire_automations
+from automations.wire import firings as wire_firings
+from automations.wire import invocations as wire_invocations
+from automations.wire import names, structs
+from automations.wire import simulation as wire_simulation
 
 
 class Reader(Protocol):
@@ -52,7 +55,7 @@ class Reader(Protocol):
         self,
         *,
         automation_id: str | None,
-        statuses: list[str] | None,
+        statuses: list[invocations.InvocationStatus] | None,
         page_size: int,
         page_token: str,
     ) -> tuple[list[invocations.Invocation], str]:
@@ -93,22 +96,22 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if request.automation_id:
             _check_id(request.automation_id)
         now = self._clock()
-        automation = convert.automation_from_proto(
+        automation = wire_automations.automation_from_proto(
             request.automation, automation_id=automation_id, created=now, updated=now
         )
         if request.validate_only:
             checks.check_automation(automation)
-            return convert.automation_to_proto(automation)
+            return wire_automations.automation_to_proto(automation)
         stored = await self._writer.call(lambda backend: backend.create_automation(automation))
-        return convert.automation_to_proto(stored)
+        return wire_automations.automation_to_proto(stored)
 
     async def GetAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.GetAutomationRequest, context: Any
     ) -> automation_pb2.Automation:
         """Returns one automation."""
-        automation_id = convert.automation_id_from_name(request.name)
+        automation_id = names.automation_id_from_name(request.name)
         found = await asyncio.to_thread(self._reader.get_automation, automation_id)
-        return convert.automation_to_proto(found)
+        return wire_automations.automation_to_proto(found)
 
     async def ListAutomations(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.ListAutomationsRequest, context: Any
@@ -126,7 +129,8 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             )
         )
         return automation_service_pb2.ListAutomationsResponse(
-            automations=[convert.automation_to_proto(a) for a in found], next_page_token=token
+            automations=[wire_automations.automation_to_proto(a) for a in found],
+            next_page_token=token,
         )
 
     async def UpdateAutomation(  # noqa: N802 - gRPC method name
@@ -135,27 +139,29 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Replaces the fields named by ``update_mask`` (all mutable fields when it is empty)."""
         if not request.HasField("automation"):
             raise errors.InvalidArgument("automation", "is required")
-        automation_id = convert.automation_id_from_name(
+        automation_id = names.automation_id_from_name(
             request.automation.name, field="automation.name"
         )
         current = await asyncio.to_thread(self._reader.get_automation, automation_id)
-        if request.automation.etag and request.automation.etag != convert.etag(current):
+        if request.automation.etag and request.automation.etag != names.etag(current):
             raise errors.Aborted(
                 f"the automation changed since it was read (etag {request.automation.etag!r} is stale)"
             )
         mask = request.update_mask if request.HasField("update_mask") else None
-        updated = convert.apply_update(current, request.automation, mask, updated=self._clock())
+        updated = wire_automations.apply_update(
+            current, request.automation, mask, updated=self._clock()
+        )
         if request.validate_only:
             checks.check_automation(updated)
-            return convert.automation_to_proto(updated)
+            return wire_automations.automation_to_proto(updated)
         stored = await self._writer.call(lambda backend: backend.update_automation(updated))
-        return convert.automation_to_proto(stored)
+        return wire_automations.automation_to_proto(stored)
 
     async def DeleteAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.DeleteAutomationRequest, context: Any
     ) -> empty_pb2.Empty:
         """Deletes an automation and its trigger state."""
-        automation_id = convert.automation_id_from_name(request.name)
+        automation_id = names.automation_id_from_name(request.name)
         etag = request.etag or None
         await self._writer.call(lambda backend: backend.delete_automation(automation_id, etag=etag))
         return empty_pb2.Empty()
@@ -173,18 +179,18 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         return await self._set_enabled(request.name, False)
 
     async def _set_enabled(self, name: str, enabled: bool) -> automation_pb2.Automation:
-        automation_id = convert.automation_id_from_name(name)
+        automation_id = names.automation_id_from_name(name)
         now = self._clock()
         stored = await self._writer.call(
             lambda backend: backend.set_enabled(automation_id, enabled, now)
         )
-        return convert.automation_to_proto(stored)
+        return wire_automations.automation_to_proto(stored)
 
     async def SimulateAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.SimulateAutomationRequest, context: Any
     ) -> automation_service_pb2.SimulateAutomationResponse:
         """Runs the automation over timed events on a virtual clock; returns its firings."""
-        simulated = convert.simulation_from_proto(request)
+        simulated = wire_simulation.simulation_from_proto(request)
         if request.HasField("start_time"):
             start = structs.timestamp_to_seconds(request.start_time)
         elif request.events and request.events[0].WhichOneof("time") == "deliver_time":
@@ -197,7 +203,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             )
         )
         return automation_service_pb2.SimulateAutomationResponse(
-            firings=[convert.firing_to_proto(f, stored=False) for f in fired]
+            firings=[wire_firings.firing_to_proto(f, stored=False) for f in fired]
         )
 
     async def ListFirings(  # noqa: N802 - gRPC method name
@@ -213,7 +219,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             )
         )
         return automation_service_pb2.ListFiringsResponse(
-            firings=[convert.firing_to_proto(f) for f in found], next_page_token=token
+            firings=[wire_firings.firing_to_proto(f) for f in found], next_page_token=token
         )
 
     async def ListActionInvocations(  # noqa: N802 - gRPC method name
@@ -222,7 +228,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Returns action invocations (the outbox), oldest first."""
         automation_id = _list_parent(request.parent, request.page_size)
         statuses = [
-            convert.invocation_status_from_proto(state, field=f"states[{i}]")
+            wire_invocations.invocation_status_from_proto(state, field=f"states[{i}]")
             for i, state in enumerate(request.states)
         ]
         found, token = await asyncio.to_thread(
@@ -234,7 +240,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             )
         )
         return automation_service_pb2.ListActionInvocationsResponse(
-            action_invocations=[convert.invocation_to_proto(i) for i in found],
+            action_invocations=[wire_invocations.invocation_to_proto(i) for i in found],
             next_page_token=token,
         )
 
@@ -242,11 +248,11 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.RedriveActionRequest, context: Any
     ) -> action_invocation_pb2.ActionInvocation:
         """Re-queues a failed or dead-lettered invocation."""
-        invocation_id = convert.invocation_id_from_name(request.name)
+        invocation_id = names.invocation_id_from_name(request.name)
         redriven = await self._writer.call(lambda backend: backend.redrive(invocation_id))
         if self._on_redrive is not None:
             self._on_redrive()
-        return convert.invocation_to_proto(redriven)
+        return wire_invocations.invocation_to_proto(redriven)
 
 
 def _list_parent(parent: str, page_size: int) -> str | None:
@@ -254,7 +260,7 @@ def _list_parent(parent: str, page_size: int) -> str | None:
     if page_size < 0:
         raise errors.InvalidArgument("page_size", "must be >= 0")
     if parent and parent != "automations/-":
-        return convert.automation_id_from_name(parent, field="parent")
+        return names.automation_id_from_name(parent, field="parent")
     return None
 
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from automations import metrics
-from automations.api import convert
 from automations.api import errors as api_errors
 from automations.domain import errors, events, validation
 from automations.pipeline import writer as writer_
@@ -125,7 +124,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             for i, message in enumerate(messages):
                 error = rejected.get(i)
                 if error is not None:
-                    results.append(convert.rejected_event_result(i, message.id, error))
+                    results.append(wire_events.rejected_event_result(i, message.id, error))
                 else:
                     event, new = next(outcomes)
                     add(index=i, event_id=event.id, status=ACCEPTED if new else DUPLICATE)

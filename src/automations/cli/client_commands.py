@@ -16,7 +16,6 @@ import grpc
 from grpc_status import rpc_status
 
 from automations import client, transport
-from automations.api import convert
 from automations.domain import errors, prefect_json
 from automations.v1 import (
     automation_service_pb2,
@@ -24,6 +23,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from automations.wire import events as wire_events
 from automations.wire import structs
 
@@ -126,10 +126,10 @@ def automation_create(args: argparse.Namespace) -> int:
     data = _read_json(args.file)
     prefect_json.parse_automation(data)  # the same checks as the server, before any network call
     request = automation_service_pb2.CreateAutomationRequest(
-        automation=convert.automation_proto_from_prefect_json(data)
+        automation=wire_automations.automation_proto_from_prefect_json(data)
     )
     created = _call(lambda: _stub(args).CreateAutomation(request))
-    _print(args, convert.automation_to_prefect_json(created), _automation_text)
+    _print(args, wire_automations.automation_to_prefect_json(created), _automation_text)
     return 0
 
 
@@ -138,12 +138,12 @@ def automation_update(args: argparse.Namespace) -> int:
     """``automation update ID FILE.json``: replaces the automation's definition."""
     data = _read_json(args.file)
     prefect_json.parse_automation(data)
-    message = convert.automation_proto_from_prefect_json(data)
+    message = wire_automations.automation_proto_from_prefect_json(data)
     message.name = f"automations/{args.id}"
     message.etag = ""
     request = automation_service_pb2.UpdateAutomationRequest(automation=message)
     updated = _call(lambda: _stub(args).UpdateAutomation(request))
-    _print(args, convert.automation_to_prefect_json(updated), _automation_text)
+    _print(args, wire_automations.automation_to_prefect_json(updated), _automation_text)
     return 0
 
 
@@ -152,7 +152,7 @@ def automation_get(args: argparse.Namespace) -> int:
     """``automation get ID``."""
     request = automation_service_pb2.GetAutomationRequest(name=f"automations/{args.id}")
     found = _call(lambda: _stub(args).GetAutomation(request))
-    _print(args, convert.automation_to_prefect_json(found), _automation_text)
+    _print(args, wire_automations.automation_to_prefect_json(found), _automation_text)
     return 0
 
 
@@ -169,7 +169,9 @@ def automation_list(args: argparse.Namespace) -> int:
         )
         return list(reply.automations), reply.next_page_token
 
-    found = [convert.automation_to_prefect_json(a) for a in client.pages(fetch, args.limit)]
+    found = [
+        wire_automations.automation_to_prefect_json(a) for a in client.pages(fetch, args.limit)
+    ]
     _print(args, found, _automation_text)
     return 0
 
@@ -188,7 +190,7 @@ def automation_enable(args: argparse.Namespace) -> int:
     """``automation enable ID``."""
     request = automation_service_pb2.EnableAutomationRequest(name=f"automations/{args.id}")
     found = _call(lambda: _stub(args).EnableAutomation(request))
-    _print(args, convert.automation_to_prefect_json(found), _automation_text)
+    _print(args, wire_automations.automation_to_prefect_json(found), _automation_text)
     return 0
 
 
@@ -197,7 +199,7 @@ def automation_disable(args: argparse.Namespace) -> int:
     """``automation disable ID``."""
     request = automation_service_pb2.DisableAutomationRequest(name=f"automations/{args.id}")
     found = _call(lambda: _stub(args).DisableAutomation(request))
-    _print(args, convert.automation_to_prefect_json(found), _automation_text)
+    _print(args, wire_automations.automation_to_prefect_json(found), _automation_text)
     return 0
 
 

@@ -6,11 +6,11 @@ import argparse
 from typing import Any
 
 from automations import client
-from automations.api import convert
 from automations.cli import client_commands as common
 from automations.domain import prefect_json
 from automations.v1 import automation_service_pb2
-from automations.wire import structs
+from automations.wire import invocations as wire_invocations
+from automations.wire import names, structs
 
 
 def add_parser(sub: Any, with_client_flags: Any) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub: Any, with_client_flags: Any) -> None:
         "--status",
         action="append",
         default=[],
-        choices=sorted(convert.INVOCATION_STATES),
+        choices=sorted(wire_invocations.INVOCATION_STATES),
         help="only invocations in this status (repeatable)",
     )
     p.add_argument("--limit", type=int, default=None, help="print at most N")
@@ -40,7 +40,7 @@ def invocations_list(args: argparse.Namespace) -> int:
     """``invocations list [--automation ID] [--status S]... [--limit N]``."""
     stub = common._stub(args)
     parent = f"automations/{args.automation}" if args.automation else ""
-    states = [convert.INVOCATION_STATES[s] for s in args.status]
+    states = [wire_invocations.INVOCATION_STATES[s] for s in args.status]
 
     def fetch(token: str, size: int) -> tuple[list[Any], str]:
         reply = common._call(
@@ -71,7 +71,7 @@ def invocations_list(args: argparse.Namespace) -> int:
 def invocations_redrive(args: argparse.Namespace) -> int:
     """``invocations redrive ID --automation ID``."""
     stub = common._stub(args)
-    name = convert.invocation_name(args.automation, args.invocation)
+    name = names.invocation_name(args.automation, args.invocation)
     reply = common._call(
         lambda: stub.RedriveAction(automation_service_pb2.RedriveActionRequest(name=name))
     )
@@ -88,7 +88,7 @@ def invocation_json(message: Any) -> dict[str, Any]:
         "firing_id": message.firing_uid,
         "action_index": message.action_index,
         "action_type": message.action_type,
-        "status": convert.INVOCATION_STATUSES.get(message.state, "unknown"),
+        "status": wire_invocations.INVOCATION_STATUSES.get(message.state, "unknown"),
         "attempts": message.attempts,
         "next_attempt": (
             prefect_json.iso_time(structs.timestamp_to_seconds(message.next_attempt_time))

@@ -53,7 +53,6 @@ from google.protobuf import message as message_
 from grpc_status import rpc_status
 
 from automations import transport
-from automations.api import convert
 from automations.client import _paging
 from automations.domain import errors, prefect_json
 from automations.v1 import (
@@ -65,7 +64,9 @@ from automations.v1 import (
     event_service_pb2_grpc,
     firing_pb2,
 )
+from automations.wire import automations as wire_automations
 from automations.wire import events as wire_events
+from automations.wire import names, structs
 
 __all__ = ["CallError", "Client", "ClientError", "EventResult", "EventsRejected"]
 
@@ -360,7 +361,7 @@ class Client:
             CallError: INVALID_ARGUMENT with the bad field's path, ALREADY_EXISTS, ...
         """
         try:
-            message = convert.automation_proto_from_prefect_json(automation)
+            message = wire_automations.automation_proto_from_prefect_json(automation)
         except errors.InvalidArgument as exc:
             raise CallError.from_invalid(exc) from None
         message.ClearField("name")
@@ -371,7 +372,7 @@ class Client:
         created = self._call(
             lambda: self._automations.CreateAutomation(request, timeout=self.timeout)
         )
-        return convert.automation_to_prefect_json(created)
+        return wire_automations.automation_to_prefect_json(created)
 
     def update_automation(
         self, automation_id: str, automation: Mapping[str, Any]
@@ -382,16 +383,16 @@ class Client:
             CallError: NOT_FOUND, INVALID_ARGUMENT with the bad field's path, ...
         """
         try:
-            message = convert.automation_proto_from_prefect_json(automation)
+            message = wire_automations.automation_proto_from_prefect_json(automation)
         except errors.InvalidArgument as exc:
             raise CallError.from_invalid(exc) from None
-        message.name = convert.automation_name(automation_id)
+        message.name = names.automation_name(automation_id)
         message.etag = ""
         request = automation_service_pb2.UpdateAutomationRequest(automation=message)
         updated = self._call(
             lambda: self._automations.UpdateAutomation(request, timeout=self.timeout)
         )
-        return convert.automation_to_prefect_json(updated)
+        return wire_automations.automation_to_prefect_json(updated)
 
     def get_automation(self, automation_id: str) -> dict[str, Any]:
         """Returns one automation as Prefect's JSON.
@@ -400,10 +401,10 @@ class Client:
             CallError: NOT_FOUND if there is none with that id.
         """
         request = automation_service_pb2.GetAutomationRequest(
-            name=convert.automation_name(automation_id)
+            name=names.automation_name(automation_id)
         )
         found = self._call(lambda: self._automations.GetAutomation(request, timeout=self.timeout))
-        return convert.automation_to_prefect_json(found)
+        return wire_automations.automation_to_prefect_json(found)
 
     def list_automations(self, *, limit: int | None = None) -> list[dict[str, Any]]:
         """Returns the automations (oldest first) as Prefect's JSON, following pages.
@@ -421,7 +422,7 @@ class Client:
             )
             return list(reply.automations), reply.next_page_token
 
-        return [convert.automation_to_prefect_json(a) for a in _paging.pages(fetch, limit)]
+        return [wire_automations.automation_to_prefect_json(a) for a in _paging.pages(fetch, limit)]
 
     def delete_automation(self, automation_id: str) -> None:
         """Deletes an automation and its trigger state (its firings are kept).
@@ -430,7 +431,7 @@ class Client:
             CallError: NOT_FOUND if there is none with that id.
         """
         request = automation_service_pb2.DeleteAutomationRequest(
-            name=convert.automation_name(automation_id)
+            name=names.automation_name(automation_id)
         )
         self._call(lambda: self._automations.DeleteAutomation(request, timeout=self.timeout))
 
@@ -449,7 +450,7 @@ class Client:
             automation_id: Only this automation's firings; default every automation's.
             limit: At most this many; default all.
         """
-        parent = convert.automation_name(automation_id) if automation_id else ""
+        parent = names.automation_name(automation_id) if automation_id else ""
 
         def fetch(token: str, size: int) -> tuple[list[Any], str]:
             request = automation_service_pb2.ListFiringsRequest(
@@ -499,7 +500,7 @@ def _firing_json(firing: firing_pb2.Firing) -> dict[str, Any]:
         event = prefect_json.dump_event(
             wire_events.event_from_proto(
                 message,
-                received=convert.time_from_proto(message.received),
+                received=structs.timestamp_to_seconds(message.received),
                 lazy_payload=False,
             )
         )
@@ -509,7 +510,7 @@ def _firing_json(firing: firing_pb2.Firing) -> dict[str, Any]:
         "trigger_id": firing.trigger_id,
         "trigger_type": _TRIGGER_TYPES.get(firing.trigger_type, ""),
         "posture": _POSTURES.get(firing.posture),
-        "triggered": prefect_json.iso_time(convert.time_from_proto(firing.fire_time)),
+        "triggered": prefect_json.iso_time(structs.timestamp_to_seconds(firing.fire_time)),
         "triggering_event_id": firing.triggering_event_id or None,
         "triggering_event": event,
         "triggering_labels": dict(firing.triggering_labels),

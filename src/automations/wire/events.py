@@ -7,8 +7,8 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from automations.domain import events
-from automations.v1 import event_pb2
+from automations.domain import errors, events
+from automations.v1 import event_pb2, event_service_pb2
 from automations.wire import structs
 
 
@@ -87,3 +87,24 @@ def fill_payload(target: struct_pb2.Struct, payload: Mapping[str, Any]) -> None:
     else:
         target.SetInParent()
         structs.fill_struct(target, payload, field="payload")
+
+
+def event_result(
+    index: int, event_id: str, status: event_service_pb2.EventStatus.ValueType
+) -> event_service_pb2.EventResult:
+    """Returns the result of an accepted or duplicate event."""
+    return event_service_pb2.EventResult(index=index, event_id=event_id, status=status)
+
+
+def rejected_event_result(
+    index: int, event_id: str, error: errors.InvalidArgument
+) -> event_service_pb2.EventResult:
+    """Returns the result of an event that failed validation with ``error``."""
+    return event_service_pb2.EventResult(
+        index=index,
+        event_id=event_id,
+        status=event_service_pb2.EVENT_STATUS_REJECTED,
+        reason=error.reason,
+        field=error.field,
+        message=error.description,
+    )

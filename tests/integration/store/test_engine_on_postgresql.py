@@ -9,7 +9,6 @@ from pathlib import Path
 import grpc
 import pytest
 
-from automations.api import convert
 from automations.store import tables
 from automations.store.database import Database
 from automations.v1 import automation_service_pb2 as pb
@@ -19,6 +18,7 @@ from automations.v1 import (
     event_service_pb2,
     event_service_pb2_grpc,
 )
+from automations.wire import automations as wire_automations
 from tests.integration.engine_process import EngineProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -55,7 +55,7 @@ def test_engine_on_postgresql_survives_kill_9(postgres_url: str, tmp_path: Path)
             automations = automation_service_pb2_grpc.AutomationServiceStub(channel)
             created = automations.CreateAutomation(
                 pb.CreateAutomationRequest(
-                    automation=convert.automation_proto_from_prefect_json(
+                    automation=wire_automations.automation_proto_from_prefect_json(
                         {
                             "name": "two per order",
                             "actions": [{"type": "do-nothing"}],

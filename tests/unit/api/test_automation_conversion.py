@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from google.protobuf import duration_pb2
 
-from automations.api import convert
 from automations.domain import errors, prefect_json, triggers
 from automations.v1 import automation_pb2
-from automations.wire import structs
+from automations.wire import automations as wire_automations
+from automations.wire import names, structs
 
 # A deployment that should run nightly: every field of every trigger kind, nested.
 NIGHTLY_WATCH: dict[str, Any] = {
@@ -77,27 +77,29 @@ NIGHTLY_WATCH: dict[str, Any] = {
 
 
 def _parse(data: dict[str, Any]) -> Any:
-    return convert.automation_from_prefect_json(
+    return wire_automations.automation_from_prefect_json(
         data, automation_id="nightly", created=1_700_000_000.0, updated=1_700_000_100.5
     )
 
 
 def test_domain_to_proto_to_prefect_json_is_prefects_own_dump() -> None:
     automation = _parse(NIGHTLY_WATCH)
-    message = convert.automation_to_proto(automation)
-    assert convert.automation_to_prefect_json(message) == prefect_json.dump_automation(automation)
+    message = wire_automations.automation_to_proto(automation)
+    assert wire_automations.automation_to_prefect_json(message) == prefect_json.dump_automation(
+        automation
+    )
 
 
 def test_prefect_json_to_proto_and_back_validates_to_the_same_automation() -> None:
-    message = convert.automation_proto_from_prefect_json(NIGHTLY_WATCH)
-    automation = convert.automation_from_proto(
+    message = wire_automations.automation_proto_from_prefect_json(NIGHTLY_WATCH)
+    automation = wire_automations.automation_from_proto(
         message, automation_id="nightly", created=1_700_000_000.0, updated=1_700_000_100.5
     )
     assert automation == _parse(NIGHTLY_WATCH)
 
 
 def test_the_resource_fields_follow_the_aips() -> None:
-    message = convert.automation_to_proto(_parse(NIGHTLY_WATCH))
+    message = wire_automations.automation_to_proto(_parse(NIGHTLY_WATCH))
     assert message.name == "automations/nightly"
     assert message.uid == "nightly"
     assert message.display_name == "nightly watch"
@@ -106,7 +108,7 @@ def test_the_resource_fields_follow_the_aips() -> None:
     assert structs.timestamp_to_seconds(message.update_time) == 1_700_000_100.5
     assert message.etag == "1"
     assert message.owner_resource.startswith("prefect.deployment.")
-    printed = convert.automation_to_prefect_json(message)
+    printed = wire_automations.automation_to_prefect_json(message)
     assert (printed["id"], printed["created"], printed["updated"]) == (
         "nightly",
         "2023-11-14T22:13:20Z",
@@ -115,7 +117,7 @@ def test_the_resource_fields_follow_the_aips() -> None:
 
 
 def test_every_event_trigger_field_reaches_the_proto() -> None:
-    message = convert.automation_to_proto(_parse(NIGHTLY_WATCH))
+    message = wire_automations.automation_to_proto(_parse(NIGHTLY_WATCH))
     compound = message.trigger.compound
     assert compound.require_count == 2
     assert compound.within == duration_pb2.Duration(seconds=3600)
@@ -140,7 +142,7 @@ def test_every_event_trigger_field_reaches_the_proto() -> None:
 
 
 def test_composite_fields_reach_the_proto() -> None:
-    message = convert.automation_to_proto(_parse(NIGHTLY_WATCH))
+    message = wire_automations.automation_to_proto(_parse(NIGHTLY_WATCH))
     sequence = message.trigger.compound.triggers[1].sequence
     assert not sequence.HasField("within")
     assert sequence.triggers[1].event.HasField("threshold")
@@ -151,16 +153,16 @@ def test_composite_fields_reach_the_proto() -> None:
 
 
 def test_trigger_ids_are_output_and_ignored_on_input() -> None:
-    message = convert.automation_to_proto(_parse(NIGHTLY_WATCH))
+    message = wire_automations.automation_to_proto(_parse(NIGHTLY_WATCH))
     ids = {message.trigger.id, message.trigger.compound.triggers[0].id}
     assert all(len(i) == 24 for i in ids)
     message.trigger.id = "forged"
-    again = convert.automation_from_proto(message, automation_id="nightly")
+    again = wire_automations.automation_from_proto(message, automation_id="nightly")
     assert again.trigger.id in ids
 
 
 def test_action_parameters_keep_prefects_names_and_integers() -> None:
-    message = convert.automation_to_proto(_parse(NIGHTLY_WATCH))
+    message = wire_automations.automation_to_proto(_parse(NIGHTLY_WATCH))
     page = message.actions[1]
     assert page.type == "acme.page-oncall"
     assert structs.struct_to_dict(page.parameters) == {
@@ -168,7 +170,7 @@ def test_action_parameters_keep_prefects_names_and_integers() -> None:
         "escalate": True,
         "ratio": 0.5,
     }
-    printed = convert.automation_to_prefect_json(message)
+    printed = wire_automations.automation_to_prefect_json(message)
     assert printed["actions"][0]["headers"] == {"X-Team": "ops"}
     assert printed["actions_on_trigger"] == [{"type": "do-nothing"}]
 
@@ -183,7 +185,7 @@ def _minimal(**trigger: Any) -> automation_pb2.Automation:
 
 
 def test_unset_proto_fields_take_prefects_defaults() -> None:
-    automation = convert.automation_from_proto(_minimal())
+    automation = wire_automations.automation_from_proto(_minimal())
     assert automation.enabled is True
     assert automation.description == ""
     trigger = automation.trigger
@@ -194,7 +196,9 @@ def test_unset_proto_fields_take_prefects_defaults() -> None:
 
 
 def test_an_unset_proactive_within_means_ten_seconds() -> None:
-    automation = convert.automation_from_proto(_minimal(posture=automation_pb2.POSTURE_PROACTIVE))
+    automation = wire_automations.automation_from_proto(
+        _minimal(posture=automation_pb2.POSTURE_PROACTIVE)
+    )
     assert isinstance(automation.trigger, triggers.EventTrigger)
     assert automation.trigger.within == 10.0
 
@@ -202,7 +206,7 @@ def test_an_unset_proactive_within_means_ten_seconds() -> None:
 def test_an_unset_composite_within_means_no_limit() -> None:
     message = _minimal()
     message.trigger.sequence.triggers.add().event.expect.append("a")
-    automation = convert.automation_from_proto(message)
+    automation = wire_automations.automation_from_proto(message)
     assert isinstance(automation.trigger, triggers.SequenceTrigger)
     assert automation.trigger.within is None
 
@@ -216,7 +220,7 @@ def test_each_require_form_maps_to_prefects(field: str, value: Any, expected: An
     compound = message.trigger.compound
     compound.triggers.add().event.expect.append("a")
     setattr(compound, field, value)
-    automation = convert.automation_from_proto(message)
+    automation = wire_automations.automation_from_proto(message)
     assert isinstance(automation.trigger, triggers.CompoundTrigger)
     assert automation.trigger.require == expected
 
@@ -224,7 +228,7 @@ def test_each_require_form_maps_to_prefects(field: str, value: Any, expected: An
 def test_no_require_means_all() -> None:
     message = _minimal()
     message.trigger.compound.triggers.add().event.expect.append("a")
-    automation = convert.automation_from_proto(message)
+    automation = wire_automations.automation_from_proto(message)
     assert isinstance(automation.trigger, triggers.CompoundTrigger)
     assert automation.trigger.require == "all"
 
@@ -234,7 +238,7 @@ def test_no_require_means_all() -> None:
 
 def _error(message: automation_pb2.Automation) -> errors.InvalidArgument:
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.automation_from_proto(message)
+        wire_automations.automation_from_proto(message)
     return caught.value
 
 
@@ -321,19 +325,19 @@ def test_parameters_may_not_smuggle_a_type() -> None:
 def test_a_bad_prefect_file_fails_before_it_is_sent() -> None:
     bad = {**NIGHTLY_WATCH, "trigger": {"type": "event", "within": "soon"}}
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.automation_proto_from_prefect_json(bad)
+        wire_automations.automation_proto_from_prefect_json(bad)
     assert (caught.value.field, caught.value.reason) == ("trigger.within", "BAD_DURATION")
 
 
 def test_iso_durations_in_a_file_become_proto_durations() -> None:
     data = {**NIGHTLY_WATCH, "trigger": {"type": "event", "within": "PT1H30M"}}
-    message = convert.automation_proto_from_prefect_json(data)
+    message = wire_automations.automation_proto_from_prefect_json(data)
     assert message.trigger.event.within == duration_pb2.Duration(seconds=5400)
-    assert convert.automation_to_prefect_json(message)["trigger"]["within"] == 5400
+    assert wire_automations.automation_to_prefect_json(message)["trigger"]["within"] == 5400
 
 
 def test_an_id_in_a_file_becomes_the_resource_name() -> None:
-    message = convert.automation_proto_from_prefect_json({**NIGHTLY_WATCH, "id": "abc"})
+    message = wire_automations.automation_proto_from_prefect_json({**NIGHTLY_WATCH, "id": "abc"})
     assert (message.name, message.uid, message.etag) == ("automations/abc", "abc", "")
 
 
@@ -341,13 +345,13 @@ def test_an_id_in_a_file_becomes_the_resource_name() -> None:
 
 
 def test_resource_names_parse_and_print() -> None:
-    assert convert.automation_name("abc") == "automations/abc"
-    assert convert.automation_id_from_name("automations/abc") == "abc"
-    assert convert.firing_name("a", "f") == "automations/a/firings/f"
+    assert names.automation_name("abc") == "automations/abc"
+    assert names.automation_id_from_name("automations/abc") == "abc"
+    assert names.firing_name("a", "f") == "automations/a/firings/f"
 
 
 @pytest.mark.parametrize("bad", ["", "abc", "automations/", "automations/a/b", "flows/abc"])
 def test_malformed_resource_names_are_rejected(bad: str) -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.automation_id_from_name(bad)
+        names.automation_id_from_name(bad)
     assert (caught.value.field, caught.value.reason) == ("name", "INVALID_RESOURCE_NAME")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from automations.api import convert
 from automations.domain import errors, events, validation
 from automations.v1 import event_pb2, event_service_pb2
 from automations.wire import events as wire_events
@@ -107,7 +106,7 @@ def test_a_related_resource_without_a_role_is_rejected_with_its_index() -> None:
     message.related.add().labels["prefect.resource.id"] = "other"
     with pytest.raises(errors.InvalidArgument) as caught:
         validation.validate_event(wire_events.event_from_proto(message, received=NOW))
-    result = convert.rejected_event_result(4, "e1", caught.value)
+    result = wire_events.rejected_event_result(4, "e1", caught.value)
     assert result == event_service_pb2.EventResult(
         index=4,
         event_id="e1",
@@ -119,7 +118,7 @@ def test_a_related_resource_without_a_role_is_rejected_with_its_index() -> None:
 
 
 def test_accepted_and_duplicate_results_carry_index_and_id() -> None:
-    result = convert.event_result(0, "e1", event_service_pb2.EVENT_STATUS_DUPLICATE)
+    result = wire_events.event_result(0, "e1", event_service_pb2.EVENT_STATUS_DUPLICATE)
     assert (result.index, result.event_id, result.status) == (
         0,
         "e1",
@@ -135,4 +134,4 @@ def test_a_simulated_event_can_default_occurred_to_another_time() -> None:
 
 
 def test_time_from_proto_reads_seconds() -> None:
-    assert convert.time_from_proto(structs.seconds_to_timestamp(12.5)) == 12.5
+    assert structs.timestamp_to_seconds(structs.seconds_to_timestamp(12.5)) == 12.5

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from automations.api import convert
 from automations.domain import events, firings
 from automations.v1 import automation_pb2, firing_pb2
 from automations.wire import events as wire_events
+from automations.wire import firings as wire_firings
 from automations.wire import structs
 
 DEPLOY_FAILED = events.Event(
@@ -41,7 +41,7 @@ def _sequence_firing() -> firings.Firing:
 
 
 def test_a_stored_firing_has_a_resource_name_and_its_children_do_not() -> None:
-    message = convert.firing_to_proto(_sequence_firing())
+    message = wire_firings.firing_to_proto(_sequence_firing())
     assert message.name == "automations/deploys/firings/f-parent"
     assert message.uid == "f-parent"
     assert message.automation == "automations/deploys"
@@ -50,7 +50,7 @@ def test_a_stored_firing_has_a_resource_name_and_its_children_do_not() -> None:
 
 
 def test_every_field_reaches_the_proto() -> None:
-    message = convert.firing_to_proto(_sequence_firing())
+    message = wire_firings.firing_to_proto(_sequence_firing())
     assert message.trigger_id == "parent-trigger"
     assert message.trigger_type == firing_pb2.TRIGGER_TYPE_SEQUENCE
     assert message.posture == automation_pb2.POSTURE_UNSPECIFIED
@@ -74,7 +74,7 @@ def test_a_proactive_firing_without_an_event_has_none() -> None:
         triggered=90.0,
         triggering_event=None,
     )
-    message = convert.firing_to_proto(silent, stored=False)
+    message = wire_firings.firing_to_proto(silent, stored=False)
     assert message.name == ""
     assert message.posture == automation_pb2.POSTURE_PROACTIVE
     assert message.triggering_event_id == ""

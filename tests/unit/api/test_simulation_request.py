@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from automations.api import convert
 from automations.domain import errors
 from automations.v1 import automation_pb2, automation_service_pb2
+from automations.wire import simulation as wire_simulation
 
 
 def _request(*offsets: float) -> automation_service_pb2.SimulateAutomationRequest:
@@ -33,8 +33,8 @@ def test_steps_are_placed_on_the_virtual_clock() -> None:
     request = _request(0, 10)
     request.events[1].event.occurred.FromMilliseconds(9_500)
     request.until.seconds = 100
-    simulation = convert.simulation_from_proto(request)
-    assert simulation.automation.id == convert.SIMULATION_AUTOMATION_ID
+    simulation = wire_simulation.simulation_from_proto(request)
+    assert simulation.automation.id == wire_simulation.SIMULATION_AUTOMATION_ID
     assert [(at, e.id, e.occurred, e.received) for at, e in simulation.steps] == [
         (0.0, "alpha-0", 0.0, 0.0),
         (10.0, "alpha-1", 9.5, 10.0),
@@ -48,18 +48,18 @@ def test_a_start_time_shifts_offsets_but_not_absolute_times() -> None:
     step = request.events.add()
     step.deliver_time.FromSeconds(1_010)
     step.event.CopyFrom(request.events[0].event)
-    simulation = convert.simulation_from_proto(request)
+    simulation = wire_simulation.simulation_from_proto(request)
     assert [at for at, _ in simulation.steps] == [1_005.0, 1_010.0]
     assert simulation.until == 1_010.0
 
 
 def test_an_unset_until_ends_at_the_last_event() -> None:
-    assert convert.simulation_from_proto(_request(0, 7.25)).until == 7.25
+    assert wire_simulation.simulation_from_proto(_request(0, 7.25)).until == 7.25
 
 
 def test_events_out_of_order_are_rejected() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(_request(10, 5))
+        wire_simulation.simulation_from_proto(_request(10, 5))
     assert (caught.value.field, caught.value.reason) == ("events[1]", "INVALID_SIMULATION")
 
 
@@ -67,7 +67,7 @@ def test_an_event_without_a_time_is_rejected() -> None:
     request = _request(0)
     request.events[0].ClearField("offset")
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(request)
+        wire_simulation.simulation_from_proto(request)
     assert caught.value.field == "events[0]"
 
 
@@ -75,7 +75,7 @@ def test_an_event_from_the_future_is_rejected() -> None:
     request = _request(10)
     request.events[0].event.occurred.FromSeconds(11)
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(request)
+        wire_simulation.simulation_from_proto(request)
     assert caught.value.field == "events[0].event.occurred"
 
 
@@ -83,7 +83,7 @@ def test_an_invalid_event_is_named_by_its_position() -> None:
     request = _request(0, 1)
     request.events[1].event.resource.labels.clear()
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(request)
+        wire_simulation.simulation_from_proto(request)
     assert (caught.value.field, caught.value.reason) == (
         "events[1].event.resource",
         "MISSING_RESOURCE_ID",
@@ -94,7 +94,7 @@ def test_an_invalid_automation_is_named_under_automation() -> None:
     request = _request(0)
     request.automation.trigger.event.within.seconds = -1
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(request)
+        wire_simulation.simulation_from_proto(request)
     assert caught.value.field == "automation.trigger.within"
 
 
@@ -102,11 +102,11 @@ def test_until_before_the_last_event_is_rejected() -> None:
     request = _request(0, 50)
     request.until.seconds = 10
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(request)
+        wire_simulation.simulation_from_proto(request)
     assert caught.value.field == "until"
 
 
 def test_a_request_without_an_automation_is_rejected() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        convert.simulation_from_proto(automation_service_pb2.SimulateAutomationRequest())
+        wire_simulation.simulation_from_proto(automation_service_pb2.SimulateAutomationRequest())
     assert caught.value.field == "automation"

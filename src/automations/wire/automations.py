@@ -1,7 +1,4 @@
-"""Converters between the ``automations.v1`` proto messages and the domain model.
-
-Events convert field for field (times as float seconds since the epoch; the payload stays a
-``Struct`` behind a lazy mapping until something reads it, see ``structs.StructMapping``).
+"""Automations between ``automation_pb2`` messages, Prefect's automation JSON and the domain model.
 
 Automations never go straight from proto to dataclass: an ``Automation`` message is first printed
 as Prefect's automation JSON (``automation_to_prefect_json``), which
@@ -11,62 +8,40 @@ every client gets the same checks and the same field paths in errors, Prefect's:
 Prefect calls ``name`` and the proto ``display_name``; its errors name ``display_name``, because
 ``name`` is the resource name over gRPC.
 
-Output goes from the domain model to proto directly (``automation_to_proto``, ``firing_to_proto``).
+Output goes from the domain model to proto directly (``automation_to_proto``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2
 
 from automations.domain import actions as actions_
-from automations.domain import (
-    automations,
-    durations,
-    errors,
-    events,
-    firings,
-    invocations,
-    prefect_json,
-    validation,
-)
+from automations.domain import automations, durations, errors, prefect_json
 from automations.domain import triggers as triggers_
-from automations.v1 import (
-    action_invocation_pb2,
-    automation_pb2,
-    automation_service_pb2,
-    event_service_pb2,
-    firing_pb2,
-)
-from automations.wire import events as wire_events
-from automations.wire import structs
+from automations.v1 import automation_pb2
+from automations.wire import names, structs
 
-AUTOMATIONS_COLLECTION = "automations"
-"""The collection id of automations: names are ``automations/{automation}``."""
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.~-]{0,127}$")
+
+def _invalid(
+    field: str, message: str, reason: str = "INVALID_AUTOMATION"
+) -> errors.InvalidArgument:
+    return errors.InvalidArgument(field, message, reason=reason)
+
 
 _POSTURE_TO_PROTO = {
     triggers_.Posture.REACTIVE: automation_pb2.POSTURE_REACTIVE,
     triggers_.Posture.PROACTIVE: automation_pb2.POSTURE_PROACTIVE,
 }
+
 _POSTURE_TO_PREFECT = {
     automation_pb2.POSTURE_UNSPECIFIED: "Reactive",
     automation_pb2.POSTURE_REACTIVE: "Reactive",
     automation_pb2.POSTURE_PROACTIVE: "Proactive",
-}
-_FIRING_POSTURE = {
-    "Reactive": automation_pb2.POSTURE_REACTIVE,
-    "Proactive": automation_pb2.POSTURE_PROACTIVE,
-}
-_TRIGGER_TYPE = {
-    "event": firing_pb2.TRIGGER_TYPE_EVENT,
-    "compound": firing_pb2.TRIGGER_TYPE_COMPOUND,
-    "sequence": firing_pb2.TRIGGER_TYPE_SEQUENCE,
 }
 
 UPDATABLE_FIELDS: Mapping[str, str] = {
@@ -80,79 +55,6 @@ UPDATABLE_FIELDS: Mapping[str, str] = {
     "actions_on_resolve": "actions_on_resolve",
 }
 """``update_mask`` paths (Automation field names) -> the Prefect JSON keys they replace."""
-
-
-def _invalid(
-    field: str, message: str, reason: str = "INVALID_AUTOMATION"
-) -> errors.InvalidArgument:
-    return errors.InvalidArgument(field, message, reason=reason)
-
-
-# ------------------------------------------------------------------------------ resource names
-
-
-def automation_name(automation_id: str) -> str:
-    """Returns the resource name ``automations/{automation_id}``."""
-    return f"{AUTOMATIONS_COLLECTION}/{automation_id}"
-
-
-def automation_id_from_name(name: str, *, field: str = "name") -> str:
-    """Returns the id in a resource name ``automations/{automation}``.
-
-    Raises:
-        errors.InvalidArgument: ``name`` is not an automation's resource name (reason
-            ``INVALID_RESOURCE_NAME``).
-    """
-    collection, _, automation_id = name.partition("/")
-    if collection != AUTOMATIONS_COLLECTION or not _ID_PATTERN.match(automation_id):
-        raise _invalid(
-            field,
-            f"{name!r} is not an automation name (automations/{{automation}})",
-            reason="INVALID_RESOURCE_NAME",
-        )
-    return automation_id
-
-
-def firing_name(automation_id: str, firing_id: str) -> str:
-    """Returns the resource name ``automations/{automation_id}/firings/{firing_id}``."""
-    return f"{AUTOMATIONS_COLLECTION}/{automation_id}/firings/{firing_id}"
-
-
-def etag(automation: automations.Automation) -> str:
-    """Returns the automation's etag: its version, which every update increments."""
-    return str(automation.version)
-
-
-# ---------------------------------------------------------------------------------------- events
-
-
-def time_from_proto(timestamp: timestamp_pb2.Timestamp) -> float:
-    """Returns a ``Timestamp`` as float seconds since the epoch."""
-    return structs.timestamp_to_seconds(timestamp)
-
-
-def event_result(
-    index: int, event_id: str, status: event_service_pb2.EventStatus.ValueType
-) -> event_service_pb2.EventResult:
-    """Returns the result of an accepted or duplicate event."""
-    return event_service_pb2.EventResult(index=index, event_id=event_id, status=status)
-
-
-def rejected_event_result(
-    index: int, event_id: str, error: errors.InvalidArgument
-) -> event_service_pb2.EventResult:
-    """Returns the result of an event that failed validation with ``error``."""
-    return event_service_pb2.EventResult(
-        index=index,
-        event_id=event_id,
-        status=event_service_pb2.EVENT_STATUS_REJECTED,
-        reason=error.reason,
-        field=error.field,
-        message=error.description,
-    )
-
-
-# ------------------------------------------------------------------- automation: proto -> JSON
 
 
 def automation_to_prefect_json(
@@ -188,11 +90,6 @@ def automation_to_prefect_json(
         if message.HasField("update_time"):
             out["updated"] = _iso(structs.timestamp_to_seconds(message.update_time))
     return out
-
-
-def automation_to_json(message: automation_pb2.Automation) -> dict[str, Any]:
-    """Same as ``automation_to_prefect_json(message)``: the JSON ``parse_automation`` takes."""
-    return automation_to_prefect_json(message)
 
 
 def trigger_to_prefect_json(
@@ -400,20 +297,17 @@ def _is_populated(message: automation_pb2.Automation, path: str) -> bool:
     return bool(getattr(message, path))
 
 
-# ------------------------------------------------------------------- automation: domain -> proto
-
-
 def automation_to_proto(automation: automations.Automation) -> automation_pb2.Automation:
     """Returns the ``Automation`` message of a stored (or validated) domain automation."""
     message = automation_pb2.Automation(
-        name=automation_name(automation.id) if automation.id else "",
+        name=names.automation_name(automation.id) if automation.id else "",
         uid=automation.id,
         display_name=automation.name,
         description=automation.description,
         enabled=automation.enabled,
         tags=automation.tags,
         owner_resource=automation.owner_resource or "",
-        etag=etag(automation),
+        etag=names.etag(automation),
     )
     message.trigger.CopyFrom(trigger_to_proto(automation.trigger))
     for target, items in (
@@ -492,171 +386,4 @@ def automation_proto_from_prefect_json(data: Mapping[str, Any]) -> automation_pb
     automation = automation_from_prefect_json(data, automation_id=raw_id or "")
     message = automation_to_proto(automation)
     message.ClearField("etag")
-    return message
-
-
-# ---------------------------------------------------------------------------------------- firings
-
-
-def firing_to_proto(firing: firings.Firing, *, stored: bool = True) -> firing_pb2.Firing:
-    """Returns the ``Firing`` message of a domain firing, with its child firings.
-
-    Args:
-        firing: The firing.
-        stored: Whether it is a stored top-level firing, which has a resource name; child and
-            simulated firings have none.
-    """
-    message = firing_pb2.Firing(
-        name=firing_name(firing.automation_id, firing.id) if stored else "",
-        uid=firing.id,
-        automation=automation_name(firing.automation_id) if firing.automation_id else "",
-        trigger_id=firing.trigger_id,
-        trigger_type=_TRIGGER_TYPE.get(firing.trigger_type, firing_pb2.TRIGGER_TYPE_UNSPECIFIED),
-        posture=_FIRING_POSTURE.get(firing.posture or "", automation_pb2.POSTURE_UNSPECIFIED),
-        triggering_labels=firing.triggering_labels,
-    )
-    structs.set_timestamp(message.fire_time, firing.triggered)
-    if firing.triggering_event is not None:
-        message.triggering_event_id = firing.triggering_event.id
-        message.triggering_event.CopyFrom(wire_events.event_to_proto(firing.triggering_event))
-    for child in firing.child_firings:
-        message.child_firings.append(firing_to_proto(child, stored=False))
-    return message
-
-
-# ------------------------------------------------------------------------------------- simulation
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Simulation:
-    """A validated SimulateAutomation request in domain terms.
-
-    Attributes:
-        automation: The automation to run (id ``simulation``).
-        steps: ``(at, event)`` pairs in delivery order; ``at`` in seconds since the epoch.
-        until: The time the clock runs to, inclusive.
-    """
-
-    automation: automations.Automation
-    steps: tuple[tuple[float, events.Event], ...]
-    until: float
-
-
-SIMULATION_AUTOMATION_ID = "simulation"
-"""The id a simulated automation runs under."""
-
-
-def simulation_from_proto(request: automation_service_pb2.SimulateAutomationRequest) -> Simulation:
-    """Validates a SimulateAutomation request.
-
-    Raises:
-        errors.InvalidArgument: With the path of the first bad field: ``automation.trigger...``
-            for the automation, ``events[3].event.resource`` for an event, ``events[3]`` for an
-            out-of-order or late delivery time.
-    """
-    if not request.HasField("automation"):
-        raise _invalid("automation", "is required")
-    try:
-        automation = automation_from_proto(
-            request.automation, automation_id=SIMULATION_AUTOMATION_ID
-        )
-    except errors.InvalidArgument as exc:
-        raise exc.under("automation") from None
-    start = (
-        structs.timestamp_to_seconds(request.start_time) if request.HasField("start_time") else 0.0
-    )
-    steps: list[tuple[float, events.Event]] = []
-    previous = start
-    for i, simulated in enumerate(request.events):
-        field = f"events[{i}]"
-        time_kind = simulated.WhichOneof("time")
-        if time_kind == "offset":
-            at = start + structs.duration_to_seconds(simulated.offset)
-        elif time_kind == "deliver_time":
-            at = structs.timestamp_to_seconds(simulated.deliver_time)
-        else:
-            raise _invalid(field, "must set offset or deliver_time", reason="INVALID_SIMULATION")
-        if at < previous:
-            raise _invalid(
-                field, "events must be in non-decreasing time order", reason="INVALID_SIMULATION"
-            )
-        previous = at
-        event = wire_events.event_from_proto(simulated.event, received=at, lazy_payload=False)
-        try:
-            validation.validate_event(event)
-        except errors.InvalidArgument as exc:
-            raise exc.under(f"{field}.event") from None
-        if event.occurred > at:
-            raise _invalid(
-                f"{field}.event.occurred",
-                "must not be later than the event's delivery time",
-                reason="INVALID_SIMULATION",
-            )
-        steps.append((at, event))
-    until = (
-        start + structs.duration_to_seconds(request.until)
-        if request.HasField("until")
-        else previous
-    )
-    if until < previous:
-        raise _invalid("until", "must not be before the last event", reason="INVALID_SIMULATION")
-    return Simulation(automation=automation, steps=tuple(steps), until=until)
-
-
-# ------------------------------------------------------------------------------- invocations
-
-INVOCATION_STATES = {
-    invocations.InvocationStatus.PENDING: action_invocation_pb2.ActionInvocation.STATE_PENDING,
-    invocations.InvocationStatus.RUNNING: action_invocation_pb2.ActionInvocation.STATE_RUNNING,
-    invocations.InvocationStatus.SUCCEEDED: action_invocation_pb2.ActionInvocation.STATE_SUCCEEDED,
-    invocations.InvocationStatus.FAILED: action_invocation_pb2.ActionInvocation.STATE_FAILED,
-    invocations.InvocationStatus.DEAD_LETTER: action_invocation_pb2.ActionInvocation.STATE_DEAD_LETTERED,
-}
-"""Outbox status -> ``ActionInvocation.State``."""
-INVOCATION_STATUSES = {state: status for status, state in INVOCATION_STATES.items()}
-"""``ActionInvocation.State`` -> outbox status."""
-
-
-def invocation_status_from_proto(
-    state: action_invocation_pb2.ActionInvocation.State.ValueType, *, field: str
-) -> str:
-    """The outbox status of an ``ActionInvocation.State``."""
-    status = INVOCATION_STATUSES.get(state)
-    if status is None:
-        raise _invalid(field, "must be a known state other than STATE_UNSPECIFIED")
-    return status
-
-
-def invocation_name(automation_id: str, invocation_id: str) -> str:
-    """``automations/{automation}/invocations/{invocation}``."""
-    return f"automations/{automation_id}/invocations/{invocation_id}"
-
-
-def invocation_id_from_name(name: str, *, field: str = "name") -> str:
-    """The invocation id of ``automations/{automation}/invocations/{invocation}``."""
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "automations" or parts[2] != "invocations" or not parts[3]:
-        raise _invalid(field, "must be automations/{automation}/invocations/{invocation}")
-    return parts[3]
-
-
-def invocation_to_proto(item: invocations.Invocation) -> action_invocation_pb2.ActionInvocation:
-    """The ``ActionInvocation`` message of an outbox row."""
-    message = action_invocation_pb2.ActionInvocation(
-        name=invocation_name(item.automation_id, item.id),
-        uid=item.id,
-        automation=automation_name(item.automation_id),
-        firing_uid=item.firing_id,
-        action_index=item.action_index,
-        action_type=item.action_type,
-        state=INVOCATION_STATES[item.status],
-        attempts=item.attempts,
-        last_error=item.last_error or "",
-    )
-    if item.status in (invocations.InvocationStatus.PENDING, invocations.InvocationStatus.RUNNING):
-        structs.set_timestamp(message.next_attempt_time, item.next_attempt_at)
-    if isinstance(item.result, Mapping):
-        structs.fill_struct(message.result, item.result, field="result")
-    structs.set_timestamp(message.create_time, item.created)
-    structs.set_timestamp(message.update_time, item.updated)
     return message
