@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from automations.supervisor import free_port
+from automations.executors.supervisor import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,10 +29,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from automations import config, logs, supervisor, transport
-from automations.actions import dispatcher as dispatcher_
-from automations.actions import executor_client, prefect_context, retry
+from automations import config, logs, transport
 from automations.api import automation_service, event_service, interceptors
+from automations.dispatch import dispatcher as dispatcher_
+from automations.dispatch import executor_client, prefect_context, retry
+from automations.executors import supervisor
 from automations.pipeline import outbox, service, writer
 from automations.store import event_log
 from automations.v1 import (

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from automations.supervisor import free_port
+from automations.executors.supervisor import free_port
 
 __all__ = ["EngineProcess", "free_port", "running_engine"]
 

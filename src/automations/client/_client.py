@@ -2,7 +2,7 @@
 
 For programs that would rather not handle raw stubs. Automations and events go in and come out as
 Prefect's JSON (plain dicts, as in automation files and event lines), converted with the same
-functions the command line and the server use (``api.convert``, ``domain.prefect_json``,
+functions the command line and the server use (``wire.automations``, ``domain.prefect_json``,
 ``wire.events``), so a client-side check fails with the server's reason and field path::
 
     import automations

@@ -23,9 +23,8 @@ from typing import Any
 import apprise
 import grpc
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2
-from automations.executors import parameters
-from automations.executors.errors import ActionError, invalid_argument
 
 ACTION_TYPE = "send-notification"
 """The action type this executor serves."""
@@ -53,8 +52,8 @@ def _urls(params: dict[str, Any]) -> list[str]:
     values = raw if isinstance(raw, list) else [raw]
     urls = [v.strip() for v in values if isinstance(v, str) and v.strip()]
     if not urls:
-        raise invalid_argument(
-            "parameters.url", "A notification needs an Apprise url", "NOTIFICATION_URL_MISSING"
+        raise executor.invalid_argument(
+            "executor.url", "A notification needs an Apprise url", "NOTIFICATION_URL_MISSING"
         )
     return urls
 
@@ -63,13 +62,13 @@ def _text(params: dict[str, Any], name: str, default: str | None) -> str:
     value = params.get(name)
     if value is None or value == "":
         if default is None:
-            raise invalid_argument(
-                f"parameters.{name}",
+            raise executor.invalid_argument(
+                f"executor.{name}",
                 f"A notification needs a {name}",
                 f"NOTIFICATION_{name.upper()}_MISSING",
             )
         return default
-    return value if isinstance(value, str) else str(parameters.as_int_if_whole(value))
+    return value if isinstance(value, str) else str(executor.as_int_if_whole(value))
 
 
 def format_log(entries: list[tuple[str, str]]) -> str:
@@ -95,23 +94,23 @@ class Notifier:
         notifier = apprise.Apprise(asset=self._asset)
         for index, url in enumerate(urls):
             if not notifier.add(url):
-                raise invalid_argument(
-                    f"parameters.urls[{index}]",
+                raise executor.invalid_argument(
+                    f"executor.urls[{index}]",
                     f"Notification url #{index + 1} is not a valid Apprise URL",
                     "NOTIFICATION_URL_INVALID",
                 )
         return notifier
 
     async def __call__(self, request: executor_service_pb2.ExecuteActionRequest) -> dict[str, Any]:
-        """Sends the notification; returns ``{"notified": N}`` or raises ActionError."""
-        params = parameters.to_dict(request.parameters)
+        """Sends the notification; returns ``{"notified": N}`` or raises executor.ActionError."""
+        params = executor.parameters_to_dict(request.parameters)
         urls = _urls(params)
         body = _text(params, "body", None)
         subject = _text(params, "subject", DEFAULT_SUBJECT)
         notifier = self.prepare(urls)
         ok, log = await asyncio.to_thread(self._send, notifier, subject, body)
         if not ok:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
                 "Notification failed",
                 "NOTIFICATION_FAILED",

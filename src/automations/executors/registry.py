@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from automations.executors import harness, idempotency, noop, parent, prefect
+from automations import executor
+from automations.executors import noop, prefect
 
 logger = logging.getLogger(__name__)
 
@@ -40,28 +41,28 @@ class ExecutorOptions:
     action_types: tuple[str, ...] = ()
     """``noop`` only: more action types to serve."""
 
-    retention_seconds: float = idempotency.DEFAULT_RETENTION_SECONDS
+    retention_seconds: float = executor.DEFAULT_RETENTION_SECONDS
     """How long completed idempotency keys are remembered."""
 
     prefect_api_url: str | None = None
     """``prefect`` only: the Prefect API's base URL; ``$PREFECT_API_URL`` when unset."""
 
-    def sqlite_store(self) -> idempotency.SqliteIdempotencyStore:
+    def sqlite_store(self) -> executor.SqliteIdempotencyStore:
         """The persistent idempotency store at ``state_path``."""
-        return idempotency.SqliteIdempotencyStore(
-            self.state_path or idempotency.default_state_path(self.name),
+        return executor.SqliteIdempotencyStore(
+            self.state_path or executor.default_state_path(self.name),
             retention_seconds=self.retention_seconds,
         )
 
 
-def _webhook(options: ExecutorOptions) -> harness.Executor:
+def _webhook(options: ExecutorOptions) -> executor.Executor:
     from automations.executors import webhook
 
     caller = webhook.WebhookCaller(
         timeout_seconds=options.timeout_seconds or webhook.DEFAULT_TIMEOUT_SECONDS,
         deny_private_networks=options.deny_private_networks,
     )
-    return harness.Executor(
+    return executor.Executor(
         name=options.name,
         handlers={webhook.ACTION_TYPE: caller},
         store=options.sqlite_store(),
@@ -69,28 +70,28 @@ def _webhook(options: ExecutorOptions) -> harness.Executor:
     )
 
 
-def _notify(options: ExecutorOptions) -> harness.Executor:
+def _notify(options: ExecutorOptions) -> executor.Executor:
     from automations.executors import notify
 
     notifier = notify.Notifier(
         timeout_seconds=options.timeout_seconds or notify.DEFAULT_TIMEOUT_SECONDS
     )
-    return harness.Executor(
+    return executor.Executor(
         name=options.name, handlers={notify.ACTION_TYPE: notifier}, store=options.sqlite_store()
     )
 
 
-def _noop(options: ExecutorOptions) -> harness.Executor:
+def _noop(options: ExecutorOptions) -> executor.Executor:
     types = dict.fromkeys((noop.ACTION_TYPE, *options.action_types))
-    return harness.Executor(
+    return executor.Executor(
         name=options.name,
         handlers={t: noop.succeed for t in types},
-        store=idempotency.MemoryIdempotencyStore(),
+        store=executor.MemoryIdempotencyStore(),
         bound_by_deadline=False,
     )
 
 
-def _prefect(options: ExecutorOptions) -> harness.Executor:
+def _prefect(options: ExecutorOptions) -> executor.Executor:
     return prefect.build(
         options.name,
         options.prefect_api_url,
@@ -99,7 +100,7 @@ def _prefect(options: ExecutorOptions) -> harness.Executor:
     )
 
 
-EXECUTORS: Mapping[str, Callable[[ExecutorOptions], harness.Executor]] = {
+EXECUTORS: Mapping[str, Callable[[ExecutorOptions], executor.Executor]] = {
     "webhook": _webhook,
     "notify": _notify,
     "noop": _noop,
@@ -108,7 +109,7 @@ EXECUTORS: Mapping[str, Callable[[ExecutorOptions], harness.Executor]] = {
 """Builds each bundled executor by name (heavy libraries are imported only when built)."""
 
 
-def build(options: ExecutorOptions) -> harness.Executor:
+def build(options: ExecutorOptions) -> executor.Executor:
     """Builds the executor ``options.name``.
 
     Raises:
@@ -165,11 +166,11 @@ def run(
         action_types=action_types,
         prefect_api_url=prefect_api_url,
     )
-    serve_options = harness.ServeOptions(
+    serve_options = executor.ServeOptions(
         addr=addr,
         metrics_addr=metrics_addr,
         grace_seconds=grace_seconds,
-        parent_pid=parent_pid if parent_pid is not None else parent.parent_pid_from_env(),
+        parent_pid=parent_pid if parent_pid is not None else executor.parent_pid_from_env(),
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
         tls_client_ca_file=tls_client_ca_file,
@@ -177,10 +178,10 @@ def run(
 
     async def main() -> int:
         try:
-            executor = build(options)
+            built = build(options)
         except ValueError as exc:  # e.g. prefect without an API URL
             logger.error("cannot start executor %s: %s", name, exc)
             return 2
-        return await harness.serve(executor, serve_options)
+        return await executor.serve(built, serve_options)
 
     return asyncio.run(main())

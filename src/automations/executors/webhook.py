@@ -27,9 +27,9 @@ from typing import Any
 import grpc
 import httpx
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2
-from automations.executors import network_policy, parameters
-from automations.executors.errors import ActionError, invalid_argument
+from automations.executors import network_policy
 
 ACTION_TYPE = "call-webhook"
 """The action type this executor serves."""
@@ -84,27 +84,27 @@ def render_payload(payload: Any) -> str:
         return ""
     if isinstance(payload, str):
         return payload
-    return json.dumps(parameters.as_int_if_whole(payload), indent=2, sort_keys=True)
+    return json.dumps(executor.as_int_if_whole(payload), indent=2, sort_keys=True)
 
 
 def _headers(value: Any, idempotency_key: str) -> dict[str, str]:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise invalid_argument(
-            "parameters.headers", "headers must be an object of strings", "WEBHOOK_HEADERS_INVALID"
+        raise executor.invalid_argument(
+            "executor.headers", "headers must be an object of strings", "WEBHOOK_HEADERS_INVALID"
         )
     headers: dict[str, str] = {}
     for name, raw in value.items():
         if isinstance(raw, dict | list) or raw is None:
-            raise invalid_argument(
-                "parameters.headers",
+            raise executor.invalid_argument(
+                "executor.headers",
                 f"header {name!r} must be a string",
                 "WEBHOOK_HEADERS_INVALID",
             )
         if name.lower() == "idempotency-key":
             continue
-        headers[name] = str(parameters.as_int_if_whole(raw))
+        headers[name] = str(executor.as_int_if_whole(raw))
     if not any(name.lower() == "user-agent" for name in headers):
         headers["User-Agent"] = USER_AGENT
     headers["Idempotency-Key"] = idempotency_key
@@ -113,22 +113,24 @@ def _headers(value: Any, idempotency_key: str) -> dict[str, str]:
 
 def _url(value: Any) -> httpx.URL:
     if not isinstance(value, str) or not value.strip():
-        raise invalid_argument("parameters.url", "A webhook needs a url", "WEBHOOK_URL_MISSING")
+        raise executor.invalid_argument(
+            "executor.url", "A webhook needs a url", "WEBHOOK_URL_MISSING"
+        )
     try:
         url = httpx.URL(value.strip())
     except httpx.InvalidURL:
-        raise invalid_argument(
-            "parameters.url", "The webhook url is not a valid URL", "WEBHOOK_URL_INVALID"
+        raise executor.invalid_argument(
+            "executor.url", "The webhook url is not a valid URL", "WEBHOOK_URL_INVALID"
         ) from None
     if url.scheme not in ("http", "https"):
-        raise invalid_argument(
-            "parameters.url",
+        raise executor.invalid_argument(
+            "executor.url",
             "The webhook url must use http or https",
             "WEBHOOK_URL_SCHEME_UNSUPPORTED",
         )
     if not url.host:
-        raise invalid_argument(
-            "parameters.url", "The webhook url has no host", "WEBHOOK_URL_INVALID"
+        raise executor.invalid_argument(
+            "executor.url", "The webhook url has no host", "WEBHOOK_URL_INVALID"
         )
     return url
 
@@ -137,16 +139,16 @@ def _timeout(value: Any, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise invalid_argument(
-            "parameters.timeout",
+        raise executor.invalid_argument(
+            "executor.timeout",
             "timeout must be a positive number of seconds",
             "WEBHOOK_TIMEOUT_INVALID",
         )
     return float(value)
 
 
-def _forbidden(message: str) -> ActionError:
-    return ActionError(grpc.StatusCode.PERMISSION_DENIED, message, "WEBHOOK_URL_FORBIDDEN")
+def _forbidden(message: str) -> executor.ActionError:
+    return executor.ActionError(grpc.StatusCode.PERMISSION_DENIED, message, "WEBHOOK_URL_FORBIDDEN")
 
 
 class WebhookCaller:
@@ -182,7 +184,7 @@ class WebhookCaller:
         try:
             addresses = await network_policy.resolve(host, port)
         except OSError as exc:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
                 "The webhook host does not resolve",
                 "WEBHOOK_HOST_UNRESOLVED",
@@ -194,13 +196,13 @@ class WebhookCaller:
                 raise _forbidden(f"The webhook url resolves to a forbidden {kind} address")
 
     async def __call__(self, request: executor_service_pb2.ExecuteActionRequest) -> dict[str, Any]:
-        """Calls the webhook once; returns Prefect's result or raises ActionError."""
-        params = parameters.to_dict(request.parameters)
+        """Calls the webhook once; returns Prefect's result or raises executor.ActionError."""
+        params = executor.parameters_to_dict(request.parameters)
         url = _url(params.get("url"))
         method = str(params.get("method") or "POST").upper()
         if method not in METHODS:
-            raise invalid_argument(
-                "parameters.method", f"Unsupported HTTP method {method!r}", "WEBHOOK_METHOD_INVALID"
+            raise executor.invalid_argument(
+                "executor.method", f"Unsupported HTTP method {method!r}", "WEBHOOK_METHOD_INVALID"
             )
         headers = _headers(params.get("headers"), request.idempotency_key)
         body = render_payload(params.get("payload"))
@@ -211,14 +213,14 @@ class WebhookCaller:
                 method, url, headers, body, timeout
             )
         except httpx.TimeoutException as exc:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"The webhook did not answer within {timeout:g} s",
                 "WEBHOOK_TIMEOUT",
                 {"error": type(exc).__name__},
             ) from None
         except httpx.TransportError as exc:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"The webhook request failed: {type(exc).__name__}",
                 "WEBHOOK_CONNECTION_FAILED",
@@ -231,7 +233,7 @@ class WebhookCaller:
             }
             if "retry-after" in response_headers:
                 metadata["retry_after"] = response_headers["retry-after"]
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"The webhook answered {status_code}; it will be called again",
                 "WEBHOOK_RETRYABLE_STATUS",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from automations.actions import dispatcher, outcomes, planning
+from automations.actions import outcomes, planning
+from automations.dispatch import dispatcher
 from automations.pipeline import service, writer
 
 

@@ -10,10 +10,8 @@ from typing import Any
 import grpc
 import pytest
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
-from automations.executors import harness
-from automations.executors.errors import ActionError
-from automations.executors.idempotency import SqliteIdempotencyStore
 from automations.v1 import event_pb2
 from tests.integration.executors.executor_process import failure, request
 
@@ -26,10 +24,10 @@ class Story:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def emit(self, req: executor_service_pb2.ExecuteActionRequest) -> harness.ActionResult:
+    async def emit(self, req: executor_service_pb2.ExecuteActionRequest) -> executor.ActionResult:
         self.calls += 1
         event = event_pb2.Event(id=f"{req.idempotency_key}-0", event="test.emitted")
-        return harness.ActionResult(result={"calls": self.calls}, emitted_events=[event])
+        return executor.ActionResult(result={"calls": self.calls}, emitted_events=[event])
 
     async def slow(self, req: executor_service_pb2.ExecuteActionRequest) -> Mapping[str, Any]:
         self.calls += 1
@@ -38,7 +36,7 @@ class Story:
 
     async def refuse(self, req: executor_service_pb2.ExecuteActionRequest) -> Mapping[str, Any]:
         self.calls += 1
-        raise ActionError(
+        raise executor.ActionError(
             grpc.StatusCode.FAILED_PRECONDITION, "nothing to act on", "NO_TARGET", {"k": "v"}
         )
 
@@ -52,21 +50,21 @@ def story() -> Story:
 async def stub(
     story: Story, tmp_path: Path
 ) -> AsyncIterator[executor_service_pb2_grpc.ExecutorServiceStub]:
-    executor = harness.Executor(
+    served = executor.Executor(
         name="story",
         handlers={"emit": story.emit, "slow": story.slow, "refuse": story.refuse},
-        store=SqliteIdempotencyStore(tmp_path / "s.db", busy_timeout_seconds=0.2),
+        store=executor.SqliteIdempotencyStore(tmp_path / "s.db", busy_timeout_seconds=0.2),
     )
     server = grpc.aio.server()
     executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(
-        harness.ExecutorServicer(executor, record_metrics=False), server
+        executor.ExecutorServicer(served, record_metrics=False), server
     )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield executor_service_pb2_grpc.ExecutorServiceStub(channel)
     await server.stop(None)
-    await executor.close()
+    await served.close()
 
 
 async def test_emitted_events_are_returned_again_for_a_repeat(

@@ -7,16 +7,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from automations.executors.errors import ActionError
-from automations.executors.idempotency import Deduplicator, SqliteIdempotencyStore
+from automations import executor
 
 
 @pytest.fixture
-def dedupe(tmp_path: Path) -> Deduplicator:
-    return Deduplicator(SqliteIdempotencyStore(tmp_path / "s.db"))
+def dedupe(tmp_path: Path) -> executor.Deduplicator:
+    return executor.Deduplicator(executor.SqliteIdempotencyStore(tmp_path / "s.db"))
 
 
-async def test_a_repeated_key_returns_the_first_result_without_acting(dedupe: Deduplicator) -> None:
+async def test_a_repeated_key_returns_the_first_result_without_acting(
+    dedupe: executor.Deduplicator,
+) -> None:
     calls = 0
 
     async def act() -> dict[str, object]:
@@ -29,7 +30,7 @@ async def test_a_repeated_key_returns_the_first_result_without_acting(dedupe: De
     assert calls == 1
 
 
-async def test_a_concurrent_repeat_waits_for_the_first_call(dedupe: Deduplicator) -> None:
+async def test_a_concurrent_repeat_waits_for_the_first_call(dedupe: executor.Deduplicator) -> None:
     calls = 0
     release = asyncio.Event()
 
@@ -48,34 +49,36 @@ async def test_a_concurrent_repeat_waits_for_the_first_call(dedupe: Deduplicator
     assert calls == 1
 
 
-async def test_a_retryable_failure_lets_the_retry_act_again(dedupe: Deduplicator) -> None:
+async def test_a_retryable_failure_lets_the_retry_act_again(dedupe: executor.Deduplicator) -> None:
     outcomes: list[object] = [
-        ActionError(grpc.StatusCode.UNAVAILABLE, "down", "DOWN"),
+        executor.ActionError(grpc.StatusCode.UNAVAILABLE, "down", "DOWN"),
         {"result": {"ok": True}},
     ]
 
     async def act() -> dict[str, object]:
         outcome = outcomes.pop(0)
-        if isinstance(outcome, ActionError):
+        if isinstance(outcome, executor.ActionError):
             raise outcome
         return outcome  # type: ignore[return-value]
 
     first, _ = await dedupe.run("k", act)
-    assert isinstance(first, ActionError) and first.code is grpc.StatusCode.UNAVAILABLE
+    assert isinstance(first, executor.ActionError) and first.code is grpc.StatusCode.UNAVAILABLE
     assert await dedupe.run("k", act) == ({"result": {"ok": True}}, False)
 
 
-async def test_a_final_failure_is_returned_again_without_acting(dedupe: Deduplicator) -> None:
+async def test_a_final_failure_is_returned_again_without_acting(
+    dedupe: executor.Deduplicator,
+) -> None:
     calls = 0
 
     async def act() -> dict[str, object]:
         nonlocal calls
         calls += 1
-        raise ActionError(grpc.StatusCode.INVALID_ARGUMENT, "bad", "BAD")
+        raise executor.ActionError(grpc.StatusCode.INVALID_ARGUMENT, "bad", "BAD")
 
     first, repeat1 = await dedupe.run("k", act)
     second, repeat2 = await dedupe.run("k", act)
-    assert isinstance(first, ActionError) and isinstance(second, ActionError)
+    assert isinstance(first, executor.ActionError) and isinstance(second, executor.ActionError)
     assert (second.code, second.message, repeat1, repeat2) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "bad",
@@ -85,12 +88,14 @@ async def test_a_final_failure_is_returned_again_without_acting(dedupe: Deduplic
     assert calls == 1
 
 
-async def test_an_unexpected_exception_is_a_retryable_internal_error(dedupe: Deduplicator) -> None:
+async def test_an_unexpected_exception_is_a_retryable_internal_error(
+    dedupe: executor.Deduplicator,
+) -> None:
     async def boom() -> dict[str, object]:
         raise RuntimeError("secret detail")
 
     outcome, _ = await dedupe.run("k", boom)
-    assert isinstance(outcome, ActionError)
+    assert isinstance(outcome, executor.ActionError)
     assert outcome.code is grpc.StatusCode.INTERNAL
     assert "secret" not in outcome.message
 
@@ -101,7 +106,7 @@ async def test_an_unexpected_exception_is_a_retryable_internal_error(dedupe: Ded
 
 
 async def test_an_action_whose_caller_went_away_completes_and_answers_the_retry(
-    dedupe: Deduplicator,
+    dedupe: executor.Deduplicator,
 ) -> None:
     calls = 0
 
@@ -127,14 +132,14 @@ async def test_an_action_whose_caller_went_away_completes_and_answers_the_retry(
 
 
 async def test_a_key_running_in_another_live_process_is_aborted(tmp_path: Path) -> None:
-    other = SqliteIdempotencyStore(tmp_path / "s.db", pid=os.getppid())
+    other = executor.SqliteIdempotencyStore(tmp_path / "s.db", pid=os.getppid())
     other.claim("k")
-    dedupe = Deduplicator(SqliteIdempotencyStore(tmp_path / "s.db"))
+    dedupe = executor.Deduplicator(executor.SqliteIdempotencyStore(tmp_path / "s.db"))
 
     async def act() -> dict[str, object]:
         raise AssertionError("must not act")
 
     outcome, _ = await dedupe.run("k", act)
-    assert isinstance(outcome, ActionError)
+    assert isinstance(outcome, executor.ActionError)
     assert outcome.code is grpc.StatusCode.ABORTED
     assert outcome.retryable

@@ -3,17 +3,17 @@ from __future__ import annotations
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from automations.executors.errors import ERROR_DOMAIN, ActionError, to_status
+from automations import executor
 
 
 def test_an_action_error_becomes_a_status_with_error_info() -> None:
-    error = ActionError(
+    error = executor.ActionError(
         grpc.StatusCode.UNAVAILABLE,
         "The webhook answered 503",
         "WEBHOOK_RETRYABLE_STATUS",
         {"status_code": "503"},
     )
-    status = to_status(error)
+    status = executor.to_status(error)
     assert status.code is grpc.StatusCode.UNAVAILABLE
     assert status.details == "The webhook answered 503"
     [(key, value)] = status.trailing_metadata
@@ -22,16 +22,16 @@ def test_an_action_error_becomes_a_status_with_error_info() -> None:
     info = error_details_pb2.ErrorInfo()
     assert proto.details[0].Unpack(info)
     assert (info.domain, info.reason, dict(info.metadata)) == (
-        ERROR_DOMAIN,
+        executor.ERROR_DOMAIN,
         "WEBHOOK_RETRYABLE_STATUS",
         {"status_code": "503"},
     )
 
 
 def test_only_transient_codes_are_retryable() -> None:
-    assert ActionError(grpc.StatusCode.DEADLINE_EXCEEDED, "m", "R").retryable
-    assert not ActionError(grpc.StatusCode.PERMISSION_DENIED, "m", "R").retryable
+    assert executor.ActionError(grpc.StatusCode.DEADLINE_EXCEEDED, "m", "R").retryable
+    assert not executor.ActionError(grpc.StatusCode.PERMISSION_DENIED, "m", "R").retryable
 
 
 def test_a_long_reason_is_cut_to_63_characters() -> None:
-    assert len(ActionError(grpc.StatusCode.INTERNAL, "m", "X" * 100).reason) == 63
+    assert len(executor.ActionError(grpc.StatusCode.INTERNAL, "m", "X" * 100).reason) == 63

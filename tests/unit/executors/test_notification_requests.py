@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
+from automations import executor
 from automations.executors import notify
-from automations.executors.errors import ActionError
 
 
 def test_urls_come_from_urls_or_url() -> None:
@@ -16,7 +16,7 @@ def test_urls_come_from_urls_or_url() -> None:
 
 @pytest.mark.parametrize("params", [{}, {"url": ""}, {"urls": []}, {"urls": [3]}])
 def test_no_url_is_an_invalid_argument(params: dict[str, object]) -> None:
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         notify._urls(params)
     assert info.value.reason == "NOTIFICATION_URL_MISSING"
 

@@ -5,7 +5,7 @@ import uuid
 import grpc
 import pytest
 
-from automations.executors.errors import ActionError
+from automations import executor
 from automations.executors.prefect import inference
 from automations.v1 import event_pb2
 
@@ -49,7 +49,7 @@ def test_a_first_resource_whose_id_is_not_a_uuid_does_not_fall_through_to_the_ne
         ("prefect.deployment.not-a-uuid", "deployment"),
         (f"prefect.deployment.{D1}", "deployment"),
     )
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         inference.infer(inference.DEPLOYMENT, e)
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert info.value.message == "No deployment could be inferred"
@@ -59,7 +59,7 @@ def test_a_first_resource_whose_id_is_not_a_uuid_does_not_fall_through_to_the_ne
 def test_the_kind_is_the_id_minus_its_last_dotted_part_only() -> None:
     # prefect.deployment.<x>.<uuid> is of kind prefect.deployment.<x>, not a deployment
     e = event(f"prefect.deployment.extra.{D1}", (f"prefect.work-queue.{D2}", "work-queue"))
-    with pytest.raises(ActionError):
+    with pytest.raises(executor.ActionError):
         inference.infer(inference.DEPLOYMENT, e)
     assert inference.infer(inference.WORK_QUEUE, e) == D2
 
@@ -73,7 +73,7 @@ def test_the_kind_is_the_id_minus_its_last_dotted_part_only() -> None:
     ],
 )
 def test_without_an_event_the_reason_says_so(kind: inference.Kind, noun: str) -> None:
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         inference.infer(kind, None)
     assert info.value.message == f"No event to infer the {noun}"
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -88,7 +88,7 @@ def test_without_an_event_the_reason_says_so(kind: inference.Kind, noun: str) ->
     ],
 )
 def test_an_event_without_the_kind_infers_nothing(kind: inference.Kind, noun: str) -> None:
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         inference.infer(kind, event(f"prefect.flow-run.{FR1}", ("prefect.flow.x", "flow")))
     assert info.value.message == f"No {noun} could be inferred"
 
@@ -117,14 +117,14 @@ def test_labels_naming_something_else_fall_back_to_the_event() -> None:
 
 def test_a_flow_run_event_with_a_bad_first_id_infers_no_flow_run() -> None:
     e = event("prefect.flow-run.bad", (f"prefect.flow-run.{FR1}", "flow-run"))
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         inference.infer_flow_run(e, {})
     assert info.value.message == "No flow run could be inferred"
     assert info.value.reason == "FLOW_RUN_NOT_INFERRED"
 
 
 def test_no_labels_and_no_event_infer_no_flow_run() -> None:
-    with pytest.raises(ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         inference.infer_flow_run(None, {})
     assert info.value.message == "No flow run could be inferred"
     assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
@@ -133,5 +133,5 @@ def test_no_labels_and_no_event_infer_no_flow_run() -> None:
 def test_an_automation_triggered_event_infers_no_flow_run() -> None:
     # actions_on_trigger see the automation.triggered event: only the automation is in it
     e = event(f"prefect.automation.{uuid.uuid4()}")
-    with pytest.raises(ActionError):
+    with pytest.raises(executor.ActionError):
         inference.infer_flow_run(e, {})

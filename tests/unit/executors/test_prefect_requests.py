@@ -14,9 +14,9 @@ import grpc
 import httpx
 import pytest
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2
 from automations.executors import registry
-from automations.executors.errors import ActionError
 from automations.executors.prefect import ACTION_TYPES, build
 from automations.executors.prefect.actions import PrefectActions
 from automations.executors.prefect.client import PrefectClient
@@ -90,8 +90,8 @@ def run(api: Api, req: executor_service_pb2.ExecuteActionRequest, **kw: Any) -> 
     return asyncio.run(go())
 
 
-def fails(api: Api, req: executor_service_pb2.ExecuteActionRequest) -> ActionError:
-    with pytest.raises(ActionError) as info:
+def fails(api: Api, req: executor_service_pb2.ExecuteActionRequest) -> executor.ActionError:
+    with pytest.raises(executor.ActionError) as info:
         run(api, req)
     return info.value
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from automations.executors import harness
-from automations.executors.idempotency import IdempotencyStore
+from automations import executor
 from automations.executors.prefect.actions import PrefectActions
 from automations.executors.prefect.client import DEFAULT_TIMEOUT_SECONDS, PrefectClient
 
@@ -40,10 +39,10 @@ API_URL_ENV = "PREFECT_API_URL"
 def build(
     name: str,
     api_url: str | None,
-    store: Callable[[], IdempotencyStore],
+    store: Callable[[], executor.IdempotencyStore],
     *,
     timeout_seconds: float | None = None,
-) -> harness.Executor:
+) -> executor.Executor:
     """The ``prefect`` executor calling the Prefect API at ``api_url`` (or ``$PREFECT_API_URL``).
 
     Args:
@@ -66,4 +65,4 @@ def build(
     )
     handlers = PrefectActions(client).handlers()
     assert tuple(handlers) == ACTION_TYPES
-    return harness.Executor(name=name, handlers=handlers, store=store(), on_close=[client.aclose])
+    return executor.Executor(name=name, handlers=handlers, store=store(), on_close=[client.aclose])

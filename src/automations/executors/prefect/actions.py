@@ -43,9 +43,8 @@ from urllib.parse import quote
 
 import grpc
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2
-from automations.executors import harness, parameters
-from automations.executors.errors import ActionError
 from automations.executors.prefect import inference, validation
 from automations.executors.prefect.client import PrefectClient, automation_headers, json_body
 from automations.v1 import event_pb2
@@ -90,8 +89,10 @@ def check_orchestration(body: Any, failure_prefix: str) -> None:
     if status == "WAIT" or details.get("type") == "wait_details":
         if "delay_seconds" in details:
             metadata["delay_seconds"] = str(details["delay_seconds"])
-        raise ActionError(grpc.StatusCode.UNAVAILABLE, message, "PREFECT_STATE_WAIT", metadata)
-    raise ActionError(
+        raise executor.ActionError(
+            grpc.StatusCode.UNAVAILABLE, message, "PREFECT_STATE_WAIT", metadata
+        )
+    raise executor.ActionError(
         grpc.StatusCode.FAILED_PRECONDITION, message, "PREFECT_STATE_NOT_ACCEPTED", metadata
     )
 
@@ -110,7 +111,7 @@ class Invocation:
         """Reads ``request``."""
         return cls(
             action_type=request.action_type,
-            params=parameters.to_dict(request.parameters),
+            params=executor.parameters_to_dict(request.parameters),
             headers=automation_headers(request.automation),
             automation_id=request.automation.uid,
         )
@@ -130,7 +131,7 @@ class PrefectActions:
         self.client = client
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def handlers(self) -> dict[str, harness.Handler]:
+    def handlers(self) -> dict[str, executor.Handler]:
         """Every action type served, with its handler."""
         return {
             "run-deployment": self.run_deployment,
@@ -336,7 +337,7 @@ class PrefectActions:
         )
         pools = json_body(response)
         if not isinstance(pools, list) or not pools or not isinstance(pools[0], dict):
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.NOT_FOUND,
                 f"Work pool {work_pool_id} not found",
                 "PREFECT_WORK_POOL_NOT_FOUND",

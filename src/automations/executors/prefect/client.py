@@ -6,7 +6,7 @@ state changes are attributed to the automation. Authentication, when configured:
 style API key as ``Authorization: Bearer``, or a self-hosted server's ``auth_string`` as
 ``Authorization: Basic``.
 
-Failures become :class:`~automations.executors.errors.ActionError` by the executor protocol's
+Failures become :class:`~automations.executor._errors.ActionError` by the executor protocol's
 rules (:func:`failure_for_response`): what a retry cannot change is final (404 NOT_FOUND, 401/403
 PERMISSION_DENIED, 400/422 and validation conflicts INVALID_ARGUMENT, other 3xx/4xx
 FAILED_PRECONDITION); what may pass is retried (408, 429 and 5xx UNAVAILABLE, connection errors
@@ -24,8 +24,8 @@ from typing import Any
 import grpc
 import httpx
 
+from automations import executor
 from automations.executor.v1 import executor_service_pb2
-from automations.executors.errors import ActionError
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """How long one Prefect API call may take unless ``--timeout`` says otherwise."""
@@ -86,7 +86,7 @@ def _code_for(response: httpx.Response) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.FAILED_PRECONDITION, "PREFECT_UNEXPECTED_STATUS"
 
 
-def failure_for_response(response: httpx.Response, action_type: str) -> ActionError:
+def failure_for_response(response: httpx.Response, action_type: str) -> executor.ActionError:
     """The error for a Prefect API answer with status >= 300 (see the module docstring)."""
     code, reason = _code_for(response)
     metadata = {
@@ -95,7 +95,7 @@ def failure_for_response(response: httpx.Response, action_type: str) -> ActionEr
     }
     if "retry-after" in response.headers:
         metadata["retry_after"] = response.headers["retry-after"]
-    return ActionError(code, prefect_reason(response, action_type), reason, metadata)
+    return executor.ActionError(code, prefect_reason(response, action_type), reason, metadata)
 
 
 def json_body(response: httpx.Response) -> Any:
@@ -103,7 +103,7 @@ def json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise ActionError(
+        raise executor.ActionError(
             grpc.StatusCode.INTERNAL,
             f"The Prefect API answered {response.status_code} without a JSON body",
             "PREFECT_RESPONSE_INVALID",
@@ -160,7 +160,7 @@ class PrefectClient:
         json: Any = None,
         send_json: bool = False,
     ) -> httpx.Response:
-        """Sends one request; returns a 2xx answer, raises ActionError otherwise.
+        """Sends one request; returns a 2xx answer, raises executor.ActionError otherwise.
 
         Args:
             method: The HTTP method.
@@ -171,7 +171,7 @@ class PrefectClient:
             send_json: Send ``json`` even when it is None (as ``null``).
 
         Raises:
-            ActionError: The API could not be reached (UNAVAILABLE), did not answer in time
+            executor.ActionError: The API could not be reached (UNAVAILABLE), did not answer in time
                 (DEADLINE_EXCEEDED) or answered with a status >= 300 (:func:`failure_for_response`).
         """
         kwargs: dict[str, Any] = {"headers": dict(headers)}
@@ -180,14 +180,14 @@ class PrefectClient:
         try:
             response = await self._client.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"The Prefect API did not answer within {self.timeout_seconds:g} s",
                 "PREFECT_API_TIMEOUT",
                 {"error": type(exc).__name__},
             ) from None
         except httpx.TransportError as exc:
-            raise ActionError(
+            raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
                 f"The Prefect API could not be reached: {type(exc).__name__}",
                 "PREFECT_API_UNREACHABLE",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from automations.executors.errors import ActionError
+from automations import executor
 from automations.v1 import event_pb2
 
 RESOURCE_ID = "prefect.resource.id"
@@ -88,15 +88,15 @@ def id_of_first_resource_of_kind(event: event_pb2.Event, kind: str) -> uuid.UUID
     return None
 
 
-def _failed(kind: Kind, message: str) -> ActionError:
-    return ActionError(grpc.StatusCode.FAILED_PRECONDITION, message, kind.reason)
+def _failed(kind: Kind, message: str) -> executor.ActionError:
+    return executor.ActionError(grpc.StatusCode.FAILED_PRECONDITION, message, kind.reason)
 
 
 def infer(kind: Kind, event: event_pb2.Event | None) -> uuid.UUID:
     """The id of the ``kind`` object the triggering ``event`` is about (deployments, pools, queues).
 
     Raises:
-        ActionError: FAILED_PRECONDITION "No event to infer the <kind>" or "No <kind> could be
+        executor.ActionError: FAILED_PRECONDITION "No event to infer the <kind>" or "No <kind> could be
             inferred".
     """
     if event is None:
@@ -111,7 +111,7 @@ def infer_flow_run(event: event_pb2.Event | None, labels: Mapping[str, str]) -> 
     """The flow run a flow-run action acts on: the triggering labels first, then the event.
 
     Raises:
-        ActionError: FAILED_PRECONDITION "No flow run could be inferred".
+        executor.ActionError: FAILED_PRECONDITION "No flow run could be inferred".
     """
     labelled = labels.get(RESOURCE_ID)
     if labelled:

@@ -1,6 +1,6 @@
 """Reading and checking the parameters of Prefect's orchestration actions.
 
-Each check raises INVALID_ARGUMENT naming the offending ``parameters.<field>``, with Prefect's
+Each check raises INVALID_ARGUMENT naming the offending ``executor.<field>``, with Prefect's
 wording where it has one (``deployment_id is required``, ``deployment_id is not allowed``).
 """
 
@@ -11,8 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from automations.executors import parameters
-from automations.executors.errors import invalid_argument
+from automations import executor
 
 Source = Literal["selected", "inferred"]
 """Whether the target is given by id (``selected``) or inferred from the triggering event."""
@@ -34,7 +33,7 @@ STATE_TYPES = frozenset(
 
 
 def _field(name: str) -> str:
-    return f"parameters.{name}"
+    return f"executor.{name}"
 
 
 def source(params: Mapping[str, Any]) -> Source:
@@ -44,19 +43,19 @@ def source(params: Mapping[str, Any]) -> Source:
         return "selected"
     if value == "inferred":
         return "inferred"
-    raise invalid_argument(
+    raise executor.invalid_argument(
         _field("source"), "source must be 'selected' or 'inferred'", "PREFECT_SOURCE_INVALID"
     )
 
 
 def as_uuid(value: Any, name: str) -> uuid.UUID:
-    """``value`` as a UUID; INVALID_ARGUMENT naming ``parameters.<name>`` otherwise."""
+    """``value`` as a UUID; INVALID_ARGUMENT naming ``executor.<name>`` otherwise."""
     if isinstance(value, str):
         try:
             return uuid.UUID(value.strip())
         except ValueError:
             pass
-    raise invalid_argument(_field(name), f"{name} must be a UUID", "PREFECT_ID_INVALID")
+    raise executor.invalid_argument(_field(name), f"{name} must be a UUID", "PREFECT_ID_INVALID")
 
 
 def selected_id(params: Mapping[str, Any], name: str) -> tuple[Source, uuid.UUID | None]:
@@ -69,9 +68,11 @@ def selected_id(params: Mapping[str, Any], name: str) -> tuple[Source, uuid.UUID
     value = params.get(name)
     present = value is not None and value != ""
     if wanted == "selected" and not present:
-        raise invalid_argument(_field(name), f"{name} is required", "PREFECT_ID_MISSING")
+        raise executor.invalid_argument(_field(name), f"{name} is required", "PREFECT_ID_MISSING")
     if wanted == "inferred" and present:
-        raise invalid_argument(_field(name), f"{name} is not allowed", "PREFECT_ID_NOT_ALLOWED")
+        raise executor.invalid_argument(
+            _field(name), f"{name} is not allowed", "PREFECT_ID_NOT_ALLOWED"
+        )
     return wanted, as_uuid(value, name) if present else None
 
 
@@ -81,10 +82,10 @@ def optional_object(params: Mapping[str, Any], name: str) -> dict[str, Any] | No
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise invalid_argument(
+        raise executor.invalid_argument(
             _field(name), f"{name} must be an object or null", "PREFECT_PARAMETER_INVALID"
         )
-    result: dict[str, Any] = parameters.as_int_if_whole(value)
+    result: dict[str, Any] = executor.as_int_if_whole(value)
     return result
 
 
@@ -102,7 +103,7 @@ def schedule_after_seconds(params: Mapping[str, Any]) -> float:
         except ValueError:
             seconds = None
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise invalid_argument(
+        raise executor.invalid_argument(
             _field("schedule_after"),
             "schedule_after must be a number of seconds, at least 0",
             "PREFECT_SCHEDULE_AFTER_INVALID",
@@ -116,7 +117,7 @@ def optional_string(params: Mapping[str, Any], name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise invalid_argument(
+        raise executor.invalid_argument(
             _field(name), f"{name} must be a string", "PREFECT_PARAMETER_INVALID"
         )
     return value
@@ -126,9 +127,11 @@ def state_type(params: Mapping[str, Any]) -> str:
     """The required ``state`` of ``change-flow-run-state``: a Prefect ``StateType`` value."""
     value = params.get("state")
     if value is None or value == "":
-        raise invalid_argument(_field("state"), "state is required", "PREFECT_STATE_MISSING")
+        raise executor.invalid_argument(
+            _field("state"), "state is required", "PREFECT_STATE_MISSING"
+        )
     if not isinstance(value, str) or value.upper() not in STATE_TYPES:
-        raise invalid_argument(
+        raise executor.invalid_argument(
             _field("state"),
             f"state must be one of {', '.join(sorted(STATE_TYPES))}",
             "PREFECT_STATE_INVALID",
@@ -142,7 +145,7 @@ def flag(params: Mapping[str, Any], name: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise invalid_argument(
+        raise executor.invalid_argument(
             _field(name), f"{name} must be true or false", "PREFECT_PARAMETER_INVALID"
         )
     return value

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from automations.actions import prefect_context
+from automations.dispatch import prefect_context
 from automations.domain import events
 
 RUN = "0b7e2a52-6f1f-4c8e-9a4b-1f2e3d4c5b6a"

@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from automations import executor
 from automations.executors import registry
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class BundledExecutors:
             RuntimeError: An executor did not start (its name and why).
         """
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "AUTOMATIONS_PARENT_PID": str(os.getpid())}
+        env = {**os.environ, executor.PARENT_PID_ENV: str(os.getpid())}
         addresses: dict[str, str] = {}
         for name in self._names:
             address = f"127.0.0.1:{free_port()}"

@@ -18,9 +18,9 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from automations import executor
 from automations.domain import events, firings, invocations
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
-from automations.executors import errors as protocol_errors
 from automations.v1 import event_pb2
 from automations.wire import events as wire_events
 from automations.wire import structs
@@ -33,8 +33,8 @@ FINAL_CODES = frozenset(
         grpc.StatusCode.PERMISSION_DENIED,
     }
 )
-RETRYABLE_CODES = protocol_errors.RETRYABLE_CODES
-"""The codes the protocol retries (``executors.errors``, the executors' side of the protocol)."""
+RETRYABLE_CODES = executor.RETRYABLE_CODES
+"""The codes the protocol retries (``automations.executor.RETRYABLE_CODES``, the executors' side)."""
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 
-def to_dict(parameters: struct_pb2.Struct) -> dict[str, Any]:
+def parameters_to_dict(parameters: struct_pb2.Struct) -> dict[str, Any]:
     """The parameters as plain Python values (numbers are floats, as in JSON)."""
     return dict(json_format.MessageToDict(parameters))
 

@@ -36,7 +36,7 @@ from typing import Any, Protocol, TypeAlias
 
 import grpc
 
-from automations.executors.errors import ActionError
+from automations.executor._errors import ActionError
 
 Record: TypeAlias = dict[str, Any]
 """What is stored for a completed key: a JSON-able object (the harness's encoded response)."""

@@ -30,15 +30,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from automations import metrics
-from automations.actions import (
-    executor_client,
-    internal,
-    outcomes,
-    planning,
-    prefect_context,
-    retry,
-    templates,
-)
+from automations.actions import internal, outcomes, planning, templates
+from automations.dispatch import executor_client, prefect_context, retry
 from automations.domain import actions as actions_
 from automations.domain import errors, events
 from automations.v1 import event_pb2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from automations.actions.retry import RetryPolicy
+from automations.dispatch.retry import RetryPolicy
 
 
 def test_delays_double_within_their_jitter_band_up_to_the_cap() -> None:

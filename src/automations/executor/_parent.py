@@ -12,11 +12,11 @@ import asyncio
 import logging
 import os
 
-from automations.executors.idempotency import pid_alive
+from automations.executor._idempotency import pid_alive
 
 logger = logging.getLogger(__name__)
 
-ENV_VAR = "AUTOMATIONS_PARENT_PID"
+PARENT_PID_ENV = "AUTOMATIONS_PARENT_PID"
 """The environment variable naming the pid of the process to outlive at most by a second."""
 
 POLL_SECONDS = 1.0
@@ -25,7 +25,7 @@ POLL_SECONDS = 1.0
 
 def parent_pid_from_env() -> int | None:
     """The pid in ``AUTOMATIONS_PARENT_PID``, or None when unset or malformed."""
-    value = os.environ.get(ENV_VAR, "").strip()
+    value = os.environ.get(PARENT_PID_ENV, "").strip()
     try:
         pid = int(value)
     except ValueError:

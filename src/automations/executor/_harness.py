@@ -2,10 +2,10 @@
 
 An :class:`Executor` is a name, one handler per action type and an idempotency store. The harness
 validates each request, routes it by ``action_type`` (an unknown type is INVALID_ARGUMENT),
-deduplicates it on ``idempotency_key`` (:mod:`automations.executors.idempotency`), optionally
+deduplicates it on ``idempotency_key`` (:mod:`automations.executor._idempotency`), optionally
 bounds the handler by the call's deadline (``Executor.bound_by_deadline``; by default an action
 outlives a caller that gave up and its outcome answers the retry), turns
-:class:`~automations.executors.errors.ActionError` into the call's status with an ``ErrorInfo``
+:class:`~automations.executor._errors.ActionError` into the call's status with an ``ErrorInfo``
 and counts outcomes in Prometheus metrics.
 
 :func:`serve` adds the health service (SERVING once started, NOT_SERVING while draining) and
@@ -32,10 +32,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from automations.executor import _metrics as metrics
+from automations.executor import _parent as parent
+from automations.executor._errors import ActionError, invalid_argument, to_status, to_status_proto
+from automations.executor._idempotency import Deduplicator, IdempotencyStore, Record
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
-from automations.executors import metrics, parent
-from automations.executors.errors import ActionError, invalid_argument, to_status, to_status_proto
-from automations.executors.idempotency import Deduplicator, IdempotencyStore, Record
 from automations.v1 import event_pb2
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,8 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from automations.actions import dispatcher, executor_client, outcomes, planning, retry
+from automations.actions import outcomes, planning
+from automations.dispatch import dispatcher, executor_client, retry
 from automations.domain import events, firings, invocations
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 
