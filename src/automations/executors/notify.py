@@ -53,7 +53,7 @@ def _urls(params: dict[str, Any]) -> list[str]:
     urls = [v.strip() for v in values if isinstance(v, str) and v.strip()]
     if not urls:
         raise executor.invalid_argument(
-            "executor.url", "A notification needs an Apprise url", "NOTIFICATION_URL_MISSING"
+            "parameters.url", "A notification needs an Apprise url", "NOTIFICATION_URL_MISSING"
         )
     return urls
 
@@ -63,7 +63,7 @@ def _text(params: dict[str, Any], name: str, default: str | None) -> str:
     if value is None or value == "":
         if default is None:
             raise executor.invalid_argument(
-                f"executor.{name}",
+                f"parameters.{name}",
                 f"A notification needs a {name}",
                 f"NOTIFICATION_{name.upper()}_MISSING",
             )
@@ -95,7 +95,7 @@ class Notifier:
         for index, url in enumerate(urls):
             if not notifier.add(url):
                 raise executor.invalid_argument(
-                    f"executor.urls[{index}]",
+                    f"parameters.urls[{index}]",
                     f"Notification url #{index + 1} is not a valid Apprise URL",
                     "NOTIFICATION_URL_INVALID",
                 )

@@ -92,13 +92,13 @@ def _headers(value: Any, idempotency_key: str) -> dict[str, str]:
         value = {}
     if not isinstance(value, dict):
         raise executor.invalid_argument(
-            "executor.headers", "headers must be an object of strings", "WEBHOOK_HEADERS_INVALID"
+            "parameters.headers", "headers must be an object of strings", "WEBHOOK_HEADERS_INVALID"
         )
     headers: dict[str, str] = {}
     for name, raw in value.items():
         if isinstance(raw, dict | list) or raw is None:
             raise executor.invalid_argument(
-                "executor.headers",
+                "parameters.headers",
                 f"header {name!r} must be a string",
                 "WEBHOOK_HEADERS_INVALID",
             )
@@ -114,23 +114,23 @@ def _headers(value: Any, idempotency_key: str) -> dict[str, str]:
 def _url(value: Any) -> httpx.URL:
     if not isinstance(value, str) or not value.strip():
         raise executor.invalid_argument(
-            "executor.url", "A webhook needs a url", "WEBHOOK_URL_MISSING"
+            "parameters.url", "A webhook needs a url", "WEBHOOK_URL_MISSING"
         )
     try:
         url = httpx.URL(value.strip())
     except httpx.InvalidURL:
         raise executor.invalid_argument(
-            "executor.url", "The webhook url is not a valid URL", "WEBHOOK_URL_INVALID"
+            "parameters.url", "The webhook url is not a valid URL", "WEBHOOK_URL_INVALID"
         ) from None
     if url.scheme not in ("http", "https"):
         raise executor.invalid_argument(
-            "executor.url",
+            "parameters.url",
             "The webhook url must use http or https",
             "WEBHOOK_URL_SCHEME_UNSUPPORTED",
         )
     if not url.host:
         raise executor.invalid_argument(
-            "executor.url", "The webhook url has no host", "WEBHOOK_URL_INVALID"
+            "parameters.url", "The webhook url has no host", "WEBHOOK_URL_INVALID"
         )
     return url
 
@@ -140,7 +140,7 @@ def _timeout(value: Any, default: float) -> float:
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise executor.invalid_argument(
-            "executor.timeout",
+            "parameters.timeout",
             "timeout must be a positive number of seconds",
             "WEBHOOK_TIMEOUT_INVALID",
         )
@@ -202,7 +202,7 @@ class WebhookCaller:
         method = str(params.get("method") or "POST").upper()
         if method not in METHODS:
             raise executor.invalid_argument(
-                "executor.method", f"Unsupported HTTP method {method!r}", "WEBHOOK_METHOD_INVALID"
+                "parameters.method", f"Unsupported HTTP method {method!r}", "WEBHOOK_METHOD_INVALID"
             )
         headers = _headers(params.get("headers"), request.idempotency_key)
         body = render_payload(params.get("payload"))

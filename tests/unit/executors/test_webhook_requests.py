@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from automations import executor
 from automations.executors import webhook
 
 
@@ -56,7 +57,7 @@ def test_a_dict_payload_is_json_dumped_with_indent_2_as_prefect_does() -> None:
     ],
 )
 def test_a_url_that_cannot_be_called_is_an_invalid_argument(url: object, reason: str) -> None:
-    with pytest.raises(webhook.ActionError) as info:
+    with pytest.raises(executor.ActionError) as info:
         webhook._url(url)
     assert info.value.reason == reason
 

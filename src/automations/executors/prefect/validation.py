@@ -33,7 +33,7 @@ STATE_TYPES = frozenset(
 
 
 def _field(name: str) -> str:
-    return f"executor.{name}"
+    return f"parameters.{name}"
 
 
 def source(params: Mapping[str, Any]) -> Source:
