@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from automations.engine.simulate import run_scenario
+from automations.engine.python_matcher import PythonMatcher
+from automations.engine.simulation import run_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.json"))
@@ -46,6 +47,6 @@ def test_the_corpus_is_present() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_scenario(path: Path) -> None:
     scenario = _load(path)
-    actual = run_scenario(scenario)
+    actual = run_scenario(scenario, matcher_factory=PythonMatcher)
     problems = compare(scenario["expect"]["firings"], actual)
     assert not problems, "\n".join(problems) + f"\nactual: {json.dumps(actual)}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from automations.engine.simulate import run_scenario
+from automations.engine.simulation import run_scenario
 from tests.conformance.test_conformance import FILES, compare
 
 runtime = pytest.importorskip("automations.engine.rete.runtime")

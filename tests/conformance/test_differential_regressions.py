@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from automations.engine.simulate import run_scenario
+from automations.engine.python_matcher import PythonMatcher
+from automations.engine.simulation import run_scenario
 from tests.conformance.test_conformance import compare
 
 FILES = sorted((Path(__file__).parent / "differential").glob("*.json"))
@@ -22,6 +23,6 @@ FILES = sorted((Path(__file__).parent / "differential").glob("*.json"))
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_generated_scenario(path: Path) -> None:
     scenario = json.loads(path.read_text())
-    actual = run_scenario(scenario)
+    actual = run_scenario(scenario, matcher_factory=PythonMatcher)
     problems = compare(scenario["expect"]["firings"], actual)
     assert not problems, "\n".join(problems) + f"\nactual: {json.dumps(actual)}"

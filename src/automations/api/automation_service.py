@@ -17,7 +17,7 @@ from google.protobuf import empty_pb2
 
 from automations.actions import checks
 from automations.domain import automations, errors, firings, invocations
-from automations.pipeline import simulation
+from automations.engine import simulation
 from automations.pipeline import writer as writer_
 from automations.v1 import (
     action_invocation_pb2,

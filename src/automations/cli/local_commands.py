@@ -57,7 +57,7 @@ def config_show(args: argparse.Namespace) -> int:
 
 def simulate(args: argparse.Namespace) -> int:
     """``automations simulate SCENARIO.json``: prints ``{"firings": [...]}``; exit 2 when malformed."""
-    from automations.pipeline import simulation
+    from automations.engine import simulation
 
     try:
         scenario = json.loads(Path(args.scenario).read_text())

@@ -13,7 +13,7 @@ from automations.cli import (
     executor_command,
     invocation_commands,
     local_commands,
-    trigger_templates,
+    trigger_command,
 )
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=client_commands.firings_list)
     invocation_commands.add_parser(sub, client)
     bridge_command.add_parser(sub, client)
-    trigger_templates.add_parser(sub)
+    trigger_command.add_parser(sub)
     return parser
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from automations.cli import main as cli
-from automations.cli import trigger_templates as tt
 from automations.domain import prefect_json
+from automations.domain import trigger_templates as tt
 
 FLOW = "6a1f3c3e-0d47-4a8e-9c0f-2b1f0e6c5d11"
 DEPLOYMENT = "0b7e2f4c-8a55-4d1e-a8b2-6c3d9e1f2a33"

@@ -1,4 +1,8 @@
-"""Runs a conformance scenario through the real :class:`TriggerEngine` on a virtual clock.
+"""Simulation: the real :class:`TriggerEngine` on a virtual clock, with in-memory state.
+
+Used by ``AutomationService.SimulateAutomation`` (:func:`simulate`), ``automations simulate`` and
+the conformance tests (:func:`run_scenario`). It runs the same engine as the server, on the same
+rete matcher unless a test asks for another, with no database.
 
 The timing rules are those of the conformance README: the automation is loaded at time 0; the clock
 visits every step's ``at`` and every instant at which the engine has work (``next_due``), up to and
@@ -18,7 +22,6 @@ from typing import Any
 from automations.domain import automations, events, firings, prefect_json
 from automations.engine import matching
 from automations.engine.clock import VirtualClock, quantize
-from automations.engine.python_matcher import PythonMatcher
 from automations.engine.trigger_engine import TriggerEngine
 
 EPOCH = 1893456000.0
@@ -50,10 +53,35 @@ def _firing_row(firing: firings.Firing, epoch: float) -> dict[str, Any]:
     }
 
 
+def rete_matcher() -> matching.Matcher:
+    """The server's matcher (imported on first use: it loads durable_rules' C core)."""
+    from automations.engine.rete import runtime
+
+    return runtime.ReteMatcher()
+
+
+def simulate(
+    automation: automations.Automation,
+    steps: Sequence[tuple[float, events.Event]],
+    *,
+    until: float | None = None,
+    start: float | None = None,
+) -> list[firings.Firing]:
+    """Runs ``automation`` over ``(delivery time, event)`` steps; returns its firings in order.
+
+    The clock starts at ``start`` (default: the first step) and runs to ``until`` (default: the
+    last step), inclusive.
+    """
+    first = steps[0][0] if steps else 0.0
+    begin = first if start is None else start
+    end = until if until is not None else (steps[-1][0] if steps else begin)
+    return run(automation, steps, end, start=begin)
+
+
 def run_scenario(
     scenario: Mapping[str, Any],
     *,
-    matcher_factory: Callable[[], matching.Matcher] = PythonMatcher,
+    matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
     epoch: float = EPOCH,
 ) -> list[dict[str, Any]]:
     """Replays one scenario and returns its top-level firings.
@@ -86,7 +114,7 @@ def run(
     steps: Sequence[tuple[float, events.Event]],
     until: float,
     *,
-    matcher_factory: Callable[[], matching.Matcher] = PythonMatcher,
+    matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
     start: float = EPOCH,
 ) -> list[firings.Firing]:
     """Runs ``automation`` over timed events on a virtual clock; returns its firings in order.
