@@ -33,8 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from automations.domain import events, triggers
-from automations.engine import state
+from automations.domain import codec, events, triggers
 from automations.engine.clock import quantize
 
 if TYPE_CHECKING:
@@ -107,7 +106,7 @@ class Bucket:
         """The last event, decoded if it is held encoded."""
         last = self.last_event
         if isinstance(last, bytes):
-            return state.event_from_json(last)
+            return codec.event_from_json(last)
         return last
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import orjson
 
-from automations.domain import automations, events, firings, ids, triggers
+from automations.domain import automations, codec, events, firings, ids, triggers
 from automations.engine import matching, state
 from automations.engine import ordering as ordering_
 from automations.engine.buckets import EXPIRED_BUCKET_BUFFER, Bucket, BucketKey, TriggerRuntime
@@ -322,7 +322,7 @@ class TriggerEngine:
                 if trigger_id in kept:
                     continue
                 child_data = loads(data) if isinstance(data, bytes) else data
-                child_records.append((cr, state.firing_from_data(child_data)))
+                child_records.append((cr, codec.firing_from_data(child_data)))
         heap = self._heap
         if len(entries) > 64 and len(entries) * 4 > len(heap):
             heap.extend(entries)
@@ -396,7 +396,7 @@ class TriggerEngine:
                 self.clock.clock = restored.clock
                 self.clock.updated = restored.updated
             elif record.kind == state.FOLLOWER:
-                self.ordering.restore_follower(state.event_from_data(data))
+                self.ordering.restore_follower(codec.event_from_data(data))
             elif record.kind == state.SEEN:
                 expires = float(data["expires"])
                 self.ordering.restore_seen(data["ids"], expires)
@@ -635,7 +635,7 @@ class TriggerEngine:
                             cr.trigger_id,
                             state.CHILD_FIRING,
                             child_id,
-                            state.firing_to_data(stored),
+                            codec.firing_to_data(stored),
                         )
                     )
             cr.dirty.clear()
@@ -663,7 +663,7 @@ class TriggerEngine:
                         "",
                         state.FOLLOWER,
                         event_id,
-                        state.event_to_data(event),
+                        codec.event_to_data(event),
                         self.ordering.lost_at(event),
                     )
                 )
@@ -693,7 +693,7 @@ class TriggerEngine:
             if not isinstance(last, bytes):
                 encoded = None if cache is None else cache.get(id(last))
                 if encoded is None:
-                    encoded = state.event_to_json(last)
+                    encoded = codec.event_to_json(last)
                     if cache is not None:
                         cache[id(last)] = encoded
                 bucket.last_event = last = encoded
@@ -726,7 +726,7 @@ class TriggerEngine:
                     "",
                     state.FOLLOWER,
                     event.id,
-                    state.event_to_data(event),
+                    codec.event_to_data(event),
                     self.ordering.lost_at(event),
                 )
             )
@@ -751,7 +751,7 @@ class TriggerEngine:
                             cr.trigger_id,
                             state.CHILD_FIRING,
                             child_id,
-                            state.firing_to_data(firing),
+                            codec.firing_to_data(firing),
                         )
                     )
         return out

@@ -31,9 +31,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from automations.domain import codec, validation
 from automations.domain import events as events_
-from automations.domain import validation
-from automations.store import encoding, pagination, sql, sqlite_batch, tables
+from automations.store import pagination, sql, sqlite_batch, tables
 
 SQLITE_READ_CHUNK = 500
 """Ids per ``IN (...)`` lookup when reading events back."""
@@ -84,12 +84,12 @@ def encode_body(event: events_.Event) -> bytes:
     # buffer, and a group's worth of those (thousands of rows alive at once) cost fresh pages from
     # the kernel: 2.3 us per event instead of 0.2-0.4 us on the event loop.
     if not event.related and not event.payload:  # most events: only resource labels
-        return _BODY_HEAD + orjson.dumps(event.resource, default=encoding.default) + _BODY_TAIL
+        return _BODY_HEAD + orjson.dumps(event.resource, default=codec.default) + _BODY_TAIL
     return bytes(
         memoryview(
             orjson.dumps(
                 {"resource": event.resource, "related": event.related, "payload": event.payload},
-                default=encoding.default,
+                default=codec.default,
             )
         )
     )

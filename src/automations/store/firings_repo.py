@@ -1,4 +1,4 @@
-"""Firing history: one row per top-level firing, newest first when listed.
+"""Firing history: one row per top-level firing, newest first when listed (``domain.codec``).
 
 The scalar fields are columns; ``triggering_labels`` is the ``labels`` blob; the rest of the firing
 (trigger type, posture, the triggering event itself and the nested child firings) is the ``data``
@@ -7,80 +7,23 @@ blob, so a firing reads back whole even after its triggering event was purged fr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.domain import errors
-from automations.domain import events as events_
+from automations.domain import codec, errors
 from automations.domain import firings as firings_
-from automations.store import encoding, pagination, sql, sqlite_batch, tables
+from automations.store import pagination, sql, sqlite_batch, tables
 
 _T = tables.firings
 _TOKEN_KIND = "firings"
 
 
-def _event_to_json(event: events_.Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "event": event.event,
-        "occurred": event.occurred,
-        "received": event.received,
-        "resource": event.resource,
-        "related": event.related,
-        "payload": event.payload,
-        "follows": event.follows,
-    }
-
-
-def _event_from_json(data: Mapping[str, Any]) -> events_.Event:
-    return events_.Event(
-        id=data["id"],
-        event=data["event"],
-        occurred=data["occurred"],
-        resource=data["resource"],
-        related=tuple(data["related"]),
-        payload=data["payload"],
-        follows=data["follows"],
-        received=data["received"],
-    )
-
-
-def _firing_to_json(firing: firings_.Firing) -> dict[str, Any]:
-    return {
-        "id": firing.id,
-        "automation_id": firing.automation_id,
-        "trigger_id": firing.trigger_id,
-        "trigger_type": firing.trigger_type,
-        "posture": firing.posture,
-        "triggered": firing.triggered,
-        "triggering_event": (
-            None if firing.triggering_event is None else _event_to_json(firing.triggering_event)
-        ),
-        "triggering_labels": firing.triggering_labels,
-        "child_firings": [_firing_to_json(c) for c in firing.child_firings],
-    }
-
-
-def _firing_from_json(data: Mapping[str, Any]) -> firings_.Firing:
-    event = data["triggering_event"]
-    return firings_.Firing(
-        id=data["id"],
-        automation_id=data["automation_id"],
-        trigger_id=data["trigger_id"],
-        trigger_type=data["trigger_type"],
-        posture=data["posture"],
-        triggered=data["triggered"],
-        triggering_event=None if event is None else _event_from_json(event),
-        triggering_labels=data["triggering_labels"],
-        child_firings=tuple(_firing_from_json(c) for c in data["child_firings"]),
-    )
-
-
-_COLUMNS = ("id", "automation_id", "trigger_id", "fired", "triggering_event_id", "labels", "data")
+_COLUMNS = tuple(column.name for column in _T.columns)
+"""The table's columns, in the order of ``_to_row``'s values."""
 _SQLITE_INSERT_HEAD = f"INSERT INTO firings ({', '.join(_COLUMNS)}) VALUES "
 _SQLITE_GET_MANY = f"SELECT json_group_array({sqlite_batch.json_row(_T.columns)}) FROM firings WHERE id IN ({{keys}})"
 
@@ -94,15 +37,14 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
         firing.trigger_id,
         firing.triggered,
         firing.triggering_event_id,
-        orjson.dumps(firing.triggering_labels, default=encoding.default),
-        orjson.dumps(
+        codec.dumps(firing.triggering_labels),
+        codec.dumps(
             {
                 "trigger_type": firing.trigger_type,
                 "posture": firing.posture,
-                "triggering_event": None if event is None else _event_to_json(event),
-                "child_firings": [_firing_to_json(c) for c in firing.child_firings],
-            },
-            default=encoding.default,
+                "triggering_event": None if event is None else codec.event_to_data(event),
+                "child_firings": [codec.firing_to_data(c) for c in firing.child_firings],
+            }
         ),
     )
 
@@ -113,7 +55,7 @@ def _from_row(row: Sequence[Any]) -> firings_.Firing:
     ``row`` is a table row, or an item of ``_SQLITE_GET_MANY``'s array (the time as text, blobs
     as JSON text).
     """
-    return _firing_from_json(
+    return codec.firing_from_data(
         {
             "id": row[0],
             "automation_id": row[1],

@@ -21,9 +21,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.domain import errors, invocations
+from automations.domain import codec, errors, invocations
 from automations.domain.invocations import Finish, Invocation, InvocationStatus
-from automations.store import encoding, pagination, sql, sqlite_batch, tables
+from automations.store import pagination, sql, sqlite_batch, tables
 
 DEFAULT_LEASE = 60.0
 """Seconds a claimed invocation stays ``running`` before it may be claimed again."""
@@ -47,7 +47,7 @@ def _to_row(item: Invocation) -> dict[str, Any]:
         "created": item.created,
         "updated": item.updated,
         "request": invocations.encode_request(item.request),
-        "result": None if item.result is None else encoding.dumps(item.result),
+        "result": None if item.result is None else codec.dumps(item.result),
     }
 
 
@@ -413,7 +413,7 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
                     "updated": now,
                     "last_error": f.error,
                     "next_attempt_at": f.next_attempt_at,
-                    "result": None if f.result is None else encoding.dumps(f.result),
+                    "result": None if f.result is None else codec.dumps(f.result),
                 }
                 for f in finishes
             ],
@@ -429,7 +429,7 @@ def finish_many(conn: Connection, finishes: Sequence[Finish], *, now: float) -> 
             now,
             f.error,
             f.next_attempt_at,
-            None if f.result is None else encoding.dumps(f.result),
+            None if f.result is None else codec.dumps(f.result),
             f.id,
         )
         for f in finishes

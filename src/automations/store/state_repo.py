@@ -20,7 +20,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from automations.store import encoding, sql, sqlite_batch, tables
+from automations.domain import codec
+from automations.store import sql, sqlite_batch, tables
 
 _T = tables.engine_state
 _COLUMN_NAMES = ("automation_id", "trigger_id", "kind", "key", "data", "due")
@@ -117,7 +118,7 @@ def upsert_many(conn: Connection, records: Iterable[StateLike | tuple[Any, ...]]
             trigger_id,
             kind,
             key,
-            encoding.dumps(data),
+            codec.dumps(data),
             due,
         )
     if not latest:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+import sqlalchemy as sa
 
 from automations.domain import errors
-from automations.store import firings_repo
+from automations.store import firings_repo, tables
 from automations.store.database import Database
 from tests.factories import firing
 
@@ -57,3 +59,50 @@ def test_a_repeated_firing_within_one_insert_is_stored_once(db: Database) -> Non
     with db.write() as conn:
         firings_repo.insert_many(conn, [firing("f1"), firing("f1")])
         assert [f.id for f in firings_repo.list_page(conn)[0]] == ["f1"]
+
+
+def test_rows_written_by_the_first_release_still_read(db: Database) -> None:
+    """The first firing history wrote every event key (empty ones too) and full child firings."""
+    old_event = {
+        "id": "ev",
+        "event": "x",
+        "occurred": 5.0,
+        "received": 6.0,
+        "resource": {"prefect.resource.id": "r"},
+        "related": [],
+        "payload": {},
+        "follows": None,
+    }
+    child = {
+        "id": "c",
+        "automation_id": "a1",
+        "trigger_id": "t-child",
+        "trigger_type": "event",
+        "posture": "Reactive",
+        "triggered": 7.0,
+        "triggering_event": old_event,
+        "triggering_labels": {},
+        "child_firings": [],
+    }
+    data = {"trigger_type": "compound", "posture": None, "triggering_event": None}
+    row = {
+        "id": "old",
+        "automation_id": "a1",
+        "trigger_id": "t",
+        "fired": 8.0,
+        "triggering_event_id": None,
+        "labels": orjson.dumps({"k": "v"}),
+        "data": orjson.dumps({**data, "child_firings": [child]}),
+    }
+    with db.write() as conn:
+        conn.execute(sa.insert(tables.firings).values(**row))
+    with db.read() as conn:
+        stored = firings_repo.get(conn, "old")
+    assert (stored.trigger_type, stored.triggering_labels) == ("compound", {"k": "v"})
+    (only,) = stored.child_firings
+    assert only.triggering_event is not None
+    assert (only.id, only.triggering_event.received, only.triggering_event.payload) == (
+        "c",
+        6.0,
+        {},
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from automations.domain import codec
 from automations.engine import state
 from automations.engine.state import StateRecord
 from automations.engine.trigger_engine import TriggerEngine
@@ -158,13 +159,13 @@ def test_records_in_the_earlier_format_still_restore(encoded: bool) -> None:
         "start": T0 + 1,
         "end": T0 + 101,
         "count": 0,
-        "last_event": state.event_to_data(started),
+        "last_event": codec.event_to_data(started),
     }
     reactive: dict[str, Any] = {
         "start": T0 - 899,
         "end": T0 + 61,
         "count": 1,
-        "last_event": state.event_to_data(event("f1", "job.failed", 1, "job.1")),
+        "last_event": codec.event_to_data(event("f1", "job.failed", 1, "job.1")),
     }
 
     def as_stored(data: dict[str, Any]) -> Any:
@@ -205,7 +206,7 @@ def test_records_in_the_earlier_format_still_restore(encoded: bool) -> None:
 
 def test_bucket_data_is_split_without_decoding_the_event() -> None:
     started = event("s1", "run.started", 1, "run.1")
-    encoded = state.event_to_json(started)
+    encoded = codec.event_to_json(started)
     data = b'{"start":1.5,"end":2.5,"count":-1,"last_event":%b}' % encoded
     assert state.split_bucket_data(data) == (1.5, 2.5, -1, encoded)
     assert state.split_bucket_data(b'{"start":1.5,"end":2.5,"count":3}') == (1.5, 2.5, 3, None)
