@@ -34,7 +34,8 @@ from automations.api import automation_service, event_service, interceptors
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
 from automations.executors import supervisor
-from automations.pipeline import outbox, service, writer
+from automations.pipeline import backend as backend_
+from automations.pipeline import outbox, queries, writer
 from automations.store import event_log
 from automations.v1 import (
     automation_service_pb2,
@@ -133,7 +134,8 @@ async def follow_database(
 async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None) -> int:
     """Runs the engine until SIGTERM or SIGINT; returns the process exit code."""
     logs.configure(level=settings.log_level, json_lines=settings.log_json)
-    backend = service.EngineBackend.from_settings(settings)
+    backend = backend_.EngineBackend.from_settings(settings)
+    reads = queries.Queries(backend.database)
     the_writer = writer.Writer(
         backend,
         max_pending_events=settings.max_pending_events,
@@ -158,7 +160,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     routes = supervisor.merged_routes(routes, settings.executor_routes())
     logger.info("executor routes", extra={"routes": routes})
     dispatcher = dispatcher_.Dispatcher(
-        outbox.OutboxGateway(the_writer, backend),
+        outbox.OutboxGateway(the_writer, reads),
         executor_client.ExecutorClient(
             routes,
             timeout=settings.action_timeout_seconds,
@@ -195,13 +197,11 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(
-        event_service.EventService(the_writer, backend.list_events, prepare=event_log.to_row),
+        event_service.EventService(the_writer, reads.list_events, prepare=event_log.to_row),
         server,
     )
     automation_service_pb2_grpc.add_AutomationServiceServicer_to_server(
-        automation_service.AutomationService(
-            the_writer, backend, on_redrive=dispatcher.wake_poller
-        ),
+        automation_service.AutomationService(the_writer, reads, on_redrive=dispatcher.wake_poller),
         server,
     )
     services = (

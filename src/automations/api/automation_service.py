@@ -18,6 +18,7 @@ from google.protobuf import empty_pb2
 from automations.actions import checks
 from automations.domain import automations, errors, firings, invocations
 from automations.engine import simulation
+from automations.pipeline import backend as backend_
 from automations.pipeline import writer as writer_
 from automations.v1 import (
     action_invocation_pb2,
@@ -75,7 +76,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
 
     def __init__(
         self,
-        writer: writer_.Writer,
+        writer: writer_.Writer[backend_.EngineBackend],
         reader: Reader,
         *,
         clock: Callable[[], float] = time.time,
@@ -102,7 +103,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if request.validate_only:
             checks.check_automation(automation)
             return wire_automations.automation_to_proto(automation)
-        stored = await self._writer.call(lambda backend: backend.create_automation(automation))
+        stored = await self._writer.call(lambda backend: backend.changes.create(automation))
         return wire_automations.automation_to_proto(stored)
 
     async def GetAutomation(  # noqa: N802 - gRPC method name
@@ -154,7 +155,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         if request.validate_only:
             checks.check_automation(updated)
             return wire_automations.automation_to_proto(updated)
-        stored = await self._writer.call(lambda backend: backend.update_automation(updated))
+        stored = await self._writer.call(lambda backend: backend.changes.update(updated))
         return wire_automations.automation_to_proto(stored)
 
     async def DeleteAutomation(  # noqa: N802 - gRPC method name
@@ -163,7 +164,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Deletes an automation and its trigger state."""
         automation_id = names.automation_id_from_name(request.name)
         etag = request.etag or None
-        await self._writer.call(lambda backend: backend.delete_automation(automation_id, etag=etag))
+        await self._writer.call(lambda backend: backend.changes.delete(automation_id, etag=etag))
         return empty_pb2.Empty()
 
     async def EnableAutomation(  # noqa: N802 - gRPC method name
@@ -182,7 +183,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         automation_id = names.automation_id_from_name(name)
         now = self._clock()
         stored = await self._writer.call(
-            lambda backend: backend.set_enabled(automation_id, enabled, now)
+            lambda backend: backend.changes.set_enabled(automation_id, enabled, now)
         )
         return wire_automations.automation_to_proto(stored)
 
@@ -249,7 +250,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     ) -> action_invocation_pb2.ActionInvocation:
         """Re-queues a failed or dead-lettered invocation."""
         invocation_id = names.invocation_id_from_name(request.name)
-        redriven = await self._writer.call(lambda backend: backend.redrive(invocation_id))
+        redriven = await self._writer.call(lambda backend: backend.outbox.redrive(invocation_id))
         if self._on_redrive is not None:
             self._on_redrive()
         return wire_invocations.invocation_to_proto(redriven)

@@ -46,7 +46,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
 
     def __init__(
         self,
-        writer: writer_.Writer,
+        writer: writer_.Writer[Any],
         list_events: EventLister,
         *,
         max_event_size: int = events.MAX_EVENT_SIZE_BYTES,

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from automations.domain import errors, events
+from automations.store import event_log
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class _EventBatch:
     events: Sequence[events.Event]
     future: asyncio.Future[list[bool]]
     loop: asyncio.AbstractEventLoop
-    prepared: Sequence[Any] | None = None
+    prepared: Sequence[event_log.Row] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -73,7 +74,7 @@ def _reject(future: asyncio.Future[Any], exc: BaseException) -> None:
 
 
 class Backend:
-    """What the writer drives; the composition root supplies the real one (``pipeline.service``).
+    """What the writer drives; the composition root supplies the real one (``pipeline.backend``).
 
     Every method runs on the writer thread.
     """
@@ -82,7 +83,11 @@ class Backend:
         """Prepares the backend (loads automations and state) on the writer thread."""
 
     def commit_events(
-        self, batch: Sequence[events.Event], now: float, *, prepared: Sequence[Any] | None = None
+        self,
+        batch: Sequence[events.Event],
+        now: float,
+        *,
+        prepared: Sequence[event_log.Row] | None = None,
     ) -> list[bool]:
         """Appends ``batch`` in one transaction and runs the engine; returns new(True)/duplicate.
 
@@ -92,8 +97,8 @@ class Backend:
         raise NotImplementedError
 
     def run_call(self, fn: Callable[[Any], T]) -> T:
-        """Runs ``fn`` in its own transaction (automation CRUD and the like)."""
-        raise NotImplementedError
+        """Runs ``fn(self)`` (automation CRUD and the like open their own transactions)."""
+        return fn(self)
 
     def next_due(self) -> float | None:
         """The next wall time at which ``advance`` has work, or None."""
@@ -109,8 +114,14 @@ class Backend:
         """Releases resources on the writer thread."""
 
 
-class Writer:
+B = TypeVar("B", bound=Backend)
+
+
+class Writer(Generic[B]):
     """The single-writer thread with group commit and deadline-driven wake-ups.
+
+    Generic in its backend: ``Writer[EngineBackend].call`` takes a function of the engine backend,
+    so the type checker sees every backend method a call names.
 
     Args:
         backend: The transactional work to run.
@@ -126,7 +137,7 @@ class Writer:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: B,
         *,
         max_pending_events: int = 100_000,
         max_group_events: int = 20_000,
@@ -171,15 +182,15 @@ class Writer:
         return self._pending_events
 
     async def publish(
-        self, batch: Sequence[events.Event], prepared: Sequence[Any] | None = None
+        self, batch: Sequence[events.Event], prepared: Sequence[event_log.Row] | None = None
     ) -> list[bool]:
         """Queues ``batch`` for the next group commit and waits for it.
 
         Args:
             batch: The events, in order.
-            prepared: Optional per-event work the caller did ahead for the backend (the store
-                rows, encoded on the event loop rather than on this busier thread), one item
-                per event; handed to ``Backend.commit_events``.
+            prepared: Optional per-event work the caller did ahead for the backend (the event
+                log rows, encoded on the event loop rather than on this busier thread), one per
+                event; handed to ``Backend.commit_events``.
 
         Returns:
             For each event, True if it was new, False if its id was seen before.
@@ -205,8 +216,8 @@ class Writer:
         self._queue.put(_EventBatch(batch, future, loop, prepared))
         return await future
 
-    async def call(self, fn: Callable[[Any], T]) -> T:
-        """Runs ``fn(backend_context)`` on the writer thread in its own transaction, in queue order."""
+    async def call(self, fn: Callable[[B], T]) -> T:
+        """Runs ``fn(backend)`` on the writer thread, in queue order (see the module docstring)."""
         if self._thread is None or not self._thread.is_alive():
             raise errors.Unavailable("the engine is not running")
         loop = asyncio.get_running_loop()
@@ -335,7 +346,7 @@ class Writer:
 
     def _commit_group(self, group: list[_EventBatch]) -> None:
         batch: list[events.Event] = []
-        prepared: list[Any] | None = []
+        prepared: list[event_log.Row] | None = []
         for item in group:
             batch.extend(item.events)
             if prepared is not None:

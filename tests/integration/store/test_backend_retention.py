@@ -10,7 +10,8 @@ import pytest
 from automations.domain import events, invocations, prefect_json
 from automations.engine import trigger_engine
 from automations.engine.rete import runtime
-from automations.pipeline import service
+from automations.pipeline import backend as backend_
+from automations.pipeline import queries
 from automations.store import database, firings_repo, outbox_repo
 
 pytestmark = pytest.mark.integration
@@ -28,14 +29,14 @@ def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_pat
     clock = Clock(1_000_000.0)
     db = database.Database(f"sqlite:///{tmp_path / 'a.db'}")
     db.migrate()
-    backend = service.EngineBackend(
+    backend = backend_.EngineBackend(
         db,
         engine_factory=lambda: trigger_engine.TriggerEngine(runtime.ReteMatcher()),
         retention_seconds=3600,
         clock=clock,
     )
     backend.start()
-    backend.create_automation(
+    backend.changes.create(
         prefect_json.parse_automation(
             {
                 "name": "a",
@@ -72,7 +73,7 @@ def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_pat
         assert len(firings_repo.list_page(conn)[0]) == 1
         assert len(outbox_repo.list_page(conn)[0]) == 2
 
-    clock.now += 7200 + service.PURGE_INTERVAL
+    clock.now += 7200 + backend_.PURGE_INTERVAL
     backend.advance(clock.now)
 
     with db.read() as conn:
@@ -81,5 +82,5 @@ def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_pat
     assert [(i.action_type, i.status) for i in left] == [
         ("acme.parked", invocations.InvocationStatus.DEAD_LETTER)
     ]
-    assert backend.list_events(page_size=10, page_token="")[0] == []
+    assert queries.Queries(db).list_events(page_size=10, page_token="")[0] == []
     db.dispose()

@@ -13,7 +13,7 @@ import pytest
 from automations.domain import events, prefect_json
 from automations.engine.python_matcher import PythonMatcher
 from automations.engine.trigger_engine import TriggerEngine
-from automations.pipeline import service
+from automations.pipeline import backend as backend_
 from automations.store import firings_repo, state_repo
 from automations.store.database import Database
 
@@ -38,8 +38,8 @@ PROACTIVE = {
 }
 
 
-def _backend(db: Database, clock: list[float]) -> service.EngineBackend:
-    return service.EngineBackend(
+def _backend(db: Database, clock: list[float]) -> backend_.EngineBackend:
+    return backend_.EngineBackend(
         db,
         engine_factory=lambda: TriggerEngine(PythonMatcher()),
         clock=lambda: clock[0],
@@ -51,7 +51,7 @@ def test_a_restart_fires_a_window_with_its_complete_triggering_event(db: Databas
     first = _backend(db, clock)
     first.start()
     for aid, trigger in (("re", REACTIVE), ("pa", PROACTIVE)):
-        first.create_automation(
+        first.changes.create(
             prefect_json.parse_automation(
                 {"name": aid, "trigger": trigger, "actions": [{"type": "do-nothing"}]},
                 automation_id=aid,

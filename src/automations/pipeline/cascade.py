@@ -1,0 +1,184 @@
+"""The cascade: an engine step, the firings it made, and everything they set off, in one transaction.
+
+A step of the trigger engine (events processed, or deadlines reached) yields firings and state
+changes. :meth:`Cascade.run` persists them and plans each firing (``actions.planning``): its
+invocations go to the outbox, and its lifecycle events (``prefect.automation.triggered``,
+``...action.triggered``, an instant ``do-nothing``'s ``...action.executed``) are appended to the
+event log *and processed by the engine in the same transaction*, since other automations may
+watch them. Their firings are planned in turn, and so on until a round fires nothing: the run to
+quiescence.
+
+Its bound is the loop guard. Every event carries a chain depth: 0 for a client's event, the depth
+of its cause plus one for an event an automation made. A firing caused by an event at
+``max_chain_depth`` publishes nothing (its invocations are written failed with the reason), so a
+cascade runs at most ``max_chain_depth + 1`` rounds. Within a round, the number of firings is
+bounded by the automations that match the round's events.
+
+The cascade also hands the invocations a transaction wrote ``running`` to the dispatcher, once it
+has committed (:meth:`Cascade.transaction`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from automations import metrics
+from automations.actions import planning
+from automations.domain import automations, events, firings, invocations
+from automations.engine import state as engine_state
+from automations.engine import trigger_engine
+from automations.store import database as database_
+from automations.store import event_log, firings_repo, outbox_repo, state_repo
+
+logger = logging.getLogger(__name__)
+
+MAX_REMEMBERED_DEPTHS = 100_000
+"""Chain depths of automation-made events remembered for the loop guard (oldest forgotten)."""
+
+
+class Cascade:
+    """The trigger engine with the automations loaded into it, and what their firings set off.
+
+    Runs on the writer thread only.
+
+    Args:
+        engine: The trigger engine (replaced when state is reloaded, see ``EngineBackend.start``).
+        max_chain_depth: The loop guard (``actions.planning``).
+        lease: Seconds an invocation handed straight to the dispatcher stays leased.
+    """
+
+    def __init__(
+        self,
+        engine: trigger_engine.TriggerEngine,
+        *,
+        max_chain_depth: int = planning.DEFAULT_MAX_CHAIN_DEPTH,
+        lease: float = outbox_repo.DEFAULT_LEASE,
+    ) -> None:
+        self.engine = engine
+        self.automations: dict[str, automations.Automation] = {}
+        """The enabled automations loaded into ``engine``, by id."""
+        self.max_chain_depth = max_chain_depth
+        self.lease = lease
+        self._depths: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._jobs: list[planning.Job] = []
+        self._handoff: Callable[[list[planning.Job]], None] | None = None
+        self._capacity: Callable[[], int] = lambda: 0
+
+    def attach_dispatcher(
+        self, handoff: Callable[[list[planning.Job]], None], capacity: Callable[[], int]
+    ) -> None:
+        """Connects the dispatcher.
+
+        Committed invocations are handed to ``handoff`` (called on the writer thread right after
+        each commit), as many as ``capacity()`` allows; the others are written ``pending`` for
+        its poller.
+        """
+        self._handoff = handoff
+        self._capacity = capacity
+
+    @contextlib.contextmanager
+    def transaction(self, database: database_.Database) -> Iterator[Any]:
+        """A write transaction; the invocations it plans go to the dispatcher once committed."""
+        self._jobs = []
+        with database.write() as conn:
+            yield conn
+        jobs, self._jobs = self._jobs, []
+        if jobs and self._handoff is not None:
+            self._handoff(jobs)
+
+    def run(self, conn: Any, step: engine_state.Step, now: float) -> None:
+        """Persists an engine step and runs its firings to quiescence (see the module docstring)."""
+        while True:
+            self._persist(conn, step)
+            if not step.firings:
+                return
+            fresh = self._plan(conn, step.firings, now)
+            if not fresh:
+                return
+            step = self.engine.process(fresh, now)
+
+    def feed(self, conn: Any, derived: Sequence[tuple[events.Event, int]], now: float) -> None:
+        """Publishes automation-made events (with their chain depth) and runs what they fire."""
+        fresh = self._publish(conn, derived)
+        if fresh:
+            self.run(conn, self.engine.process(fresh, now), now)
+
+    def _plan(self, conn: Any, fired: Sequence[firings.Firing], now: float) -> list[events.Event]:
+        """Writes the firings' invocations; returns their lifecycle events, appended to the log."""
+        plan = planning.Plan()
+        budget = self._capacity() if self._handoff is not None else 0
+        for firing in fired:
+            automation = self.automations.get(firing.automation_id)
+            if automation is None:
+                continue
+            trigger_event = firing.triggering_event
+            depth = 0 if trigger_event is None else self._depths.get(trigger_event.id, 0)
+            wanted = len(automation.actions) + len(automation.actions_on_trigger)
+            dispatch_now = budget >= wanted
+            if dispatch_now:
+                budget -= wanted
+            planning.plan_firing(
+                automation,
+                firing,
+                depth=depth,
+                now=now,
+                lease=self.lease,
+                max_depth=self.max_chain_depth,
+                dispatch_now=dispatch_now,
+                into=plan,
+            )
+        for firing in plan.capped:
+            metrics.CHAINS_CUT.inc()
+            logger.warning(
+                "automation chain cut by the loop guard",
+                extra={"automation_id": firing.automation_id, "firing_id": firing.id},
+            )
+        if plan.invocations:
+            outbox_repo.add_many(conn, plan.invocations)
+            by_id = {firing.id: firing for firing in fired}
+            self._jobs.extend(
+                planning.Job(invocation, by_id.get(invocation.firing_id))
+                for invocation in plan.invocations
+                if invocation.status == invocations.InvocationStatus.RUNNING
+            )
+        return self._publish(conn, plan.events)
+
+    def _publish(
+        self, conn: Any, derived: Sequence[tuple[events.Event, int]]
+    ) -> list[events.Event]:
+        """Appends automation-made events (with their chain depth) to the log; returns the new."""
+        if not derived:
+            return []
+        items = [event for event, _ in derived]
+        flags = event_log.append(conn, items)
+        fresh: list[events.Event] = []
+        for (event, depth), new in zip(derived, flags, strict=True):
+            if not new:
+                continue
+            fresh.append(event)
+            self._depths[event.id] = depth
+        while len(self._depths) > MAX_REMEMBERED_DEPTHS:
+            self._depths.popitem(last=False)
+        return fresh
+
+    def _persist(self, conn: Any, step: engine_state.Step) -> None:
+        if step.upserts:
+            state_repo.upsert_many(conn, step.upserts)
+        if step.deletes:
+            state_repo.delete_many(conn, step.deletes)
+        if step.firings:
+            firings_repo.insert_many(conn, step.firings)
+            for firing in step.firings:
+                metrics.FIRINGS.labels(firing.trigger_type, firing.posture or "").inc()
+                logger.info(
+                    "automation fired",
+                    extra={
+                        "automation_id": firing.automation_id,
+                        "firing_id": firing.id,
+                        "event_id": firing.triggering_event_id,
+                    },
+                )

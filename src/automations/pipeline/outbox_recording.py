@@ -1,0 +1,107 @@
+"""The outbox on the writer: recording outcomes, claiming due invocations, release and redrive.
+
+The dispatcher reaches these through ``pipeline.outbox.OutboxGateway``; each runs in one writer
+transaction. Recording an outcome also applies an engine-internal action's effect (pause- /
+resume-automation) and publishes ``prefect.automation.action.executed`` / ``.failed`` (and an
+``emit-event`` action's event) through the cascade, all in that transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from automations.actions import outcomes, planning, settling
+from automations.domain import errors, events, invocations
+from automations.pipeline import automation_changes as changes_
+from automations.pipeline import cascade as cascade_
+from automations.store import database as database_
+from automations.store import firings_repo, outbox_repo
+
+
+class OutboxRecorder:
+    """The writer's side of the outbox (writer thread only).
+
+    Args:
+        database: The database.
+        cascade: Where recorded outcomes' lifecycle events run.
+        changes: Applies pause- / resume-automation effects.
+        clock: Wall clock, seconds since the epoch.
+    """
+
+    def __init__(
+        self,
+        database: database_.Database,
+        cascade: cascade_.Cascade,
+        changes: changes_.AutomationChanges,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._database = database
+        self._cascade = cascade
+        self._changes = changes
+        self._clock = clock
+
+    def record(self, results: Sequence[outcomes.Outcome]) -> None:
+        """Records the dispatcher's outcomes in one transaction.
+
+        An outcome whose claim is no longer current (its lease ended and the invocation was
+        claimed again) is dropped: the newer attempt records its own.
+        """
+        with self._cascade.transaction(self._database) as conn:
+            now = self._clock()
+            current = outbox_repo.running_attempts(
+                conn, [outcome.job.invocation.id for outcome in results]
+            )
+            finishes: list[invocations.Finish] = []
+            derived: list[tuple[events.Event, int]] = []
+            for outcome in results:
+                invocation = outcome.job.invocation
+                if current.pop(invocation.id, None) != invocation.attempts:
+                    continue
+                finish, made = settling.settle(
+                    outcome,
+                    now=now,
+                    set_enabled=lambda target, enabled, depth: self._changes.set_enabled_in(
+                        conn, target, enabled, now, depth=depth
+                    ),
+                )
+                finishes.append(finish)
+                derived.extend(made)
+            outbox_repo.finish_many(conn, finishes, now=now)
+            self._cascade.feed(conn, derived, now)
+
+    def claim(self, limit: int) -> list[planning.Job]:
+        """Claims due invocations and loads their firings (for the dispatcher's poller)."""
+        now = self._clock()
+        with self._database.write() as conn:
+            claimed = outbox_repo.claim_due(conn, now, limit, lease=self._cascade.lease)
+            by_id = firings_repo.get_many(conn, {i.firing_id for i in claimed})
+        return [planning.Job(invocation, by_id.get(invocation.firing_id)) for invocation in claimed]
+
+    def release_running(self) -> int:
+        """Makes the previous run's in-flight invocations due now."""
+        with self._database.write() as conn:
+            return outbox_repo.release_running(conn, self._clock())
+
+    def redrive(self, invocation_id: str) -> invocations.Invocation:
+        """Puts a failed or dead-lettered invocation back to pending, due now.
+
+        Raises:
+            errors.NotFound: Unknown invocation.
+            errors.FailedPrecondition: It is neither failed nor dead-lettered.
+        """
+        with self._database.write() as conn:
+            current = outbox_repo.get(conn, invocation_id)
+            if current.status not in invocations.REDRIVABLE:
+                raise errors.FailedPrecondition(
+                    f"invocation {invocation_id!r} is {current.status}; only failed or "
+                    "dead-lettered invocations can be redriven",
+                    reason="INVOCATION_NOT_REDRIVABLE",
+                )
+            outbox_repo.redrive(
+                conn,
+                now=self._clock(),
+                ids=[invocation_id],
+                statuses=sorted(invocations.REDRIVABLE),
+            )
+            return outbox_repo.get(conn, invocation_id)
