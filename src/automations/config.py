@@ -92,6 +92,10 @@ class Settings(pydantic_settings.BaseSettings):
         executor_tls_cert_file: PEM client certificate for executors requiring mTLS (with
             ``executor_tls_key_file``; needs ``executor_tls_ca_file``).
         executor_tls_key_file: PEM private key of ``executor_tls_cert_file``.
+        gil_switch_interval_seconds: The interpreter's GIL switch interval while serving
+            (``process_tuning``); 0 keeps Python's default (5 ms).
+        gc_tuning: Freeze what start-up loaded out of the garbage collector's sight and collect
+            young objects less often while serving (``process_tuning``).
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -132,6 +136,8 @@ class Settings(pydantic_settings.BaseSettings):
     executor_tls_ca_file: str = ""
     executor_tls_cert_file: str = ""
     executor_tls_key_file: str = ""
+    gil_switch_interval_seconds: float = pydantic.Field(default=0.001, ge=0, le=1)
+    gc_tuning: bool = True
 
     @pydantic.field_validator("grpc_addr")
     @classmethod

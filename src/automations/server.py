@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,7 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from automations import config, logs, transport
+from automations import config, logs, process_tuning, transport
 from automations.api import automation_service, event_service, interceptors
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
@@ -48,16 +46,6 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest gRPC message accepted (a batch of events)."""
-
-SWITCH_INTERVAL_SECONDS = 0.001
-"""The interpreter's GIL switch interval while serving (Python's default: 5 ms).
-
-The writer thread releases the GIL for every SQLite statement and must take it back from the event
-loop, which holds it while it decodes requests; a thread asking for the GIL waits up to one
-interval. At 5 ms the writer spent a third of each group commit waiting (7.2 us wall for 4.5 us
-of CPU per event, ``python -m bench ingest``). Measured side by side, 3 runs each: 1 ms gave +6-7%
-events/s (uuid7 ids 130.5k -> 138.0k, uuid4 ids 104.8k -> 112.2k); 2 ms and 0.5 ms were no better
-than 1 ms, 0.2 ms worse."""
 
 DATABASE_PING_TIMEOUT_SECONDS = 5.0
 """A database ping that takes longer than this counts as a failure."""
@@ -231,13 +219,31 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         logger.warning("api_token without TLS: the token travels in the clear")
 
     await asyncio.to_thread(the_writer.start)
-    # What start-up loaded (automations, rete, buckets) lives as long as the process: move it out
-    # of the collector's sight, and collect young objects less often. Full collections over the
-    # loaded state were 15-45 ms pauses in the dispatch latency benchmark.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+    tuning = process_tuning.Tuning(
+        switch_interval=settings.gil_switch_interval_seconds, gc=settings.gc_tuning
+    )
+    with process_tuning.tuned(tuning):
+        await _serve_loaded(
+            settings, server, health_servicer, services, backend, the_writer, dispatcher, ready
+        )
+    if bundled is not None:
+        await bundled.stop()
+    backend.dispose()
+    logger.info("stopped")
+    return 0
+
+
+async def _serve_loaded(
+    settings: config.Settings,
+    server: grpc.aio.Server,
+    health_servicer: health.aio.HealthServicer,
+    services: tuple[str, ...],
+    backend: backend_.EngineBackend,
+    the_writer: writer.Writer[backend_.EngineBackend],
+    dispatcher: dispatcher_.Dispatcher,
+    ready: asyncio.Event | None,
+) -> None:
+    """Serves from the moment state is loaded until SIGTERM or SIGINT, then drains."""
     await dispatcher.start()
     if settings.metrics_addr:
         host, port = settings.metrics_addr.rsplit(":", 1)
@@ -278,11 +284,6 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     await server.stop(settings.shutdown_grace_seconds)
     await dispatcher.stop()
     await asyncio.to_thread(the_writer.stop)
-    if bundled is not None:
-        await bundled.stop()
-    backend.dispose()
-    logger.info("stopped")
-    return 0
 
 
 def run(settings: config.Settings) -> int:
