@@ -11,23 +11,28 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+PREFECT_ORCHESTRATION_ACTION_TYPES: tuple[str, ...] = (
+    "run-deployment",
+    "pause-deployment",
+    "resume-deployment",
+    "cancel-flow-run",
+    "suspend-flow-run",
+    "resume-flow-run",
+    "change-flow-run-state",
+    "delete-flow-run",
+    "pause-work-pool",
+    "resume-work-pool",
+    "pause-work-queue",
+    "resume-work-queue",
+)
+"""Prefect's actions on its own objects (served by the bundled ``prefect`` executor)."""
+
 PREFECT_ACTION_TYPES = frozenset(
     {
+        *PREFECT_ORCHESTRATION_ACTION_TYPES,
         "do-nothing",
-        "run-deployment",
-        "pause-deployment",
-        "resume-deployment",
-        "cancel-flow-run",
-        "suspend-flow-run",
-        "resume-flow-run",
-        "change-flow-run-state",
-        "delete-flow-run",
         "send-notification",
         "call-webhook",
-        "pause-work-pool",
-        "resume-work-pool",
-        "pause-work-queue",
-        "resume-work-queue",
         "pause-automation",
         "resume-automation",
         "declare-incident",

@@ -29,7 +29,7 @@ import httpx
 
 from automations import executor
 from automations.executor.v1 import executor_service_pb2
-from automations.executors import network_policy
+from automations.executors import http, network_policy
 
 ACTION_TYPE = "call-webhook"
 """The action type this executor serves."""
@@ -147,6 +147,15 @@ def _timeout(value: Any, default: float) -> float:
     return float(value)
 
 
+FAILURES = http.Failures(
+    timeout_message="The webhook did not answer within {timeout} s",
+    timeout_reason="WEBHOOK_TIMEOUT",
+    unreachable_message="The webhook request failed: {error}",
+    unreachable_reason="WEBHOOK_CONNECTION_FAILED",
+)
+"""How a webhook call's transport failures are worded."""
+
+
 def _forbidden(message: str) -> executor.ActionError:
     return executor.ActionError(grpc.StatusCode.PERMISSION_DENIED, message, "WEBHOOK_URL_FORBIDDEN")
 
@@ -208,24 +217,10 @@ class WebhookCaller:
         body = render_payload(params.get("payload"))
         timeout = _timeout(params.get("timeout"), self._timeout)
         await self.check_destination(url)
-        try:
+        with http.transport_failures(FAILURES, timeout=timeout):
             status_code, text, response_headers = await self._send(
                 method, url, headers, body, timeout
             )
-        except httpx.TimeoutException as exc:
-            raise executor.ActionError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"The webhook did not answer within {timeout:g} s",
-                "WEBHOOK_TIMEOUT",
-                {"error": type(exc).__name__},
-            ) from None
-        except httpx.TransportError as exc:
-            raise executor.ActionError(
-                grpc.StatusCode.UNAVAILABLE,
-                f"The webhook request failed: {type(exc).__name__}",
-                "WEBHOOK_CONNECTION_FAILED",
-                {"error": str(exc)[:200]},
-            ) from None
         if status_code in (408, 429) or status_code >= 500:
             metadata = {
                 "status_code": str(status_code),

@@ -13,24 +13,12 @@ import os
 from collections.abc import Callable
 
 from automations import executor
+from automations.domain import actions as domain_actions
 from automations.executors.prefect.actions import PrefectActions
 from automations.executors.prefect.client import DEFAULT_TIMEOUT_SECONDS, PrefectClient
 
-ACTION_TYPES: tuple[str, ...] = (
-    "run-deployment",
-    "pause-deployment",
-    "resume-deployment",
-    "cancel-flow-run",
-    "suspend-flow-run",
-    "resume-flow-run",
-    "change-flow-run-state",
-    "delete-flow-run",
-    "pause-work-pool",
-    "resume-work-pool",
-    "pause-work-queue",
-    "resume-work-queue",
-)
-"""The action types the ``prefect`` executor serves."""
+ACTION_TYPES = domain_actions.PREFECT_ORCHESTRATION_ACTION_TYPES
+"""The action types the ``prefect`` executor serves: Prefect's orchestration actions."""
 
 API_URL_ENV = "PREFECT_API_URL"
 """Where the API URL comes from when ``--prefect-api-url`` is not given."""

@@ -148,6 +148,49 @@ class PrefectActions:
             "resume-work-queue": self.resume_work_queue,
         }
 
+    async def _act(
+        self,
+        call: Invocation,
+        method: str,
+        path: str,
+        kind: str,
+        object_id: uuid.UUID,
+        *,
+        name: str | None = None,
+        json: Any = None,
+        refused: str | None = None,
+    ) -> dict[str, Any]:
+        """One API call on one Prefect object, and the action's result.
+
+        Args:
+            call: The invocation.
+            method: The HTTP method.
+            path: The API path.
+            kind: The object's resource kind, e.g. ``prefect.flow-run``.
+            object_id: The object acted on.
+            name: Its name, when the action looked it up (recorded as ``<kind>_name``).
+            json: The request body, if any.
+            refused: The message when Prefect's orchestration refuses the change (for state
+                changes, whose answers carry an orchestration status), else None.
+
+        Returns:
+            ``status_code``, ``<kind>_id`` (and ``<kind>_name``) and the ``related`` resource.
+        """
+        response = await self.client.call(
+            method, path, action_type=call.action_type, headers=call.headers, json=json
+        )
+        if refused is not None:
+            check_orchestration(json_body(response), refused)
+        field = kind.removeprefix("prefect.").replace("-", "_")
+        result: dict[str, Any] = {
+            "status_code": response.status_code,
+            f"{field}_id": str(object_id),
+        }
+        if name is not None:
+            result[f"{field}_name"] = name
+        result["related"] = [target(kind, object_id, name)]
+        return result
+
     # deployments
 
     @staticmethod
@@ -210,17 +253,8 @@ class PrefectActions:
     async def _deployment_command(self, request: Request, command: str) -> dict[str, Any]:
         call = Invocation.of(request)
         deployment_id = self.deployment_id(request, call.params)
-        response = await self.client.call(
-            "POST",
-            f"/deployments/{deployment_id}/{command}",
-            action_type=call.action_type,
-            headers=call.headers,
-        )
-        return {
-            "status_code": response.status_code,
-            "deployment_id": str(deployment_id),
-            "related": [target("prefect.deployment", deployment_id)],
-        }
+        path = f"/deployments/{deployment_id}/{command}"
+        return await self._act(call, "POST", path, "prefect.deployment", deployment_id)
 
     async def pause_deployment(self, request: Request) -> dict[str, Any]:
         """Pauses the deployment (its schedules stop creating runs)."""
@@ -266,19 +300,15 @@ class PrefectActions:
         call = Invocation.of(request)
         state, force = self.new_state(call)
         flow_run_id = self.flow_run_id(request)
-        response = await self.client.call(
+        return await self._act(
+            call,
             "POST",
             f"/flow_runs/{flow_run_id}/set_state",
-            action_type=call.action_type,
-            headers=call.headers,
+            "prefect.flow-run",
+            flow_run_id,
             json={"state": state, "force": force},
+            refused="Failed to set state",
         )
-        check_orchestration(json_body(response), "Failed to set state")
-        return {
-            "status_code": response.status_code,
-            "flow_run_id": str(flow_run_id),
-            "related": [target("prefect.flow-run", flow_run_id)],
-        }
 
     async def cancel_flow_run(self, request: Request) -> dict[str, Any]:
         """Moves the flow run to CANCELLING ("Cancelled by Automation <id>")."""
@@ -296,34 +326,17 @@ class PrefectActions:
         """Resumes a paused or suspended flow run."""
         call = Invocation.of(request)
         flow_run_id = self.flow_run_id(request)
-        response = await self.client.call(
-            "POST",
-            f"/flow_runs/{flow_run_id}/resume",
-            action_type=call.action_type,
-            headers=call.headers,
+        path = f"/flow_runs/{flow_run_id}/resume"
+        return await self._act(
+            call, "POST", path, "prefect.flow-run", flow_run_id, refused="Failed to resume flow run"
         )
-        check_orchestration(json_body(response), "Failed to resume flow run")
-        return {
-            "status_code": response.status_code,
-            "flow_run_id": str(flow_run_id),
-            "related": [target("prefect.flow-run", flow_run_id)],
-        }
 
     async def delete_flow_run(self, request: Request) -> dict[str, Any]:
         """Deletes the flow run."""
         call = Invocation.of(request)
         flow_run_id = self.flow_run_id(request)
-        response = await self.client.call(
-            "DELETE",
-            f"/flow_runs/{flow_run_id}",
-            action_type=call.action_type,
-            headers=call.headers,
-        )
-        return {
-            "status_code": response.status_code,
-            "flow_run_id": str(flow_run_id),
-            "related": [target("prefect.flow-run", flow_run_id)],
-        }
+        path = f"/flow_runs/{flow_run_id}"
+        return await self._act(call, "DELETE", path, "prefect.flow-run", flow_run_id)
 
     # work pools and work queues
 
@@ -349,19 +362,15 @@ class PrefectActions:
         _, selected = validation.selected_id(call.params, "work_pool_id")
         work_pool_id = selected or inference.infer(inference.WORK_POOL, triggering_event(request))
         name = await self._work_pool_name(call, work_pool_id)
-        response = await self.client.call(
+        return await self._act(
+            call,
             "PATCH",
             f"/work_pools/{quote(name, safe='')}",
-            action_type=call.action_type,
-            headers=call.headers,
+            "prefect.work-pool",
+            work_pool_id,
+            name=name,
             json={"is_paused": paused},
         )
-        return {
-            "status_code": response.status_code,
-            "work_pool_id": str(work_pool_id),
-            "work_pool_name": name,
-            "related": [target("prefect.work-pool", work_pool_id, name)],
-        }
 
     async def pause_work_pool(self, request: Request) -> dict[str, Any]:
         """Pauses the work pool."""
@@ -375,18 +384,10 @@ class PrefectActions:
         call = Invocation.of(request)
         _, selected = validation.selected_id(call.params, "work_queue_id")
         queue_id = selected or inference.infer(inference.WORK_QUEUE, triggering_event(request))
-        response = await self.client.call(
-            "PATCH",
-            f"/work_queues/{queue_id}",
-            action_type=call.action_type,
-            headers=call.headers,
-            json={"is_paused": paused},
+        path = f"/work_queues/{queue_id}"
+        return await self._act(
+            call, "PATCH", path, "prefect.work-queue", queue_id, json={"is_paused": paused}
         )
-        return {
-            "status_code": response.status_code,
-            "work_queue_id": str(queue_id),
-            "related": [target("prefect.work-queue", queue_id)],
-        }
 
     async def pause_work_queue(self, request: Request) -> dict[str, Any]:
         """Pauses the work queue."""

@@ -26,6 +26,7 @@ import httpx
 
 from automations import executor
 from automations.executor.v1 import executor_service_pb2
+from automations.executors import http
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 """How long one Prefect API call may take unless ``--timeout`` says otherwise."""
@@ -110,6 +111,15 @@ def json_body(response: httpx.Response) -> Any:
         ) from None
 
 
+FAILURES = http.Failures(
+    timeout_message="The Prefect API did not answer within {timeout} s",
+    timeout_reason="PREFECT_API_TIMEOUT",
+    unreachable_message="The Prefect API could not be reached: {error}",
+    unreachable_reason="PREFECT_API_UNREACHABLE",
+)
+"""How a Prefect API call's transport failures are worded."""
+
+
 class PrefectClient:
     """One Prefect server's REST API (``.../api``), shared by every action.
 
@@ -177,22 +187,10 @@ class PrefectClient:
         kwargs: dict[str, Any] = {"headers": dict(headers)}
         if json is not None or send_json:
             kwargs["json"] = json
-        try:
+        with http.transport_failures(
+            FAILURES, timeout=self.timeout_seconds, details={"api_url": self.api_url}
+        ):
             response = await self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise executor.ActionError(
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"The Prefect API did not answer within {self.timeout_seconds:g} s",
-                "PREFECT_API_TIMEOUT",
-                {"error": type(exc).__name__},
-            ) from None
-        except httpx.TransportError as exc:
-            raise executor.ActionError(
-                grpc.StatusCode.UNAVAILABLE,
-                f"The Prefect API could not be reached: {type(exc).__name__}",
-                "PREFECT_API_UNREACHABLE",
-                {"error": str(exc)[:200], "api_url": self.api_url},
-            ) from None
         if response.status_code >= 300:
             raise failure_for_response(response, action_type)
         return response
