@@ -27,7 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from automations import config, logs, process_tuning, transport
+from automations import config, logs, metrics, process_tuning, transport
 from automations.api import automation_service, event_service, interceptors
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
@@ -130,6 +130,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         max_group_events=settings.max_group_events,
         group_seconds=settings.group_commit_seconds,
     )
+    metrics.PENDING_EVENTS.set_function(lambda: the_writer.pending_events)
     bundled: supervisor.BundledExecutors | None = None
     routes: dict[str, str] = {}
     if not settings.no_executors:

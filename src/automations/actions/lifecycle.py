@@ -29,6 +29,12 @@ AUTOMATION_CREATED = "prefect.automation.created"
 AUTOMATION_UPDATED = "prefect.automation.updated"
 AUTOMATION_DELETED = "prefect.automation.deleted"
 
+_CHANGED = {
+    "created": AUTOMATION_CREATED,
+    "updated": AUTOMATION_UPDATED,
+    "deleted": AUTOMATION_DELETED,
+}
+
 FOLLOWS_WINDOW = 300.0
 """``action.triggered`` follows its triggering event only if they are closer than this (s)."""
 
@@ -216,7 +222,7 @@ def automation_changed(
     """
     return events.Event(
         id=new_event_id(),
-        event=f"prefect.automation.{kind}",
+        event=_CHANGED[kind],
         occurred=now,
         resource={
             events.RESOURCE_ID: automation_resource_id(str(automation_json["id"])),

@@ -24,14 +24,11 @@ import dataclasses
 import uuid
 from typing import Any
 
-from automations.actions import lifecycle
+from automations.actions import internal, lifecycle
 from automations.domain import automations, events, firings, invocations
 
 KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
 """Namespace of the invocations' uuid5 idempotency keys."""
-
-DO_NOTHING = "do-nothing"
-"""Completed as it is planned: it has no effect and nothing to render."""
 
 DEFAULT_MAX_CHAIN_DEPTH = 8
 """Automations firing on each other's events in a row before the chain is cut."""
@@ -161,7 +158,7 @@ def plan_firing(
             action_triggered_event_id=action_event_id,
             on_trigger=index >= on_trigger_from,
         )
-        if action.type == DO_NOTHING:
+        if action.type == internal.DO_NOTHING:  # no effect, nothing to render
             # Nothing to render, nothing to call: done in this transaction, with its
             # action.executed event, rather than through the dispatcher and a second one.
             state: dict[str, Any] = {

@@ -25,14 +25,6 @@ from automations.v1 import event_pb2
 from automations.wire import events as wire_events
 from automations.wire import structs
 
-FINAL_CODES = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.FAILED_PRECONDITION,
-        grpc.StatusCode.NOT_FOUND,
-        grpc.StatusCode.PERMISSION_DENIED,
-    }
-)
 RETRYABLE_CODES = executor.RETRYABLE_CODES
 """The codes the protocol retries (``automations.executor.RETRYABLE_CODES``, the executors' side)."""
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"

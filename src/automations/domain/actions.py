@@ -27,25 +27,6 @@ PREFECT_ORCHESTRATION_ACTION_TYPES: tuple[str, ...] = (
 )
 """Prefect's actions on its own objects (served by the bundled ``prefect`` executor)."""
 
-PREFECT_ACTION_TYPES = frozenset(
-    {
-        *PREFECT_ORCHESTRATION_ACTION_TYPES,
-        "do-nothing",
-        "send-notification",
-        "call-webhook",
-        "pause-automation",
-        "resume-automation",
-        "declare-incident",
-        "send-email-notification",
-    }
-)
-"""Every action type Prefect's Automations know."""
-
-ENGINE_ACTION_TYPES = frozenset(
-    {"do-nothing", "pause-automation", "resume-automation", "emit-event"}
-)
-"""Types the engine carries out itself, without an executor."""
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Action:

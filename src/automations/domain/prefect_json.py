@@ -8,7 +8,7 @@ checks and the same field paths in their errors (``trigger.triggers[1].within``)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -471,8 +471,3 @@ def dump_event(event: events.Event) -> dict[str, Any]:
     if event.received:
         out["received"] = iso_time(event.received)
     return out
-
-
-def dump_events(items: Sequence[events.Event]) -> list[dict[str, Any]]:
-    """Prints several events."""
-    return [dump_event(e) for e in items]

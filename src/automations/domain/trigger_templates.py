@@ -96,10 +96,6 @@ def _related(role: str, ids: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _posture(seconds: float | None) -> str:
-    return "Reactive" if seconds is None else "Proactive"
-
-
 def status_name(value: str, choices: Sequence[str]) -> str:
     """Normalizes a status as typed (``NOT_READY``, ``not-ready``...) to the UI's name.
 

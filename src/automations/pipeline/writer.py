@@ -158,8 +158,6 @@ class Writer(Generic[B]):
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._accepting = False
-        self.committed_batches = 0
-        self.committed_groups = 0
 
     # ------------------------------------------------------------------------------ public API
 
@@ -236,10 +234,6 @@ class Writer(Generic[B]):
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout)
-
-    def wake(self) -> None:
-        """Makes the writer re-read its next deadline (after a change from another thread)."""
-        self._queue.put(None)
 
     # ----------------------------------------------------------------------------- the thread
 
@@ -378,8 +372,6 @@ class Writer(Generic[B]):
             n = len(item.events)
             item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
             offset += n
-        self.committed_groups += 1
-        self.committed_batches += len(group)
 
     def _release(self, n: int) -> None:
         with self._pending_lock:

@@ -239,7 +239,7 @@ def test_the_status_codes_split_as_the_protocol_says() -> None:
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.CANCELLED,
     }
-    assert grpc.StatusCode.PERMISSION_DENIED in executor_client.FINAL_CODES
+    assert grpc.StatusCode.PERMISSION_DENIED not in executor_client.RETRYABLE_CODES
 
 
 async def test_an_executor_reporting_not_serving_gets_no_work_and_the_invocation_retries(
