@@ -42,14 +42,14 @@ MAX_KEY_BYTES = events_.MAX_KEY_BYTES
 longer ones per event (``validation.validate_event``); checked here too, as one such event would
 fail a whole group commit."""
 
-_COLUMNS = ("id", "event", "occurred", "received", "resource_id", "follows", "data")
-_COLUMN_LIST = ", ".join(_COLUMNS)
-_PG_TYPES = ("text", "text", "float8", "float8", "text", "text", "bytea")
+_COLUMNS = sql.column_names(tables.events)
+_COLUMN_LIST = sql.column_list(tables.events)
+_PG_TYPES = sql.pg_types(tables.events)
 _PG_STAGING = "_automations_events_in"
 _PG_PREPARE = (
     f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGING} "
-    f"(id text, event text, occurred float8, received float8, resource_id text, follows text, "
-    f"data bytea) ON COMMIT DELETE ROWS; "
+    f"({', '.join(f'{c} {t}' for c, t in zip(_COLUMNS, _PG_TYPES, strict=True))}) "
+    "ON COMMIT DELETE ROWS; "
     f"DELETE FROM {_PG_STAGING}"
 )
 _PG_COPY = f"COPY {_PG_STAGING} ({_COLUMN_LIST}) FROM STDIN (FORMAT BINARY)"

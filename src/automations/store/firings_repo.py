@@ -22,9 +22,9 @@ _T = tables.firings
 _TOKEN_KIND = "firings"
 
 
-_COLUMNS = tuple(column.name for column in _T.columns)
+_COLUMNS = sql.column_names(_T)
 """The table's columns, in the order of ``_to_row``'s values."""
-_SQLITE_INSERT_HEAD = f"INSERT INTO firings ({', '.join(_COLUMNS)}) VALUES "
+_SQLITE_INSERT_HEAD = f"INSERT INTO firings ({sql.column_list(_T)}) VALUES "
 _SQLITE_GET_MANY = f"SELECT json_group_array({sqlite_batch.json_row(_T.columns)}) FROM firings WHERE id IN ({{keys}})"
 
 

@@ -76,9 +76,9 @@ def _from_row(row: Sequence[Any]) -> Invocation:
     )
 
 
-_COLUMNS = tuple(column.name for column in _T.columns)
+_COLUMNS = sql.column_names(_T)
 """The table's columns, in the order of ``_to_row``'s keys (the table's own order)."""
-_SQLITE_INSERT_HEAD = f"INSERT INTO action_invocations ({', '.join(_COLUMNS)}) VALUES "
+_SQLITE_INSERT_HEAD = f"INSERT INTO action_invocations ({sql.column_list(_T)}) VALUES "
 
 
 def add_many(conn: Connection, items: Iterable[Invocation]) -> None:

@@ -42,6 +42,21 @@ def upsert(
     )
 
 
+def column_names(table: sa.Table) -> tuple[str, ...]:
+    """The table's column names in its own order (what hand-written SQL lists)."""
+    return tuple(column.name for column in table.columns)
+
+
+def column_list(table: sa.Table) -> str:
+    """``a, b, c``: the table's columns, for hand-written SQL that names them all."""
+    return ", ".join(column_names(table))
+
+
+def pg_types(table: sa.Table) -> tuple[str, ...]:
+    """The PostgreSQL type of each column, in the table's order (for COPY and staging tables)."""
+    return tuple(_pg_array_type(column) for column in table.columns)
+
+
 def _pg_array_type(column: sa.Column[Any]) -> str:
     kind = column.type
     if isinstance(kind, sa.Boolean):
@@ -83,7 +98,7 @@ def pg_bulk_insert(
     """
     if not rows:
         return []
-    types = [_pg_array_type(table.c[name]) for name in columns]
+    types = [_pg_array_type(table.c[name]) for name in columns]  # scalar types, cast to arrays
     arrays = tuple(list(values) for values in zip(*rows, strict=True))
     unnest = ", ".join(f"%b::{t}[]" for t in types)
     text = (

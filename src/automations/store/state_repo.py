@@ -79,12 +79,12 @@ def _key_of(record: Any) -> tuple[str, str, str, str]:
 
 
 # Many rows per statement, one step each (see sqlite_batch).
-_SQLITE_UPSERT_HEAD = (
-    "INSERT INTO engine_state (automation_id, trigger_id, kind, key, data, due) VALUES "
-)
+_KEY = tuple(column.name for column in _T.primary_key.columns)
+_VALUES = tuple(name for name in sql.column_names(_T) if name not in _KEY)
+_SQLITE_UPSERT_HEAD = f"INSERT INTO engine_state ({sql.column_list(_T)}) VALUES "
 _SQLITE_UPSERT_TAIL = (
-    " ON CONFLICT (automation_id, trigger_id, kind, key) "
-    "DO UPDATE SET data = excluded.data, due = excluded.due"
+    f" ON CONFLICT ({', '.join(_KEY)}) "
+    f"DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in _VALUES)}"
 )
 # (not "(automation_id, ...) IN (VALUES ...)": SQLite scans the whole table for that one)
 _SQLITE_DELETE_HEAD = "DELETE FROM engine_state WHERE rowid IN (SELECT e.rowid FROM (VALUES "
@@ -177,7 +177,7 @@ def _rows(result: Iterable[sa.Row[Any]]) -> Iterable[StateRow]:
         )
 
 
-_COLUMNS = (_T.c.automation_id, _T.c.trigger_id, _T.c.kind, _T.c.key, _T.c.data, _T.c.due)
+_COLUMNS = tuple(_T.columns)
 _ORDER = (_T.c.automation_id, _T.c.trigger_id, _T.c.kind, _T.c.key)
 
 
@@ -202,7 +202,7 @@ RawRow = tuple[str, str, str, str, bytes, float | None]
 """A stored record as the database returns it: ``data`` still encoded."""
 
 _RAW_SELECT = (
-    "SELECT automation_id, trigger_id, kind, key, data, due FROM engine_state "
+    f"SELECT {sql.column_list(_T)} FROM engine_state "
     "WHERE automation_id = ? ORDER BY trigger_id, kind, key"
 )
 
@@ -224,7 +224,7 @@ def iter_raw(conn: Connection, automation_id: str) -> Iterator[RawRow]:
     yield from _stream(conn, _RAW_SELECT, (automation_id,))
 
 
-_RAW_SCAN = "SELECT automation_id, trigger_id, kind, key, data, due FROM engine_state"
+_RAW_SCAN = f"SELECT {sql.column_list(_T)} FROM engine_state"
 
 
 def iter_all_raw(conn: Connection) -> Iterator[RawRow]:
