@@ -602,9 +602,9 @@ def test_what_counts_as_a_template(text: str, expected: bool) -> None:
 
 def test_a_template_is_compiled_once(context: dict[str, Any]) -> None:
     source = "{{ event.id }} compiled once"
-    before = templates._compile.cache_info()
+    before = templates._compiling.compile_template.cache_info()
     for _ in range(3):
         assert render(source, context) == "e-walked compiled once"
-    after = templates._compile.cache_info()
+    after = templates._compiling.compile_template.cache_info()
     assert after.misses - before.misses == 1
     assert after.hits - before.hits == 2
