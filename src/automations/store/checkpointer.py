@@ -8,6 +8,14 @@ checkpoint when the WAL has grown (see ``WalCheckpointer``) instead. A PASSIVE c
 copies the frames no reader still needs, and the writer restarts the WAL from its beginning at its
 next transaction once every frame is copied. The writer keeps ``wal_autocheckpoint`` as a safety
 net, set well above what the thread lets the WAL grow to.
+
+The ``-shm`` file is opened once and its descriptor kept until every connection of the process is
+closed (:meth:`WalCheckpointer.close`). Closing *any* descriptor of a file drops all of the
+process's POSIX locks on it (SQLite's "How To Corrupt An SQLite Database File", section 2.2): a
+checkpointer that opened and closed the ``-shm`` file at each look silently released the locks
+SQLite's own connections held on it, so another process opening the database (an operator's
+``sqlite3`` peeking in) could re-initialise the shared memory the engine had mapped, and the
+engine died of SIGBUS.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ class WalCheckpointer:
         self._min_frames = min_frames
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._shm: int | None = None
+        self._shm_lock = threading.Lock()
         self.checkpoints = 0
         """Checkpoints run so far (for tests and debugging)."""
 
@@ -70,24 +80,32 @@ class WalCheckpointer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stops the thread after its current checkpoint."""
+        """Stops the thread after its current checkpoint (the ``-shm`` descriptor stays open)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
 
+    def close(self) -> None:
+        """Closes the ``-shm`` descriptor: call it only once every connection is closed."""
+        self.stop()
+        with self._shm_lock:
+            if self._shm is not None:
+                os.close(self._shm)
+                self._shm = None
+
     def pending_frames(self) -> int | None:
         """WAL frames not yet copied into the database file, or None if unknown."""
-        try:
-            fd = os.open(self._path + "-shm", os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            header = os.pread(fd, _CKPT_INFO_END, 0)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
+        with self._shm_lock:
+            if self._shm is None:
+                try:  # opened once: see the module docstring
+                    self._shm = os.open(self._path + "-shm", os.O_RDONLY)
+                except OSError:
+                    return None
+            try:
+                header = os.pread(self._shm, _CKPT_INFO_END, 0)
+            except OSError:
+                return None
         if len(header) < _CKPT_INFO_END:
             return None
         max_frame: int = _U32.unpack_from(header, _MX_FRAME)[0]

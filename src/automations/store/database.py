@@ -274,10 +274,13 @@ class Database:
         """Stops background checkpoints; closes every pooled connection of both engines."""
         if self._checkpointer is not None:
             self._checkpointer.stop()
-            self._checkpointer = None
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+        if self._checkpointer is not None:
+            # only now: closing a descriptor of the -shm file drops the process's locks on it
+            self._checkpointer.close()
+            self._checkpointer = None
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
