@@ -22,7 +22,9 @@ DESCRIPTOR: _descriptor.FileDescriptor
 @_typing.final
 class ActionInvocation(_message.Message):
     """One invocation of one action of a firing: the outbox row the dispatcher delivers to an executor
-    (or carries out itself for engine-internal types). Every field is output only.
+    (or carries out itself for engine-internal types). Every field is output only: invocations are
+    made by the engine and read through AutomationService.GetActionInvocation and
+    ListActionInvocations.
 
     Life cycle: PENDING (due at `next_attempt_time`) -> RUNNING (an attempt is in flight) ->
     SUCCEEDED, or FAILED (a final error), or back to PENDING after a retryable error, or
@@ -85,7 +87,9 @@ class ActionInvocation(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Output only. The resource name, `automations/{automation}/invocations/{invocation}`."""
+    """Output only. The resource name,
+    `automations/{automation}/actionInvocations/{action_invocation}`.
+    """
     uid: _builtins.str
     """Output only. The invocation's id, which is also its idempotency key: derived from the
     automation, the firing and the action's index, the same on every attempt.

@@ -6,6 +6,7 @@ import warnings
 from automations.v1 import action_invocation_pb2 as automations_dot_v1_dot_action__invocation__pb2
 from automations.v1 import automation_pb2 as automations_dot_v1_dot_automation__pb2
 from automations.v1 import automation_service_pb2 as automations_dot_v1_dot_automation__service__pb2
+from automations.v1 import firing_pb2 as automations_dot_v1_dot_firing__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -30,6 +31,13 @@ if _version_not_supported:
 
 class AutomationServiceStub:
     """Manages automations and reads what they did.
+
+    Resource names: `automations/{automation}`, `automations/{automation}/firings/{firing}` and
+    `automations/{automation}/actionInvocations/{action_invocation}`. An automation id is 1 to 63
+    characters of lower-case letters, digits and `-`, starting with a letter and not ending with
+    `-` (AIP-122), or a UUID in lower-case hex; CreateAutomation accepts no other id and a name
+    carrying another is INVALID_ARGUMENT (reason INVALID_RESOURCE_NAME). Firing and invocation ids
+    are unique on their own, so in their names `-` may stand for the automation (AIP-159).
 
     Errors follow AIP-193: a canonical status code with a `google.rpc.ErrorInfo` whose `reason` is
     UPPER_SNAKE (e.g. INVALID_AUTOMATION, TRIGGER_CAN_NEVER_FIRE, BAD_DURATION,
@@ -84,10 +92,20 @@ class AutomationServiceStub:
                 request_serializer=automations_dot_v1_dot_automation__service__pb2.SimulateAutomationRequest.SerializeToString,
                 response_deserializer=automations_dot_v1_dot_automation__service__pb2.SimulateAutomationResponse.FromString,
                 _registered_method=True)
+        self.GetFiring = channel.unary_unary(
+                '/automations.v1.AutomationService/GetFiring',
+                request_serializer=automations_dot_v1_dot_automation__service__pb2.GetFiringRequest.SerializeToString,
+                response_deserializer=automations_dot_v1_dot_firing__pb2.Firing.FromString,
+                _registered_method=True)
         self.ListFirings = channel.unary_unary(
                 '/automations.v1.AutomationService/ListFirings',
                 request_serializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.SerializeToString,
                 response_deserializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.FromString,
+                _registered_method=True)
+        self.GetActionInvocation = channel.unary_unary(
+                '/automations.v1.AutomationService/GetActionInvocation',
+                request_serializer=automations_dot_v1_dot_automation__service__pb2.GetActionInvocationRequest.SerializeToString,
+                response_deserializer=automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.FromString,
                 _registered_method=True)
         self.ListActionInvocations = channel.unary_unary(
                 '/automations.v1.AutomationService/ListActionInvocations',
@@ -103,6 +121,13 @@ class AutomationServiceStub:
 
 class AutomationServiceServicer:
     """Manages automations and reads what they did.
+
+    Resource names: `automations/{automation}`, `automations/{automation}/firings/{firing}` and
+    `automations/{automation}/actionInvocations/{action_invocation}`. An automation id is 1 to 63
+    characters of lower-case letters, digits and `-`, starting with a letter and not ending with
+    `-` (AIP-122), or a UUID in lower-case hex; CreateAutomation accepts no other id and a name
+    carrying another is INVALID_ARGUMENT (reason INVALID_RESOURCE_NAME). Firing and invocation ids
+    are unique on their own, so in their names `-` may stand for the automation (AIP-159).
 
     Errors follow AIP-193: a canonical status code with a `google.rpc.ErrorInfo` whose `reason` is
     UPPER_SNAKE (e.g. INVALID_AUTOMATION, TRIGGER_CAN_NEVER_FIRE, BAD_DURATION,
@@ -178,8 +203,24 @@ class AutomationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetFiring(self, request, context):
+        """Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+        none with that id under that automation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListFirings(self, request, context):
         """Lists firings, newest first by `fire_time`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActionInvocation(self, request, context):
+        """Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+        is none with that id under that automation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,10 +286,20 @@ def add_AutomationServiceServicer_to_server(servicer, server):
                     request_deserializer=automations_dot_v1_dot_automation__service__pb2.SimulateAutomationRequest.FromString,
                     response_serializer=automations_dot_v1_dot_automation__service__pb2.SimulateAutomationResponse.SerializeToString,
             ),
+            'GetFiring': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFiring,
+                    request_deserializer=automations_dot_v1_dot_automation__service__pb2.GetFiringRequest.FromString,
+                    response_serializer=automations_dot_v1_dot_firing__pb2.Firing.SerializeToString,
+            ),
             'ListFirings': grpc.unary_unary_rpc_method_handler(
                     servicer.ListFirings,
                     request_deserializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.FromString,
                     response_serializer=automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.SerializeToString,
+            ),
+            'GetActionInvocation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActionInvocation,
+                    request_deserializer=automations_dot_v1_dot_automation__service__pb2.GetActionInvocationRequest.FromString,
+                    response_serializer=automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.SerializeToString,
             ),
             'ListActionInvocations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListActionInvocations,
@@ -270,6 +321,13 @@ def add_AutomationServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AutomationService:
     """Manages automations and reads what they did.
+
+    Resource names: `automations/{automation}`, `automations/{automation}/firings/{firing}` and
+    `automations/{automation}/actionInvocations/{action_invocation}`. An automation id is 1 to 63
+    characters of lower-case letters, digits and `-`, starting with a letter and not ending with
+    `-` (AIP-122), or a UUID in lower-case hex; CreateAutomation accepts no other id and a name
+    carrying another is INVALID_ARGUMENT (reason INVALID_RESOURCE_NAME). Firing and invocation ids
+    are unique on their own, so in their names `-` may stand for the automation (AIP-159).
 
     Errors follow AIP-193: a canonical status code with a `google.rpc.ErrorInfo` whose `reason` is
     UPPER_SNAKE (e.g. INVALID_AUTOMATION, TRIGGER_CAN_NEVER_FIRE, BAD_DURATION,
@@ -495,6 +553,33 @@ class AutomationService:
             _registered_method=True)
 
     @staticmethod
+    def GetFiring(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/automations.v1.AutomationService/GetFiring',
+            automations_dot_v1_dot_automation__service__pb2.GetFiringRequest.SerializeToString,
+            automations_dot_v1_dot_firing__pb2.Firing.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListFirings(request,
             target,
             options=(),
@@ -511,6 +596,33 @@ class AutomationService:
             '/automations.v1.AutomationService/ListFirings',
             automations_dot_v1_dot_automation__service__pb2.ListFiringsRequest.SerializeToString,
             automations_dot_v1_dot_automation__service__pb2.ListFiringsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActionInvocation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/automations.v1.AutomationService/GetActionInvocation',
+            automations_dot_v1_dot_automation__service__pb2.GetActionInvocationRequest.SerializeToString,
+            automations_dot_v1_dot_action__invocation__pb2.ActionInvocation.FromString,
             options,
             channel_credentials,
             insecure,

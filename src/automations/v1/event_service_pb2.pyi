@@ -204,8 +204,9 @@ class ListEventsRequest(_message.Message):
     @_builtins.property
     def event_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
-        is an exact name or contains `*` wildcards, each matching one or more characters (as
-        triggers' `expect`), e.g. `prefect.flow-run.*`. Empty: every name.
+        is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
+        run of characters, the empty one included (in triggers' `expect` it matches at least one).
+        Empty: every name.
         """
 
     @_builtins.property

@@ -53,7 +53,7 @@ Global___TriggerType: _TypeAlias = TriggerType  # noqa: Y015
 @_typing.final
 class Firing(_message.Message):
     """One firing of a trigger; Prefect's Firing. Every field is output only: firings are made by the
-    engine and are read through AutomationService.ListFirings and SimulateAutomation.
+    engine and are read through AutomationService.GetFiring, ListFirings and SimulateAutomation.
 
     A composite trigger's firing lists the child firings that completed it, recursively.
     """

@@ -45,8 +45,14 @@ type AutomationServiceClient interface {
 	// through the same engine code as live events, and returns the firings it would produce. No
 	// state is stored and no action runs. The automation is validated as by CreateAutomation.
 	SimulateAutomation(ctx context.Context, in *SimulateAutomationRequest, opts ...grpc.CallOption) (*SimulateAutomationResponse, error)
+	// Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+	// none with that id under that automation.
+	GetFiring(ctx context.Context, in *GetFiringRequest, opts ...grpc.CallOption) (*Firing, error)
 	// Lists firings, newest first by `fire_time`.
 	ListFirings(ctx context.Context, in *ListFiringsRequest, opts ...grpc.CallOption) (*ListFiringsResponse, error)
+	// Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+	// is none with that id under that automation.
+	GetActionInvocation(ctx context.Context, in *GetActionInvocationRequest, opts ...grpc.CallOption) (*ActionInvocation, error)
 	// Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
 	// last error and next attempt.
 	ListActionInvocations(ctx context.Context, in *ListActionInvocationsRequest, opts ...grpc.CallOption) (*ListActionInvocationsResponse, error)
@@ -136,9 +142,27 @@ func (c *automationServiceClient) SimulateAutomation(ctx context.Context, in *Si
 	return out, nil
 }
 
+func (c *automationServiceClient) GetFiring(ctx context.Context, in *GetFiringRequest, opts ...grpc.CallOption) (*Firing, error) {
+	out := new(Firing)
+	err := c.cc.Invoke(ctx, "/automations.v1.AutomationService/GetFiring", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *automationServiceClient) ListFirings(ctx context.Context, in *ListFiringsRequest, opts ...grpc.CallOption) (*ListFiringsResponse, error) {
 	out := new(ListFiringsResponse)
 	err := c.cc.Invoke(ctx, "/automations.v1.AutomationService/ListFirings", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *automationServiceClient) GetActionInvocation(ctx context.Context, in *GetActionInvocationRequest, opts ...grpc.CallOption) (*ActionInvocation, error) {
+	out := new(ActionInvocation)
+	err := c.cc.Invoke(ctx, "/automations.v1.AutomationService/GetActionInvocation", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +218,14 @@ type AutomationServiceServer interface {
 	// through the same engine code as live events, and returns the firings it would produce. No
 	// state is stored and no action runs. The automation is validated as by CreateAutomation.
 	SimulateAutomation(context.Context, *SimulateAutomationRequest) (*SimulateAutomationResponse, error)
+	// Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+	// none with that id under that automation.
+	GetFiring(context.Context, *GetFiringRequest) (*Firing, error)
 	// Lists firings, newest first by `fire_time`.
 	ListFirings(context.Context, *ListFiringsRequest) (*ListFiringsResponse, error)
+	// Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+	// is none with that id under that automation.
+	GetActionInvocation(context.Context, *GetActionInvocationRequest) (*ActionInvocation, error)
 	// Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
 	// last error and next attempt.
 	ListActionInvocations(context.Context, *ListActionInvocationsRequest) (*ListActionInvocationsResponse, error)
@@ -234,8 +264,14 @@ func (UnimplementedAutomationServiceServer) DisableAutomation(context.Context, *
 func (UnimplementedAutomationServiceServer) SimulateAutomation(context.Context, *SimulateAutomationRequest) (*SimulateAutomationResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SimulateAutomation not implemented")
 }
+func (UnimplementedAutomationServiceServer) GetFiring(context.Context, *GetFiringRequest) (*Firing, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFiring not implemented")
+}
 func (UnimplementedAutomationServiceServer) ListFirings(context.Context, *ListFiringsRequest) (*ListFiringsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListFirings not implemented")
+}
+func (UnimplementedAutomationServiceServer) GetActionInvocation(context.Context, *GetActionInvocationRequest) (*ActionInvocation, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetActionInvocation not implemented")
 }
 func (UnimplementedAutomationServiceServer) ListActionInvocations(context.Context, *ListActionInvocationsRequest) (*ListActionInvocationsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListActionInvocations not implemented")
@@ -400,6 +436,24 @@ func _AutomationService_SimulateAutomation_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AutomationService_GetFiring_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFiringRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AutomationServiceServer).GetFiring(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/automations.v1.AutomationService/GetFiring",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AutomationServiceServer).GetFiring(ctx, req.(*GetFiringRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AutomationService_ListFirings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListFiringsRequest)
 	if err := dec(in); err != nil {
@@ -414,6 +468,24 @@ func _AutomationService_ListFirings_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AutomationServiceServer).ListFirings(ctx, req.(*ListFiringsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AutomationService_GetActionInvocation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetActionInvocationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AutomationServiceServer).GetActionInvocation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/automations.v1.AutomationService/GetActionInvocation",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AutomationServiceServer).GetActionInvocation(ctx, req.(*GetActionInvocationRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -491,8 +563,16 @@ var _AutomationService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _AutomationService_SimulateAutomation_Handler,
 		},
 		{
+			MethodName: "GetFiring",
+			Handler:    _AutomationService_GetFiring_Handler,
+		},
+		{
 			MethodName: "ListFirings",
 			Handler:    _AutomationService_ListFirings_Handler,
+		},
+		{
+			MethodName: "GetActionInvocation",
+			Handler:    _AutomationService_GetActionInvocation_Handler,
 		},
 		{
 			MethodName: "ListActionInvocations",

@@ -352,8 +352,9 @@ type ListEventsRequest struct {
 	// page.
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
-	// is an exact name or contains `*` wildcards, each matching one or more characters (as
-	// triggers' `expect`), e.g. `prefect.flow-run.*`. Empty: every name.
+	// is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
+	// run of characters, the empty one included (in triggers' `expect` it matches at least one).
+	// Empty: every name.
 	EventNames []string `protobuf:"bytes,3,rep,name=event_names,json=eventNames,proto3" json:"event_names,omitempty"`
 	// Optional. Resource ids; an event is listed if its primary resource's `prefect.resource.id`
 	// matches any of them. Same pattern syntax as `event_names`, e.g. `prefect.flow-run.*`.

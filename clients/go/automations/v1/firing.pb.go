@@ -82,7 +82,7 @@ func (TriggerType) EnumDescriptor() ([]byte, []int) {
 }
 
 // One firing of a trigger; Prefect's Firing. Every field is output only: firings are made by the
-// engine and are read through AutomationService.ListFirings and SimulateAutomation.
+// engine and are read through AutomationService.GetFiring, ListFirings and SimulateAutomation.
 //
 // A composite trigger's firing lists the child firings that completed it, recursively.
 type Firing struct {

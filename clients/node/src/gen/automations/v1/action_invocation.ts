@@ -11,7 +11,9 @@ import { Timestamp } from "../../google/protobuf/timestamp";
 
 /**
  * One invocation of one action of a firing: the outbox row the dispatcher delivers to an executor
- * (or carries out itself for engine-internal types). Every field is output only.
+ * (or carries out itself for engine-internal types). Every field is output only: invocations are
+ * made by the engine and read through AutomationService.GetActionInvocation and
+ * ListActionInvocations.
  *
  * Life cycle: PENDING (due at `next_attempt_time`) -> RUNNING (an attempt is in flight) ->
  * SUCCEEDED, or FAILED (a final error), or back to PENDING after a retryable error, or
@@ -19,7 +21,10 @@ import { Timestamp } from "../../google/protobuf/timestamp";
  * puts a FAILED or DEAD_LETTERED invocation back to PENDING.
  */
 export interface ActionInvocation {
-  /** Output only. The resource name, `automations/{automation}/invocations/{invocation}`. */
+  /**
+   * Output only. The resource name,
+   * `automations/{automation}/actionInvocations/{action_invocation}`.
+   */
   name: string;
   /**
    * Output only. The invocation's id, which is also its idempotency key: derived from the

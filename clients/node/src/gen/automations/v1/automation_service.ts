@@ -43,7 +43,9 @@ export interface CreateAutomationRequest {
     | undefined;
   /**
    * Optional. The id to give the automation, the last segment of its name: 1 to 63 characters
-   * of lower-case letters, digits and `-`, or a UUID. Unset: the server picks a UUID.
+   * of lower-case letters, digits and `-`, starting with a letter and not ending with `-`
+   * (AIP-122), e.g. `orders-failing`; or a UUID in lower-case hex. Any other id is
+   * INVALID_ARGUMENT (reason INVALID_ID). Unset: the server picks a random UUID.
    */
   automationId: string;
   /**
@@ -72,10 +74,14 @@ export interface ListAutomationsRequest {
    */
   pageToken: string;
   /**
-   * Optional. An AIP-160 filter; this subset is supported, terms joined by `AND`:
-   * `enabled = true` / `enabled = false`, `tags:"<tag>"` (has the tag),
-   * `display_name = "<name>"` and `owner_resource = "<resource id>"`. Empty: every automation.
-   * Anything else is INVALID_ARGUMENT.
+   * Optional. An AIP-160 filter. This subset is supported, terms joined by `AND`:
+   * `name`, `display_name`, `description` and `owner_resource` with `= "<text>"` (equal) or
+   * `:"<text>"` (contains; `name` is the resource name, `automations/{automation}`);
+   * `enabled = true` / `enabled = false`; `tags:"<tag>"` (has the tag); `trigger.type =
+   * "event"` / `"compound"` / `"sequence"` (the top-level trigger). Strings compare
+   * case-sensitively and may be bare words. Empty: every automation. Anything else (`OR`,
+   * `NOT`, `-`, parentheses, other operators or fields, `*` wildcards) is INVALID_ARGUMENT
+   * (reason INVALID_FILTER).
    */
   filter: string;
 }
@@ -181,6 +187,15 @@ export interface SimulateAutomationResponse {
   firings: Firing[];
 }
 
+/** Request message for AutomationService.GetFiring. */
+export interface GetFiringRequest {
+  /**
+   * Required. The firing's resource name, `automations/{automation}/firings/{firing}`;
+   * `automations/-/firings/{firing}` finds it whatever its automation.
+   */
+  name: string;
+}
+
 /** Request message for AutomationService.ListFirings. */
 export interface ListFiringsRequest {
   /**
@@ -226,6 +241,17 @@ export interface SimulatedEvent {
   event?: Event | undefined;
 }
 
+/** Request message for AutomationService.GetActionInvocation. */
+export interface GetActionInvocationRequest {
+  /**
+   * Required. The invocation's resource name,
+   * `automations/{automation}/actionInvocations/{action_invocation}`;
+   * `automations/-/actionInvocations/{action_invocation}` finds it whatever its automation.
+   * Names in the older form `automations/{automation}/invocations/{invocation}` are accepted.
+   */
+  name: string;
+}
+
 /** Request message for AutomationService.ListActionInvocations. */
 export interface ListActionInvocationsRequest {
   /**
@@ -254,7 +280,12 @@ export interface ListActionInvocationsResponse {
 
 /** Request message for AutomationService.RedriveAction. */
 export interface RedriveActionRequest {
-  /** Required. The invocation, `automations/{automation}/invocations/{invocation}`. */
+  /**
+   * Required. The invocation's resource name,
+   * `automations/{automation}/actionInvocations/{action_invocation}`;
+   * `automations/-/actionInvocations/{action_invocation}` finds it whatever its automation.
+   * Names in the older form `automations/{automation}/invocations/{invocation}` are accepted.
+   */
   name: string;
 }
 
@@ -1160,6 +1191,73 @@ export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> 
   },
 };
 
+function createBaseGetFiringRequest(): GetFiringRequest {
+  return { name: "" };
+}
+
+export const GetFiringRequest: MessageFns<GetFiringRequest> = {
+  encode(message: GetFiringRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetFiringRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetFiringRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetFiringRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetFiringRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetFiringRequest>, I>>(base?: I): GetFiringRequest {
+    return GetFiringRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetFiringRequest>, I>>(object: I): GetFiringRequest {
+    const message = createBaseGetFiringRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
 function createBaseListFiringsRequest(): ListFiringsRequest {
   return { parent: "", pageSize: 0, pageToken: "" };
 }
@@ -1477,6 +1575,73 @@ export const SimulatedEvent: MessageFns<SimulatedEvent> = {
   },
 };
 
+function createBaseGetActionInvocationRequest(): GetActionInvocationRequest {
+  return { name: "" };
+}
+
+export const GetActionInvocationRequest: MessageFns<GetActionInvocationRequest> = {
+  encode(message: GetActionInvocationRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetActionInvocationRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetActionInvocationRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetActionInvocationRequest {
+    return { name: isSet(object.name) ? globalThis.String(object.name) : "" };
+  },
+
+  toJSON(message: GetActionInvocationRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetActionInvocationRequest>, I>>(base?: I): GetActionInvocationRequest {
+    return GetActionInvocationRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetActionInvocationRequest>, I>>(object: I): GetActionInvocationRequest {
+    const message = createBaseGetActionInvocationRequest();
+    message.name = object.name ?? "";
+    return message;
+  },
+};
+
 function createBaseListActionInvocationsRequest(): ListActionInvocationsRequest {
   return { parent: "", states: [], pageSize: 0, pageToken: "" };
 }
@@ -1779,6 +1944,13 @@ export const RedriveActionRequest: MessageFns<RedriveActionRequest> = {
 /**
  * Manages automations and reads what they did.
  *
+ * Resource names: `automations/{automation}`, `automations/{automation}/firings/{firing}` and
+ * `automations/{automation}/actionInvocations/{action_invocation}`. An automation id is 1 to 63
+ * characters of lower-case letters, digits and `-`, starting with a letter and not ending with
+ * `-` (AIP-122), or a UUID in lower-case hex; CreateAutomation accepts no other id and a name
+ * carrying another is INVALID_ARGUMENT (reason INVALID_RESOURCE_NAME). Firing and invocation ids
+ * are unique on their own, so in their names `-` may stand for the automation (AIP-159).
+ *
  * Errors follow AIP-193: a canonical status code with a `google.rpc.ErrorInfo` whose `reason` is
  * UPPER_SNAKE (e.g. INVALID_AUTOMATION, TRIGGER_CAN_NEVER_FIRE, BAD_DURATION,
  * UNSUPPORTED_TRIGGER, NOT_FOUND) and, for INVALID_ARGUMENT, a `google.rpc.BadRequest` whose
@@ -1899,6 +2071,19 @@ export const AutomationServiceService = {
       Buffer.from(SimulateAutomationResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SimulateAutomationResponse => SimulateAutomationResponse.decode(value),
   },
+  /**
+   * Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+   * none with that id under that automation.
+   */
+  getFiring: {
+    path: "/automations.v1.AutomationService/GetFiring" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetFiringRequest): Buffer => Buffer.from(GetFiringRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetFiringRequest => GetFiringRequest.decode(value),
+    responseSerialize: (value: Firing): Buffer => Buffer.from(Firing.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Firing => Firing.decode(value),
+  },
   /** Lists firings, newest first by `fire_time`. */
   listFirings: {
     path: "/automations.v1.AutomationService/ListFirings" as const,
@@ -1908,6 +2093,20 @@ export const AutomationServiceService = {
     requestDeserialize: (value: Buffer): ListFiringsRequest => ListFiringsRequest.decode(value),
     responseSerialize: (value: ListFiringsResponse): Buffer => Buffer.from(ListFiringsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListFiringsResponse => ListFiringsResponse.decode(value),
+  },
+  /**
+   * Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+   * is none with that id under that automation.
+   */
+  getActionInvocation: {
+    path: "/automations.v1.AutomationService/GetActionInvocation" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetActionInvocationRequest): Buffer =>
+      Buffer.from(GetActionInvocationRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetActionInvocationRequest => GetActionInvocationRequest.decode(value),
+    responseSerialize: (value: ActionInvocation): Buffer => Buffer.from(ActionInvocation.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ActionInvocation => ActionInvocation.decode(value),
   },
   /**
    * Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
@@ -1980,8 +2179,18 @@ export interface AutomationServiceServer extends UntypedServiceImplementation {
    * state is stored and no action runs. The automation is validated as by CreateAutomation.
    */
   simulateAutomation: handleUnaryCall<SimulateAutomationRequest, SimulateAutomationResponse>;
+  /**
+   * Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+   * none with that id under that automation.
+   */
+  getFiring: handleUnaryCall<GetFiringRequest, Firing>;
   /** Lists firings, newest first by `fire_time`. */
   listFirings: handleUnaryCall<ListFiringsRequest, ListFiringsResponse>;
+  /**
+   * Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+   * is none with that id under that automation.
+   */
+  getActionInvocation: handleUnaryCall<GetActionInvocationRequest, ActionInvocation>;
   /**
    * Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,
    * last error and next attempt.
@@ -2147,6 +2356,25 @@ export interface AutomationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SimulateAutomationResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
+   * none with that id under that automation.
+   */
+  getFiring(
+    request: GetFiringRequest,
+    callback: (error: ServiceError | null, response: Firing) => void,
+  ): ClientUnaryCall;
+  getFiring(
+    request: GetFiringRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Firing) => void,
+  ): ClientUnaryCall;
+  getFiring(
+    request: GetFiringRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Firing) => void,
+  ): ClientUnaryCall;
   /** Lists firings, newest first by `fire_time`. */
   listFirings(
     request: ListFiringsRequest,
@@ -2162,6 +2390,25 @@ export interface AutomationServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListFiringsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Gets one action invocation: its state, attempts, last error and result. NOT_FOUND if there
+   * is none with that id under that automation.
+   */
+  getActionInvocation(
+    request: GetActionInvocationRequest,
+    callback: (error: ServiceError | null, response: ActionInvocation) => void,
+  ): ClientUnaryCall;
+  getActionInvocation(
+    request: GetActionInvocationRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ActionInvocation) => void,
+  ): ClientUnaryCall;
+  getActionInvocation(
+    request: GetActionInvocationRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ActionInvocation) => void,
   ): ClientUnaryCall;
   /**
    * Lists action invocations (the outbox), oldest first by `create_time`: their state, attempts,

@@ -137,8 +137,9 @@ export interface ListEventsRequest {
   pageToken: string;
   /**
    * Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
-   * is an exact name or contains `*` wildcards, each matching one or more characters (as
-   * triggers' `expect`), e.g. `prefect.flow-run.*`. Empty: every name.
+   * is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
+   * run of characters, the empty one included (in triggers' `expect` it matches at least one).
+   * Empty: every name.
    */
   eventNames: string[];
   /**

@@ -62,7 +62,7 @@ export function triggerTypeToJSON(object: TriggerType): string {
 
 /**
  * One firing of a trigger; Prefect's Firing. Every field is output only: firings are made by the
- * engine and are read through AutomationService.ListFirings and SimulateAutomation.
+ * engine and are read through AutomationService.GetFiring, ListFirings and SimulateAutomation.
  *
  * A composite trigger's firing lists the child firings that completed it, recursively.
  */
