@@ -15,6 +15,7 @@ from typing import Any
 
 from automations import metrics
 from automations.api import errors as api_errors
+from automations.api import paging
 from automations.domain import errors, events, validation
 from automations.pipeline import writer as writer_
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
@@ -76,6 +77,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                 check is skipped.
 
         Raises:
+            errors.InvalidArgument: On ``events`` if there are none (the protos require one).
             errors.ResourceExhausted: The engine is saturated (nothing of the batch was taken).
             errors.Unavailable: The engine is draining or the commit failed.
         """
@@ -86,6 +88,10 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         start = time.perf_counter()
         now = self._clock()
         n = len(messages)
+        if not n:
+            raise errors.InvalidArgument(
+                "events", "at least one event is required", reason="NO_EVENTS"
+            )
         metrics.EVENTS_RECEIVED.inc(n)
         metrics.INGEST_BATCH_SIZE.observe(n)
         good: list[events.Event] = []
@@ -150,7 +156,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             try:
                 async for request in request_iterator:
                     response = event_service_pb2.StreamEventsResponse(sequence=request.sequence)
-                    response.result.SetInParent()  # the oneof says "result" even for no events
+                    response.result.SetInParent()  # the oneof says "result" however it ends
                     task = asyncio.ensure_future(
                         self.ingest(
                             request.events,
@@ -188,8 +194,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self, request: event_service_pb2.ListEventsRequest, context: Any
     ) -> event_service_pb2.ListEventsResponse:
         """Reads the event log with filters, ordered by occurred time, paginated."""
-        if request.page_size < 0:
-            raise errors.InvalidArgument("page_size", "must be >= 0")
+        size = paging.page_size(request.page_size)
         if request.order_by not in ("", "occurred", "occurred asc", "occurred desc"):
             raise errors.InvalidArgument("order_by", "must be 'occurred' or 'occurred desc'")
         start = (
@@ -206,7 +211,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             resource_id=list(request.resource_ids) or None,
             start=start,
             end=end,
-            page_size=request.page_size,
+            page_size=size,
             page_token=request.page_token,
             newest_first=request.order_by == "occurred desc",
         )
