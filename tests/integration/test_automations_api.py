@@ -246,3 +246,174 @@ def test_an_update_keeps_unchanged_trigger_state_and_resets_changed_triggers(
     assert len(automations_stub.ListFirings(request).firings) == 1
     publish(events_stub, ("order.failed", "o2"))
     assert len(automations_stub.ListFirings(request).firings) == 2
+
+
+# ------------------------------------------------------------------------------- automation ids
+
+# Ids that break the rule (lower-case RFC 1034 label or UUID); "" is refused in names only, since
+# an unset automation_id asks the server to pick one.
+BAD_IDS = ["é", "Ab", "a" * 64, "-ab", "1ab", "ab-", "a/b", "a_b", "a b", " ab"]
+
+
+def invalid_field(method: Any, request: Any) -> str:
+    """Calls a method that must fail with INVALID_ARGUMENT; returns the field it names."""
+    with pytest.raises(grpc.RpcError) as info:
+        method(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value.details()
+    _, fields = error_details(info.value)
+    (field,) = fields
+    return field
+
+
+def test_create_refuses_ids_its_names_could_not_carry_and_names_refuse_them_too(
+    automations_stub: Any,
+) -> None:
+    message = wire_automations.automation_proto_from_prefect_json(definition())
+    for bad in BAD_IDS:
+        request = pb.CreateAutomationRequest(automation=message, automation_id=bad)
+        assert invalid_field(automations_stub.CreateAutomation, request) == "automation_id"
+        request.validate_only = True
+        assert invalid_field(automations_stub.CreateAutomation, request) == "automation_id"
+    for bad in [*BAD_IDS, ""]:
+        name = f"automations/{bad}"
+        patch = pb.UpdateAutomationRequest(automation=message)
+        patch.automation.name = name
+        calls = [
+            ("name", automations_stub.GetAutomation, pb.GetAutomationRequest(name=name)),
+            ("name", automations_stub.DeleteAutomation, pb.DeleteAutomationRequest(name=name)),
+            ("name", automations_stub.EnableAutomation, pb.EnableAutomationRequest(name=name)),
+            ("name", automations_stub.DisableAutomation, pb.DisableAutomationRequest(name=name)),
+            ("automation.name", automations_stub.UpdateAutomation, patch),
+            ("parent", automations_stub.ListFirings, pb.ListFiringsRequest(parent=name)),
+        ]
+        for field, method, refused in calls:
+            assert invalid_field(method, refused) == field, bad
+    assert list(automations_stub.ListAutomations(pb.ListAutomationsRequest()).automations) == []
+
+
+def test_ids_given_or_generated_can_be_read_updated_and_deleted(automations_stub: Any) -> None:
+    message = wire_automations.automation_proto_from_prefect_json(definition())
+    given = automations_stub.CreateAutomation(
+        pb.CreateAutomationRequest(automation=message, automation_id="orders-failing-2")
+    )
+    generated = automations_stub.CreateAutomation(pb.CreateAutomationRequest(automation=message))
+    assert given.uid == "orders-failing-2"
+    assert str(uuid.UUID(generated.uid)) == generated.uid
+    for created in (given, generated):
+        got = automations_stub.GetAutomation(pb.GetAutomationRequest(name=created.name))
+        assert got.uid == created.uid
+        patch = pb.UpdateAutomationRequest(
+            automation=got, update_mask=field_mask_pb2.FieldMask(paths=["description"])
+        )
+        patch.automation.description = "read back"
+        assert automations_stub.UpdateAutomation(patch).description == "read back"
+        automations_stub.DeleteAutomation(pb.DeleteAutomationRequest(name=created.name))
+
+
+# ------------------------------------------------------------------------------------ filtering
+
+
+def test_list_filters_by_the_supported_terms_across_pages(automations_stub: Any) -> None:
+    def make(automation_id: str, **changes: Any) -> None:
+        data = {**definition(), "name": automation_id, "tags": ["ops"], **changes}
+        automations_stub.CreateAutomation(
+            pb.CreateAutomationRequest(
+                automation=wire_automations.automation_proto_from_prefect_json(data),
+                automation_id=automation_id,
+            )
+        )
+
+    make("watch-a")
+    make("quiet-b", enabled=False)
+    make("watch-c", tags=["ops", "paging"])
+    make(
+        "both-d",
+        trigger={"type": "compound", "require": "all", "triggers": [{"expect": ["a"]}]},
+    )
+    make("watch-e", tags=[])
+
+    def listed(text: str, page_size: int = 0) -> list[str]:
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = automations_stub.ListAutomations(
+                pb.ListAutomationsRequest(filter=text, page_size=page_size, page_token=token)
+            )
+            assert page_size == 0 or len(page.automations) <= page_size
+            seen += [a.uid for a in page.automations]
+            token = page.next_page_token
+            if not token:
+                return seen
+
+    assert listed('display_name:"watch"') == ["watch-a", "watch-c", "watch-e"]
+    assert listed('display_name:"watch"', page_size=1) == ["watch-a", "watch-c", "watch-e"]
+    assert listed('name = "automations/quiet-b"') == ["quiet-b"]
+    assert listed("enabled = false") == ["quiet-b"]
+    assert listed('enabled = true AND tags:"ops"', page_size=2) == ["watch-a", "watch-c", "both-d"]
+    assert listed('tags:"paging"') == ["watch-c"]
+    assert listed('trigger.type = "compound"') == ["both-d"]
+    assert listed('trigger.type = "event" AND name:"-e"') == ["watch-e"]
+    for bad in ('tags:"a" OR tags:"b"', "enabled = yes", 'create_time > "2020"', "NOT x"):
+        request = pb.ListAutomationsRequest(filter=bad)
+        assert invalid_field(automations_stub.ListAutomations, request) == "filter"
+
+
+# ---------------------------------------------------------------------- firings and invocations
+
+
+def test_firings_and_invocations_are_read_one_by_one_under_their_automation(
+    automations_stub: Any, events_stub: Any
+) -> None:
+    created = create(automations_stub, definition(threshold=1))
+    other = create(automations_stub, dict(definition(), name="other"))
+    publish(events_stub, ("order.failed", "o1"))
+    (listed,) = automations_stub.ListFirings(pb.ListFiringsRequest(parent=created.name)).firings
+    assert listed.name == f"{created.name}/firings/{listed.uid}"
+    assert automations_stub.GetFiring(pb.GetFiringRequest(name=listed.name)) == listed
+    anywhere = f"automations/-/firings/{listed.uid}"
+    assert automations_stub.GetFiring(pb.GetFiringRequest(name=anywhere)) == listed
+
+    (invocation,) = automations_stub.ListActionInvocations(
+        pb.ListActionInvocationsRequest(parent=created.name)
+    ).action_invocations
+    assert invocation.name == f"{created.name}/actionInvocations/{invocation.uid}"
+    assert invocation.firing_uid == listed.uid
+    for name in (
+        invocation.name,
+        f"automations/-/actionInvocations/{invocation.uid}",
+        f"{created.name}/invocations/{invocation.uid}",  # the older collection id
+    ):
+        got = automations_stub.GetActionInvocation(pb.GetActionInvocationRequest(name=name))
+        assert (got.name, got.uid, got.action_type) == (
+            invocation.name,
+            invocation.uid,
+            "do-nothing",
+        )
+
+    elsewhere = f"{other.name}/actionInvocations/{invocation.uid}"
+    unknown = [
+        (
+            automations_stub.GetFiring,
+            pb.GetFiringRequest(name=f"{other.name}/firings/{listed.uid}"),
+        ),
+        (
+            automations_stub.GetFiring,
+            pb.GetFiringRequest(name=f"{created.name}/firings/{uuid.uuid4()}"),
+        ),
+        (automations_stub.GetActionInvocation, pb.GetActionInvocationRequest(name=elsewhere)),
+        (
+            automations_stub.GetActionInvocation,
+            pb.GetActionInvocationRequest(name=f"automations/-/actionInvocations/{uuid.uuid4()}"),
+        ),
+        (automations_stub.RedriveAction, pb.RedriveActionRequest(name=elsewhere)),
+    ]
+    for method, request in unknown:
+        with pytest.raises(grpc.RpcError) as info:
+            method(request)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    for bad in (f"{created.name}/firings/", "firings/x", f"automations/Ab/firings/{listed.uid}"):
+        request = pb.GetFiringRequest(name=bad)
+        assert invalid_field(automations_stub.GetFiring, request) == "name"
+    for bad in (listed.name, f"automations/a b/actionInvocations/{invocation.uid}"):
+        get = pb.GetActionInvocationRequest(name=bad)
+        assert invalid_field(automations_stub.GetActionInvocation, get) == "name"

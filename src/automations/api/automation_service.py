@@ -1,4 +1,4 @@
-"""``automations.v1.AutomationService``: automation CRUD, simulation and firing history.
+"""``automations.v1.AutomationService``: automation CRUD, simulation, firings and invocations.
 
 Writes go through the single writer (so the engine and the database change together, in one
 transaction); reads use their own connections. An update keeps the state of every trigger whose
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from google.protobuf import empty_pb2
 
 from automations.actions import checks
+from automations.api import paging
 from automations.domain import automations, errors, firings, invocations
 from automations.engine import simulation
 from automations.pipeline import backend as backend_
@@ -25,11 +26,12 @@ from automations.v1 import (
     automation_pb2,
     automation_service_pb2,
     automation_service_pb2_grpc,
+    firing_pb2,
 )
+from automations.wire import automation_filter, names, structs
 from automations.wire import automations as wire_automations
 from automations.wire import firings as wire_firings
 from automations.wire import invocations as wire_invocations
-from automations.wire import names, structs
 from automations.wire import simulation as wire_simulation
 
 
@@ -41,9 +43,22 @@ class Reader(Protocol):
         ...
 
     def list_automations(
-        self, *, page_size: int, page_token: str
+        self,
+        *,
+        page_size: int,
+        page_token: str,
+        matches: Callable[[automations.Automation], bool] | None = None,
+        enabled: bool | None = None,
     ) -> tuple[list[automations.Automation], str]:
-        """Returns a page of automations and the next page token."""
+        """Returns a page of the automations ``matches`` accepts and the next page token."""
+        ...
+
+    def get_firing(self, firing_id: str) -> firings.Firing:
+        """Returns one stored firing or raises NotFound."""
+        ...
+
+    def get_invocation(self, invocation_id: str) -> invocations.Invocation:
+        """Returns one action invocation or raises NotFound."""
         ...
 
     def list_firings(
@@ -93,9 +108,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         """Validates and stores a new automation (or only validates it)."""
         if not request.HasField("automation"):
             raise errors.InvalidArgument("automation", "is required")
-        automation_id = request.automation_id or str(uuid.uuid4())
-        if request.automation_id:
-            _check_id(request.automation_id)
+        automation_id = names.check_automation_id(request.automation_id or str(uuid.uuid4()))
         now = self._clock()
         automation = wire_automations.automation_from_proto(
             request.automation, automation_id=automation_id, created=now, updated=now
@@ -117,16 +130,15 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     async def ListAutomations(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.ListAutomationsRequest, context: Any
     ) -> automation_service_pb2.ListAutomationsResponse:
-        """Returns a page of automations."""
-        if request.page_size < 0:
-            raise errors.InvalidArgument("page_size", "must be >= 0")
-        if request.filter:
-            raise errors.InvalidArgument(
-                "filter", "filtering is not supported yet", reason="UNSUPPORTED"
-            )
+        """Returns a page of the automations that pass ``filter``."""
+        size = paging.page_size(request.page_size)
+        selected = automation_filter.parse(request.filter)
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_automations(
-                page_size=request.page_size, page_token=request.page_token
+                page_size=size,
+                page_token=request.page_token,
+                matches=selected.matches if selected.terms else None,
+                enabled=selected.enabled,
             )
         )
         return automation_service_pb2.ListAutomationsResponse(
@@ -207,15 +219,26 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             firings=[wire_firings.firing_to_proto(f, stored=False) for f in fired]
         )
 
+    async def GetFiring(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.GetFiringRequest, context: Any
+    ) -> firing_pb2.Firing:
+        """Returns one stored firing."""
+        automation_id, firing_id = names.firing_ids_from_name(request.name)
+        found = await asyncio.to_thread(self._reader.get_firing, firing_id)
+        if automation_id is not None and found.automation_id != automation_id:
+            raise errors.NotFound(f"firing {request.name!r} not found")
+        return wire_firings.firing_to_proto(found)
+
     async def ListFirings(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.ListFiringsRequest, context: Any
     ) -> automation_service_pb2.ListFiringsResponse:
         """Returns firings, newest first, of one automation or of all."""
-        automation_id = _list_parent(request.parent, request.page_size)
+        automation_id = _list_parent(request.parent)
+        size = paging.page_size(request.page_size)
         found, token = await asyncio.to_thread(
             lambda: self._reader.list_firings(
                 automation_id=automation_id,
-                page_size=request.page_size,
+                page_size=size,
                 page_token=request.page_token,
             )
         )
@@ -223,11 +246,19 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             firings=[wire_firings.firing_to_proto(f) for f in found], next_page_token=token
         )
 
+    async def GetActionInvocation(  # noqa: N802 - gRPC method name
+        self, request: automation_service_pb2.GetActionInvocationRequest, context: Any
+    ) -> action_invocation_pb2.ActionInvocation:
+        """Returns one action invocation."""
+        found = await self._invocation(request.name)
+        return wire_invocations.invocation_to_proto(found)
+
     async def ListActionInvocations(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.ListActionInvocationsRequest, context: Any
     ) -> automation_service_pb2.ListActionInvocationsResponse:
         """Returns action invocations (the outbox), oldest first."""
-        automation_id = _list_parent(request.parent, request.page_size)
+        automation_id = _list_parent(request.parent)
+        size = paging.page_size(request.page_size)
         statuses = [
             wire_invocations.invocation_status_from_proto(state, field=f"states[{i}]")
             for i, state in enumerate(request.states)
@@ -236,7 +267,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
             lambda: self._reader.list_invocations(
                 automation_id=automation_id,
                 statuses=statuses or None,
-                page_size=request.page_size,
+                page_size=size,
                 page_token=request.page_token,
             )
         )
@@ -249,26 +280,23 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         self, request: automation_service_pb2.RedriveActionRequest, context: Any
     ) -> action_invocation_pb2.ActionInvocation:
         """Re-queues a failed or dead-lettered invocation."""
-        invocation_id = names.invocation_id_from_name(request.name)
+        invocation_id = (await self._invocation(request.name)).id
         redriven = await self._writer.call(lambda backend: backend.outbox.redrive(invocation_id))
         if self._on_redrive is not None:
             self._on_redrive()
         return wire_invocations.invocation_to_proto(redriven)
 
+    async def _invocation(self, name: str) -> invocations.Invocation:
+        """The invocation a name ``automations/{automation}/actionInvocations/{id}`` names."""
+        automation_id, invocation_id = names.invocation_ids_from_name(name)
+        found = await asyncio.to_thread(self._reader.get_invocation, invocation_id)
+        if automation_id is not None and found.automation_id != automation_id:
+            raise errors.NotFound(f"action invocation {name!r} not found")
+        return found
 
-def _list_parent(parent: str, page_size: int) -> str | None:
+
+def _list_parent(parent: str) -> str | None:
     """The automation id of a List request's ``parent`` (None: every automation's)."""
-    if page_size < 0:
-        raise errors.InvalidArgument("page_size", "must be >= 0")
     if parent and parent != "automations/-":
         return names.automation_id_from_name(parent, field="parent")
     return None
-
-
-def _check_id(automation_id: str) -> None:
-    if not 1 <= len(automation_id) <= 63 or not all(c.isalnum() or c == "-" for c in automation_id):
-        raise errors.InvalidArgument(
-            "automation_id",
-            "must be 1-63 characters of letters, digits and '-'",
-            reason="INVALID_ID",
-        )
