@@ -7,7 +7,7 @@ patterns, (2) its ``match`` spec holds on the primary resource and (3) every ``m
 is satisfied by some related resource. Only (2) is compiled into rete rules:
 
 * (1) is decided exactly, in Python, once per distinct event name, by the name index in front of
-  the rete (``runtime``): Prefect's two-step check (``fnmatchcase`` index, then an escaped regex
+  the rete (``names``): Prefect's two-step check (``fnmatchcase`` index, then an escaped regex
   with ``*`` as ``.+`` matched at the start) has corner cases across several patterns that no
   single durable regex reproduces. Each rule still carries a cheap name test, a *superset* of the
   pattern's ``fnmatchcase``, so that rules of other names sharing a ruleset stay quiet.
@@ -44,8 +44,8 @@ runtime re-checks the spec in Python for every event the rule fires on. Exact co
 literal equality, ``!literal`` (``$neq``; it is only evaluated on present properties, so a missing
 label never matches), and star-free globs with ``?`` and an optional trailing ``*``.
 
-Engine limits, which each ``Rule`` describes for the runtime's packer (``weight``, ``width``,
-``first_literal``, ``labels``): at most 64 alpha paths may match one fact at once
+Engine limits, which each ``Rule`` describes for the packer in ``packing`` (``weight``,
+``width``, ``first_literal``, ``labels``): at most 64 alpha paths may match one fact at once
 (``MAX_STACK_SIZE``, error 303, pinned by a test), at most 512 children per alpha node
 (``NEXT_BUCKET_LENGTH``), at most 255 properties per fact (``MAX_OBJECT_PROPERTIES``), string
 lengths of 16 bits. Within a rule: ORed alternatives are bounded (``MAX_ALTERNATIVES``), a rule's

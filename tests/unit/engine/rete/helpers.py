@@ -1,13 +1,18 @@
-"""Factories and a tiny, obviously-correct reference matcher for the rete tests."""
+"""Factories, a tiny, obviously-correct reference matcher and a one-thread facade for rete tests."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from automations.domain import events, triggers
 from automations.engine import matching
+from automations.engine.rete import runtime
+
+T = TypeVar("T")
 
 
 def trig(
@@ -91,3 +96,39 @@ def reference_touches(
             expect = not t.expect or any(nm(p) for p in t.expect)
             out.append(matching.Touch(automation_id, t, after, expect))
     return out
+
+
+class SingleThreadMatcher:
+    """Runs a :class:`ReteMatcher` on one dedicated thread, for callers on any thread.
+
+    Every call (``load``, ``unload``, ``match_batch``, ``flush``) is submitted to a single-worker
+    executor and waited for, so all durable_rules calls happen on that worker.
+    """
+
+    def __init__(self, matcher: runtime.ReteMatcher | None = None) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="durable-rules"
+        )
+        self._matcher = matcher if matcher is not None else self._run(runtime.ReteMatcher)
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._executor.submit(fn, *args).result()
+
+    @property
+    def matcher(self) -> runtime.ReteMatcher:
+        return self._matcher
+
+    def load(self, automation_id: str, event_triggers: Sequence[triggers.EventTrigger]) -> None:
+        self._run(self._matcher.load, automation_id, event_triggers)
+
+    def unload(self, automation_id: str) -> None:
+        self._run(self._matcher.unload, automation_id)
+
+    def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
+        return self._run(self._matcher.match_batch, batch)
+
+    def flush(self) -> None:
+        self._run(self._matcher.flush)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

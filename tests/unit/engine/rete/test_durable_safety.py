@@ -9,9 +9,9 @@ from typing import Any
 import durable_rules_engine
 import pytest
 
-from automations.engine.rete.runtime import ReteMatcher, SingleThreadMatcher
+from automations.engine.rete.runtime import ReteMatcher
 
-from .helpers import event, trig
+from .helpers import SingleThreadMatcher, event, trig
 
 ALLOWED = {
     "create_ruleset",
