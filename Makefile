@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BUF := .tools/node_modules/.bin/buf
 
-.PHONY: install run test test-unit test-integration lint typecheck gen check-gen buf-lint bench clean check
+.PHONY: install run test test-unit test-integration lint typecheck gen check-gen buf-lint breaking bench clean check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,19 @@ buf-lint: $(BUF)
 	$(BUF) format --diff --exit-code
 	$(BUF) lint
 
-lint: $(STAMP) buf-lint check-gen typecheck
+# buf breaking (the WIRE_JSON rules of buf.yaml) against the last release tag (v*), or, before the
+# first release, against where this branch left main (their merge base; main itself on main).
+# BREAKING_AGAINST=<buf input> compares with something else.
+BREAKING_REF = $(shell tag=$$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null); \
+	base=$$(git merge-base HEAD main 2>/dev/null); \
+	if [ -n "$$tag" ]; then echo "tag=$$tag"; \
+	elif [ -n "$$base" ]; then echo "ref=$$base"; \
+	else echo "branch=main"; fi)
+
+breaking: $(BUF)
+	$(BUF) breaking --against '$(or $(BREAKING_AGAINST),.git#$(BREAKING_REF))'
+
+lint: $(STAMP) buf-lint breaking check-gen typecheck
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports
