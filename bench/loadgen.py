@@ -30,7 +30,7 @@ from bench import workloads
 METHOD = "/automations.v1.EventService/StreamEvents"
 ID_KINDS: dict[str, Callable[[], str]] = {
     # Prefect's client gives each event a UUIDv7 (time-ordered); uuid4 ids (random) are what a
-    # client of its own may send, and cost the event log more (see README, performance)
+    # client of its own may send, and cost the event log more (see docs/performance.md)
     "uuid7": ids.uuid7,
     "uuid4": lambda: str(uuid.uuid4()),
 }

@@ -1,4 +1,4 @@
-"""The peer workloads of ../shared/bench (copied into bench/workloads/): automations and events.
+"""The peer workloads (bench/workloads/), as Prefect OSS was measured on them: automations, events.
 
 W1's event sequence comes from the documented 64-bit LCG, so the engine replays exactly the
 sequence Prefect was measured on.

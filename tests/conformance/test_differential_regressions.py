@@ -1,9 +1,10 @@
 """Generated scenarios whose expected firings come from Prefect 3.8.8's own code (the oracle).
 
 They were produced by differential fuzzing (random triggers and event streams of the corpus's kinds,
-replayed through ``oracle.py`` with Prefect's proactive schedule and again with the proactive pass
-run every second; only scenarios on which both agree are kept) and guard the details the public
-corpus does not cover, e.g. sweeping after lost followers and the order of tied deadlines.
+replayed through Prefect's own trigger code with its proactive schedule and again with the
+proactive pass run every second; only scenarios on which both agree are kept) and guard the details
+the public corpus does not cover, e.g. sweeping after lost followers and the order of tied
+deadlines.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The command line of contract.md against a real engine: the README's tour, exit codes, JSON."""
+"""The command line users rely on, against a real engine: the README's tour, exit codes, JSON."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ They need no executor. The dispatcher resolves them into an effect (an automatio
 disable, an event to publish) that the writer applies in the same transaction as the outcome, so
 they happen exactly once without any idempotency bookkeeping.
 
-Inference follows Prefect (prefect-semantics.md section 4): with ``source: inferred`` the target
+Inference follows Prefect's ``server/events/actions.py``: with ``source: inferred`` the target
 is the first resource of the triggering event — the primary one, then ``related`` in order — whose
 id without its last dotted part is ``prefect.automation``; that first candidate decides (a bad id
 there fails the action, it does not fall through to the next resource).

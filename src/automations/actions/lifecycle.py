@@ -7,7 +7,7 @@ when it is finished; creating, updating and deleting an automation publish
 other event, so an automation can watch another's firings and failures.
 
 Resources and payloads follow Prefect's ``server/events/actions.py`` and ``models/automations.py``
-(prefect-semantics.md section 5): the resource is ``prefect.automation.<id>`` with its name (and
+(docs/actions.md lists them): the resource is ``prefect.automation.<id>`` with its name (and
 ``prefect.posture`` / ``prefect.trigger-type``); ``action.triggered`` follows the triggering event
 when the two are less than five minutes apart; ``.executed`` and ``.failed`` follow
 ``action.triggered``.

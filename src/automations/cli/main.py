@@ -1,4 +1,4 @@
-"""Entry point of the ``automations`` command (contract.md names every command and flag)."""
+"""Entry point of the ``automations`` command: its commands and flags are names users rely on."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Actions: what an automation does when it fires.
 
 An action is its Prefect ``type`` plus its parameters under Prefect's field names (and the inline
-forms of contract.md, e.g. ``url`` on ``call-webhook``). The set of types is open: a type served by a
-third-party executor is as valid as a bundled one.
+forms that replace Prefect's blocks, e.g. ``url`` on ``call-webhook``; see docs/actions.md). The
+set of types is open: a type served by a third-party executor is as valid as a bundled one.
 """
 
 from __future__ import annotations

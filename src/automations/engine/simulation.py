@@ -4,7 +4,7 @@ Used by ``AutomationService.SimulateAutomation`` (:func:`simulate`), ``automatio
 the conformance tests (:func:`run_scenario`). It runs the same engine as the server, on the same
 rete matcher unless a test asks for another, with no database.
 
-The timing rules are those of the conformance README: the automation is loaded at time 0; the clock
+The timing rules are those of docs/scenarios.md: the automation is loaded at time 0; the clock
 visits every step's ``at`` and every instant at which the engine has work (``next_due``), up to and
 including ``until``; at one instant, deadlines and lost followers come first (``advance``), then
 that instant's steps (one ``process`` batch), then anything the steps made overdue. A firing's
@@ -87,7 +87,7 @@ def run_scenario(
     """Replays one scenario and returns its top-level firings.
 
     Args:
-        scenario: A parsed conformance scenario (see the conformance README).
+        scenario: A parsed conformance scenario (format in docs/scenarios.md).
         matcher_factory: Makes the matcher the engine uses.
         epoch: Wall time of the scenario's time 0.
 
