@@ -82,7 +82,7 @@ class Bucket:
         self.count = count
         # Only proactive buckets keep their last event (the triggering event of a deadline
         # firing); a reactive firing's triggering event is always the event being processed.
-        # Between steps it is held as its encoded JSON (see ``TriggerEngine._finish``): ~0.2 KB
+        # Between steps it is held as its encoded JSON (see ``records.bucket_record``): ~0.2 KB
         # instead of ~0.6 KB for an Event with its dicts and strings.
         self.last_event = last_event
         self.token = 0
@@ -108,6 +108,12 @@ class Bucket:
         if isinstance(last, bytes):
             return codec.event_from_json(last)
         return last
+
+
+DueEntry = tuple[float, Bucket, int]
+"""A deadline-heap entry: (due, bucket, the bucket's token when pushed); stale entries are
+skipped when popped. Flat, with the runtime reached through the bucket: 72 bytes per live
+bucket instead of ~170 for a ``(due, seq, (runtime, bucket, token))``."""
 
 
 class BucketHost(Protocol):

@@ -25,35 +25,27 @@ Times are float seconds since the Unix epoch. ``now`` must never go backwards be
 
 from __future__ import annotations
 
-import collections
 import heapq
 from collections.abc import Callable, Iterable, Sequence
 
-import orjson
-
-from automations.domain import automations, codec, events, firings, ids, triggers
-from automations.engine import matching, state
+from automations.domain import automations, events, firings, ids, triggers
+from automations.engine import matching, records, restore, state
 from automations.engine import ordering as ordering_
-from automations.engine.buckets import EXPIRED_BUCKET_BUFFER, Bucket, BucketKey, TriggerRuntime
+from automations.engine.buckets import (
+    EXPIRED_BUCKET_BUFFER,
+    Bucket,
+    BucketKey,
+    DueEntry,
+    TriggerRuntime,
+)
 from automations.engine.clock import EventClock, quantize
 from automations.engine.composite import CompositeRuntime
 from automations.engine.ordering import CausalOrdering
 from automations.engine.state import StateRecord, Step
 
-_HeapItem = tuple[float, Bucket, int]
-"""A deadline-heap entry: (due, bucket, the bucket's token when pushed); stale entries are
-skipped when popped. Flat, with the runtime reached through the bucket: 72 bytes per live
-bucket instead of ~170 for ``DeadlineHeap``'s ``(due, seq, (runtime, bucket, token))``."""
-
 
 def _default_id() -> str:
     return ids.uuid7()
-
-
-def _key_text(key: BucketKey) -> str:
-    # not cached on the bucket: the cached text cost ~70 bytes per live bucket, and it is
-    # only needed when a bucket is written (orjson encodes it in ~0.2 us)
-    return orjson.dumps((key,) if isinstance(key, str) else key).decode()
 
 
 class _Loaded:
@@ -66,6 +58,10 @@ class _Loaded:
         self.order = order
         self.event_runtimes: dict[str, TriggerRuntime] = {}
         self.composites: dict[str, CompositeRuntime] = {}
+
+    def target(self, kept: set[str]) -> restore.Target:
+        """Where its records are restored (``kept``: triggers that kept in-memory state)."""
+        return (self.automation.id, self.event_runtimes, self.composites, kept)
 
 
 class TriggerEngine:
@@ -101,15 +97,14 @@ class TriggerEngine:
         self._order = 0
         self._by_object: dict[int, TriggerRuntime] = {}
         self._by_id: dict[tuple[str, str], TriggerRuntime] = {}
-        self._heap: list[_HeapItem] = []
+        self._heap: list[DueEntry] = []
         self._satisfied: list[tuple[float, TriggerRuntime, Bucket]] = []
         self._pending_open: list[TriggerRuntime] = []
         self._dirty_runtimes: set[TriggerRuntime] = set()
         self._dirty_composites: set[CompositeRuntime] = set()
         self._pending_deletes: list[StateRecord] = []
         self._firings: list[firings.Firing] = []
-        self._seen_chunks: collections.deque[tuple[float, str]] = collections.deque()
-        self._chunk_seq = 0
+        self._seen = records.SeenChunks()
 
     # ================================================================== loading
 
@@ -133,9 +128,10 @@ class TriggerEngine:
                 read once, so a stream straight from a database cursor will do.
             now: Wall time of loading, if known.
         """
-        prepared = self._prepare(automation)
-        self._restore(lambda _: prepared, state_records)
-        self._activate(prepared[0], now)
+        loaded, kept = self._prepare(automation)
+        target = loaded.target(kept)
+        restore.restore_records(lambda _: target, state_records, self._heap, self._pending_deletes)
+        self._activate(loaded, now)
 
     def load_automations(
         self,
@@ -160,7 +156,10 @@ class TriggerEngine:
             The number of records read.
         """
         prepared = {automation.id: self._prepare(automation) for automation in items}
-        read = self._restore(prepared.get, state_records)
+        targets = {aid: loaded.target(kept) for aid, (loaded, kept) in prepared.items()}
+        read = restore.restore_records(
+            targets.get, state_records, self._heap, self._pending_deletes
+        )
         for loaded, _ in prepared.values():
             self._activate(loaded, now)
         return read
@@ -199,7 +198,9 @@ class TriggerEngine:
             for tid, old_rt in old.event_runtimes.items():
                 new_rt = loaded.event_runtimes.get(tid)
                 if new_rt is None:
-                    self._drop_event_state(old_rt)
+                    self._pending_deletes.extend(records.bucket_deletes(old_rt))
+                    for bucket in old_rt.buckets.values():
+                        bucket.alive = False
                     continue
                 kept.add(tid)
                 new_rt.buckets = old_rt.buckets
@@ -215,7 +216,7 @@ class TriggerEngine:
             for tid, old_cr in old.composites.items():
                 new_cr = loaded.composites.get(tid)
                 if new_cr is None:
-                    self._drop_composite_state(old_cr)
+                    self._pending_deletes.extend(records.child_firing_deletes(old_cr))
                     continue
                 kept.add(tid)
                 new_cr.child_firings = old_cr.child_firings
@@ -243,99 +244,6 @@ class TriggerEngine:
                 else:
                     self._pending_open.append(rt)
 
-    def _restore(
-        self,
-        resolve: Callable[[str], tuple[_Loaded, set[str]] | None],
-        records: Iterable[state.RecordLike],
-    ) -> int:
-        # The restart path: one pass over the (possibly streamed) records, no per-record
-        # dataclass, the bucket's event kept as the stored bytes (see state.split_bucket_data),
-        # one heapify instead of a push per bucket, a reactive bucket's sweep time taken from the
-        # row, a one-label key read from its text without a JSON parse. Measured with 100k keys
-        # x 2 automations (200k records, in-process EngineBackend.start()): 3.15 s -> 1.5 s.
-        child_records: list[tuple[CompositeRuntime, firings.Firing]] = []
-        entries: list[_HeapItem] = []
-        loads = orjson.loads
-        current: str | None = None
-        target: tuple[_Loaded, set[str]] | None = None
-        read = 0
-        # Keys recently read, to share one string between the buckets of several triggers with
-        # the same key (after ingest they share the event's string; rows of one event are
-        # written in one step, so they are near each other in storage order). Bounded.
-        recent: dict[str, str] = {}
-        for record in records:
-            read += 1
-            if isinstance(record, tuple):
-                record_aid, trigger_id, kind, key_text, data, due = record
-            else:
-                record_aid, trigger_id, kind, key_text, data, due = (
-                    record.automation_id,
-                    record.trigger_id,
-                    record.kind,
-                    record.key,
-                    record.data,
-                    record.due,
-                )
-            if data is None:
-                continue
-            if record_aid != current:
-                current = record_aid
-                target = resolve(record_aid)
-            if target is None:
-                continue
-            loaded, kept = target
-            aid = loaded.automation.id
-            runtimes = loaded.event_runtimes
-            if kind == state.BUCKET:
-                rt = runtimes.get(trigger_id)
-                if rt is None:
-                    self._pending_deletes.append(StateRecord(aid, trigger_id, kind, key_text))
-                    continue
-                if trigger_id in kept:
-                    continue
-                start, end, count, last = state.split_bucket_data(data)
-                key: BucketKey | None = None
-                if len(rt.label_names) == 1 and key_text[:2] == '["' and key_text[-2:] == '"]':
-                    # orjson escapes only the quote, the backslash and control characters
-                    inner = key_text[2:-2]
-                    if '"' not in inner and "\\" not in inner:
-                        key = recent.get(inner)
-                        if key is None:
-                            if len(recent) >= 65_536:
-                                recent.clear()
-                            key = recent[inner] = inner
-                if key is None:
-                    key = rt.key_from_values(loads(key_text))
-                reactive = rt.reactive
-                bucket = Bucket(key, start, end, count, None if reactive else last, rt)
-                bucket.stored = True
-                rt.buckets[key] = bucket
-                bucket.scheduled = token = bucket.token
-                if not reactive or due is None:
-                    due = rt.due(bucket)  # a proactive due is bucket.end itself: no new float
-                entries.append((due, bucket, token))
-            elif kind == state.CHILD_FIRING:
-                cr = loaded.composites.get(trigger_id)
-                if cr is None:
-                    self._pending_deletes.append(StateRecord(aid, trigger_id, kind, key_text))
-                    continue
-                if trigger_id in kept:
-                    continue
-                child_data = loads(data) if isinstance(data, bytes) else data
-                child_records.append((cr, codec.firing_from_data(child_data)))
-        heap = self._heap
-        if len(entries) > 64 and len(entries) * 4 > len(heap):
-            heap.extend(entries)
-            heapq.heapify(heap)
-        else:
-            for entry in entries:
-                heapq.heappush(heap, entry)
-        child_records.sort(key=lambda item: item[1].triggered)
-        for cr, firing in child_records:
-            cr.child_firings[firing.trigger_id] = firing
-            cr.stored.add(firing.trigger_id)
-        return read
-
     def _forget_runtimes(self, loaded: _Loaded) -> None:
         for rt in loaded.event_runtimes.values():
             rt.alive = False
@@ -345,21 +253,6 @@ class TriggerEngine:
         for cr in loaded.composites.values():
             cr.alive = False
             self._dirty_composites.discard(cr)
-
-    def _drop_event_state(self, rt: TriggerRuntime) -> None:
-        stored = {k for k, b in rt.buckets.items() if b.stored} | rt.removed_stored
-        for key in stored:
-            self._pending_deletes.append(
-                StateRecord(rt.automation_id, rt.trigger_id, state.BUCKET, _key_text(key))
-            )
-        for bucket in rt.buckets.values():
-            bucket.alive = False
-
-    def _drop_composite_state(self, cr: CompositeRuntime) -> None:
-        for child_id in cr.stored:
-            self._pending_deletes.append(
-                StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
-            )
 
     def unload_automation(self, automation_id: str) -> None:
         """Unloads an automation (deleted or disabled); its stored state is left to the caller."""
@@ -386,26 +279,7 @@ class TriggerEngine:
 
         Call it before loading automations and before the first :meth:`process`.
         """
-        for item in records:
-            record = state.as_record(item)
-            data = state.data_of(record)
-            if data is None:
-                continue
-            if record.kind == state.CLOCK:
-                restored = EventClock.from_data(dict(data))
-                self.clock.clock = restored.clock
-                self.clock.updated = restored.updated
-            elif record.kind == state.FOLLOWER:
-                self.ordering.restore_follower(codec.event_from_data(data))
-            elif record.kind == state.SEEN:
-                expires = float(data["expires"])
-                self.ordering.restore_seen(data["ids"], expires)
-                self._seen_chunks.append((expires, record.key))
-                try:
-                    self._chunk_seq = max(self._chunk_seq, int(record.key) + 1)
-                except ValueError:
-                    pass
-        self._seen_chunks = collections.deque(sorted(self._seen_chunks))
+        restore.restore_global(records, self.clock, self.ordering, self._seen)
 
     # ================================================================== host callbacks
 
@@ -483,7 +357,8 @@ class TriggerEngine:
             else:
                 deadlines.append((rt, bucket))
         # Prefect reads a trigger's buckets ordered by start; on SQLite ties come in key order
-        deadlines.sort(key=lambda item: (item[0].order, item[1].start, _key_text(item[1].key)))
+        key_text = records.key_text
+        deadlines.sort(key=lambda item: (item[0].order, item[1].start, key_text(item[1].key)))
         for rt, bucket in deadlines:
             if rt.alive and bucket.alive and rt.buckets.get(bucket.key) is bucket:
                 rt.on_deadline(bucket, as_of, now)
@@ -573,10 +448,7 @@ class TriggerEngine:
                     rt.open_first_window(as_of)
             self._pending_open = []
         self.ordering.expire_seen(now)
-        chunks = self._seen_chunks
-        while chunks and chunks[0][0] <= now:
-            _, key = chunks.popleft()
-            self._pending_deletes.append(StateRecord("", "", state.SEEN, key))
+        self._seen.expire(now, self._pending_deletes)
 
     def _evaluate(self, order: list[events.Event], now: float) -> None:
         if not order:
@@ -595,163 +467,32 @@ class TriggerEngine:
                 rt.on_event(event, touch.after, touch.expect, now)
 
     def _finish(self, now: float) -> Step:
+        """Hands over the step's firings and the records of everything it changed."""
         step = Step(firings=self._firings)
         self._firings = []
-        upserts = step.upserts
-        event_data: dict[int, bytes] = {}
-        for rt in self._dirty_runtimes:
-            aid, tid = rt.automation_id, rt.trigger_id
-            buckets = rt.buckets
-            removed = rt.removed_stored
-            for key in rt.dirty:
-                bucket = buckets.get(key)
-                if bucket is None:
-                    if key in removed:
-                        step.deletes.append(StateRecord(aid, tid, state.BUCKET, _key_text(key)))
-                else:
-                    bucket.stored = True
-                    if bucket.scheduled != bucket.token:
-                        self.schedule(rt, bucket)
-                    upserts.append(self._bucket_record(rt, bucket, event_data))
-            rt.dirty.clear()
-            removed.clear()
+        records.write_runtimes(self._dirty_runtimes, step, self.schedule)
         self._dirty_runtimes.clear()
-        for cr in self._dirty_composites:
-            for child_id in cr.dirty:
-                stored = cr.child_firings.get(child_id)
-                if stored is None:
-                    if child_id in cr.stored:
-                        cr.stored.discard(child_id)
-                        step.deletes.append(
-                            StateRecord(
-                                cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id
-                            )
-                        )
-                else:
-                    cr.stored.add(child_id)
-                    upserts.append(
-                        StateRecord(
-                            cr.automation_id,
-                            cr.trigger_id,
-                            state.CHILD_FIRING,
-                            child_id,
-                            codec.firing_to_data(stored),
-                        )
-                    )
-            cr.dirty.clear()
+        records.write_composites(self._dirty_composites, step)
         self._dirty_composites.clear()
-        new_seen, held_changed, clock_changed = self.ordering.drain()
-        if new_seen and self.persist_seen:
-            expires = now + self.ordering.seen_ttl
-            chunk_key = str(self._chunk_seq)
-            self._chunk_seq += 1
-            upserts.append(
-                StateRecord(
-                    "", "", state.SEEN, chunk_key, {"ids": new_seen, "expires": expires}, expires
-                )
-            )
-            self._seen_chunks.append((expires, chunk_key))
-        held = self.ordering.held
-        for event_id in held_changed:
-            event = held.get(event_id)
-            if event is None:
-                step.deletes.append(StateRecord("", "", state.FOLLOWER, event_id))
-            else:
-                upserts.append(
-                    StateRecord(
-                        "",
-                        "",
-                        state.FOLLOWER,
-                        event_id,
-                        codec.event_to_data(event),
-                        self.ordering.lost_at(event),
-                    )
-                )
-        if clock_changed:
-            upserts.append(StateRecord("", "", state.CLOCK, "", self.clock.to_data()))
+        records.write_global(
+            step, self.ordering, self.clock, self._seen if self.persist_seen else None, now
+        )
         if self._pending_deletes:
-            written = {r.identity for r in upserts}
+            written = {r.identity for r in step.upserts}
             step.deletes.extend(r for r in self._pending_deletes if r.identity not in written)
             self._pending_deletes = []
         return step
-
-    @staticmethod
-    def _bucket_record(
-        rt: TriggerRuntime, bucket: Bucket, cache: dict[int, bytes] | None = None
-    ) -> StateRecord:
-        """A bucket's record, its data already encoded; the bucket keeps its event encoded too.
-
-        ``cache`` maps ``id(event)`` to the event's JSON for the events of the current step (an
-        event that touches many triggers is encoded once).
-        """
-        last = bucket.last_event
-        data: bytes
-        if last is None:
-            # repr() of a float is the shortest round-tripping form, which is valid JSON
-            data = b'{"start":%r,"end":%r,"count":%d}' % (bucket.start, bucket.end, bucket.count)
-        else:
-            if not isinstance(last, bytes):
-                encoded = None if cache is None else cache.get(id(last))
-                if encoded is None:
-                    encoded = codec.event_to_json(last)
-                    if cache is not None:
-                        cache[id(last)] = encoded
-                bucket.last_event = last = encoded
-            data = b'{"start":%r,"end":%r,"count":%d,"last_event":%b}' % (
-                bucket.start,
-                bucket.end,
-                bucket.count,
-                last,
-            )
-        return StateRecord(
-            rt.automation_id,
-            rt.trigger_id,
-            state.BUCKET,
-            _key_text(bucket.key),
-            data,
-            rt.due(bucket),
-        )
 
     # ================================================================== snapshots
 
     def snapshot(self) -> list[StateRecord]:
         """Every piece of current state as records (what the store should hold after a step)."""
-        out: list[StateRecord] = []
-        if self.clock.clock is not None:
-            out.append(StateRecord("", "", state.CLOCK, "", self.clock.to_data()))
-        for event in self.ordering.held.values():
-            out.append(
-                StateRecord(
-                    "",
-                    "",
-                    state.FOLLOWER,
-                    event.id,
-                    codec.event_to_data(event),
-                    self.ordering.lost_at(event),
-                )
-            )
-        by_expiry: dict[float, list[str]] = {}
-        for event_id, expires in self.ordering.seen_items() if self.persist_seen else ():
-            by_expiry.setdefault(expires, []).append(event_id)
-        for index, (expires, expiring) in enumerate(sorted(by_expiry.items())):
-            out.append(
-                StateRecord(
-                    "", "", state.SEEN, f"s{index}", {"ids": expiring, "expires": expires}, expires
-                )
-            )
-        for loaded in self._automations.values():
-            for rt in loaded.event_runtimes.values():
-                for bucket in rt.buckets.values():
-                    out.append(self._bucket_record(rt, bucket))
-            for cr in loaded.composites.values():
-                for child_id, firing in cr.child_firings.items():
-                    out.append(
-                        StateRecord(
-                            cr.automation_id,
-                            cr.trigger_id,
-                            state.CHILD_FIRING,
-                            child_id,
-                            codec.firing_to_data(firing),
-                        )
-                    )
-        return out
+        return records.snapshot(
+            self.clock,
+            self.ordering,
+            persist_seen=self.persist_seen,
+            automations=(
+                (loaded.event_runtimes.values(), loaded.composites.values())
+                for loaded in self._automations.values()
+            ),
+        )
