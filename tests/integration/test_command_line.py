@@ -10,11 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.engine_process import EngineProcess
-
-pytestmark = pytest.mark.integration
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "conformance" / "scenarios"
 

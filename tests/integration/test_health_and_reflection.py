@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.integration.engine_process import EngineProcess
-
-pytestmark = pytest.mark.integration
 
 
 def test_health_is_serving_for_the_engine_and_each_service(channel: grpc.Channel) -> None:

@@ -31,8 +31,6 @@ import pytest
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from tests.integration.engine_process import EngineProcess, free_port
 
-pytestmark = pytest.mark.integration
-
 REPO = Path(__file__).resolve().parents[2]
 ALERTS = REPO / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = REPO / "deploy" / "prometheus" / "alerts_test.yml"

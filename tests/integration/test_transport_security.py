@@ -35,7 +35,7 @@ from tests.integration.certificates import Certificates, make_certificates
 from tests.integration.engine_process import EngineProcess
 from tests.integration.executors.executor_process import ExecutorProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 TOKEN = "s3cret-Token_for-tests"
 

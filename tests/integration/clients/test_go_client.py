@@ -12,8 +12,6 @@ from tests.integration.clients import toolchains
 from tests.integration.clients.quickstart_checks import check_quickstart_output
 from tests.integration.engine_process import EngineProcess
 
-pytestmark = pytest.mark.integration
-
 
 # installing Go with apt-get and a cold build take a few minutes at most
 @pytest.mark.timeout(900)

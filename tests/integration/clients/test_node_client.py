@@ -23,7 +23,7 @@ from tests.integration.clients import toolchains
 from tests.integration.clients.quickstart_checks import check_quickstart_output
 from tests.integration.engine_process import EngineProcess, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("node_ready")]
+pytestmark = pytest.mark.usefixtures("node_ready")
 
 NODE = ["node", "--import", "tsx"]
 

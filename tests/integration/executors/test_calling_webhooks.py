@@ -18,7 +18,7 @@ from tests.integration.executors.executor_process import (
     running_executor,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 
 def key() -> str:

@@ -24,7 +24,7 @@ from tests.integration.executors.executor_process import (
     running_executor,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 
 def test_health_and_reflection_name_the_executor_service(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from automations.executor.v1 import executor_service_pb2, executor_service_pb2_g
 from automations.v1 import event_pb2
 from tests.integration.executors.executor_process import failure, request
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+pytestmark = pytest.mark.timeout(30)
 
 
 class Story:

@@ -17,7 +17,7 @@ from tests.integration.executors.executor_process import (
     request,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from automations.v1 import event_service_pb2, event_service_pb2_grpc
 from tests.integration.engine_process import EngineProcess
 from tests.integration.prefect.prefect_server import PrefectApi, PrefectServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 PREFECT_EVENTS = True
 """This module's Prefect server runs its services (event persister and stream: the websocket's

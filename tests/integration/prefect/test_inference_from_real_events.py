@@ -8,7 +8,7 @@ from tests.integration.executors.executor_process import ExecutorProcess
 from tests.integration.prefect.calls import call, from_prefect, state_of
 from tests.integration.prefect.prefect_server import PrefectApi
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 PREFECT_EVENTS = True
 """This module's Prefect server runs its event persister (see conftest.prefect_server)."""

@@ -22,7 +22,7 @@ from tests.integration.prefect.calls import (
 )
 from tests.integration.prefect.prefect_server import PrefectApi, PrefectServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 
 def test_a_selected_deployment_is_paused_then_resumed(

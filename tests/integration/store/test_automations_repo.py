@@ -11,8 +11,6 @@ from automations.store import automations_repo, firings_repo, state_repo
 from automations.store.database import Database
 from tests.factories import automation, firing
 
-pytestmark = pytest.mark.integration
-
 
 def test_a_created_automation_reads_back_equal(db: Database) -> None:
     a = automation("a1")

@@ -17,8 +17,6 @@ from automations.pipeline import backend as backend_
 from automations.store import firings_repo, state_repo
 from automations.store.database import Database
 
-pytestmark = pytest.mark.integration
-
 T0 = 1893456000.0
 REACTIVE = {
     "type": "event",

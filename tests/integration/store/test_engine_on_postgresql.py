@@ -21,7 +21,7 @@ from automations.v1 import (
 from automations.wire import automations as wire_automations
 from tests.integration.engine_process import EngineProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = pytest.mark.postgres
 
 
 def event(resource: str) -> event_pb2.Event:

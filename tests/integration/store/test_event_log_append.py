@@ -14,8 +14,6 @@ from automations.store import event_log
 from automations.store.database import Database
 from tests.factories import event
 
-pytestmark = pytest.mark.integration
-
 
 class LazyPayload(Mapping[str, Any]):
     """A read-only mapping that is not a dict (like the API's lazy Struct view)."""

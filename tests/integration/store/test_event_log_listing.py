@@ -10,8 +10,6 @@ from automations.store import event_log
 from automations.store.database import Database
 from tests.factories import event
 
-pytestmark = pytest.mark.integration
-
 NAMES = [
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",

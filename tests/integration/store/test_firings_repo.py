@@ -11,8 +11,6 @@ from automations.store import firings_repo, tables
 from automations.store.database import Database
 from tests.factories import firing
 
-pytestmark = pytest.mark.integration
-
 
 def test_a_firing_reads_back_whole_with_its_event_and_children(db: Database) -> None:
     plain, composite = firing("f1"), firing("f2", with_child=True)

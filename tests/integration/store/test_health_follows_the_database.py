@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 import automations
 from tests.integration.engine_process import EngineProcess
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
 SERVICES = ("", "automations.v1.EventService", "automations.v1.AutomationService")
 Status = health_pb2.HealthCheckResponse

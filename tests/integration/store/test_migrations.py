@@ -11,8 +11,6 @@ from automations.domain import errors
 from automations.store import tables
 from automations.store.database import Database, normalize_url
 
-pytestmark = pytest.mark.integration
-
 TABLES = {"automations", "events", "engine_state", "firings", "action_invocations"}
 
 

@@ -13,8 +13,6 @@ from automations.store import outbox_repo, tables
 from automations.store.database import Database
 from tests.factories import invocation
 
-pytestmark = pytest.mark.integration
-
 
 def finish_current(
     conn, finishes: list[Finish], *, claims: dict[str, int], now: float

@@ -5,12 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pytest
-
 from automations.store import state_repo
 from automations.store.database import Database
-
-pytestmark = pytest.mark.integration
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,6 @@ from automations.store import automations_repo, event_log, firings_repo, outbox_
 from automations.store.database import Database
 from tests.factories import automation, event, firing, invocation
 
-pytestmark = pytest.mark.integration
-
 
 def write_everything(conn: sa.Connection, suffix: str) -> None:
     automations_repo.create(conn, automation(f"a-{suffix}"))

@@ -11,8 +11,7 @@ import pytest
 from automations.store import checkpointer, event_log
 from automations.store.database import Database
 from tests.factories import event
-
-pytestmark = pytest.mark.integration
+from tests.waiting import wait_until
 
 
 def _fill(db: Database, batches: int, start: int = 0) -> None:
@@ -22,15 +21,6 @@ def _fill(db: Database, batches: int, start: int = 0) -> None:
                 conn,
                 [event(f"e{start}-{b}-{i}", payload={"pad": "x" * 400}) for i in range(200)],
             )
-
-
-def _wait_for(predicate: object, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -55,7 +45,7 @@ def test_the_wal_is_checkpointed_once_enough_pages_wait(
     pending = probe.pending_frames()
     assert pending is not None and pending > 256  # nothing copied back yet
     db.start_background_checkpoints(256)
-    assert _wait_for(lambda: (probe.pending_frames() or 0) < 256)
+    wait_until(lambda: (probe.pending_frames() or 0) < 256, what="the thread's checkpoint")
     # the copied WAL is reused from its start by the next commit, and nothing was lost
     _fill(db, 1, start=1)
     with db.read() as conn:
@@ -69,7 +59,7 @@ def test_a_trickle_of_small_commits_is_not_checkpointed_one_by_one(
     for i in range(5):
         with db.write() as conn:
             event_log.append(conn, [event(f"t{i}")])
-        time.sleep(0.05)
+        time.sleep(0.05)  # time for a checkpoint that should not happen
     pending = probe.pending_frames()
     assert pending is not None and 0 < pending < 256
 
@@ -79,5 +69,5 @@ def test_without_background_checkpoints_no_thread_copies_the_wal(
 ) -> None:
     db.start_background_checkpoints(0)
     _fill(db, 10)
-    time.sleep(0.3)
+    time.sleep(0.3)  # time for a checkpoint that should not happen
     assert (probe.pending_frames() or 0) > 256

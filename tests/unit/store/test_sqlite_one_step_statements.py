@@ -24,8 +24,6 @@ from automations.store import firings_repo, outbox_repo, sqlite_batch, state_rep
 from automations.store.database import Database
 from tests import factories
 
-pytestmark = pytest.mark.integration
-
 TIMES = [1_764_094_000.0 + random.Random(n).random() * 1e7 for n in range(50)]
 """Times since the epoch with all 17 significant digits in use."""
 

@@ -5,16 +5,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import pytest
-
 from automations.domain import events, invocations, prefect_json
 from automations.engine import trigger_engine
 from automations.engine.rete import runtime
 from automations.pipeline import backend as backend_
 from automations.pipeline import queries
 from automations.store import database, firings_repo, outbox_repo
-
-pytestmark = pytest.mark.integration
 
 
 class Clock:
