@@ -9,9 +9,10 @@ Modules:
 * ``buckets``: Prefect's per-(trigger, for_each key) bucket state machine, reactive and proactive.
 * ``composite``: compound and sequence triggers.
 * ``ordering``: dedup, log-write filtering and causal ordering (``follows``).
-* ``clock``: the event clock and a virtual clock; ``deadlines``: the heap of due times.
+* ``clock``: the event clock and a virtual clock.
 * ``state``: :class:`~automations.engine.state.Step` and
-  :class:`~automations.engine.state.StateRecord`, what the engine hands the store.
+  :class:`~automations.engine.state.StateRecord`, what the engine hands the store; ``records``
+  writes the engine's state as records, ``restore`` reads them back.
 * ``trigger_engine``: :class:`~automations.engine.trigger_engine.TriggerEngine`, the facade.
-* ``simulate``: runs conformance scenarios through the same engine on a virtual clock.
+* ``simulation``: runs conformance scenarios through the same engine on a virtual clock.
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from automations.domain import errors
-from automations.engine.deadlines import DeadlineHeap
 from tests.unit.engine.helpers import T0, automation, engine, event, fired
 
 PROACTIVE = {
@@ -19,13 +18,27 @@ PROACTIVE = {
 REACTIVE = {"type": "event", "posture": "Reactive", "expect": ["x"], "threshold": 2, "within": 60}
 
 
-def test_the_heap_pops_in_due_order() -> None:
-    heap: DeadlineHeap[str] = DeadlineHeap()
-    for due, name in [(3.0, "c"), (1.0, "a"), (2.0, "b"), (1.0, "a2")]:
-        heap.push(due, name)
-    assert heap.peek() == (1.0, "a")
-    assert heap.pop_due(2.0) == [(1.0, "a"), (1.0, "a2"), (2.0, "b")]
-    assert len(heap) == 1
+def test_deadlines_come_due_in_time_order_and_advance_fires_only_those_due() -> None:
+    eng = engine()
+    for aid, within in (("a30", 30), ("a10", 10), ("a20", 20)):
+        trigger = {"type": "event", "posture": "Proactive", "expect": ["x"], "within": within}
+        eng.load_automation(automation(trigger, automation_id=aid), now=T0)
+
+    def due() -> float | None:
+        at = eng.next_due()
+        return None if at is None else at - T0
+
+    def advance(at: float) -> list[tuple[float, str]]:
+        return [(f.triggered - T0, f.automation_id) for f in eng.advance(T0 + at).firings]
+
+    assert due() == 10
+    assert advance(9.999) == []
+    assert advance(10) == [(10, "a10")]  # and a10's next window ends at 20
+    assert due() == 20
+    assert advance(25) == [(25, "a10"), (25, "a20")]  # due together: in load order
+    assert due() == 30  # a30; windows that fired late restart when they fired: 35 and 45
+    assert advance(30) == [(30, "a30")]
+    assert due() == 35
 
 
 def test_next_due_is_the_window_end_and_nothing_fires_before_it() -> None:
