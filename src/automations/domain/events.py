@@ -21,6 +21,12 @@ MAX_RELATED_RESOURCES = 100
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_RELATED_RESOURCES``."""
 MAX_EVENT_SIZE_BYTES = 1_500_000
 """Prefect's ``PREFECT_SERVER_EVENTS_MAXIMUM_SIZE_BYTES`` (serialized JSON)."""
+MIN_OCCURRED = -62135596800.0
+"""0001-01-01T00:00:00Z: the earliest ``occurred`` (a protobuf ``Timestamp``'s range, and Python's)."""
+MAX_OCCURRED = 253402300799.999
+"""9999-12-31T23:59:59.999Z: the latest ``occurred`` (the last float below year 10000 to the ms)."""
+MAX_PAYLOAD_DEPTH = 64
+"""How deep objects and lists may nest in a payload (a ``Struct`` from gRPC nests at most ~32)."""
 MAX_KEY_BYTES = 2000
 """Longest indexed text (id, name, primary resource id, ``follows``) in UTF-8 bytes: PostgreSQL
 cannot index a B-tree entry over ~2,700 bytes. Ours, not Prefect's (its ids are UUIDs)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from automations.domain import automations, errors, events, triggers
 
@@ -26,6 +26,18 @@ def validate_event(
             "event",
             f"is longer than {events.MAX_EVENT_NAME_LENGTH} characters",
             reason="EVENT_NAME_TOO_LONG",
+        )
+    if not events.MIN_OCCURRED <= event.occurred <= events.MAX_OCCURRED:  # NaN fails too
+        raise errors.InvalidArgument(
+            "occurred",
+            "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+            reason="OCCURRED_OUT_OF_RANGE",
+        )
+    if type(event.payload) is dict and _nests_deeper(event.payload, events.MAX_PAYLOAD_DEPTH):
+        raise errors.InvalidArgument(
+            "payload",
+            f"nests objects and lists more than {events.MAX_PAYLOAD_DEPTH} deep",
+            reason="PAYLOAD_TOO_DEEP",
         )
     resource_id = event.resource.get(events.RESOURCE_ID)
     if not resource_id:
@@ -77,6 +89,25 @@ def validate_event(
         or (follows is not None and len(follows) > _SHORT_KEY)
     ):
         check_key_bytes(event)
+
+
+def _nests_deeper(value: object, limit: int) -> bool:
+    """Whether objects and lists nest more than ``limit`` deep in ``value`` (no recursion).
+
+    Only plain dict payloads are walked: a payload still behind its ``Struct`` (from gRPC) was
+    nested at most ~32 deep by protobuf's own parser.
+    """
+    stack: list[tuple[Collection[object], int]] = (
+        [(value.values(), 1)] if isinstance(value, dict) else []
+    )
+    while stack:
+        children, depth = stack.pop()
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                if depth >= limit:
+                    return True
+                stack.append((child.values() if isinstance(child, dict) else child, depth + 1))
+    return False
 
 
 _SHORT_KEY = events.MAX_KEY_BYTES // 4

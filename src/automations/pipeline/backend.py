@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+import sqlalchemy as sa
+
 from automations import config, metrics
 from automations.actions import planning
 from automations.domain import events
@@ -146,6 +148,10 @@ class EngineBackend(writer.Backend):
         """Throws away in-memory engine state and reloads it from the database."""
         logger.warning("reloading engine state from the database")
         self.start()
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """A database that cannot be written (full disk, lost connection) fails every commit."""
+        return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | OSError)
 
     def commit_events(
         self,

@@ -10,6 +10,11 @@ Deadlines (proactive windows, lost followers, retention purges) are not polled: 
 its queue with a timeout equal to the time left until the earliest deadline, so a window fires at
 its end to the millisecond.
 
+A group whose commit fails is committed again batch by batch, after the engine's state is
+reloaded from the database: only a batch that fails on its own is refused (UNAVAILABLE), so one
+client's input can never fail another's. (Unless the store itself is unavailable, e.g. a full
+disk: then every batch of the group is refused at once.)
+
 Backpressure: when more than ``max_pending_events`` events are queued, ``publish`` raises
 ``ResourceExhausted`` at once instead of letting memory grow.
 
@@ -109,6 +114,14 @@ class Backend:
 
     def recover(self) -> None:
         """Rebuilds in-memory state from the database after a failed transaction."""
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether a failed commit says the store is unavailable (every commit would fail now).
+
+        The writer commits the batches of a failed group one by one, unless this says retrying
+        is pointless (a full disk, a lost database).
+        """
+        return False
 
     def close(self) -> None:
         """Releases resources on the writer thread."""
@@ -356,11 +369,18 @@ class Writer(Generic[B]):
                 flags = self._backend.commit_events(batch, self._clock(), prepared=prepared)
         except BaseException as exc:
             logger.exception("committing %d events failed", len(batch))
-            failure = errors.Unavailable(f"the events could not be committed: {exc}")
+            self._safe_recover()
+            if len(group) > 1 and not self._backend.is_unavailable(exc):
+                # one client's input must never fail another's: each batch on its own
+                for item in group:
+                    self._commit_group([item])
+                return
+            failure = errors.Unavailable(
+                "the events could not be committed; the engine's log says why"
+            )
             self._release(len(batch))
             for item in group:
                 item.loop.call_soon_threadsafe(_reject, item.future, failure)
-            self._safe_recover()
             return
         per_event = (time.perf_counter() - started) / len(batch)
         average = self._seconds_per_event
