@@ -1,12 +1,15 @@
+"""Engines for the integration tests: a real ``automations serve`` process, or the API in-process."""
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from automations.v1 import automation_service_pb2_grpc, event_service_pb2_grpc
+from tests.integration import in_process_server
 from tests.integration.engine_process import EngineProcess
 
 
@@ -35,3 +38,10 @@ def events_stub(channel: grpc.Channel) -> event_service_pb2_grpc.EventServiceStu
 @pytest.fixture
 def automations_stub(channel: grpc.Channel) -> automation_service_pb2_grpc.AutomationServiceStub:
     return automation_service_pb2_grpc.AutomationServiceStub(channel)
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[in_process_server.InProcessServer]:
+    """The engine's API served in the test's event loop on a free port (see in_process_server)."""
+    async with in_process_server.serving(tmp_path) as served:
+        yield served

@@ -1,4 +1,5 @@
-"""Ingestion against a real engine process: per-event answers, durability, dedup, backpressure."""
+"""Ingestion: per-event answers, dedup, streams and backpressure against the API served in-process;
+durability across kill -9 and the SIGTERM drain against a real engine process."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ import uuid
 from pathlib import Path
 
 import grpc
-import pytest
 
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from tests.integration import in_process_server
 from tests.integration.engine_process import EngineProcess
-
-pytestmark = pytest.mark.integration
+from tests.integration.in_process_server import InProcessServer
 
 ACCEPTED = event_service_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = event_service_pb2.EVENT_STATUS_DUPLICATE
@@ -31,13 +31,13 @@ def make_event(
     return ev
 
 
-def test_a_bad_event_is_rejected_with_its_field_and_the_good_ones_are_kept(
-    events_stub: event_service_pb2_grpc.EventServiceStub,
+async def test_a_bad_event_is_rejected_with_its_field_and_the_good_ones_are_kept(
+    server: InProcessServer,
 ) -> None:
     good1, good2 = make_event(), make_event()
     no_resource = make_event(resource="")
     no_role = make_event(related=[{"prefect.resource.id": "prefect.flow.x"}])
-    reply = events_stub.PublishEvents(
+    reply = await server.events.PublishEvents(
         event_service_pb2.PublishEventsRequest(events=[good1, no_resource, good2, no_role])
     )
     statuses = [r.status for r in reply.results]
@@ -46,43 +46,38 @@ def test_a_bad_event_is_rejected_with_its_field_and_the_good_ones_are_kept(
     assert reply.results[1].field == "resource"
     assert reply.results[3].reason == "MISSING_RESOURCE_ROLE"
     assert reply.results[3].field == "related[0]"
-    listed = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
+    listed = await server.events.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
     assert {e.id for e in listed.events} == {good1.id, good2.id}
 
 
-def test_a_key_too_long_to_index_is_rejected_alone(
-    events_stub: event_service_pb2_grpc.EventServiceStub,
-) -> None:
+async def test_a_key_too_long_to_index_is_rejected_alone(server: InProcessServer) -> None:
     # before, it failed the whole group commit: every batch committed with it got UNAVAILABLE
     good1, good2 = make_event(), make_event()
     long_resource = make_event(resource="r" * 2001)
-    reply = events_stub.PublishEvents(
+    reply = await server.events.PublishEvents(
         event_service_pb2.PublishEventsRequest(events=[good1, long_resource, good2])
     )
     assert [r.status for r in reply.results] == [ACCEPTED, REJECTED, ACCEPTED]
     assert (reply.results[1].reason, reply.results[1].field) == ("KEY_TOO_LONG", "resource")
 
 
-def test_a_redelivered_event_is_acknowledged_as_duplicate(
-    events_stub: event_service_pb2_grpc.EventServiceStub,
-) -> None:
+async def test_a_redelivered_event_is_acknowledged_as_duplicate(server: InProcessServer) -> None:
     ev = make_event()
-    first = events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=[ev]))
-    again = events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=[ev, ev]))
+    publish = server.events.PublishEvents
+    first = await publish(event_service_pb2.PublishEventsRequest(events=[ev]))
+    again = await publish(event_service_pb2.PublishEventsRequest(events=[ev, ev]))
     assert [r.status for r in first.results] == [ACCEPTED]
     assert [r.status for r in again.results] == [DUPLICATE, DUPLICATE]
-    listed = events_stub.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
+    listed = await server.events.ListEvents(event_service_pb2.ListEventsRequest(page_size=100))
     assert [e.id for e in listed.events] == [ev.id]
 
 
-def test_stream_answers_each_request_in_order(
-    events_stub: event_service_pb2_grpc.EventServiceStub,
-) -> None:
+async def test_stream_answers_each_request_in_order(server: InProcessServer) -> None:
     requests = [
         event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(50)])
         for i in range(20)
     ]
-    responses = list(events_stub.StreamEvents(iter(requests)))
+    responses = [r async for r in server.events.StreamEvents(iter(requests))]
     assert [r.sequence for r in responses] == list(range(20))
     assert all(
         all(x.status == ACCEPTED for x in r.result.results) and len(r.result.results) == 50
@@ -90,21 +85,20 @@ def test_stream_answers_each_request_in_order(
     )
 
 
-def test_list_events_filters_by_name_resource_and_time_and_pages(
-    events_stub: event_service_pb2_grpc.EventServiceStub,
+async def test_list_events_filters_by_name_resource_and_time_and_pages(
+    server: InProcessServer,
 ) -> None:
     evs = [make_event("a.started", "r1"), make_event("a.done", "r1"), make_event("b.started", "r2")]
-    events_stub.PublishEvents(event_service_pb2.PublishEventsRequest(events=evs))
-    by_name = events_stub.ListEvents(event_service_pb2.ListEventsRequest(event_names=["*.started"]))
+    list_events = server.events.ListEvents
+    await server.events.PublishEvents(event_service_pb2.PublishEventsRequest(events=evs))
+    by_name = await list_events(event_service_pb2.ListEventsRequest(event_names=["*.started"]))
     assert {e.id for e in by_name.events} == {evs[0].id, evs[2].id}
-    by_resource = events_stub.ListEvents(event_service_pb2.ListEventsRequest(resource_ids=["r1"]))
+    by_resource = await list_events(event_service_pb2.ListEventsRequest(resource_ids=["r1"]))
     assert {e.id for e in by_resource.events} == {evs[0].id, evs[1].id}
     seen: list[str] = []
     token = ""
     while True:
-        page = events_stub.ListEvents(
-            event_service_pb2.ListEventsRequest(page_size=2, page_token=token)
-        )
+        page = await list_events(event_service_pb2.ListEventsRequest(page_size=2, page_token=token))
         seen += [e.id for e in page.events]
         token = page.next_page_token
         if not token:
@@ -112,7 +106,7 @@ def test_list_events_filters_by_name_resource_and_time_and_pages(
     assert sorted(seen) == sorted(e.id for e in evs)
     future = event_service_pb2.ListEventsRequest()
     future.start_time.FromSeconds(int(time.time()) + 3600)
-    assert list(events_stub.ListEvents(future).events) == []
+    assert list((await list_events(future)).events) == []
 
 
 def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
@@ -166,21 +160,16 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path) -> None:
     assert engine.terminate() == 0
 
 
-def test_backpressure_answers_resource_exhausted_instead_of_queueing(tmp_path: Path) -> None:
-    engine = EngineProcess(tmp_path, env={"AUTOMATIONS_MAX_PENDING_EVENTS": "1000"}).start()
-    try:
-        with grpc.insecure_channel(engine.grpc_addr) as channel:
-            stub = event_service_pb2_grpc.EventServiceStub(channel)
-            requests = [
-                event_service_pb2.StreamEventsRequest(
-                    sequence=i, events=[make_event() for _ in range(900)]
-                )
-                for i in range(40)
-            ]
-            responses = list(stub.StreamEvents(iter(requests)))
-        errors = [r for r in responses if r.HasField("error")]
-        assert errors, "a saturated engine must refuse batches"
-        assert {r.error.code for r in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
-        assert len(responses) == 40
-    finally:
-        engine.stop()
+async def test_backpressure_answers_resource_exhausted_instead_of_queueing(
+    tmp_path: Path,
+) -> None:
+    requests = [
+        event_service_pb2.StreamEventsRequest(sequence=i, events=[make_event() for _ in range(900)])
+        for i in range(40)
+    ]
+    async with in_process_server.serving(tmp_path, max_pending_events=1000) as server:
+        responses = [r async for r in server.events.StreamEvents(iter(requests))]
+    errors = [r for r in responses if r.HasField("error")]
+    assert errors, "a saturated engine must refuse batches"
+    assert {r.error.code for r in errors} == {grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]}
+    assert len(responses) == 40
