@@ -1,4 +1,4 @@
-"""Events between the domain model and ``automations.v1.Event`` messages (ingest and dispatch)."""
+"""Events between the domain model, ``automations.v1.Event`` messages and Prefect's event JSON."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 
-from automations.domain import errors, events
+from automations.domain import errors, events, prefect_json
 from automations.v1 import event_pb2, event_service_pb2
 from automations.wire import structs
 
@@ -64,6 +64,18 @@ def event_from_proto(
         payload,
         message.follows or None,
         received,
+    )
+
+
+def event_message_to_json(message: event_pb2.Event) -> dict[str, Any]:
+    """Returns a stored event's message as Prefect's event JSON (with ``received``).
+
+    For clients reading events back (``ListEvents``, a firing's triggering event).
+    """
+    return prefect_json.dump_event(
+        event_from_proto(
+            message, received=structs.timestamp_to_seconds(message.received), lazy_payload=False
+        )
     )
 
 

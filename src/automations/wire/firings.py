@@ -1,8 +1,10 @@
-"""Firings from the domain model to ``firing_pb2.Firing`` messages."""
+"""Firings from the domain model to ``firing_pb2.Firing`` messages, and those to JSON."""
 
 from __future__ import annotations
 
-from automations.domain import firings
+from typing import Any
+
+from automations.domain import firings, prefect_json
 from automations.v1 import automation_pb2, firing_pb2
 from automations.wire import events as wire_events
 from automations.wire import names, structs
@@ -17,6 +19,8 @@ _TRIGGER_TYPE = {
     "compound": firing_pb2.TRIGGER_TYPE_COMPOUND,
     "sequence": firing_pb2.TRIGGER_TYPE_SEQUENCE,
 }
+_TRIGGER_TYPE_NAMES = {value: name for name, value in _TRIGGER_TYPE.items()}
+_POSTURE_NAMES = {value: name for name, value in _FIRING_POSTURE.items()}
 
 
 def firing_to_proto(firing: firings.Firing, *, stored: bool = True) -> firing_pb2.Firing:
@@ -43,3 +47,27 @@ def firing_to_proto(firing: firings.Firing, *, stored: bool = True) -> firing_pb
     for child in firing.child_firings:
         message.child_firings.append(firing_to_proto(child, stored=False))
     return message
+
+
+def firing_to_json(message: firing_pb2.Firing) -> dict[str, Any]:
+    """Returns a ``Firing`` message as the JSON a client shows (Prefect's names where it has them).
+
+    Keys: ``id``, ``automation_id``, ``trigger_id``, ``trigger_type``, ``posture``,
+    ``triggered`` (ISO 8601), ``triggering_event_id``, ``triggering_event`` (Prefect's event
+    JSON, or None), ``triggering_labels`` and ``child_firings`` (the same shape).
+    """
+    event = None
+    if message.HasField("triggering_event"):
+        event = wire_events.event_message_to_json(message.triggering_event)
+    return {
+        "id": message.uid,
+        "automation_id": message.automation.split("/", 1)[-1],
+        "trigger_id": message.trigger_id,
+        "trigger_type": _TRIGGER_TYPE_NAMES.get(message.trigger_type, ""),
+        "posture": _POSTURE_NAMES.get(message.posture),
+        "triggered": prefect_json.iso_time(structs.timestamp_to_seconds(message.fire_time)),
+        "triggering_event_id": message.triggering_event_id or None,
+        "triggering_event": event,
+        "triggering_labels": dict(message.triggering_labels),
+        "child_firings": [firing_to_json(child) for child in message.child_firings],
+    }

@@ -1,10 +1,11 @@
-"""Action invocations from the domain model to ``ActionInvocation`` messages, and their states."""
+"""Action invocations from the domain model to ``ActionInvocation`` messages, their states, JSON."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from automations.domain import errors, invocations
+from automations.domain import errors, invocations, prefect_json
 from automations.v1 import action_invocation_pb2
 from automations.wire import names, structs
 
@@ -51,3 +52,32 @@ def invocation_to_proto(item: invocations.Invocation) -> action_invocation_pb2.A
     structs.set_timestamp(message.create_time, item.created)
     structs.set_timestamp(message.update_time, item.updated)
     return message
+
+
+def invocation_to_json(message: action_invocation_pb2.ActionInvocation) -> dict[str, Any]:
+    """Returns an ``ActionInvocation`` message as the JSON the CLI and the client show.
+
+    Keys: ``id``, ``automation_id``, ``firing_id``, ``action_index``, ``action_type``,
+    ``status`` (an ``InvocationStatus`` string: ``pending``, ``running``, ``succeeded``,
+    ``failed``, ``dead_letter``), ``attempts``, ``next_attempt`` (ISO 8601 or None),
+    ``last_error`` (or None), ``result`` (the executor's result, or None), ``created`` and
+    ``updated``.
+    """
+    return {
+        "id": message.uid,
+        "automation_id": message.automation.split("/", 1)[-1],
+        "firing_id": message.firing_uid,
+        "action_index": message.action_index,
+        "action_type": message.action_type,
+        "status": str(INVOCATION_STATUSES.get(message.state, "unknown")),
+        "attempts": message.attempts,
+        "next_attempt": (
+            prefect_json.iso_time(structs.timestamp_to_seconds(message.next_attempt_time))
+            if message.HasField("next_attempt_time")
+            else None
+        ),
+        "last_error": message.last_error or None,
+        "result": structs.struct_to_dict(message.result) if message.HasField("result") else None,
+        "created": prefect_json.iso_time(structs.timestamp_to_seconds(message.create_time)),
+        "updated": prefect_json.iso_time(structs.timestamp_to_seconds(message.update_time)),
+    }

@@ -14,6 +14,7 @@ import pytest
 
 import automations
 from automations import client as client_module
+from automations.domain import prefect_json
 from automations.v1 import event_service_pb2, event_service_pb2_grpc
 from tests.integration.clients.quickstart_checks import CUSTOMERS, EVENTS, THRESHOLD
 from tests.integration.engine_process import EngineProcess
@@ -135,6 +136,98 @@ def test_python_client_manages_automations(engine: EngineProcess) -> None:
         with pytest.raises(automations.client.CallError) as raised:
             client.create_automation(BUSY_CUSTOMER, automation_id="second")
         assert raised.value.code == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_python_client_reads_what_automations_did_and_drives_them(engine: EngineProcess) -> None:
+    flaky = {
+        "name": "flaky job",
+        "tags": ["ops"],
+        "trigger": {"type": "event", "expect": ["job.failed"], "threshold": 2, "within": 60},
+        "actions": [{"type": "do-nothing"}],
+    }
+    with automations.Client(engine.grpc_addr) as client:
+        simulated = client.simulate(
+            flaky,
+            [
+                {"at": 0, "event": {"id": "e1", "event": "job.failed", "resource": RESOURCE}},
+                {"at": 5, "event": {"id": "e2", "event": "job.failed", "resource": RESOURCE}},
+                {"at": 90, "event": {"id": "e3", "event": "job.failed", "resource": RESOURCE}},
+            ],
+            until=120,
+        )
+        assert [(f["triggering_event_id"], f["triggered"]) for f in simulated] == [
+            ("e2", "1970-01-01T00:00:05Z")
+        ]
+        created = client.create_automation(flaky, automation_id="flaky-job")
+        client.create_automation({**BUSY_CUSTOMER, "name": "other"})
+        assert [a["id"] for a in client.list_automations(filter='tags:"ops"')] == ["flaky-job"]
+        assert client.disable_automation("flaky-job")["enabled"] is False
+        assert client.list_automations(filter="enabled = false") == [
+            client.get_automation("flaky-job")
+        ]
+        assert client.enable_automation("flaky-job")["enabled"] is True
+
+        start = float(int(time.time()) - 10)
+        client.publish(
+            [
+                {"event": "job.failed", "resource": RESOURCE, "occurred": iso(start + i)}
+                for i in range(2)
+            ]
+        )
+        (firing,) = client.list_firings(created["id"])
+        assert client.get_firing(firing["id"]) == firing
+        assert client.get_firing(firing["id"], automation_id="flaky-job") == firing
+        (invocation,) = client.list_invocations("flaky-job")
+        assert (invocation["firing_id"], invocation["status"]) == (firing["id"], "succeeded")
+        assert client.get_invocation(invocation["id"], automation_id="flaky-job") == invocation
+        assert client.list_invocations(statuses=["failed", "dead_letter"]) == []
+        assert client.list_invocations(statuses=["succeeded"]) == [invocation]
+
+        published = client.list_events(names=["job.*"], resource_ids=[RESOURCE_ID])
+        assert [e["occurred"] for e in published] == [
+            prefect_json.iso_time(start),
+            prefect_json.iso_time(start + 1),
+        ]
+        assert client.list_events(names=["job.failed"], newest_first=True) == published[::-1]
+        assert client.list_events(names=["job.failed"], start=start + 0.5) == published[1:]
+        assert client.list_events(names=["job.failed"], end=start + 0.5, limit=5) == published[:1]
+
+        refusals = [
+            (lambda: client.redrive(invocation["id"]), grpc.StatusCode.FAILED_PRECONDITION, ""),
+            (lambda: client.get_firing(str(uuid.uuid4())), grpc.StatusCode.NOT_FOUND, ""),
+            (
+                lambda: client.get_invocation(invocation["id"], automation_id="other-one"),
+                grpc.StatusCode.NOT_FOUND,
+                "",
+            ),
+            (
+                lambda: client.list_invocations(statuses=["done"]),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "statuses[0]",
+            ),
+            (
+                lambda: client.list_automations(filter="tags = ops"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "filter",
+            ),
+            (
+                lambda: client.create_automation(flaky, automation_id="Flaky"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "automation_id",
+            ),
+        ]
+        for call, code, field in refusals:
+            with pytest.raises(automations.client.CallError) as raised:
+                call()
+            assert (raised.value.code, raised.value.field) == (code, field)
+
+
+RESOURCE_ID = "acme.job.nightly"
+RESOURCE = {"prefect.resource.id": RESOURCE_ID}
+
+
+def iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 
 # ------------------------------------------------------------------ retries, with a fake engine
