@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import collections
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.engine_client import Client, states, wait_for
+import automations
+from tests import waiting
 from tests.integration.engine_process import EngineProcess
 from tests.integration.executors.executor_process import ExecutorProcess, Receiver, Reply
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+WAIT = 60.0
+"""The bound of a wait: far beyond what any step needs on an idle machine."""
+
+
+def succeeded(client: automations.Client, automation_id: str) -> int:
+    return sum(i["status"] == "succeeded" for i in client.list_invocations(automation_id))
 
 
 def test_webhooks_are_delivered_exactly_once_across_kill_9_on_postgresql(
@@ -26,10 +35,10 @@ def test_webhooks_are_delivered_exactly_once_across_kill_9_on_postgresql(
             database_url=url,
             extra_args=("--executor", f"call-webhook={executor.addr}"),
         ).start()
-        client = Client(engine)
+        client = automations.Client(engine.grpc_addr)
         n = 60
         try:
-            automation_id = client.create(
+            created = client.create_automation(
                 {
                     "name": "pg hook",
                     "trigger": {
@@ -44,15 +53,26 @@ def test_webhooks_are_delivered_exactly_once_across_kill_9_on_postgresql(
                     ],
                 }
             )
-            ids = client.publish("pg.job.done", "job.1", n)
-            wait_for(lambda: receiver.count() >= 5, what="the first webhooks")
+            automation_id = created["id"]
+            ids = [str(uuid.uuid4()) for _ in range(n)]
+            client.publish(
+                [
+                    {"id": i, "event": "pg.job.done", "resource": {"prefect.resource.id": "job.1"}}
+                    for i in ids
+                ],
+                raise_on_rejected=True,
+            )
+            waiting.wait_until(
+                lambda: receiver.count() >= 5, timeout=WAIT, interval=0.1, what="the first webhooks"
+            )
             engine.kill9()
             client.close()
             engine.start()
-            client = Client(engine)
-            wait_for(
-                lambda: states(client.invocations(automation_id))["STATE_SUCCEEDED"] == 2 * n,
-                timeout=90,
+            client = automations.Client(engine.grpc_addr)
+            waiting.wait_until(
+                lambda: succeeded(client, automation_id) == 2 * n,
+                timeout=2 * WAIT,
+                interval=0.1,
                 what=f"{2 * n} succeeded invocations",
             )
             keys = collections.Counter(r.headers["idempotency-key"] for r in receiver.requests)
@@ -60,7 +80,7 @@ def test_webhooks_are_delivered_exactly_once_across_kill_9_on_postgresql(
             assert sorted(r.body.decode() for r in receiver.requests) == sorted(ids)
             executed = [
                 e
-                for e in client.events_named("prefect.automation.action.executed")
+                for e in client.list_events(names=["prefect.automation.action.executed"])
                 if e["resource"]["prefect.resource.id"] == f"prefect.automation.{automation_id}"
             ]
             assert len(executed) == 2 * n
