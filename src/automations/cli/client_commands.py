@@ -25,7 +25,8 @@ from automations.v1 import (
 )
 from automations.wire import automations as wire_automations
 from automations.wire import events as wire_events
-from automations.wire import structs
+from automations.wire import firings as wire_firings
+from automations.wire import names, structs
 
 T = TypeVar("T")
 
@@ -359,6 +360,16 @@ def firings_list(args: argparse.Namespace) -> int:
             or "(no firings)"
         ),
     )
+    return 0
+
+
+@_handle
+def firings_get(args: argparse.Namespace) -> int:
+    """``firings get ID [--automation ID]``: one firing, with its triggering event."""
+    automation = args.automation or names.ANY_AUTOMATION
+    request = automation_service_pb2.GetFiringRequest(name=names.firing_name(automation, args.id))
+    found = wire_firings.firing_to_json(_call(lambda: _stub(args).GetFiring(request)))
+    _print(args, found, lambda f: json.dumps(f, indent=2))
     return 0
 
 

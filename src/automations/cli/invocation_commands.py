@@ -1,4 +1,4 @@
-"""``automations invocations list|redrive``: the outbox, seen and driven from the command line."""
+"""``automations invocations list|get|redrive``: the outbox, seen and driven from the command line."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import Any
 
 from automations import client
 from automations.cli import client_commands as common
-from automations.domain import prefect_json
 from automations.v1 import automation_service_pb2
 from automations.wire import invocations as wire_invocations
-from automations.wire import names, structs
+from automations.wire import names
 
 
 def add_parser(sub: Any, with_client_flags: Any) -> None:
-    """Adds ``invocations list`` and ``invocations redrive`` to the command line."""
+    """Adds ``invocations list``, ``invocations get`` and ``invocations redrive``."""
     inv = sub.add_parser("invocations", help="action invocations (the outbox)")
     i_sub = inv.add_subparsers(dest="invocations_command", required=True)
     p = with_client_flags(i_sub.add_parser("list", help="list action invocations, oldest first"))
@@ -28,14 +27,19 @@ def add_parser(sub: Any, with_client_flags: Any) -> None:
     )
     p.add_argument("--limit", type=int, default=None, help="print at most N")
     p.set_defaults(handler=invocations_list)
+    p = with_client_flags(i_sub.add_parser("get", help="show one action invocation"))
+    p.add_argument("invocation", help="the invocation id")
+    p.add_argument("--automation", help="its automation's id (default: whichever it is)")
+    p.set_defaults(handler=invocations_get)
     p = with_client_flags(
         i_sub.add_parser("redrive", help="re-queue a failed or dead-lettered invocation")
     )
     p.add_argument("invocation", help="the invocation id")
-    p.add_argument("--automation", required=True, help="its automation's id")
+    p.add_argument("--automation", help="its automation's id (default: whichever it is)")
     p.set_defaults(handler=invocations_redrive)
 
 
+@common._handle
 def invocations_list(args: argparse.Namespace) -> int:
     """``invocations list [--automation ID] [--status S]... [--limit N]``."""
     stub = common._stub(args)
@@ -52,7 +56,7 @@ def invocations_list(args: argparse.Namespace) -> int:
         )
         return list(reply.action_invocations), reply.next_page_token
 
-    found = [invocation_json(i) for i in client.pages(fetch, args.limit)]
+    found = [wire_invocations.invocation_to_json(i) for i in client.pages(fetch, args.limit)]
     common._print(
         args,
         found,
@@ -68,35 +72,36 @@ def invocations_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def invocations_redrive(args: argparse.Namespace) -> int:
-    """``invocations redrive ID --automation ID``."""
+@common._handle
+def invocations_get(args: argparse.Namespace) -> int:
+    """``invocations get ID [--automation ID]``."""
     stub = common._stub(args)
-    name = names.invocation_name(args.automation, args.invocation)
+    name = names.invocation_name(args.automation or names.ANY_AUTOMATION, args.invocation)
     reply = common._call(
-        lambda: stub.RedriveAction(automation_service_pb2.RedriveActionRequest(name=name))
+        lambda: stub.GetActionInvocation(
+            automation_service_pb2.GetActionInvocationRequest(name=name)
+        )
     )
-    found = invocation_json(reply)
-    common._print(args, found, lambda item: f"{item['id']}  {item['status']}")
+    found = wire_invocations.invocation_to_json(reply)
+    common._print(
+        args,
+        found,
+        lambda item: (
+            f"{item['id']}  {item['action_type']}  {item['status']}  attempts={item['attempts']}"
+            f"  {item['last_error'] or ''}".rstrip()
+        ),
+    )
     return 0
 
 
-def invocation_json(message: Any) -> dict[str, Any]:
-    """An ``ActionInvocation`` as the CLI prints it."""
-    return {
-        "id": message.uid,
-        "automation_id": message.automation.split("/", 1)[-1],
-        "firing_id": message.firing_uid,
-        "action_index": message.action_index,
-        "action_type": message.action_type,
-        "status": wire_invocations.INVOCATION_STATUSES.get(message.state, "unknown"),
-        "attempts": message.attempts,
-        "next_attempt": (
-            prefect_json.iso_time(structs.timestamp_to_seconds(message.next_attempt_time))
-            if message.HasField("next_attempt_time")
-            else None
-        ),
-        "last_error": message.last_error or None,
-        "result": structs.struct_to_dict(message.result) if message.HasField("result") else None,
-        "created": prefect_json.iso_time(structs.timestamp_to_seconds(message.create_time)),
-        "updated": prefect_json.iso_time(structs.timestamp_to_seconds(message.update_time)),
-    }
+@common._handle
+def invocations_redrive(args: argparse.Namespace) -> int:
+    """``invocations redrive ID [--automation ID]``."""
+    stub = common._stub(args)
+    name = names.invocation_name(args.automation or names.ANY_AUTOMATION, args.invocation)
+    reply = common._call(
+        lambda: stub.RedriveAction(automation_service_pb2.RedriveActionRequest(name=name))
+    )
+    found = wire_invocations.invocation_to_json(reply)
+    common._print(args, found, lambda item: f"{item['id']}  {item['status']}")
+    return 0
