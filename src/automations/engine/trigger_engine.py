@@ -11,7 +11,8 @@ Shape::
 
 Each call returns a :class:`~automations.engine.state.Step`: the top-level firings it caused and the
 state records to persist in the same transaction. A record identity appears at most once in a step
-(in ``upserts`` or in ``deletes``), so the two lists can be applied in either order.
+(in ``upserts`` or in ``deletes``), so the two lists can be applied in either order. Records are
+written by ``records`` and read back into runtimes by ``restore``.
 
 Order of work inside :meth:`TriggerEngine.advance`: proactive deadlines due on the event clock
 (ordered by automation load order, trigger position, window start, then key), then held followers
