@@ -72,6 +72,9 @@ class Settings(pydantic_settings.BaseSettings):
             ~3,500 invocations/s, 256 -> ~5,200, 1024 -> ~6,800).
         max_chain_depth: Loop guard: automation-made events in a row after which a firing's
             actions are not run.
+        max_cascade_firings: Loop guard: firings on automation-made events per originating
+            event (the whole causal tree, across transactions) after which further firings'
+            actions are not run.
         prefect_api_url: A Prefect server's API (``http://host:4200/api``): ``serve`` then starts
             the bundled ``prefect`` executor, and templates can use ``flow_run``, ``deployment``,
             ``work_pool``... loaded from it.
@@ -125,6 +128,7 @@ class Settings(pydantic_settings.BaseSettings):
     action_retry_max_seconds: float = pydantic.Field(default=300.0, gt=0)
     dispatch_concurrency: int = pydantic.Field(default=1024, ge=1, le=10_000)
     max_chain_depth: int = pydantic.Field(default=8, ge=1, le=1000)
+    max_cascade_firings: int = pydantic.Field(default=1000, ge=1, le=10_000_000)
     prefect_api_url: str = ""
     log_level: str = "INFO"
     log_json: bool = False

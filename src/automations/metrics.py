@@ -117,5 +117,5 @@ DISPATCH_DELAY = Histogram(
 )
 CHAINS_CUT = Counter(
     "automations_chains_cut_total",
-    "Firings whose actions were not run because their automation chain was too deep (loop guard).",
+    "Firings whose actions were not run by the loop guard (a chain too deep, or a cascade over budget).",
 )

@@ -16,13 +16,15 @@ produces (its lifecycle events, ``emit-event``) has the depth of the event that 
 plus one. A firing caused by an event at ``max_depth`` or deeper runs no action and publishes no
 lifecycle event: its invocations are written as failed with the reason, so a loop such as "on any
 action failure, call a failing webhook" stops after ``max_depth`` rounds instead of running forever.
+A firing can also be cut for the causal tree's budget (``pipeline.cascade``): it is planned the
+same way, with the budget's reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from automations.actions import internal, lifecycle
 from automations.domain import automations, events, firings, invocations
@@ -52,17 +54,31 @@ class Job:
     firing: firings.Firing | None = None
 
 
+class Caused(NamedTuple):
+    """An event an automation made, with its place in the causal tree it belongs to.
+
+    Attributes:
+        event: The event.
+        depth: Automation-made events in a row before it, itself included (a client's event: 0).
+        origin: The id of the event at the tree's root (a client's event, or a deadline firing).
+    """
+
+    event: events.Event
+    depth: int
+    origin: str
+
+
 @dataclasses.dataclass(slots=True)
 class Plan:
     """What the firings of one evaluation produce.
 
     Attributes:
-        events: Lifecycle events to publish, each with its chain depth.
+        events: Lifecycle events to publish, each with its place in the causal tree.
         invocations: Outbox rows to insert.
         capped: Firings whose chain was cut (no action, no lifecycle event).
     """
 
-    events: list[tuple[events.Event, int]] = dataclasses.field(default_factory=list)
+    events: list[Caused] = dataclasses.field(default_factory=list)
     invocations: list[invocations.Invocation] = dataclasses.field(default_factory=list)
     capped: list[firings.Firing] = dataclasses.field(default_factory=list)
 
@@ -76,6 +92,15 @@ def chain_cut_reason(max_depth: int) -> str:
     )
 
 
+def tree_cut_reason(max_firings: int) -> str:
+    """The error recorded on the invocations of a firing cut for its causal tree's budget."""
+    return (
+        f"automation cascade cut: automations already fired {max_firings} times on events made "
+        "by automations from one originating event (automations reacting to each other's "
+        "events); raise max_cascade_firings if the cascade is intended"
+    )
+
+
 def plan_firing(
     automation: automations.Automation,
     firing: firings.Firing,
@@ -83,7 +108,9 @@ def plan_firing(
     depth: int,
     now: float,
     lease: float,
+    origin: str = "",
     max_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+    cut: str | None = None,
     dispatch_now: bool = True,
     into: Plan | None = None,
 ) -> Plan:
@@ -93,9 +120,11 @@ def plan_firing(
         automation: The automation that fired (as loaded when it fired).
         firing: The firing.
         depth: The chain depth of the event that caused it (0 for client events).
+        origin: The root of the causal tree (``Caused.origin``); the firing's own id when empty.
         now: The current time.
         lease: Seconds an invocation handed straight to the dispatcher stays leased.
         max_depth: Depth from which the chain is cut.
+        cut: A reason to cut the firing anyway (the causal tree's budget is spent).
         dispatch_now: True: the invocations are written ``running`` (attempt 1, leased) because
             they go straight to the dispatcher; False: ``pending``, due now, for its poller.
         into: A plan to add to (one per transaction).
@@ -107,9 +136,10 @@ def plan_firing(
     summary = invocations.AutomationSummary.of(automation)
     actions = automation.actions + automation.actions_on_trigger
     on_trigger_from = len(automation.actions)
-    if depth >= max_depth:
+    origin = origin or firing.id
+    if depth >= max_depth or cut is not None:
         plan.capped.append(firing)
-        reason = chain_cut_reason(max_depth)
+        reason = chain_cut_reason(max_depth) if depth >= max_depth else str(cut)
         for index, action in enumerate(actions):
             plan.invocations.append(
                 _invocation(
@@ -127,16 +157,17 @@ def plan_firing(
         return plan
     triggered_id = lifecycle.new_event_id()
     plan.events.append(
-        (
+        Caused(
             lifecycle.automation_triggered(summary, firing, event_id=triggered_id, received=now),
             depth + 1,
+            origin,
         )
     )
     for index, action in enumerate(actions):
         key = idempotency_key(automation.id, firing.id, index)
         action_event_id = lifecycle.new_event_id()
         plan.events.append(
-            (
+            Caused(
                 lifecycle.action_triggered(
                     summary,
                     firing,
@@ -148,6 +179,7 @@ def plan_firing(
                     received=now,
                 ),
                 depth + 1,
+                origin,
             )
         )
         request = invocations.InvocationRequest(
@@ -157,8 +189,9 @@ def plan_firing(
             triggered_event_id=triggered_id,
             action_triggered_event_id=action_event_id,
             on_trigger=index >= on_trigger_from,
+            origin=origin,
         )
-        if action.type == internal.DO_NOTHING:  # no effect, nothing to render
+        if action.type == internal.DO_NOTHING:
             # Nothing to render, nothing to call: done in this transaction, with its
             # action.executed event, rather than through the dispatcher and a second one.
             state: dict[str, Any] = {
@@ -167,7 +200,7 @@ def plan_firing(
                 "result": {},
             }
             plan.events.append(
-                (
+                Caused(
                     lifecycle.action_finished(
                         summary,
                         firing,
@@ -181,6 +214,7 @@ def plan_firing(
                         details={},
                     ),
                     depth + 1,
+                    origin,
                 )
             )
         elif dispatch_now:

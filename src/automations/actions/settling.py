@@ -1,7 +1,7 @@
 """From an attempt's outcome to what the writer records.
 
 The outbox row's new state, and the ``action.executed`` / ``.failed`` event (plus any emitted
-events) with their chain depth.
+events) with their place in the causal tree (``planning.Caused``).
 """
 
 from __future__ import annotations
@@ -9,18 +9,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from automations.actions import lifecycle, outcomes
-from automations.domain import errors, events, invocations
+from automations.actions import lifecycle, outcomes, planning
+from automations.domain import errors, invocations
 
 logger = logging.getLogger(__name__)
 
-SetEnabled = Callable[[str, bool, int], object]
-"""Enables or disables an automation (id, enabled, chain depth); raises ``errors.NotFound``."""
+SetEnabled = Callable[[str, bool, int, str], object]
+"""Enables or disables an automation (id, enabled, chain depth, origin); raises
+``errors.NotFound``."""
 
 
 def settle(
     outcome: outcomes.Outcome, *, now: float, set_enabled: SetEnabled
-) -> tuple[invocations.Finish, list[tuple[events.Event, int]]]:
+) -> tuple[invocations.Finish, list[planning.Caused]]:
     """Applies an outcome's effect and says how to record it.
 
     Args:
@@ -29,18 +30,19 @@ def settle(
         set_enabled: Carries out a pause- / resume-automation effect in the caller's transaction.
 
     Returns:
-        The outbox update, and the lifecycle (and emitted) events to publish with their depth.
+        The outbox update, and the lifecycle (and emitted) events to publish.
     """
     invocation = outcome.job.invocation
     request = invocation.request
     depth = request.depth + 1
+    origin = request.origin or invocation.firing_id
     status = outcome.status
     reason = outcome.reason
     error = outcome.error
     if status == outcomes.SUCCEEDED and outcome.set_enabled is not None:
         target, enabled = outcome.set_enabled
         try:
-            set_enabled(target, enabled, depth)
+            set_enabled(target, enabled, depth, origin)
         except errors.NotFound:  # raised before anything changed
             status = outcomes.FAILED
             reason = error = f"Automation {target} could not be found"
@@ -78,8 +80,8 @@ def settle(
             else invocations.InvocationStatus.FAILED,
             error=(error or "") if dead else (error or reason or ""),
         )
-    made: list[tuple[events.Event, int]] = [
-        (
+    made: list[planning.Caused] = [
+        planning.Caused(
             lifecycle.action_finished(
                 request.automation,
                 outcome.job.firing,
@@ -94,8 +96,9 @@ def settle(
                 reason=None if status == outcomes.SUCCEEDED else (reason or "failed"),
             ),
             depth,
+            origin,
         )
     ]
     if status == outcomes.SUCCEEDED:
-        made.extend((event, depth) for event in outcome.emitted)
+        made.extend(planning.Caused(event, depth, origin) for event in outcome.emitted)
     return finish, made

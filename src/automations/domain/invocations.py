@@ -112,6 +112,8 @@ class InvocationRequest:
             event.
         on_trigger: Whether the action is one of ``actions_on_trigger`` (its templates see the
             triggered event rather than the triggering one, as in Prefect).
+        origin: The id of the event at the root of the causal tree the firing belongs to (a
+            client's event; the firing itself for a deadline's), for the loop guard's budget.
     """
 
     action: actions.Action
@@ -120,6 +122,7 @@ class InvocationRequest:
     triggered_event_id: str = ""
     action_triggered_event_id: str = ""
     on_trigger: bool = False
+    origin: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The request as JSON (the store's ``request`` column)."""
@@ -130,6 +133,7 @@ class InvocationRequest:
             "triggered_event_id": self.triggered_event_id,
             "action_triggered_event_id": self.action_triggered_event_id,
             "on_trigger": self.on_trigger,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class InvocationRequest:
             triggered_event_id=str(data.get("triggered_event_id") or ""),
             action_triggered_event_id=str(data.get("action_triggered_event_id") or ""),
             on_trigger=bool(data.get("on_trigger", False)),
+            origin=str(data.get("origin") or ""),
         )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from automations import metrics
-from automations.actions import checks, lifecycle
+from automations.actions import checks, lifecycle, planning
 from automations.domain import automations, errors, triggers
 from automations.domain import prefect_json as pj
 from automations.pipeline import cascade as cascade_
@@ -51,7 +51,7 @@ class AutomationChanges:
             automations_repo.create(conn, automation)
             if automation.enabled:
                 self._load(automation)
-            self._changed(conn, "created", automation, depth=0)
+            self._changed(conn, "created", automation)
         self._count()
         return automation
 
@@ -67,7 +67,7 @@ class AutomationChanges:
                 self._load(stored)
             else:
                 self._unload(stored.id)
-            self._changed(conn, "updated", stored, depth=0)
+            self._changed(conn, "updated", stored)
         self._count()
         return stored
 
@@ -85,22 +85,30 @@ class AutomationChanges:
             automations_repo.delete(conn, automation_id)
             state_repo.delete_automation(conn, automation_id)
             self._unload(automation_id)
-            self._changed(conn, "deleted", current, depth=0)
+            self._changed(conn, "deleted", current)
         self._count()
 
     def set_enabled(self, automation_id: str, enabled: bool, now: float) -> automations.Automation:
         """Enables (loads) or disables (unloads, dropping trigger state) an automation."""
         with self._cascade.transaction(self._database) as conn:
-            stored = self.set_enabled_in(conn, automation_id, enabled, now, depth=0)
+            stored = self.set_enabled_in(conn, automation_id, enabled, now)
         self._count()
         return stored
 
     def set_enabled_in(
-        self, conn: Any, automation_id: str, enabled: bool, now: float, *, depth: int
+        self,
+        conn: Any,
+        automation_id: str,
+        enabled: bool,
+        now: float,
+        *,
+        depth: int = 0,
+        origin: str = "",
     ) -> automations.Automation:
         """:meth:`set_enabled` inside the caller's transaction (a pause- / resume-automation).
 
-        Its ``automation.updated`` event carries the action's chain ``depth``.
+        Its ``automation.updated`` event joins the action's causal tree (``depth``, ``origin``;
+        a change made by a client starts a tree of its own).
 
         Raises:
             errors.NotFound: No such automation (raised before anything changed).
@@ -115,7 +123,7 @@ class AutomationChanges:
             state_repo.delete_automation(conn, automation_id)
             self._unload(automation_id)
         if before.enabled != enabled:
-            self._changed(conn, "updated", stored, depth=depth)
+            self._changed(conn, "updated", stored, depth=depth, origin=origin)
         return stored
 
     def _load(self, automation: automations.Automation) -> None:
@@ -127,12 +135,18 @@ class AutomationChanges:
         self._cascade.automations.pop(automation_id, None)
 
     def _changed(
-        self, conn: Any, kind: str, automation: automations.Automation, *, depth: int
+        self,
+        conn: Any,
+        kind: str,
+        automation: automations.Automation,
+        *,
+        depth: int = 0,
+        origin: str = "",
     ) -> None:
         """Publishes ``prefect.automation.<kind>`` (payload: the automation) and evaluates it."""
         now = self._clock()
         event = lifecycle.automation_changed(kind, pj.dump_automation(automation), now=now)
-        self._cascade.feed(conn, [(event, depth)], now)
+        self._cascade.feed(conn, [planning.Caused(event, depth, origin or event.id)], now)
 
     def _count(self) -> None:
         metrics.LOADED_AUTOMATIONS.set(len(self._cascade.automations))

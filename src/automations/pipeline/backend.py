@@ -58,6 +58,7 @@ class EngineBackend(writer.Backend):
         retention_seconds: How long the event log keeps events.
         clock: Wall clock, seconds since the epoch.
         max_chain_depth: The loop guard (``actions.planning``).
+        max_cascade_firings: The loop guard's budget per causal tree (``pipeline.cascade``).
         invocation_lease: Seconds an invocation handed to the dispatcher stays leased.
     """
 
@@ -69,6 +70,7 @@ class EngineBackend(writer.Backend):
         retention_seconds: float = 7 * 86400,
         clock: Callable[[], float] = time.time,
         max_chain_depth: int = planning.DEFAULT_MAX_CHAIN_DEPTH,
+        max_cascade_firings: int = cascade.DEFAULT_MAX_CASCADE_FIRINGS,
         invocation_lease: float = outbox_repo.DEFAULT_LEASE,
     ) -> None:
         self.database = database
@@ -78,7 +80,10 @@ class EngineBackend(writer.Backend):
         self._next_purge = clock() + PURGE_INTERVAL
         self._next_gauges = 0.0
         self.cascade = cascade.Cascade(
-            engine_factory(), max_chain_depth=max_chain_depth, lease=invocation_lease
+            engine_factory(),
+            max_chain_depth=max_chain_depth,
+            max_cascade_firings=max_cascade_firings,
+            lease=invocation_lease,
         )
         """The engine, its loaded automations, and what their firings set off."""
         self.changes = automation_changes.AutomationChanges(database, self.cascade, clock=clock)
@@ -103,6 +108,7 @@ class EngineBackend(writer.Backend):
             engine_factory=rete_engine,
             retention_seconds=settings.event_retention_seconds,
             max_chain_depth=settings.max_chain_depth,
+            max_cascade_firings=settings.max_cascade_firings,
             invocation_lease=settings.action_timeout_seconds * 2 + 30.0,
         )
 

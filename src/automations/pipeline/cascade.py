@@ -8,11 +8,19 @@ event log *and processed by the engine in the same transaction*, since other aut
 watch them. Their firings are planned in turn, and so on until a round fires nothing: the run to
 quiescence.
 
-Its bound is the loop guard. Every event carries a chain depth: 0 for a client's event, the depth
-of its cause plus one for an event an automation made. A firing caused by an event at
-``max_chain_depth`` publishes nothing (its invocations are written failed with the reason), so a
-cascade runs at most ``max_chain_depth + 1`` rounds. Within a round, the number of firings is
-bounded by the automations that match the round's events.
+Its bounds are the loop guard's. Every automation-made event knows its place in the causal tree of
+the event at its root (``planning.Caused``): its chain depth (0 for a client's event, the depth of
+its cause plus one for an event an automation made) and the root's id. A firing caused by an
+event at ``max_chain_depth`` publishes nothing (its invocations are written failed with the
+reason), so a cascade runs at most ``max_chain_depth + 1`` rounds. And automations fire at most
+``max_cascade_firings`` times on automation-made events of one tree, across transactions (the
+``action.executed`` events of its invocations join the same tree later): further firings are cut
+the same way. Without that budget, one event matched by an automation watching every event
+(its own lifecycle events included) became 3^8 firings in eight rounds. The client's event itself
+is not counted: the firings it causes directly are bounded by the automations that match it.
+
+The trees' bookkeeping is in memory, for the most recent ``MAX_REMEMBERED_EVENTS`` events and
+trees: after a restart, a tree that was running starts a fresh budget.
 
 The cascade also hands the invocations a transaction wrote ``running`` to the dispatcher, once it
 has committed (:meth:`Cascade.transaction`).
@@ -36,8 +44,10 @@ from automations.store import event_log, firings_repo, outbox_repo, state_repo
 
 logger = logging.getLogger(__name__)
 
-MAX_REMEMBERED_DEPTHS = 100_000
-"""Chain depths of automation-made events remembered for the loop guard (oldest forgotten)."""
+MAX_REMEMBERED_EVENTS = 100_000
+"""Automation-made events (and causal trees) remembered for the loop guard (oldest forgotten)."""
+DEFAULT_MAX_CASCADE_FIRINGS = 1000
+"""Firings on automation-made events per causal tree, by default (``max_cascade_firings``)."""
 
 
 class Cascade:
@@ -48,6 +58,7 @@ class Cascade:
     Args:
         engine: The trigger engine (replaced when state is reloaded, see ``EngineBackend.start``).
         max_chain_depth: The loop guard (``actions.planning``).
+        max_cascade_firings: Firings on automation-made events per causal tree.
         lease: Seconds an invocation handed straight to the dispatcher stays leased.
     """
 
@@ -56,14 +67,17 @@ class Cascade:
         engine: trigger_engine.TriggerEngine,
         *,
         max_chain_depth: int = planning.DEFAULT_MAX_CHAIN_DEPTH,
+        max_cascade_firings: int = DEFAULT_MAX_CASCADE_FIRINGS,
         lease: float = outbox_repo.DEFAULT_LEASE,
     ) -> None:
         self.engine = engine
         self.automations: dict[str, automations.Automation] = {}
         """The enabled automations loaded into ``engine``, by id."""
         self.max_chain_depth = max_chain_depth
+        self.max_cascade_firings = max_cascade_firings
         self.lease = lease
-        self._depths: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._lineage: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        self._tree_firings: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._jobs: list[planning.Job] = []
         self._handoff: Callable[[list[planning.Job]], None] | None = None
         self._capacity: Callable[[], int] = lambda: 0
@@ -101,8 +115,8 @@ class Cascade:
                 return
             step = self.engine.process(fresh, now)
 
-    def feed(self, conn: Any, derived: Sequence[tuple[events.Event, int]], now: float) -> None:
-        """Publishes automation-made events (with their chain depth) and runs what they fire."""
+    def feed(self, conn: Any, derived: Sequence[planning.Caused], now: float) -> None:
+        """Publishes automation-made events and runs what they fire."""
         fresh = self._publish(conn, derived)
         if fresh:
             self.run(conn, self.engine.process(fresh, now), now)
@@ -116,7 +130,11 @@ class Cascade:
             if automation is None:
                 continue
             trigger_event = firing.triggering_event
-            depth = 0 if trigger_event is None else self._depths.get(trigger_event.id, 0)
+            if trigger_event is None:  # a deadline's firing roots its own tree
+                depth, origin = 0, firing.id
+            else:
+                depth, origin = self._lineage.get(trigger_event.id) or (0, trigger_event.id)
+            cut = self._spend(origin) if depth > 0 else None
             wanted = len(automation.actions) + len(automation.actions_on_trigger)
             dispatch_now = budget >= wanted
             if dispatch_now:
@@ -125,9 +143,11 @@ class Cascade:
                 automation,
                 firing,
                 depth=depth,
+                origin=origin,
                 now=now,
                 lease=self.lease,
                 max_depth=self.max_chain_depth,
+                cut=cut,
                 dispatch_now=dispatch_now,
                 into=plan,
             )
@@ -147,22 +167,31 @@ class Cascade:
             )
         return self._publish(conn, plan.events)
 
-    def _publish(
-        self, conn: Any, derived: Sequence[tuple[events.Event, int]]
-    ) -> list[events.Event]:
-        """Appends automation-made events (with their chain depth) to the log; returns the new."""
+    def _spend(self, origin: str) -> str | None:
+        """Counts a firing on an automation-made event of ``origin``'s tree; a reason past budget."""
+        spent = self._tree_firings.pop(origin, 0) + 1
+        self._tree_firings[origin] = spent  # the most recently active trees are kept
+        while len(self._tree_firings) > MAX_REMEMBERED_EVENTS:
+            self._tree_firings.popitem(last=False)
+        if spent > self.max_cascade_firings:
+            return planning.tree_cut_reason(self.max_cascade_firings)
+        return None
+
+    def _publish(self, conn: Any, derived: Sequence[planning.Caused]) -> list[events.Event]:
+        """Appends automation-made events to the log; returns the new ones."""
         if not derived:
             return []
-        items = [event for event, _ in derived]
+        items = [caused.event for caused in derived]
         flags = event_log.append(conn, items)
         fresh: list[events.Event] = []
-        for (event, depth), new in zip(derived, flags, strict=True):
+        lineage = self._lineage
+        for caused, new in zip(derived, flags, strict=True):
             if not new:
                 continue
-            fresh.append(event)
-            self._depths[event.id] = depth
-        while len(self._depths) > MAX_REMEMBERED_DEPTHS:
-            self._depths.popitem(last=False)
+            fresh.append(caused.event)
+            lineage[caused.event.id] = (caused.depth, caused.origin)
+        while len(lineage) > MAX_REMEMBERED_EVENTS:
+            lineage.popitem(last=False)
         return fresh
 
     def _persist(self, conn: Any, step: engine_state.Step) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from automations.actions import outcomes, planning, settling
-from automations.domain import errors, events, invocations
+from automations.domain import errors, invocations
 from automations.pipeline import automation_changes as changes_
 from automations.pipeline import cascade as cascade_
 from automations.store import database as database_
@@ -53,7 +53,7 @@ class OutboxRecorder:
                 conn, [outcome.job.invocation.id for outcome in results]
             )
             finishes: list[invocations.Finish] = []
-            derived: list[tuple[events.Event, int]] = []
+            derived: list[planning.Caused] = []
             for outcome in results:
                 invocation = outcome.job.invocation
                 if current.pop(invocation.id, None) != invocation.attempts:
@@ -61,8 +61,8 @@ class OutboxRecorder:
                 finish, made = settling.settle(
                     outcome,
                     now=now,
-                    set_enabled=lambda target, enabled, depth: self._changes.set_enabled_in(
-                        conn, target, enabled, now, depth=depth
+                    set_enabled=lambda target, enabled, depth, origin: self._changes.set_enabled_in(
+                        conn, target, enabled, now, depth=depth, origin=origin
                     ),
                 )
                 finishes.append(finish)

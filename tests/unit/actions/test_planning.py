@@ -74,16 +74,19 @@ def test_do_nothing_is_done_as_it_is_planned_with_its_executed_event() -> None:
 
 
 def test_a_firing_publishes_triggered_then_one_action_triggered_per_action() -> None:
-    plan = planning.plan_firing(automation(), firing(), depth=2, now=101.0, lease=60.0)
-    names = [e.event for e, _ in plan.events]
+    plan = planning.plan_firing(
+        automation(), firing(), depth=2, origin="client-event", now=101.0, lease=60.0
+    )
+    names = [caused.event.event for caused in plan.events]
     assert names == [
         lifecycle.AUTOMATION_TRIGGERED,
         lifecycle.ACTION_TRIGGERED,
         lifecycle.ACTION_TRIGGERED,
         lifecycle.ACTION_EXECUTED,  # do-nothing is done at once
     ]
-    assert {depth for _, depth in plan.events} == {3}
-    triggered = plan.events[0][0]
+    assert {(caused.depth, caused.origin) for caused in plan.events} == {(3, "client-event")}
+    assert {i.request.origin for i in plan.invocations} == {"client-event"}
+    triggered = plan.events[0].event
     assert triggered.resource["prefect.resource.id"] == "prefect.automation.a1"
     assert triggered.resource["prefect.posture"] == "Reactive"
     assert triggered.related[0]["prefect.resource.role"] == "triggering-event"

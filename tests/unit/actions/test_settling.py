@@ -28,7 +28,7 @@ def job() -> planning.Job:
     return planning.Job(invocation, firing)
 
 
-def never(target: str, enabled: bool, depth: int) -> None:
+def never(target: str, enabled: bool, depth: int, origin: str) -> None:
     raise AssertionError("no effect expected")
 
 
@@ -39,13 +39,14 @@ def test_a_success_is_recorded_with_executed_and_its_emitted_events_one_level_de
     outcome = outcomes.Outcome(job(), outcomes.SUCCEEDED, result={"ok": 1}, emitted=[emitted])
     finish, made = settling.settle(outcome, now=10.0, set_enabled=never)
     assert (finish.status, finish.result) == (invocations.InvocationStatus.SUCCEEDED, {"ok": 1})
-    (executed, depth), (extra, extra_depth) = made
+    (executed, depth, origin), (extra, extra_depth, extra_origin) = made
     assert executed.event == lifecycle.ACTION_EXECUTED and executed.follows == "at1"
     assert (depth, extra.id, extra_depth) == (3, "e9", 3)
+    assert origin == extra_origin == "f1"  # a request without an origin: its firing roots it
 
 
 def test_pausing_an_automation_that_is_gone_fails_with_the_reason() -> None:
-    def gone(target: str, enabled: bool, depth: int) -> None:
+    def gone(target: str, enabled: bool, depth: int, origin: str) -> None:
         raise errors.NotFound(f"automation {target!r} not found")
 
     outcome = outcomes.Outcome(job(), outcomes.SUCCEEDED, result={}, set_enabled=("a9", False))
@@ -54,7 +55,7 @@ def test_pausing_an_automation_that_is_gone_fails_with_the_reason() -> None:
         invocations.InvocationStatus.FAILED,
         "Automation a9 could not be found",
     )
-    ((failed, _),) = made
+    ((failed, _, _),) = made
     assert failed.event == lifecycle.ACTION_FAILED
     assert failed.payload["reason"] == "Automation a9 could not be found"
 
