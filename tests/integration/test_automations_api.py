@@ -417,3 +417,53 @@ def test_firings_and_invocations_are_read_one_by_one_under_their_automation(
     for bad in (listed.name, f"automations/a b/actionInvocations/{invocation.uid}"):
         get = pb.GetActionInvocationRequest(name=bad)
         assert invalid_field(automations_stub.GetActionInvocation, get) == "name"
+
+
+# ----------------------------------------------------------- request fields as they are documented
+
+
+def test_delete_with_a_stale_etag_aborts_and_with_the_current_one_deletes(
+    automations_stub: Any,
+) -> None:
+    created = create(automations_stub, definition())
+    patch = pb.UpdateAutomationRequest(
+        automation=created, update_mask=field_mask_pb2.FieldMask(paths=["description"])
+    )
+    patch.automation.description = "changed"
+    current = automations_stub.UpdateAutomation(patch)
+    with pytest.raises(grpc.RpcError) as info:
+        automations_stub.DeleteAutomation(
+            pb.DeleteAutomationRequest(name=created.name, etag=created.etag)
+        )
+    assert info.value.code() == grpc.StatusCode.ABORTED
+    assert error_details(info.value)[0] == "ETAG_MISMATCH"
+    assert automations_stub.GetAutomation(pb.GetAutomationRequest(name=created.name)) == current
+    automations_stub.DeleteAutomation(
+        pb.DeleteAutomationRequest(name=created.name, etag=current.etag)
+    )
+    assert list(automations_stub.ListAutomations(pb.ListAutomationsRequest()).automations) == []
+
+
+def test_create_ignores_output_only_fields_and_simulate_ignores_name_and_enabled(
+    automations_stub: Any,
+) -> None:
+    message = wire_automations.automation_proto_from_prefect_json(definition(threshold=1))
+    message.name = "automations/not-this-one"
+    message.uid = "not-this-one"
+    message.create_time.FromSeconds(5)
+    created = automations_stub.CreateAutomation(
+        pb.CreateAutomationRequest(automation=message, automation_id="this-one")
+    )
+    assert (created.name, created.uid) == ("automations/this-one", "this-one")
+    assert created.create_time.seconds > 5
+
+    message.enabled = False
+    request = pb.SimulateAutomationRequest(automation=message)
+    item = request.events.add()
+    item.offset.FromSeconds(1)
+    item.event.id = "e1"
+    item.event.event = "order.failed"
+    item.event.resource.labels["prefect.resource.id"] = "o1"
+    fired = automations_stub.SimulateAutomation(request).firings
+    assert [f.triggering_event_id for f in fired] == ["e1"]
+    assert [f.name for f in fired] == [""]
