@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 EVENT_MESSAGE_CACHE = 1024
 """Triggering events kept converted to messages (the most recent ones)."""
+RENDER_THREADS = 2
+"""Threads rendering templates, off the event loop (each render has its own CPU budget)."""
 
 _OUTCOME_LABELS = {outcomes.RETRY: "retried", outcomes.DEAD_LETTER: "dead_lettered"}
 
@@ -133,6 +136,10 @@ class Dispatcher:
         self._store = store
         self._client = client
         self._prefect_objects = prefect_objects
+        # templates render off the event loop, each within its CPU and memory budget
+        self._renderer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=RENDER_THREADS, thread_name_prefix="automations-render"
+        )
         self._settings = settings or DispatcherSettings()
         self._clock = clock
         self._rng = random.Random()
@@ -218,6 +225,7 @@ class Dispatcher:
         await self._client.close()
         if self._prefect_objects is not None:
             await self._prefect_objects.close()
+        self._renderer.shutdown(wait=False, cancel_futures=True)
 
     def _in_flight(self) -> int:
         return self._backlog() - self._queue.qsize()
@@ -354,7 +362,9 @@ class Dispatcher:
                 if names & prefect_context.KINDS.keys():
                     context.update(await self._prefect_objects.load(names, event))
             try:
-                parameters = templates.render_parameters(action, context)
+                parameters = await asyncio.get_running_loop().run_in_executor(
+                    self._renderer, templates.render_parameters, action, context
+                )
             except templates.TemplateRenderError as exc:
                 return outcomes.Outcome(
                     job,

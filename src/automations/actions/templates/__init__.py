@@ -21,6 +21,7 @@ from automations.actions.templates._checking import (
 )
 from automations.actions.templates._compiling import (
     COMPILED_CACHE_SIZE,
+    MAX_NESTING,
     RUN_DEPLOYMENT,
     is_template,
 )
@@ -33,8 +34,12 @@ from automations.actions.templates._rendering import (
 from automations.actions.templates._sandbox import (
     MAX_LOOP_COUNT,
     MAX_NESTED_LOOP_DEPTH,
+    MAX_RENDER_CHARACTERS,
+    MAX_RENDER_CPU_SECONDS,
     MAX_RENDERED_SIZE,
     MAX_TEMPLATE_RANGE,
+    Budget,
+    RenderBudgetExceeded,
 )
 
 TemplateContext = template_context.TemplateContext
@@ -43,11 +48,16 @@ build_context = template_context.build_context
 
 __all__ = [
     "COMPILED_CACHE_SIZE",
+    "MAX_RENDER_CHARACTERS",
+    "MAX_NESTING",
+    "MAX_RENDER_CPU_SECONDS",
     "MAX_LOOP_COUNT",
     "MAX_NESTED_LOOP_DEPTH",
     "MAX_RENDERED_SIZE",
     "MAX_TEMPLATE_RANGE",
     "RUN_DEPLOYMENT",
+    "Budget",
+    "RenderBudgetExceeded",
     "TemplateContext",
     "TemplateRenderError",
     "build_context",

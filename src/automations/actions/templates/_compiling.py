@@ -51,30 +51,52 @@ class Compiled:
         self.expression = expression
 
 
+MAX_NESTING = 64
+"""How deep expressions and statements may nest in a template (its syntax tree's depth)."""
+
+
 def _check_structure(root: nodes.Template) -> None:
-    for node in root.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        raise InvalidTemplate(
-            node.lineno, "templates cannot extend, include or import other templates"
-        )
-    loops = list(root.find_all(nodes.For))
+    """Checks the limits a template must keep, and routes its loops through the budget.
+
+    One pass over the syntax tree, without recursion (a template may be nested deeply enough to
+    exhaust Python's stack): no ``extends``/``include``/``import``, at most ``MAX_LOOP_COUNT``
+    loops nested at most ``MAX_NESTED_LOOP_DEPTH`` deep, at most ``MAX_NESTING`` levels in all.
+    Each loop's iterable is wrapped in ``environment.iterate``, so every iteration is a step of
+    the render's budget (``_sandbox.budget``).
+    """
+    loops: list[nodes.For] = []
+    stack: list[tuple[nodes.Node, int, int]] = [(root, 0, 0)]
+    while stack:
+        node, depth, loop_depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise InvalidTemplate(
+                getattr(node, "lineno", 1) or 1,
+                f"nests expressions more than {MAX_NESTING} deep",
+            )
+        if isinstance(node, nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport):
+            raise InvalidTemplate(
+                node.lineno, "templates cannot extend, include or import other templates"
+            )
+        if isinstance(node, nodes.For):
+            loops.append(node)
+            loop_depth += 1
+            if loop_depth > _sandbox.MAX_NESTED_LOOP_DEPTH:
+                raise InvalidTemplate(
+                    node.lineno,
+                    f"nests for loops {loop_depth} deep; loops may nest at most "
+                    f"{_sandbox.MAX_NESTED_LOOP_DEPTH} deep",
+                )
+            node.iter = nodes.Call(
+                nodes.EnvironmentAttribute("iterate"), [node.iter], [], None, None
+            ).set_lineno(node.lineno)
+        stack.extend((child, depth + 1, loop_depth) for child in node.iter_child_nodes())
     if len(loops) > _sandbox.MAX_LOOP_COUNT:
+        loops.sort(key=lambda loop: loop.lineno)
         raise InvalidTemplate(
             loops[_sandbox.MAX_LOOP_COUNT].lineno,
-            f"contains {len(loops)} for loops; a template may contain at most {_sandbox.MAX_LOOP_COUNT}",
+            f"contains {len(loops)} for loops; a template may contain at most "
+            f"{_sandbox.MAX_LOOP_COUNT}",
         )
-    _check_nesting(root, 0)
-
-
-def _check_nesting(node: nodes.Node, depth: int) -> None:
-    if isinstance(node, nodes.For):
-        depth += 1
-        if depth > _sandbox.MAX_NESTED_LOOP_DEPTH:
-            raise InvalidTemplate(
-                node.lineno,
-                f"nests for loops {depth} deep; loops may nest at most {_sandbox.MAX_NESTED_LOOP_DEPTH} deep",
-            )
-    for child in node.iter_child_nodes():
-        _check_nesting(child, depth)
 
 
 def _parse(source: str) -> nodes.Template:
@@ -82,6 +104,8 @@ def _parse(source: str) -> nodes.Template:
         return _sandbox.ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise InvalidTemplate(exc.lineno, exc.message or "invalid syntax") from None
+    except RecursionError:
+        raise InvalidTemplate(1, f"nests expressions more than {MAX_NESTING} deep") from None
 
 
 def _single_expression(source: str) -> TemplateExpression | None:
@@ -103,9 +127,12 @@ def compile_template(source: str) -> Compiled:
     _check_structure(root)
     try:
         template = _sandbox.ENV.from_string(root)
+        expression = _single_expression(source)
     except jinja2.TemplateSyntaxError as exc:  # e.g. an unknown filter
         raise InvalidTemplate(exc.lineno, exc.message or "invalid syntax") from None
-    return Compiled(template, _single_expression(source))
+    except (RecursionError, SyntaxError, MemoryError):  # Python's own compiler gave up
+        raise InvalidTemplate(1, f"nests expressions more than {MAX_NESTING} deep") from None
+    return Compiled(template, expression)
 
 
 def join_field(prefix: str, key: object) -> str:
@@ -119,5 +146,5 @@ def join_field(prefix: str, key: object) -> str:
 def names_in(source: str) -> frozenset[str]:
     try:
         return frozenset(jinja_meta.find_undeclared_variables(_sandbox.ENV.parse(source)))
-    except jinja2.TemplateSyntaxError:
+    except (jinja2.TemplateSyntaxError, RecursionError):
         return frozenset()

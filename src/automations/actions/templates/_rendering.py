@@ -46,23 +46,26 @@ def render_template(
 ) -> str:
     """Renders one template to a string (a string without template markers is returned as is).
 
+    Within the budget of the caller's :func:`render_parameters`, or within a budget of its own.
+
     Raises:
-        TemplateRenderError: When it is invalid, fails, or renders more than
-            ``_sandbox.MAX_RENDERED_SIZE`` characters.
+        TemplateRenderError: When it is invalid, fails, renders more than
+            ``_sandbox.MAX_RENDERED_SIZE`` characters or exceeds its budget.
     """
     if not _compiling.is_template(source):
         return source
     template = _compiled(source, field).template
-    try:
-        size = 0
-        parts: list[str] = []
-        for chunk in template.generate(context):
-            size += len(chunk)
-            _sandbox.refuse_size(size)
-            parts.append(chunk)
-        return "".join(parts)
-    except Exception as exc:
-        raise TemplateRenderError(field, source, exc) from exc
+    with _sandbox.budget():
+        try:
+            size = 0
+            parts: list[str] = []
+            for chunk in template.generate(context):
+                size += len(chunk)
+                _sandbox.refuse_size(size)
+                parts.append(chunk)
+            return "".join(parts)
+        except Exception as exc:
+            raise TemplateRenderError(field, source, exc) from exc
 
 
 def _render_typed(source: str, context: template_context.TemplateContext, field: str) -> Any:
@@ -188,7 +191,10 @@ def needs_rendering(action: actions_.Action) -> bool:
 
 
 def render_parameters(
-    action: actions_.Action, context: template_context.TemplateContext
+    action: actions_.Action,
+    context: template_context.TemplateContext,
+    *,
+    limits: _sandbox.Budget | None = None,
 ) -> dict[str, Any]:
     """Returns the action's parameters with every template rendered.
 
@@ -196,13 +202,25 @@ def render_parameters(
     ``run-deployment``, ``parameters`` are hydrated as Prefect does: placeholders are resolved and a
     plain ``"{{ expr }}"`` keeps the expression's JSON type (an int stays an int).
 
+    All of the action's templates share one budget (``_sandbox.Budget``): CPU time of the
+    rendering thread and characters built. Call it off the event loop: a template may use its
+    whole budget.
+
     Args:
         action: The action whose parameters to render.
         context: The template variables, from ``build_context``.
+        limits: The budget (the default one when None).
 
     Raises:
         TemplateRenderError: The first template that fails, with its ``field`` and ``source``.
     """
+    with _sandbox.budget(limits):
+        return _render_parameters(action, context)
+
+
+def _render_parameters(
+    action: actions_.Action, context: template_context.TemplateContext
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in action.parameters.items():
         field = _compiling.join_field("", key)

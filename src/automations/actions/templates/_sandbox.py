@@ -4,19 +4,29 @@ Templates run in one ``ImmutableSandboxedEnvironment`` as Prefect's do (``user_t
 undefined names render as "", unsafe attributes (``__class__``) render as "", collections cannot be
 mutated, ``range()`` is capped at 100 items, a template holds at most 10 ``for`` loops nested at
 most 2 deep, and nothing can be extended, included or imported. On top of Prefect's limits a
-rendered template is capped at ``MAX_RENDERED_SIZE`` characters, and the obvious ways to build a
-huge string in one expression (``'x' * 10**9``, ``'%999999999s'``, ``ljust``...) are refused.
+rendered template is capped at ``MAX_RENDERED_SIZE`` characters, and every way a template can grow a
+value (``*``, ``+``, ``~``, ``%``, ``str.format``, ``ljust``, ``join``, ``replace``...) refuses a
+result larger than that.
+
+And a render has a budget (:func:`budget`): ``MAX_RENDER_CPU_SECONDS`` of the rendering thread's CPU
+time and ``MAX_RENDER_CHARACTERS`` characters built in all (so a loop cannot build many values just
+under the size cap). Every loop iteration, attribute or item access, call, operator and
+concatenation counts; a render over budget fails with :class:`RenderBudgetExceeded`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
+import time
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jinja2
+from jinja2 import compiler, nodes
 from jinja2 import filters as jinja_filters
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
@@ -57,11 +67,127 @@ _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 _MAX_POWER_BITS = 1 << 16
 
 
+MAX_RENDER_CPU_SECONDS = 1.0
+"""The CPU time one render (all of one action's templates) may take."""
+
+
+MAX_RENDER_CHARACTERS = 1 << 24
+"""The characters one render may build in all, intermediate values included."""
+
+
+_CHECK_EVERY = 64
+"""Budget ticks between two looks at the thread's CPU clock (a look costs a system call)."""
+
+
+class RenderBudgetExceeded(RuntimeError):
+    """A render used more CPU time or built more characters than its budget allows."""
+
+
+class Budget:
+    """What one render may still spend (see the module docstring).
+
+    Args:
+        cpu_seconds: CPU time of the rendering thread.
+        characters: Characters built in all.
+    """
+
+    __slots__ = ("_cpu_seconds", "_deadline", "_left", "_ticks")
+
+    def __init__(
+        self,
+        cpu_seconds: float = MAX_RENDER_CPU_SECONDS,
+        characters: int = MAX_RENDER_CHARACTERS,
+    ) -> None:
+        self._cpu_seconds = cpu_seconds
+        self._deadline = time.thread_time() + cpu_seconds
+        self._left = characters
+        self._ticks = 0
+
+    def spend(self, characters: int) -> None:
+        """Counts ``characters`` built; raises once the budget is spent."""
+        self._left -= characters
+        if self._left < 0:
+            raise RenderBudgetExceeded(
+                f"the template built more than {MAX_RENDER_CHARACTERS} characters in all"
+            )
+        self.tick()
+
+    def tick(self) -> None:
+        """Counts a step of work; raises once the CPU time is spent."""
+        self._ticks += 1
+        if self._ticks % _CHECK_EVERY == 0 and time.thread_time() > self._deadline:
+            raise RenderBudgetExceeded(
+                f"the template took more than {self._cpu_seconds:g} s of CPU time to render"
+            )
+
+
+_local = threading.local()
+
+
+def _current() -> Budget | None:
+    current: Budget | None = getattr(_local, "budget", None)
+    return current
+
+
+@contextlib.contextmanager
+def budget(limits: Budget | None = None) -> Iterator[Budget]:
+    """Renders in the block spend ``limits`` (a fresh default budget when None).
+
+    A block inside another one keeps the outer budget: one action's templates share one.
+    """
+    outer = _current()
+    if outer is not None:
+        yield outer
+        return
+    _local.budget = limits or Budget()
+    try:
+        yield _local.budget
+    finally:
+        _local.budget = None
+
+
+def _tick() -> None:
+    current = _current()
+    if current is not None:
+        current.tick()
+
+
+def _spend(value: object) -> None:
+    """Counts a value a template built (strings, lists and tuples by their length)."""
+    if isinstance(value, str | list | tuple):
+        current = _current()
+        if current is not None:
+            current.spend(len(value))
+
+
 def refuse_size(size: int) -> None:
     if size > MAX_RENDERED_SIZE:
         raise OverflowError(
             f"the result would be larger than MAX_RENDERED_SIZE ({MAX_RENDERED_SIZE} characters)"
         )
+
+
+def _iterate(iterable: Iterable[Any]) -> Iterator[Any]:
+    """What a ``for`` loop iterates over: the same items, each one a step of the budget."""
+    current = _current()
+    if current is None:
+        yield from iterable
+        return
+    tick = current.tick
+    for item in iterable:
+        tick()
+        yield item
+
+
+class _GuardedCodeGenerator(compiler.CodeGenerator):
+    """Jinja's code generator, with ``~`` (concatenation) through ``guarded_concat``."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: compiler.Frame) -> None:
+        self.write("environment.guarded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 def _refuse_wide_format(fmt: str, pattern: re.Pattern[str]) -> None:
@@ -93,7 +219,8 @@ class _RefusingLoader(jinja2.BaseLoader):
 class _UserTemplateEnvironment(ImmutableSandboxedEnvironment):
     """Prefect's ``UserTemplateEnvironment`` plus guards against huge intermediate values."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _GuardedCodeGenerator
 
     def __init__(self) -> None:
         super().__init__(
@@ -103,6 +230,7 @@ class _UserTemplateEnvironment(ImmutableSandboxedEnvironment):
             loader=_RefusingLoader(),
         )
         self.globals["range"] = _capped_range
+        self.iterate = _iterate
         self.filters.update(
             {
                 "tojson": _tojson,
@@ -116,8 +244,11 @@ class _UserTemplateEnvironment(ImmutableSandboxedEnvironment):
         )
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        """Refuses ``*``, ``**`` and ``%`` whose result would be huge, then applies them."""
-        if operator == "*":
+        """Refuses ``*``, ``**``, ``%`` and ``+`` whose result would be huge, then applies them."""
+        if operator == "+":
+            if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+                refuse_size(len(left) + len(right))
+        elif operator == "*":
             for sequence, times in ((left, right), (right, left)):
                 if isinstance(sequence, str | list | tuple) and isinstance(times, int):
                     refuse_size(len(sequence) * times)
@@ -127,10 +258,37 @@ class _UserTemplateEnvironment(ImmutableSandboxedEnvironment):
                     raise OverflowError("the power is too large")
         elif isinstance(left, str):
             _refuse_wide_format(left, _WIDE_PERCENT)
-        return super().call_binop(context, operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        _spend(result)
+        return result
+
+    def guarded_concat(self, parts: Iterable[Any]) -> str:
+        """``a ~ b ~ c``: refused when the result would be huge, and counted in the budget."""
+        texts = [str(part) for part in parts]
+        size = sum(map(len, texts))
+        refuse_size(size)
+        result = "".join(texts)
+        _spend(result)
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Every attribute access is a step of the budget."""
+        _tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """Every item access is a step of the budget."""
+        _tick()
+        return super().getitem(obj, argument)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Refuses string methods whose result would be huge, then calls ``obj``."""
+        result = self._call(context, obj, *args, **kwargs)
+        _spend(result)
+        return result
+
+    def _call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _tick()
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str) and isinstance(obj, types.BuiltinMethodType):
             name = obj.__name__
@@ -174,20 +332,20 @@ def _flow_run_id(value: Any) -> str:
 
 def _center(value: str, width: int = 80) -> str:
     refuse_size(width)
-    return jinja_filters.do_center(value, width)
+    return _spent(jinja_filters.do_center(value, width))
 
 
 def _indent(s: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
     step = width if isinstance(width, int) else len(str(width))
     refuse_size(len(str(s)) + (str(s).count("\n") + 1) * step)
-    return jinja_filters.do_indent(s, width, first, blank)
+    return _spent(jinja_filters.do_indent(s, width, first, blank))
 
 
 @jinja2.pass_eval_context
 def _replace(eval_ctx: EvalContext, s: str, old: str, new: str, count: int | None = None) -> str:
     text = str(s)
     refuse_size(len(text) + text.count(str(old)) * len(str(new)))
-    return jinja_filters.do_replace(eval_ctx, s, old, new, count)
+    return _spent(str(jinja_filters.do_replace(eval_ctx, s, old, new, count)))
 
 
 @jinja2.pass_eval_context
@@ -195,13 +353,19 @@ def _join_filter(
     eval_ctx: EvalContext, value: Iterable[Any], d: str = "", attribute: str | int | None = None
 ) -> str:
     items = list(value)
-    refuse_size(len(str(d)) * len(items))
-    return jinja_filters.sync_do_join(eval_ctx, items, d, attribute)
+    refuse_size(len(str(d)) * len(items) + sum(len(str(item)) for item in items))
+    return _spent(jinja_filters.sync_do_join(eval_ctx, items, d, attribute))
 
 
 def _format(value: str, *args: Any, **kwargs: Any) -> str:
     _refuse_wide_format(str(value), _WIDE_PERCENT)
-    return jinja_filters.do_format(value, *args, **kwargs)
+    return _spent(jinja_filters.do_format(value, *args, **kwargs))
+
+
+def _spent(text: str) -> str:
+    refuse_size(len(text))
+    _spend(text)
+    return text
 
 
 ENV = _UserTemplateEnvironment()
