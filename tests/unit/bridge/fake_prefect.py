@@ -79,7 +79,7 @@ class FakePrefectStream:
                 server.shutdown()
                 thread.join(5)
 
-    def wait_subscribed(self, timeout: float = 5.0) -> None:
+    def wait_subscribed(self, timeout: float = 20.0) -> None:
         assert self.subscribed.acquire(timeout=timeout), "the bridge did not subscribe"
 
     def emit(self, data: dict[str, Any]) -> None:

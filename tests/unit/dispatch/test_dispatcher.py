@@ -20,6 +20,10 @@ from automations.actions import outcomes, planning
 from automations.dispatch import dispatcher, executor_client, retry
 from automations.domain import events, firings, invocations
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
+from tests.waiting import wait_until_async
+
+CALL_TIMEOUT = 30.0
+"""The executor client's deadline: no test here is about it, so it never runs out first."""
 
 
 class Executor(executor_service_pb2_grpc.ExecutorServiceServicer):
@@ -110,7 +114,7 @@ def job(action: dict[str, Any], *, attempts: int = 1, created: float = 0.0) -> p
 
 async def started(address: str, store: Store, **settings: Any) -> dispatcher.Dispatcher:
     """A started dispatcher routing ``acme.page`` to ``address`` (concurrency 2 unless given)."""
-    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=CALL_TIMEOUT)
     the_settings = dispatcher.DispatcherSettings(**{"concurrency": 2, **settings})
     the_dispatcher = dispatcher.Dispatcher(store, client, the_settings, clock=lambda: 10.0)
     await the_dispatcher.start()
@@ -121,7 +125,7 @@ async def run_one(address: str, the_job: planning.Job, **settings: Any) -> outco
     store = Store()
     the_dispatcher = await started(address, store, **settings)
     the_dispatcher.submit([the_job])
-    await asyncio.wait_for(store.got.wait(), 5)
+    await asyncio.wait_for(store.got.wait(), 30)
     await the_dispatcher.stop()
     (outcome,) = store.recorded
     return outcome
@@ -254,7 +258,9 @@ async def test_an_executor_reporting_not_serving_gets_no_work_and_the_invocation
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
-        client = executor_client.ExecutorClient({"acme.page": f"127.0.0.1:{port}"}, timeout=2.0)
+        client = executor_client.ExecutorClient(
+            {"acme.page": f"127.0.0.1:{port}"}, timeout=CALL_TIMEOUT
+        )
         await client.refresh_health()
         with pytest.raises(executor_client.ExecutorError) as refused:
             await client.execute(f"127.0.0.1:{port}", executor_service_pb2.ExecuteActionRequest())
@@ -306,7 +312,9 @@ async def test_invocations_for_one_executor_travel_in_batches_with_a_status_each
     executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    client = executor_client.ExecutorClient({"acme.page": f"127.0.0.1:{port}"}, timeout=2.0)
+    client = executor_client.ExecutorClient(
+        {"acme.page": f"127.0.0.1:{port}"}, timeout=CALL_TIMEOUT
+    )
 
     def request(message: str) -> executor_service_pb2.ExecuteActionRequest:
         item = executor_service_pb2.ExecuteActionRequest(action_type="acme.page")
@@ -339,7 +347,7 @@ async def test_an_executor_without_batches_is_called_one_invocation_at_a_time(
     executor: tuple[Executor, str],
 ) -> None:
     servicer, address = executor  # implements ExecuteAction only: UNIMPLEMENTED for batches
-    client = executor_client.ExecutorClient({"acme.page": address}, timeout=2.0)
+    client = executor_client.ExecutorClient({"acme.page": address}, timeout=CALL_TIMEOUT)
     try:
         requests = []
         for i in range(5):
@@ -379,14 +387,12 @@ async def test_calls_wait_for_the_database_when_too_many_outcomes_are_unrecorded
         invocation = dataclasses.replace(one.invocation, id=f"k{i}", idempotency_key=f"k{i}")
         jobs.append(planning.Job(invocation, one.firing))
     the_dispatcher.submit(jobs)
-    await asyncio.sleep(0.5)
+    await wait_until_async(lambda: len(servicer.received) >= 5)
+    await asyncio.sleep(0.3)  # time for calls that should not be made
     # one batch of 2 is with the (stuck) database, 3 wait, and up to 4 workers were mid-call
     assert 5 <= len(servicer.received) <= 2 + 3 + 4
     store.release.set()
-    for _ in range(100):
-        if len(store.recorded) == 20:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: len(store.recorded) == 20)
     await the_dispatcher.stop()
     assert sorted(o.job.invocation.id for o in store.recorded) == sorted(f"k{i}" for i in range(20))
     assert len(servicer.received) == 20
@@ -397,25 +403,31 @@ async def test_the_writer_thread_hands_its_invocations_over_before_going_on(
 ) -> None:
     _, address = executor
     store = Store()
-    the_dispatcher = await started(address, store, handoff_wait=5.0)
+    the_dispatcher = await started(address, store, handoff_wait=30.0)
     loop = asyncio.get_running_loop()
     returned_after = 0.0
+    submitting = threading.Event()
 
     def writer() -> None:
         nonlocal returned_after
         start = time.monotonic()
+        submitting.set()
         the_dispatcher.submit([job({"type": "acme.page", "message": "hi"})])
         returned_after = time.monotonic() - start
 
+    def busy() -> None:  # the event loop is busy from before the writer submits until 0.3 s after
+        submitting.wait(30)
+        time.sleep(0.3)
+
     thread = threading.Thread(target=writer)
-    loop.call_soon(time.sleep, 0.3)  # the event loop is busy when the writer submits
+    loop.call_soon(busy)
     thread.start()
     await asyncio.sleep(0)  # runs the blocking callback
     await asyncio.to_thread(thread.join)
-    # the writer waited for the busy loop to take the invocation (and not the whole 5 s)
-    assert 0.1 < returned_after < 4.0
-    await asyncio.wait_for(store.got.wait(), 5)
+    # the writer waited for the busy loop to take the invocation (and not the whole 30 s)
+    assert 0.25 < returned_after < 20.0
+    await asyncio.wait_for(store.got.wait(), 30)
     start = time.monotonic()  # on the event loop's own thread, submit never waits
     the_dispatcher.submit([job({"type": "acme.page", "message": "again"})])
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 10.0
     await the_dispatcher.stop()

@@ -12,6 +12,7 @@ import pytest
 
 from automations.domain import errors, events
 from automations.pipeline import writer
+from tests.waiting import wait_until, wait_until_async
 
 
 def ev(i: int) -> events.Event:
@@ -27,10 +28,13 @@ class FakeBackend(writer.Backend):
         self.due: float | None = None
         self.advanced: list[float] = []
         self.recovered = 0
+        self.committing = threading.Event()
+        """Set once the writer thread is inside a commit (blocked there while ``gate`` is not)."""
 
     def commit_events(self, batch: Sequence[events.Event], now: float) -> list[bool]:
+        self.committing.set()
         if self.gate is not None:
-            self.gate.wait(5)
+            self.gate.wait(60)
         if self.fail:
             raise RuntimeError("disk full")
         self.groups.append([e.id for e in batch])
@@ -61,9 +65,9 @@ async def test_queued_batches_are_committed_together_and_each_caller_gets_its_fl
     w.start()
     try:
         first = asyncio.ensure_future(w.publish([ev(0)]))
-        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        await wait_until_async(backend.committing.is_set)  # blocked inside the first commit
         rest = [asyncio.ensure_future(w.publish([ev(i), ev(0)])) for i in range(1, 4)]
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: w.pending_events == 7)
         gate.set()
         assert await first == [True]
         assert [await r for r in rest] == [[True, False]] * 3
@@ -74,11 +78,12 @@ async def test_queued_batches_are_committed_together_and_each_caller_gets_its_fl
 
 async def test_a_saturated_writer_refuses_instead_of_queueing() -> None:
     gate = threading.Event()
-    w = writer.Writer(FakeBackend(gate=gate), max_pending_events=10)
+    backend = FakeBackend(gate=gate)
+    w = writer.Writer(backend, max_pending_events=10)
     w.start()
     try:
         held = asyncio.ensure_future(w.publish([ev(i) for i in range(8)]))
-        await asyncio.sleep(0.05)
+        await wait_until_async(backend.committing.is_set)
         with pytest.raises(errors.ResourceExhausted):
             await w.publish([ev(i) for i in range(100, 105)])
         gate.set()
@@ -95,10 +100,7 @@ async def test_a_failed_commit_is_not_acknowledged_and_state_is_reloaded() -> No
     try:
         with pytest.raises(errors.Unavailable):
             await w.publish([ev(1)])
-        for _ in range(100):
-            if backend.recovered:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: backend.recovered)
         assert backend.recovered == 1
     finally:
         w.stop()
@@ -110,11 +112,9 @@ def test_the_writer_wakes_at_the_next_deadline_without_polling() -> None:
     due = backend.due = time.time() + 0.2
     w.start()
     try:
-        deadline = time.time() + 2
-        while not backend.advanced and time.time() < deadline:
-            time.sleep(0.01)
-        assert backend.advanced, "advance() was never called"
-        assert due <= backend.advanced[0] < due + 0.5, "woken at the deadline, not before"
+        wait_until(lambda: backend.advanced, interval=0.01, what="advance()")
+        assert due <= backend.advanced[0], "not woken before the deadline"
+        assert backend.advanced[0] < due + 1.0, "woken at the deadline, not at some later poll"
     finally:
         w.stop()
 
@@ -125,7 +125,7 @@ async def test_draining_refuses_new_batches_but_commits_queued_ones() -> None:
     w = writer.Writer(backend)
     w.start()
     queued = asyncio.ensure_future(w.publish([ev(1)]))
-    await asyncio.sleep(0.05)
+    await wait_until_async(backend.committing.is_set)
     w.stop_accepting()
     with pytest.raises(errors.Unavailable):
         await w.publish([ev(2)])
@@ -142,11 +142,11 @@ async def call_behind_queued_batches(group_seconds: float) -> list[str]:
     w.start()
     try:
         first = asyncio.ensure_future(w.publish([ev(0)]))
-        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        await wait_until_async(backend.committing.is_set)  # blocked inside the first commit
         queued = [asyncio.ensure_future(w.publish([ev(i)])) for i in range(1, 4)]
-        await asyncio.sleep(0.05)
+        await wait_until_async(lambda: w.pending_events == 4)
         call = asyncio.ensure_future(w.call(lambda b: [g[0] for g in b.groups]))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # the call waits at least this long (longer on a busy machine)
         gate.set()
         seen: list[str] = await call
         await first
@@ -173,7 +173,7 @@ async def test_calls_queued_at_stop_still_run() -> None:
     w = writer.Writer(backend)
     w.start()
     held = asyncio.ensure_future(w.publish([ev(1)]))
-    await asyncio.sleep(0.05)
+    await wait_until_async(backend.committing.is_set)
     calls = [asyncio.ensure_future(w.call(lambda b, n=n: n)) for n in range(3)]
     await asyncio.sleep(0.05)
     stopping = asyncio.ensure_future(asyncio.to_thread(w.stop))
@@ -190,9 +190,12 @@ async def test_after_slow_commits_queued_batches_are_committed_in_smaller_groups
     w.start()
     try:
         first = asyncio.ensure_future(w.publish([ev(0)]))
-        await asyncio.sleep(0.05)  # the writer is now blocked inside the first commit
+        await wait_until_async(backend.committing.is_set)  # blocked inside the first commit
         queued = [asyncio.ensure_future(w.publish([ev(i), ev(i + 10)])) for i in range(1, 4)]
-        await asyncio.sleep(0.15)  # one event took 0.2 s: the next groups take one batch each
+        await wait_until_async(lambda: w.pending_events == 7)
+        # the first commit (one event) takes at least 0.2 s, longer on a busy machine: the
+        # next groups take one batch each
+        await asyncio.sleep(0.2)
         gate.set()
         await first
         for q in queued:
