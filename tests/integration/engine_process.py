@@ -46,7 +46,7 @@ class EngineProcess:
         self.log_path = workdir / "engine.log"
         self._log: Any = None
 
-    def start(self, timeout: float = 30.0) -> EngineProcess:
+    def start(self, timeout: float = 60.0) -> EngineProcess:
         cmd = [
             sys.executable,
             "-m",

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.integration.engine_process import EngineProcess
+from tests.waiting import wait_until
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "conformance" / "scenarios"
 
@@ -78,12 +78,13 @@ def test_the_readme_tour(engine: EngineProcess, tmp_path: Path) -> None:
     ]
     # the automation's own events, as Prefect names them, in the same log
     for name in ("created", "triggered", "action.triggered", "action.executed"):
-        deadline = time.monotonic() + 10
-        while not ok_json(
-            cli(engine, "events", "list", "--name", f"prefect.automation.{name}", "--json")
-        ):
-            assert time.monotonic() < deadline, f"no prefect.automation.{name}"
-            time.sleep(0.1)
+        wait_until(
+            lambda name=name: ok_json(
+                cli(engine, "events", "list", "--name", f"prefect.automation.{name}", "--json")
+            ),
+            interval=0.1,
+            what=f"prefect.automation.{name}",
+        )
     (done,) = ok_json(cli(engine, "invocations", "list", "--automation", created["id"], "--json"))
     assert (done["action_type"], done["status"]) == ("do-nothing", "succeeded")
     got = ok_json(cli(engine, "automation", "get", created["id"], "--json"))

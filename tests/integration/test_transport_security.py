@@ -38,6 +38,8 @@ from tests.integration.executors.executor_process import ExecutorProcess
 pytestmark = pytest.mark.timeout(120)
 
 TOKEN = "s3cret-Token_for-tests"
+CALL_TIMEOUT = 30
+"""Seconds any call here may take: refusals come at once, the bound is for a busy machine."""
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +109,12 @@ def test_mtls_refuses_clients_without_a_trusted_certificate_and_serves_those_wit
     args = (*server_tls_args(certs), "--tls-client-ca", str(certs.ca))
     with engine_running(tmp_path, extra_args=args, credentials=verified(certs)) as engine:
         with automations.Client(
-            engine.grpc_addr, timeout=5, root_certificates=certs.read("ca")
+            engine.grpc_addr, timeout=CALL_TIMEOUT, root_certificates=certs.read("ca")
         ) as anonymous:
             assert call_code(anonymous.list_automations) == grpc.StatusCode.UNAVAILABLE
         with automations.Client(
             engine.grpc_addr,
-            timeout=5,
+            timeout=CALL_TIMEOUT,
             root_certificates=certs.read("ca"),
             private_key=certs.read("rogue_client_key"),
             certificate_chain=certs.read("rogue_client_cert"),
@@ -121,7 +123,7 @@ def test_mtls_refuses_clients_without_a_trusted_certificate_and_serves_those_wit
 
         with automations.Client(
             engine.grpc_addr,
-            timeout=5,
+            timeout=CALL_TIMEOUT,
             root_certificates=certs.read("ca"),
             private_key=certs.read("client_key"),
             certificate_chain=certs.read("client_cert"),
@@ -157,7 +159,7 @@ def test_the_api_token_is_required_on_the_api_but_not_on_health_and_reflection(
 
         def client(token: str | None) -> automations.Client:
             return automations.Client(
-                engine.grpc_addr, timeout=5, root_certificates=roots, token=token
+                engine.grpc_addr, timeout=CALL_TIMEOUT, root_certificates=roots, token=token
             )
 
         for token, reason in ((None, "API_TOKEN_MISSING"), ("wrong", "API_TOKEN_INVALID")):
@@ -175,18 +177,20 @@ def test_the_api_token_is_required_on_the_api_but_not_on_health_and_reflection(
 
         with engine.channel() as channel:
             stream = event_service_pb2_grpc.EventServiceStub(channel).StreamEvents(
-                iter([event_service_pb2.StreamEventsRequest()]), timeout=5
+                iter([event_service_pb2.StreamEventsRequest()]), timeout=CALL_TIMEOUT
             )
             with pytest.raises(grpc.RpcError) as raw:
                 list(stream)
             assert raw.value.code() == grpc.StatusCode.UNAUTHENTICATED  # streams too
 
             health = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="automations.v1.EventService"), timeout=5
+                health_pb2.HealthCheckRequest(service="automations.v1.EventService"),
+                timeout=CALL_TIMEOUT,
             )
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             replies = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                timeout=CALL_TIMEOUT,
             )
             names = {s.name for s in next(iter(replies)).list_services_response.service}
             assert "automations.v1.AutomationService" in names
@@ -203,7 +207,7 @@ def test_the_api_token_is_required_on_the_api_but_not_on_health_and_reflection(
 
 
 def wait_executor_serving(executor: ExecutorProcess, credentials: grpc.ChannelCredentials) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     with grpc.secure_channel(executor.addr, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
@@ -238,7 +242,7 @@ def test_the_engine_delivers_an_action_to_an_executor_serving_tls(
             engine_running(
                 tmp_path, extra_args=("--executor", f"noop={executor.addr}"), env=engine_env
             ) as engine,
-            automations.Client(engine.grpc_addr, timeout=5) as client,
+            automations.Client(engine.grpc_addr, timeout=CALL_TIMEOUT) as client,
         ):
             created = client.create_automation(
                 {
@@ -273,7 +277,7 @@ def wait_for_invocation(engine: EngineProcess, automation_id: str) -> list[str]:
     """Polls ListActionInvocations until every invocation is final; returns their states."""
     final = {"STATE_SUCCEEDED", "STATE_FAILED", "STATE_DEAD_LETTERED"}
     states: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     with engine.channel() as channel:
         stub = automation_service_pb2_grpc.AutomationServiceStub(channel)
         while time.monotonic() < deadline:
@@ -281,7 +285,7 @@ def wait_for_invocation(engine: EngineProcess, automation_id: str) -> list[str]:
                 automation_service_pb2.ListActionInvocationsRequest(
                     parent=f"automations/{automation_id}"
                 ),
-                timeout=5,
+                timeout=CALL_TIMEOUT,
             )
             states = [
                 action_invocation_pb2.ActionInvocation.State.Name(i.state)

@@ -45,7 +45,7 @@ class ExecutorProcess:
         self.log_path = workdir / f"executor-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> ExecutorProcess:
+    def start(self, timeout: float = 60.0) -> ExecutorProcess:
         self.spawn()
         self.wait_serving(timeout)
         return self

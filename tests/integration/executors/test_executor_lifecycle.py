@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.integration.executors.executor_process import (
     request,
     running_executor,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,11 +75,9 @@ def test_sigterm_lets_the_call_in_flight_finish_and_exits_0(
 
         caller = threading.Thread(target=call)
         caller.start()
-        deadline = time.monotonic() + 5
-        while receiver.count() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(receiver.count, what="the call to reach the receiver")
         assert executor.terminate() == 0
-        caller.join(10)
+        caller.join(30)
     assert outcome == {"status_code": 200}
     assert "draining" in executor.log()
 

@@ -94,17 +94,17 @@ def call(
 ) -> dict[str, Any]:
     """Calls the executor; retries UNAVAILABLE (SQLite busy) with the same key, as the engine."""
     request = build_request(action_type, params, **kw)
+    deadline = time.monotonic() + 30  # a busy machine keeps SQLite busy longer
     with executor.stub() as stub:
-        last = request.attempt + 9
-        for attempt in range(request.attempt, last + 1):
-            request.attempt = attempt
+        while True:
             try:
                 reply = stub.ExecuteAction(request, timeout=30)
                 break
             except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == last:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.2)
+                request.attempt += 1
     result: dict[str, Any] = json_format.MessageToDict(reply.result)
     return result
 

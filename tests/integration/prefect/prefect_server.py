@@ -183,12 +183,12 @@ class PrefectApi:
         self.client.close()
 
     def _send(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        for _ in range(20):  # 503: SQLite was busy; Prefect's own client retries it too
+        deadline = time.monotonic() + 30  # a busy machine keeps SQLite busy longer
+        while True:  # 503: SQLite was busy; Prefect's own client retries it too
             response = self.client.request(method, path, json=body)
-            if response.status_code != 503:
-                break
+            if response.status_code != 503 or time.monotonic() >= deadline:
+                return response
             time.sleep(0.1)
-        return response
 
     def _ok(self, response: httpx.Response) -> Any:
         assert response.status_code < 300, f"{response.request.url}: {response.text}"
@@ -229,7 +229,7 @@ class PrefectApi:
         )
         assert result["status"] == "ACCEPT", result
 
-    def events_of(self, resource_id: str, event: str, timeout: float = 15.0) -> dict[str, Any]:
+    def events_of(self, resource_id: str, event: str, timeout: float = 30.0) -> dict[str, Any]:
         """The first event named ``event`` about ``resource_id``, once Prefect has persisted it."""
         body = {"filter": {"any_resource": {"id": [resource_id]}, "event": {"name": [event]}}}
         deadline = time.monotonic() + timeout
