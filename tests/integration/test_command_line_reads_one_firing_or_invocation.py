@@ -9,12 +9,8 @@ import sys
 import uuid
 from typing import Any
 
-import pytest
-
 import automations
 from tests.integration.engine_process import EngineProcess
-
-pytestmark = pytest.mark.integration
 
 AUTOMATION = {
     "name": "job failed",
