@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.integration.engine_process import EngineProcess
+from tests.integration.engine_process import EngineProcess, running_engine
 
 
-def test_health_is_serving_for_the_engine_and_each_service(channel: grpc.Channel) -> None:
-    stub = health_pb2_grpc.HealthStub(channel)
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
+    """A channel to one engine process that the read-only tests here share."""
+    with running_engine(tmp_path_factory.mktemp("engine")) as engine, engine.channel() as channel:
+        yield channel
+
+
+def test_health_is_serving_for_the_engine_and_each_service(serving: grpc.Channel) -> None:
+    stub = health_pb2_grpc.HealthStub(serving)
     for service in ("", "automations.v1.EventService", "automations.v1.AutomationService"):
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_reflection_lists_and_describes_the_services(channel: grpc.Channel) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+def test_reflection_lists_and_describes_the_services(serving: grpc.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(serving)
     requests = [
         reflection_pb2.ServerReflectionRequest(list_services=""),
         reflection_pb2.ServerReflectionRequest(
