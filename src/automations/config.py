@@ -99,6 +99,12 @@ class Settings(pydantic_settings.BaseSettings):
             (``process_tuning``); 0 keeps Python's default (5 ms).
         gc_tuning: Freeze what start-up loaded out of the garbage collector's sight and collect
             young objects less often while serving (``process_tuning``).
+        memory_trim_seconds: How often memory the C allocator holds free is returned to the
+            system (``process_tuning``); 0 never.
+        max_message_bytes: The largest gRPC message accepted or sent (a request's whole batch
+            of events, or a page of results).
+        max_concurrent_rpcs: Calls (streams included) served at once; more are answered
+            RESOURCE_EXHAUSTED at once.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -142,6 +148,9 @@ class Settings(pydantic_settings.BaseSettings):
     executor_tls_key_file: str = ""
     gil_switch_interval_seconds: float = pydantic.Field(default=0.001, ge=0, le=1)
     gc_tuning: bool = True
+    memory_trim_seconds: float = pydantic.Field(default=10.0, ge=0, le=3600)
+    max_message_bytes: int = pydantic.Field(default=16 << 20, ge=1 << 20, le=1 << 30)
+    max_concurrent_rpcs: int = pydantic.Field(default=1000, ge=1, le=100_000)
 
     @pydantic.field_validator("grpc_addr")
     @classmethod

@@ -44,9 +44,6 @@ from automations.v1 import (
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-"""The largest gRPC message accepted (a batch of events)."""
-
 DATABASE_PING_TIMEOUT_SECONDS = 5.0
 """A database ping that takes longer than this counts as a failure."""
 
@@ -179,9 +176,10 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     server = grpc.aio.server(
         interceptors=server_interceptors,
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
         ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -221,7 +219,9 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
 
     await asyncio.to_thread(the_writer.start)
     tuning = process_tuning.Tuning(
-        switch_interval=settings.gil_switch_interval_seconds, gc=settings.gc_tuning
+        switch_interval=settings.gil_switch_interval_seconds,
+        gc=settings.gc_tuning,
+        memory_trim_seconds=settings.memory_trim_seconds,
     )
     with process_tuning.tuned(tuning):
         await _serve_loaded(

@@ -11,6 +11,17 @@ from automations.domain import errors
 ERROR_DOMAIN = "automations.dev"
 """The ``ErrorInfo.domain`` of every error this engine returns."""
 
+MAX_MESSAGE_CHARS = 1000
+"""The longest message (and field path) sent back: an error quoting a client's 60 MB value must
+not send it back whole."""
+
+
+def _short(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return f"{text[: MAX_MESSAGE_CHARS - 40]}... ({len(text)} characters in all)"
+
+
 _CODES: tuple[tuple[type[errors.AutomationsError], grpc.StatusCode], ...] = (
     (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
@@ -36,14 +47,16 @@ def to_rpc_status(exc: errors.AutomationsError) -> status_pb2.Status:
     code = status_code(exc)
     info = error_details_pb2.ErrorInfo(reason=exc.reason[:63], domain=ERROR_DOMAIN)
     if isinstance(exc, errors.InvalidArgument) and exc.field:
-        info.metadata["field"] = exc.field
+        info.metadata["field"] = _short(exc.field)
     details = [info]
     if isinstance(exc, errors.InvalidArgument):
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=exc.field, description=exc.description, reason=exc.reason[:63]
+                        field=_short(exc.field),
+                        description=_short(exc.description),
+                        reason=exc.reason[:63],
                     )
                 ]
             )
@@ -53,4 +66,6 @@ def to_rpc_status(exc: errors.AutomationsError) -> status_pb2.Status:
         any_msg = any_pb2.Any()
         any_msg.Pack(detail)
         packed.append(any_msg)
-    return status_pb2.Status(code=getattr(code_pb2, code.name), message=exc.message, details=packed)
+    return status_pb2.Status(
+        code=getattr(code_pb2, code.name), message=_short(exc.message), details=packed
+    )

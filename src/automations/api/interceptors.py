@@ -3,6 +3,11 @@
 Servicers never call ``abort``: they raise ``domain.errors`` and the error interceptor turns each
 into the right status with an ``ErrorInfo``. Unexpected exceptions become INTERNAL with a generic
 message (the traceback is logged, never sent).
+
+A refused call's request must not outlive it: the status is built inside the ``except`` block and
+the call aborted after it, so the abort's exception carries no chain back to the failed handler's
+frames (and their ``request``). Chained, a refused 60 MB request lived on until the next full
+garbage collection, and bursts of them held gigabytes.
 """
 
 from __future__ import annotations
@@ -27,9 +32,8 @@ def _method_name(full: str) -> str:
     return full.rsplit("/", 1)[-1] if full else "unknown"
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext[Any, Any], exc: BaseException, method: str
-) -> None:
+def _status_of(exc: BaseException, method: str) -> grpc.Status:
+    """The status a failed call answers with (call it inside the ``except`` block)."""
     if isinstance(exc, errors.AutomationsError):
         status = api_errors.to_rpc_status(exc)
     else:
@@ -37,7 +41,7 @@ async def _abort(
         status = api_errors.to_rpc_status(
             errors.AutomationsError("internal error; see the engine's log", reason="INTERNAL")
         )
-    await context.abort_with_status(rpc_status.to_status(status))
+    return rpc_status.to_status(status)
 
 
 def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -69,9 +73,12 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 start = time.perf_counter()
                 try:
-                    return await inner_uu(request, context)
-                except Exception as exc:
-                    await _abort(context, exc, method)
+                    try:
+                        return await inner_uu(request, context)
+                    except Exception as exc:
+                        failure = _status_of(exc, method)
+                    del request  # see the module docstring
+                    await context.abort_with_status(failure)
                 finally:
                     metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - start)
                     metrics.GRPC_REQUESTS.labels(method, _code_of(context)).inc()
@@ -89,10 +96,14 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
             ) -> AsyncIterator[Any]:
                 start = time.perf_counter()
                 try:
-                    async for response in inner_ss(requests, context):
-                        yield response
-                except Exception as exc:
-                    await _abort(context, exc, method)
+                    failure = None
+                    try:
+                        async for response in inner_ss(requests, context):
+                            yield response
+                    except Exception as exc:
+                        failure = _status_of(exc, method)
+                    if failure is not None:
+                        await context.abort_with_status(failure)
                 finally:
                     metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - start)
                     metrics.GRPC_REQUESTS.labels(method, _code_of(context)).inc()
@@ -122,7 +133,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """
 
     def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     def _refusal(self, metadata: Any) -> errors.Unauthenticated | None:
         values = [value for key, value in metadata or () if key == "authorization"]
@@ -133,7 +144,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 reason="API_TOKEN_MISSING",
             )
         given = values[0] if isinstance(values[0], bytes) else str(values[0]).encode()
-        if not hmac.compare_digest(given, self._expected):
+        scheme, _, credentials = given.strip().partition(b" ")
+        # the scheme is case-insensitive (RFC 7235, section 2.1); the token is compared in
+        # constant time
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(
+            credentials.strip(), self._expected
+        ):
             return errors.Unauthenticated(
                 "The API token is not valid (authorization: Bearer <token>)",
                 reason="API_TOKEN_INVALID",
@@ -160,17 +176,24 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 raise refusal
                 yield  # pragma: no cover - makes this an async generator
 
+            # no request is read: only what HTTP/2 flow control lets in is ever buffered
             return grpc.stream_stream_rpc_method_handler(
                 refuse_stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_ignored,
                 response_serializer=handler.response_serializer,
             )
 
         async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             raise refusal
 
+        # a unary request arrives whole before any handler runs; it is dropped unparsed
         return grpc.unary_unary_rpc_method_handler(
             refuse,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_ignored,
             response_serializer=handler.response_serializer,
         )
+
+
+def _ignored(_data: bytes) -> None:
+    """The request deserializer of a refused call: the bytes are dropped, never parsed."""
+    return None

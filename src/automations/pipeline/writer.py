@@ -207,6 +207,8 @@ class Writer(Generic[B]):
             For each event, True if it was new, False if its id was seen before.
 
         Raises:
+            errors.InvalidArgument: The batch alone is larger than the backpressure bound: it
+                could never be taken (reason ``BATCH_TOO_LARGE``, field ``events``).
             errors.ResourceExhausted: Too many events are waiting already.
             errors.Unavailable: The writer is stopping or the commit failed.
         """
@@ -215,6 +217,13 @@ class Writer(Generic[B]):
         if not batch:
             return []
         n = len(batch)
+        if n > self._max_pending:
+            raise errors.InvalidArgument(
+                "events",
+                f"holds {n} events; send at most {self._max_pending} per request "
+                "(max_pending_events)",
+                reason="BATCH_TOO_LARGE",
+            )
         with self._pending_lock:
             if self._pending_events + n > self._max_pending and self._pending_events > 0:
                 raise errors.ResourceExhausted(
