@@ -44,6 +44,10 @@ from automations.v1 import (
 
 logger = logging.getLogger(__name__)
 
+HANDSHAKE_TIMEOUT_MS = 10_000
+"""A connection that has not completed its HTTP/2 (and TLS) handshake by then is closed: without
+it, connections that never sent the HTTP/2 preface were held open, each with its descriptor."""
+
 DATABASE_PING_TIMEOUT_SECONDS = 5.0
 """A database ping that takes longer than this counts as a failure."""
 
@@ -178,6 +182,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

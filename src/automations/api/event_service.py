@@ -32,6 +32,11 @@ STREAM_WINDOW = 16
 EventLister = Callable[..., tuple[list[events.Event], str]]
 
 
+MAX_FILTER_VALUES = 100
+"""The most event names (or resource ids) one ``ListEvents`` filter may list: each becomes a
+term of one SQL expression, and SQLite refuses an expression deeper than 1,000 terms."""
+
+
 class EventService(event_service_pb2_grpc.EventServiceServicer):
     """Validates, commits and acknowledges events; reads the event log back.
 
@@ -195,6 +200,16 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
     ) -> event_service_pb2.ListEventsResponse:
         """Reads the event log with filters, ordered by occurred time, paginated."""
         size = paging.page_size(request.page_size)
+        for field, values in (
+            ("event_names", request.event_names),
+            ("resource_ids", request.resource_ids),
+        ):
+            if len(values) > MAX_FILTER_VALUES:
+                raise errors.InvalidArgument(
+                    field,
+                    f"lists {len(values)} values; at most {MAX_FILTER_VALUES} are allowed",
+                    reason="TOO_MANY_FILTER_VALUES",
+                )
         if request.order_by not in ("", "occurred", "occurred asc", "occurred desc"):
             raise errors.InvalidArgument("order_by", "must be 'occurred' or 'occurred desc'")
         start = (

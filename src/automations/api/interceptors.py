@@ -44,6 +44,50 @@ def _status_of(exc: BaseException, method: str) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+class _Malformed:
+    """A request message that could not be parsed, in place of the request."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    """A request deserializer that hands over a :class:`_Malformed` instead of raising.
+
+    gRPC answers a request its deserializer cannot parse with UNKNOWN and logs a traceback for
+    each one, so any client could flood the log; the handler answers it INVALID_ARGUMENT instead.
+    """
+
+    def parse(data: bytes) -> Any:
+        if deserialize is None:
+            return data
+        try:
+            return deserialize(data)
+        except Exception as exc:
+            return _Malformed(type(exc).__name__)
+
+    return parse
+
+
+def _malformed(request: _Malformed) -> errors.InvalidArgument:
+    return errors.InvalidArgument(
+        "",
+        f"the request is not a valid protobuf message of this method ({request.error}); note "
+        "that protobuf parses at most 100 nested messages, about 32 levels of a payload's "
+        "objects and lists",
+        reason="MALFORMED_REQUEST",
+    )
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise _malformed(request)
+        yield request
+
+
 def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     code = context.code()
     if code is None:
@@ -74,6 +118,8 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
                 start = time.perf_counter()
                 try:
                     try:
+                        if isinstance(request, _Malformed):
+                            raise _malformed(request)
                         return await inner_uu(request, context)
                     except Exception as exc:
                         failure = _status_of(exc, method)
@@ -85,7 +131,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
@@ -98,7 +144,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
                 try:
                     failure = None
                     try:
-                        async for response in inner_ss(requests, context):
+                        async for response in inner_ss(_checked(requests), context):
                             yield response
                     except Exception as exc:
                         failure = _status_of(exc, method)
@@ -110,7 +156,7 @@ class ErrorAndMetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mi
 
             return grpc.stream_stream_rpc_method_handler(
                 stream_stream,
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler

@@ -42,8 +42,13 @@ def serve(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     from automations import server
+    from automations.domain import errors
 
-    return server.run(settings)
+    try:
+        return server.run(settings)
+    except errors.AutomationsError as exc:  # e.g. a database it cannot write
+        print(f"automations serve: cannot start: {exc.message}", file=sys.stderr)
+        return 1
 
 
 def config_show(args: argparse.Namespace) -> int:

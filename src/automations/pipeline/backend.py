@@ -102,6 +102,7 @@ class EngineBackend(writer.Backend):
             sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
         )
         database.migrate()
+        database.check_writable()
         database.start_background_checkpoints(settings.sqlite_checkpoint_pages)
         return cls(
             database,

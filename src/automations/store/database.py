@@ -37,7 +37,7 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection, Engine
 
 from automations.domain import errors
-from automations.store import checkpointer
+from automations.store import checkpointer, tables
 
 MIGRATIONS_DIR = pathlib.Path(__file__).with_name("migrations")
 """The Alembic script directory shipped inside the package."""
@@ -221,13 +221,43 @@ class Database:
 
         Args:
             revision: The Alembic target revision.
+
+        Raises:
+            errors.Unavailable: The database could not be reached or changed; the message says why.
         """
         cfg = self.alembic_config()
-        with self.writer.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        try:
+            with self.writer.begin() as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
+                    )
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except sa.exc.SQLAlchemyError as exc:
+            raise errors.Unavailable(
+                f"migrating the database {self.url.render_as_string(hide_password=True)} to "
+                f"{revision} failed: {_first_line(exc)}"
+            ) from None
+
+    def check_writable(self) -> None:
+        """Checks that the database can be written (at start, before anything is served).
+
+        A statement that would write, and changes nothing: a read-only SQLite file (or a
+        PostgreSQL server in read-only mode) refuses it as it would refuse the first commit.
+
+        Raises:
+            errors.Unavailable: The database cannot be written; the message says why.
+        """
+        probe = tables.engine_state
+        try:
+            with self.write() as conn:
+                conn.execute(sa.delete(probe).where(probe.c.kind == _WRITE_PROBE_KIND))
+        except sa.exc.SQLAlchemyError as exc:
+            raise errors.Unavailable(
+                f"the database {self.url.render_as_string(hide_password=True)} cannot be "
+                f"written: {_first_line(exc)}"
+            ) from None
 
     def current_revision(self) -> str | None:
         """Returns the schema revision the database is at, or None for an empty database."""
@@ -284,6 +314,17 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+
+_WRITE_PROBE_KIND = "\x00write-probe"
+"""A state kind no record has: ``check_writable``'s statement matches nothing."""
+
+
+def _first_line(exc: sa.exc.SQLAlchemyError) -> str:
+    """The driver's own message, without SQLAlchemy's SQL echo and help link."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -68,7 +68,7 @@ class Event(_message.Message):
         """Optional. When the event happened. Unset: the time the engine received it.
 
         This is the time every trigger window is measured in (Prefect's event time), not the time of
-        arrival; events may arrive out of order.
+        arrival; events may arrive out of order. Between years 1 and 9999 [OCCURRED_OUT_OF_RANGE].
         """
 
     @_builtins.property
@@ -88,7 +88,10 @@ class Event(_message.Message):
     @_builtins.property
     def payload(self) -> _struct_pb2.Struct:
         """Optional. Free-form data (a JSON object). Triggers never match on it; action templates can
-        read it as `event.payload`. Whole numbers come back as integers.
+        read it as `event.payload`. Whole numbers come back as integers. NaN and infinities, which
+        JSON cannot carry, are stored as null (as Prefect stores them). Objects and lists may nest
+        at most 64 levels deep [PAYLOAD_TOO_DEEP] (over gRPC, protobuf's own parser stops at about
+        32).
         """
 
     @_builtins.property

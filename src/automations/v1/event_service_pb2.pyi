@@ -206,14 +206,14 @@ class ListEventsRequest(_message.Message):
         """Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
         is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
         run of characters, the empty one included (in triggers' `expect` it matches at least one).
-        Empty: every name.
+        Empty: every name. At most 100 patterns [TOO_MANY_FILTER_VALUES].
         """
 
     @_builtins.property
     def resource_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Optional. Resource ids; an event is listed if its primary resource's `prefect.resource.id`
         matches any of them. Same pattern syntax as `event_names`, e.g. `prefect.flow-run.*`.
-        Empty: every resource.
+        Empty: every resource. At most 100 ids or patterns [TOO_MANY_FILTER_VALUES].
         """
 
     @_builtins.property
@@ -293,7 +293,8 @@ class EventResult(_message.Message):
     """Output only. For a rejected event, a stable UPPER_SNAKE identifier of the problem, e.g.
     `MISSING_EVENT_ID`, `MISSING_EVENT_NAME`, `MISSING_RESOURCE_ID`, `MISSING_RESOURCE_ROLE`,
     `EVENT_NAME_TOO_LONG`, `TOO_MANY_LABELS`, `TOO_MANY_RELATED_RESOURCES`, `EVENT_TOO_LARGE`,
-    `KEY_TOO_LONG`, `INVALID_EVENT`. Empty otherwise.
+    `KEY_TOO_LONG`, `OCCURRED_OUT_OF_RANGE` (before year 1 or after year 9999),
+    `PAYLOAD_TOO_DEEP`, `INVALID_EVENT`. Empty otherwise.
     """
     field: _builtins.str
     """Output only. For a rejected event, the path of the offending field within the event, in

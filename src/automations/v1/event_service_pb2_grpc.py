@@ -79,8 +79,13 @@ class EventServiceServicer:
 
         Each event is validated and accepted or rejected on its own: the call returns OK with one
         result per event, in request order, and a rejected event has had no effect at all. A
-        non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-        with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+        non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+        with the batch itself (no events; more events than the engine's backpressure bound,
+        `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+        MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+        protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+        the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+        while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,7 +116,11 @@ class EventServiceServicer:
     def ListEvents(self, request, context):
         """Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 
-        The log keeps events for the engine's retention period (7 days by default).
+        The log keeps events for the engine's retention period (7 days by default), counted from
+        each event's `occurred`: an event that arrives already older than that is removed at the
+        next purge (within a minute), after which a resent copy is accepted again rather than
+        reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+        last 30 minutes).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

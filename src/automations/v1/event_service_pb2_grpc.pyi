@@ -48,8 +48,13 @@ class EventServiceStub:
 
     Each event is validated and accepted or rejected on its own: the call returns OK with one
     result per event, in request order, and a rejected event has had no effect at all. A
-    non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-    with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+    non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+    with the batch itself (no events; more events than the engine's backpressure bound,
+    `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+    MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+    protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+    the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+    while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
     """
     StreamEvents: _grpc.StreamStreamMultiCallable[_event_service_pb2.StreamEventsRequest, _event_service_pb2.StreamEventsResponse]
     """Publishes a stream of event batches over one long-lived call (bidirectional).
@@ -72,7 +77,11 @@ class EventServiceStub:
     ListEvents: _grpc.UnaryUnaryMultiCallable[_event_service_pb2.ListEventsRequest, _event_service_pb2.ListEventsResponse]
     """Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 
-    The log keeps events for the engine's retention period (7 days by default).
+    The log keeps events for the engine's retention period (7 days by default), counted from
+    each event's `occurred`: an event that arrives already older than that is removed at the
+    next purge (within a minute), after which a resent copy is accepted again rather than
+    reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+    last 30 minutes).
     """
 
 @_typing.type_check_only
@@ -95,8 +104,13 @@ class EventServiceAsyncStub(EventServiceStub):
 
     Each event is validated and accepted or rejected on its own: the call returns OK with one
     result per event, in request order, and a rejected event has had no effect at all. A
-    non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-    with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+    non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+    with the batch itself (no events; more events than the engine's backpressure bound,
+    `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+    MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+    protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+    the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+    while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
     """
     StreamEvents: _aio.StreamStreamMultiCallable[_event_service_pb2.StreamEventsRequest, _event_service_pb2.StreamEventsResponse]  # type: ignore[assignment]
     """Publishes a stream of event batches over one long-lived call (bidirectional).
@@ -119,7 +133,11 @@ class EventServiceAsyncStub(EventServiceStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_event_service_pb2.ListEventsRequest, _event_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 
-    The log keeps events for the engine's retention period (7 days by default).
+    The log keeps events for the engine's retention period (7 days by default), counted from
+    each event's `occurred`: an event that arrives already older than that is removed at the
+    next purge (within a minute), after which a resent copy is accepted again rather than
+    reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+    last 30 minutes).
     """
 
 class EventServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -145,8 +163,13 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Each event is validated and accepted or rejected on its own: the call returns OK with one
         result per event, in request order, and a rejected event has had no effect at all. A
-        non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-        with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+        non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+        with the batch itself (no events; more events than the engine's backpressure bound,
+        `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+        MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+        protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+        the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+        while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
         """
 
     @_abc_1.abstractmethod
@@ -181,7 +204,11 @@ class EventServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_event_service_pb2.ListEventsResponse, _abc.Awaitable[_event_service_pb2.ListEventsResponse]]:
         """Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 
-        The log keeps events for the engine's retention period (7 days by default).
+        The log keeps events for the engine's retention period (7 days by default), counted from
+        each event's `occurred`: an event that arrives already older than that is removed at the
+        next purge (within a minute), after which a resent copy is accepted again rather than
+        reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+        last 30 minutes).
         """
 
 def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

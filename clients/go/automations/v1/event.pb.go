@@ -54,7 +54,7 @@ type Event struct {
 	// Optional. When the event happened. Unset: the time the engine received it.
 	//
 	// This is the time every trigger window is measured in (Prefect's event time), not the time of
-	// arrival; events may arrive out of order.
+	// arrival; events may arrive out of order. Between years 1 and 9999 [OCCURRED_OUT_OF_RANGE].
 	Occurred *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred,proto3" json:"occurred,omitempty"`
 	// Required. The resource the event is about. Its labels must include a non-empty
 	// `prefect.resource.id` [MISSING_RESOURCE_ID]; `prefect.resource.name` is conventional.
@@ -65,7 +65,10 @@ type Event struct {
 	// MISSING_RESOURCE_ROLE].
 	Related []*Resource `protobuf:"bytes,5,rep,name=related,proto3" json:"related,omitempty"`
 	// Optional. Free-form data (a JSON object). Triggers never match on it; action templates can
-	// read it as `event.payload`. Whole numbers come back as integers.
+	// read it as `event.payload`. Whole numbers come back as integers. NaN and infinities, which
+	// JSON cannot carry, are stored as null (as Prefect stores them). Objects and lists may nest
+	// at most 64 levels deep [PAYLOAD_TOO_DEEP] (over gRPC, protobuf's own parser stops at about
+	// 32).
 	Payload *structpb.Struct `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Optional. The id of the event this one causally follows (for example the previous state of
 	// the same flow run). The engine holds this event back until that one has been processed, for

@@ -354,11 +354,11 @@ type ListEventsRequest struct {
 	// Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
 	// is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
 	// run of characters, the empty one included (in triggers' `expect` it matches at least one).
-	// Empty: every name.
+	// Empty: every name. At most 100 patterns [TOO_MANY_FILTER_VALUES].
 	EventNames []string `protobuf:"bytes,3,rep,name=event_names,json=eventNames,proto3" json:"event_names,omitempty"`
 	// Optional. Resource ids; an event is listed if its primary resource's `prefect.resource.id`
 	// matches any of them. Same pattern syntax as `event_names`, e.g. `prefect.flow-run.*`.
-	// Empty: every resource.
+	// Empty: every resource. At most 100 ids or patterns [TOO_MANY_FILTER_VALUES].
 	ResourceIds []string `protobuf:"bytes,4,rep,name=resource_ids,json=resourceIds,proto3" json:"resource_ids,omitempty"`
 	// Optional. Only events that occurred at or after this time.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
@@ -523,7 +523,8 @@ type EventResult struct {
 	// Output only. For a rejected event, a stable UPPER_SNAKE identifier of the problem, e.g.
 	// `MISSING_EVENT_ID`, `MISSING_EVENT_NAME`, `MISSING_RESOURCE_ID`, `MISSING_RESOURCE_ROLE`,
 	// `EVENT_NAME_TOO_LONG`, `TOO_MANY_LABELS`, `TOO_MANY_RELATED_RESOURCES`, `EVENT_TOO_LARGE`,
-	// `KEY_TOO_LONG`, `INVALID_EVENT`. Empty otherwise.
+	// `KEY_TOO_LONG`, `OCCURRED_OUT_OF_RANGE` (before year 1 or after year 9999),
+	// `PAYLOAD_TOO_DEEP`, `INVALID_EVENT`. Empty otherwise.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Output only. For a rejected event, the path of the offending field within the event, in
 	// Prefect's JSON names, e.g. `resource`, `related[2]`, `event`; empty when the problem is the

@@ -21,8 +21,13 @@ type EventServiceClient interface {
 	//
 	// Each event is validated and accepted or rejected on its own: the call returns OK with one
 	// result per event, in request order, and a rejected event has had no effect at all. A
-	// non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-	// with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+	// non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+	// with the batch itself (no events; more events than the engine's backpressure bound,
+	// `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+	// MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+	// protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+	// the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+	// while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
 	PublishEvents(ctx context.Context, in *PublishEventsRequest, opts ...grpc.CallOption) (*PublishEventsResponse, error)
 	// Publishes a stream of event batches over one long-lived call (bidirectional).
 	//
@@ -43,7 +48,11 @@ type EventServiceClient interface {
 	StreamEvents(ctx context.Context, opts ...grpc.CallOption) (EventService_StreamEventsClient, error)
 	// Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 	//
-	// The log keeps events for the engine's retention period (7 days by default).
+	// The log keeps events for the engine's retention period (7 days by default), counted from
+	// each event's `occurred`: an event that arrives already older than that is removed at the
+	// next purge (within a minute), after which a resent copy is accepted again rather than
+	// reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+	// last 30 minutes).
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
 }
 
@@ -112,8 +121,13 @@ type EventServiceServer interface {
 	//
 	// Each event is validated and accepted or rejected on its own: the call returns OK with one
 	// result per event, in request order, and a rejected event has had no effect at all. A
-	// non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-	// with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+	// non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+	// with the batch itself (no events; more events than the engine's backpressure bound,
+	// `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+	// MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+	// protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+	// the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+	// while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
 	PublishEvents(context.Context, *PublishEventsRequest) (*PublishEventsResponse, error)
 	// Publishes a stream of event batches over one long-lived call (bidirectional).
 	//
@@ -134,7 +148,11 @@ type EventServiceServer interface {
 	StreamEvents(EventService_StreamEventsServer) error
 	// Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
 	//
-	// The log keeps events for the engine's retention period (7 days by default).
+	// The log keeps events for the engine's retention period (7 days by default), counted from
+	// each event's `occurred`: an event that arrives already older than that is removed at the
+	// next purge (within a minute), after which a resent copy is accepted again rather than
+	// reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+	// last 30 minutes).
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }

@@ -139,13 +139,13 @@ export interface ListEventsRequest {
    * Optional. Event-name patterns; an event is listed if its name matches any of them. A pattern
    * is an exact name or contains `*` wildcards, e.g. `prefect.flow-run.*`. Here a `*` matches any
    * run of characters, the empty one included (in triggers' `expect` it matches at least one).
-   * Empty: every name.
+   * Empty: every name. At most 100 patterns [TOO_MANY_FILTER_VALUES].
    */
   eventNames: string[];
   /**
    * Optional. Resource ids; an event is listed if its primary resource's `prefect.resource.id`
    * matches any of them. Same pattern syntax as `event_names`, e.g. `prefect.flow-run.*`.
-   * Empty: every resource.
+   * Empty: every resource. At most 100 ids or patterns [TOO_MANY_FILTER_VALUES].
    */
   resourceIds: string[];
   /** Optional. Only events that occurred at or after this time. */
@@ -183,7 +183,8 @@ export interface EventResult {
    * Output only. For a rejected event, a stable UPPER_SNAKE identifier of the problem, e.g.
    * `MISSING_EVENT_ID`, `MISSING_EVENT_NAME`, `MISSING_RESOURCE_ID`, `MISSING_RESOURCE_ROLE`,
    * `EVENT_NAME_TOO_LONG`, `TOO_MANY_LABELS`, `TOO_MANY_RELATED_RESOURCES`, `EVENT_TOO_LARGE`,
-   * `KEY_TOO_LONG`, `INVALID_EVENT`. Empty otherwise.
+   * `KEY_TOO_LONG`, `OCCURRED_OUT_OF_RANGE` (before year 1 or after year 9999),
+   * `PAYLOAD_TOO_DEEP`, `INVALID_EVENT`. Empty otherwise.
    */
   reason: string;
   /**
@@ -1071,8 +1072,13 @@ export const EventServiceService = {
    *
    * Each event is validated and accepted or rejected on its own: the call returns OK with one
    * result per event, in request order, and a rejected event has had no effect at all. A
-   * non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-   * with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+   * non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+   * with the batch itself (no events; more events than the engine's backpressure bound,
+   * `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+   * MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+   * protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+   * the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+   * while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
    */
   publishEvents: {
     path: "/automations.v1.EventService/PublishEvents" as const,
@@ -1115,7 +1121,11 @@ export const EventServiceService = {
   /**
    * Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
    *
-   * The log keeps events for the engine's retention period (7 days by default).
+   * The log keeps events for the engine's retention period (7 days by default), counted from
+   * each event's `occurred`: an event that arrives already older than that is removed at the
+   * next purge (within a minute), after which a resent copy is accepted again rather than
+   * reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+   * last 30 minutes).
    */
   listEvents: {
     path: "/automations.v1.EventService/ListEvents" as const,
@@ -1134,8 +1144,13 @@ export interface EventServiceServer extends UntypedServiceImplementation {
    *
    * Each event is validated and accepted or rejected on its own: the call returns OK with one
    * result per event, in request order, and a rejected event has had no effect at all. A
-   * non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-   * with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+   * non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+   * with the batch itself (no events; more events than the engine's backpressure bound,
+   * `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+   * MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+   * protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+   * the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+   * while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
    */
   publishEvents: handleUnaryCall<PublishEventsRequest, PublishEventsResponse>;
   /**
@@ -1160,7 +1175,11 @@ export interface EventServiceServer extends UntypedServiceImplementation {
   /**
    * Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
    *
-   * The log keeps events for the engine's retention period (7 days by default).
+   * The log keeps events for the engine's retention period (7 days by default), counted from
+   * each event's `occurred`: an event that arrives already older than that is removed at the
+   * next purge (within a minute), after which a resent copy is accepted again rather than
+   * reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+   * last 30 minutes).
    */
   listEvents: handleUnaryCall<ListEventsRequest, ListEventsResponse>;
 }
@@ -1171,8 +1190,13 @@ export interface EventServiceClient extends Client {
    *
    * Each event is validated and accepted or rejected on its own: the call returns OK with one
    * result per event, in request order, and a rejected event has had no effect at all. A
-   * non-OK status means that no event of the batch was accepted (INVALID_ARGUMENT for a problem
-   * with the batch itself, e.g. no events; RESOURCE_EXHAUSTED or UNAVAILABLE to retry later).
+   * non-OK status means that no event of the batch was accepted: INVALID_ARGUMENT for a problem
+   * with the batch itself (no events; more events than the engine's backpressure bound,
+   * `max_pending_events`, reason BATCH_TOO_LARGE; a request that is not a valid message, reason
+   * MALFORMED_REQUEST, which includes a payload nested more than about 32 levels deep, as
+   * protobuf parses at most 100 nested messages), RESOURCE_EXHAUSTED for a request larger than
+   * the engine's `max_message_bytes` (16 MiB by default) or while it is behind, UNAVAILABLE
+   * while it starts or drains. Retry RESOURCE_EXHAUSTED (when not about size) and UNAVAILABLE.
    */
   publishEvents(
     request: PublishEventsRequest,
@@ -1216,7 +1240,11 @@ export interface EventServiceClient extends Client {
   /**
    * Lists stored events, oldest first by `occurred` unless `order_by` says otherwise.
    *
-   * The log keeps events for the engine's retention period (7 days by default).
+   * The log keeps events for the engine's retention period (7 days by default), counted from
+   * each event's `occurred`: an event that arrives already older than that is removed at the
+   * next purge (within a minute), after which a resent copy is accepted again rather than
+   * reported as a duplicate (the trigger engine itself still ignores an id it processed in the
+   * last 30 minutes).
    */
   listEvents(
     request: ListEventsRequest,
