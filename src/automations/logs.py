@@ -1,7 +1,10 @@
 """Logging set-up: plain text or one JSON object per line, with correlation ids as fields.
 
 Call sites pass ids through ``extra``, e.g. ``logger.info("fired", extra={"automation_id": a})``;
-the JSON formatter emits every such field. Nothing here ever logs event payloads or secrets.
+the JSON formatter emits every such field. Nothing here ever logs event payloads, and every line
+goes through ``domain.redaction`` first: a URL in a message (a library's, say) loses its
+password, query values and tokens. httpx's own request lines, which name each URL, are not
+logged below WARNING.
 """
 
 from __future__ import annotations
@@ -10,6 +13,11 @@ import json
 import logging
 import sys
 import time
+
+from automations.domain import redaction
+
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Libraries whose INFO lines name every URL they call: logged from WARNING up only."""
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()) | {
     "message",
@@ -55,10 +63,27 @@ class TextFormatter(logging.Formatter):
         return f"{line} {' '.join(extras)}" if extras else line
 
 
+class RedactingFilter(logging.Filter):
+    """Masks the secrets of URLs in a record's message and extra fields (``domain.redaction``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrites ``record`` in place; never drops it."""
+        message = record.getMessage()
+        if "://" in message:
+            record.msg, record.args = redaction.text(message), ()
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str) and "://" in value:
+                setattr(record, key, redaction.text(value))
+        return True
+
+
 def configure(*, level: str = "INFO", json_lines: bool = False) -> None:
-    """Configures the root logger to write to stderr."""
+    """Configures the root logger to write to stderr, secrets masked."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from automations.domain import events, firings, ids, invocations
+from automations.domain import events, firings, ids, invocations, redaction
 from automations.domain import prefect_json as pj
 
 AUTOMATION_TRIGGERED = "prefect.automation.triggered"
@@ -194,10 +194,10 @@ def action_finished(
         "action_index": action_index,
         "action_type": action_type,
         "invocation": invocation_id,
-        **details,
+        **redaction.value(details),
     }
     if reason is not None:
-        payload["reason"] = reason
+        payload["reason"] = redaction.text(reason)
     return events.Event(
         id=event_id,
         event=ACTION_EXECUTED if reason is None else ACTION_FAILED,
@@ -228,6 +228,22 @@ def automation_changed(
             events.RESOURCE_ID: automation_resource_id(str(automation_json["id"])),
             events.RESOURCE_NAME: str(automation_json.get("name", "")),
         },
-        payload=dict(automation_json),
+        payload=_without_secrets(automation_json),
         received=now,
     )
+
+
+_ACTION_LISTS = ("actions", "actions_on_trigger", "actions_on_resolve")
+
+
+def _without_secrets(automation_json: Mapping[str, Any]) -> dict[str, Any]:
+    """The automation for its change events: its actions' inline targets masked.
+
+    The events stay in the event log, readable by anyone who may list events: a webhook's URL
+    token or an Apprise URL's password must not (``domain.redaction``).
+    """
+    out = dict(automation_json)
+    for name in _ACTION_LISTS:
+        if name in out:
+            out[name] = redaction.value(out[name])
+    return out

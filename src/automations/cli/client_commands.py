@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 import uuid
@@ -39,6 +40,26 @@ def _read_json(path: str) -> Any:
     return json.loads(_read_text(path))
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """The API token: ``--token``, else ``--token-file``, else ``AUTOMATIONS_API_TOKEN``."""
+    given: str | None = getattr(args, "token", None)
+    if given:
+        print(
+            "automations: --token is visible in the process list; prefer AUTOMATIONS_API_TOKEN "
+            "or --token-file",
+            file=sys.stderr,
+        )
+        return given
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise CommandError(f"--token-file {path}: {exc.strerror}") from None
+        return lines[0].strip() if lines else None
+    return os.environ.get("AUTOMATIONS_API_TOKEN") or None
+
+
 def _channel(args: argparse.Namespace) -> grpc.Channel:
     """Opens the channel the client flags describe (``--tls``, ``--tls-ca``, ``--token``...)."""
     cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
@@ -50,7 +71,7 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
         root_certificates=transport.read_pem(getattr(args, "tls_ca", None)),
         private_key=transport.read_pem(key),
         certificate_chain=transport.read_pem(cert),
-        token=getattr(args, "token", None),
+        token=_token(args),
         options=[
             ("grpc.max_send_message_length", 64 << 20),
             ("grpc.max_receive_message_length", 64 << 20),

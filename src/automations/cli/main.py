@@ -121,8 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--token",
-            default=os.environ.get("AUTOMATIONS_API_TOKEN") or None,
-            help="the engine's API bearer token (env AUTOMATIONS_API_TOKEN)",
+            default=None,
+            help="the engine's API bearer token; visible to every user of this machine in the "
+            "process list: prefer the environment (AUTOMATIONS_API_TOKEN) or --token-file",
+        )
+        p.add_argument(
+            "--token-file",
+            metavar="FILE",
+            default=os.environ.get("AUTOMATIONS_API_TOKEN_FILE") or None,
+            help="read the API token from FILE (env AUTOMATIONS_API_TOKEN_FILE)",
         )
         p.add_argument("--json", action="store_true", help="print JSON")
         return p

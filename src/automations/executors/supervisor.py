@@ -83,6 +83,16 @@ async def _wait_serving(address: str, process: subprocess.Popen[bytes], timeout:
             await asyncio.sleep(0.05)
 
 
+def executor_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a bundled executor starts with: the engine's, without its settings.
+
+    Every ``AUTOMATIONS_*`` variable is the engine's configuration (its API token, its database
+    URL with a password, TLS key files): an executor is configured by its command line and never
+    needs them, so a compromised executor cannot read them from its environment.
+    """
+    return {key: value for key, value in environ.items() if not key.startswith("AUTOMATIONS_")}
+
+
 class BundledExecutors:
     """The bundled executor processes of one engine.
 
@@ -117,7 +127,7 @@ class BundledExecutors:
             RuntimeError: An executor did not start (its name and why).
         """
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, executor.PARENT_PID_ENV: str(os.getpid())}
+        env = {**executor_environment(os.environ), executor.PARENT_PID_ENV: str(os.getpid())}
         addresses: dict[str, str] = {}
         for name in self._names:
             address = f"127.0.0.1:{free_port()}"
