@@ -316,7 +316,7 @@ class Database:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
 
-_WRITE_PROBE_KIND = "\x00write-probe"
+_WRITE_PROBE_KIND = "automations.write-probe"
 """A state kind no record has: ``check_writable``'s statement matches nothing."""
 
 
