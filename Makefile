@@ -69,6 +69,10 @@ lint: $(STAMP) buf-lint breaking check-gen typecheck
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports
+	$(BIN)/vulture src/automations scripts/vulture_whitelist.py --min-confidence 60 \
+		--exclude "src/automations/v1,src/automations/executor/v1,src/automations/store/migrations" \
+		--ignore-decorators "@pydantic.field_validator,@pydantic.model_validator"
+	$(BIN)/python scripts/check_module_sizes.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -24,7 +24,6 @@ from automations.wire import structs
 
 ACCEPTED = event_service_pb2.EVENT_STATUS_ACCEPTED
 DUPLICATE = event_service_pb2.EVENT_STATUS_DUPLICATE
-REJECTED = event_service_pb2.EVENT_STATUS_REJECTED
 
 STREAM_WINDOW = 16
 """Requests of one stream processed concurrently (their responses still go out in order)."""

@@ -71,10 +71,6 @@ class Event:
                 return labels
         return None
 
-    def resources_in_role(self, role: str) -> list[Mapping[str, str]]:
-        """Returns every related resource with ``role``, in order."""
-        return [labels for labels in self.related if labels.get(RESOURCE_ROLE) == role]
-
     def find_label(self, name: str) -> str | None:
         """Reads a label: a plain name from the primary resource, or ``related:<role>:<label>``."""
         if name.startswith("related:"):

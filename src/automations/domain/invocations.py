@@ -44,8 +44,6 @@ class InvocationStatus(enum.StrEnum):
 
 REDRIVABLE = frozenset({InvocationStatus.FAILED, InvocationStatus.DEAD_LETTER})
 """The statuses from which an invocation can be redriven."""
-OPEN = frozenset({InvocationStatus.PENDING, InvocationStatus.RUNNING})
-"""The statuses of invocations still to be carried out."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

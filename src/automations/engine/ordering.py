@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import collections
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from automations.domain import events
 from automations.engine.clock import EventClock, quantize
@@ -287,7 +286,3 @@ class CausalOrdering:
         self.held_changed = set()
         self.clock_changed = False
         return result
-
-    def clock_data(self) -> Mapping[str, Any]:
-        """The event clock as record data."""
-        return self.clock.to_data()

@@ -258,13 +258,6 @@ class PythonMatcher:
         self._cache[name] = result
         return result
 
-    def match_event(self, event: events.Event) -> list[matching.Touch]:
-        """Returns the triggers one event touches (see :meth:`match_batch`)."""
-        candidates = self._cache.get(event.event)
-        if candidates is None:
-            candidates = self._candidates(event.event)
-        return [touch for entry, touch in candidates if entry.covers_resources(event)]
-
     def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
         """Returns, for each event of ``batch`` in order, the triggers it touches."""
         cache = self._cache

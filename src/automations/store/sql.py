@@ -21,27 +21,6 @@ def insert_or_ignore(conn: Connection, table: sa.Table) -> sa.Insert:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def upsert(
-    conn: Connection, table: sa.Table, key: Sequence[str], update: Sequence[str]
-) -> sa.Insert:
-    """Returns ``INSERT ... ON CONFLICT (key) DO UPDATE SET col = excluded.col`` for ``update``.
-
-    Args:
-        conn: The connection (its dialect decides the SQL).
-        table: The table.
-        key: The conflict target columns (a primary key or unique constraint).
-        update: The columns overwritten on conflict.
-    """
-    stmt: postgresql.Insert | sqlite.Insert
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table)
-    else:
-        stmt = sqlite.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
-    )
-
-
 def column_names(table: sa.Table) -> tuple[str, ...]:
     """The table's column names in its own order (what hand-written SQL lists)."""
     return tuple(column.name for column in table.columns)

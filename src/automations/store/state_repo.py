@@ -258,37 +258,9 @@ def _stream(conn: Connection, statement: str, params: tuple[Any, ...]) -> Iterat
         cursor.close()
 
 
-def load_grouped(conn: Connection, *, kind: str | None = None) -> dict[str, list[StateRow]]:
-    """Loads every record grouped by automation.
-
-    Args:
-        conn: Any connection.
-        kind: Only records of this kind.
-
-    Returns:
-        automation_id -> its records, ordered by ``(trigger_id, kind, key)``.
-    """
-    grouped: dict[str, list[StateRow]] = {}
-    for row in load_all(conn, kind=kind):
-        grouped.setdefault(row.automation_id, []).append(row)
-    return grouped
-
-
 def load_automation(conn: Connection, automation_id: str) -> list[StateRow]:
     """Loads one automation's records, ordered by ``(trigger_id, kind, key)``."""
     query = sa.select(*_COLUMNS).where(_T.c.automation_id == automation_id).order_by(*_ORDER)
-    return list(_rows(conn.execute(query)))
-
-
-def load_due(conn: Connection, before: float, *, limit: int | None = None) -> list[StateRow]:
-    """Loads records whose ``due`` is set and earlier than ``before``, earliest first."""
-    query = (
-        sa.select(*_COLUMNS)
-        .where(_T.c.due.is_not(None), _T.c.due < before)
-        .order_by(_T.c.due, *_ORDER)
-    )
-    if limit is not None:
-        query = query.limit(limit)
     return list(_rows(conn.execute(query)))
 
 

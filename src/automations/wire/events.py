@@ -101,13 +101,6 @@ def fill_payload(target: struct_pb2.Struct, payload: Mapping[str, Any]) -> None:
         structs.fill_struct(target, payload, field="payload")
 
 
-def event_result(
-    index: int, event_id: str, status: event_service_pb2.EventStatus.ValueType
-) -> event_service_pb2.EventResult:
-    """Returns the result of an accepted or duplicate event."""
-    return event_service_pb2.EventResult(index=index, event_id=event_id, status=status)
-
-
 def rejected_event_result(
     index: int, event_id: str, error: errors.InvalidArgument
 ) -> event_service_pb2.EventResult:

@@ -58,18 +58,6 @@ def value_to_python(value: struct_pb2.Value) -> Any:
     return None
 
 
-def dict_to_struct(data: Mapping[str, Any], *, field: str = "") -> struct_pb2.Struct:
-    """Returns a ``Struct`` holding ``data`` (JSON values only).
-
-    Raises:
-        errors.InvalidArgument: ``data`` holds a value JSON cannot carry (named by its path below
-            ``field``).
-    """
-    struct = struct_pb2.Struct()
-    fill_struct(struct, data, field=field)
-    return struct
-
-
 def fill_struct(struct: struct_pb2.Struct, data: Mapping[str, Any], *, field: str = "") -> None:
     """Copies ``data`` into ``struct`` (e.g. a message's ``payload`` field, in place)."""
     fields = struct.fields

@@ -117,16 +117,6 @@ def test_a_related_resource_without_a_role_is_rejected_with_its_index() -> None:
     )
 
 
-def test_accepted_and_duplicate_results_carry_index_and_id() -> None:
-    result = wire_events.event_result(0, "e1", event_service_pb2.EVENT_STATUS_DUPLICATE)
-    assert (result.index, result.event_id, result.status) == (
-        0,
-        "e1",
-        event_service_pb2.EVENT_STATUS_DUPLICATE,
-    )
-    assert not result.reason
-
-
 def test_a_simulated_event_can_default_occurred_to_another_time() -> None:
     message = event_pb2.Event(id="e1", event="x")
     event = wire_events.event_from_proto(message, received=NOW, default_occurred=5.0)

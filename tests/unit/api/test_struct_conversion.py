@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from google.protobuf import json_format, struct_pb2
@@ -23,19 +24,25 @@ PAYLOAD = {
 }
 
 
+def dict_to_struct(data: dict[str, Any], *, field: str = "") -> struct_pb2.Struct:
+    struct = struct_pb2.Struct()
+    structs.fill_struct(struct, data, field=field)
+    return struct
+
+
 def test_a_payload_round_trips_exactly() -> None:
-    struct = structs.dict_to_struct(PAYLOAD)
+    struct = dict_to_struct(PAYLOAD)
     assert structs.struct_to_dict(struct) == PAYLOAD
 
 
 def test_whole_numbers_come_back_as_ints_and_fractions_as_floats() -> None:
-    out = structs.struct_to_dict(structs.dict_to_struct({"a": 3, "b": 3.0, "c": 0.5, "d": -7}))
+    out = structs.struct_to_dict(dict_to_struct({"a": 3, "b": 3.0, "c": 0.5, "d": -7}))
     assert out == {"a": 3, "b": 3, "c": 0.5, "d": -7}
     assert [type(out[k]) for k in "abcd"] == [int, int, float, int]
 
 
 def test_numbers_beyond_double_precision_stay_floats() -> None:
-    out = structs.struct_to_dict(structs.dict_to_struct({"big": 2.0**60}))
+    out = structs.struct_to_dict(dict_to_struct({"big": 2.0**60}))
     assert out == {"big": 2.0**60}
     assert isinstance(out["big"], float)
 
@@ -46,7 +53,7 @@ def test_it_reads_what_json_format_writes() -> None:
 
 
 def test_it_writes_what_json_format_reads() -> None:
-    assert json_format.MessageToDict(structs.dict_to_struct(PAYLOAD)) == json_format.MessageToDict(
+    assert json_format.MessageToDict(dict_to_struct(PAYLOAD)) == json_format.MessageToDict(
         json_format.ParseDict(PAYLOAD, struct_pb2.Struct())
     )
 
@@ -60,24 +67,24 @@ def test_an_unset_value_reads_as_none() -> None:
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_numbers_are_rejected_with_their_path(bad: float) -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        structs.dict_to_struct({"a": {"b": [1, bad]}}, field="payload")
+        dict_to_struct({"a": {"b": [1, bad]}}, field="payload")
     assert caught.value.field == "payload.a.b[1]"
     assert caught.value.reason == "INVALID_JSON"
 
 
 def test_values_json_cannot_carry_are_rejected_with_their_path() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
-        structs.dict_to_struct({"when": object()})
+        dict_to_struct({"when": object()})
     assert caught.value.field == "when"
 
 
 def test_non_string_keys_are_rejected() -> None:
     with pytest.raises(errors.InvalidArgument):
-        structs.dict_to_struct({1: "x"})  # type: ignore[dict-item]
+        dict_to_struct({1: "x"})  # type: ignore[dict-item]
 
 
 def test_a_struct_mapping_answers_len_and_in_without_converting() -> None:
-    mapping = structs.StructMapping(structs.dict_to_struct(PAYLOAD))
+    mapping = structs.StructMapping(dict_to_struct(PAYLOAD))
     assert len(mapping) == len(PAYLOAD)
     assert "attempt" in mapping
     assert "missing" not in mapping
@@ -86,7 +93,7 @@ def test_a_struct_mapping_answers_len_and_in_without_converting() -> None:
 
 
 def test_a_struct_mapping_reads_like_the_dict_and_converts_once() -> None:
-    mapping = structs.StructMapping(structs.dict_to_struct(PAYLOAD))
+    mapping = structs.StructMapping(dict_to_struct(PAYLOAD))
     assert mapping["params"]["nested"]["k"][1] == 2.5
     assert mapping == PAYLOAD
     assert dict(mapping) == PAYLOAD

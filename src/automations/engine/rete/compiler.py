@@ -74,8 +74,6 @@ JSON = dict[str, Any]
 
 NAME_FIELD = "n"
 """The fact field holding the event name."""
-ID_FIELD = "id"
-"""The fact field holding the message id."""
 RESERVED_FIELDS = ("id", "sid", "n", "$s", "$i", "m")
 """Field names the engine or this compiler uses; generated label fields must not collide."""
 
@@ -225,10 +223,6 @@ def rule_keys(trigger: triggers.EventTrigger) -> list[RuleKey]:
 def spec_is_unsatisfiable(spec: SpecKey) -> bool:
     """True when a label has no pattern at all (Prefect's ``any([])`` is false)."""
     return any(not patterns for _, patterns in spec)
-
-
-def _regex_literal(text: str) -> str:
-    return "".join("%" + c if c in _REGEX_SPECIALS else c for c in text)
 
 
 def glob_condition(field: str, glob: str) -> tuple[JSON, bool, bool]:

@@ -1,0 +1,84 @@
+"""Names vulture cannot see used: each is called by a framework, or is deliberately public.
+
+``make lint`` runs vulture over src/ with this file; a name belongs here only with its reason.
+"""
+
+# ruff: noqa: B018, F821 - vulture whitelists are bare attribute expressions
+
+# --- called by frameworks -----------------------------------------------------------------------
+# grpc: servicer methods and server interceptors are looked up by name
+_.StreamEvents
+_.SimulateAutomation
+_.intercept_service
+# pydantic-settings: validators, the sources hook and its parameters, model_config
+_.model_config
+_._split_executors
+_.settings_customise_sources
+_.dotenv_settings
+_.file_secret_settings
+_.get_field_value
+# Jinja: the sandbox's hooks, the code generator's visitor, loader API
+_.visit_Concat
+_.get_source
+_.environment
+_.intercepted_binops
+_.code_generator_class
+_.iterate
+_.guarded_concat
+# SQLAlchemy: event listeners registered by decorator; the DB-API connection's attribute
+_._on_connect
+_._on_begin
+_.isolation_level
+# grpc: the client interceptor's methods, called by the channel
+_.intercept_unary_unary
+_.intercept_unary_stream
+_.intercept_stream_unary
+_.intercept_stream_stream
+# protobuf: oneof members set by assignment
+_.require_any
+_.require_all
+_.null_value
+# the context manager protocol's parameters
+_.exc_type
+_.tb
+# logging: a filter rewrites the record's message in place
+_.msg
+# the package's lazy attribute (``automations.Client``)
+_.__getattr__
+
+# --- Prefect's template API: templates read these (``{{ event.resources_in_role('x') }}``) ----
+_.prefect_object_id
+_.involved_resources
+_.resources_in_role
+_.find_resource_label
+_.triggering_value
+
+# --- the public client: methods users call --------------------------------------------------
+_.create_automation
+_.update_automation
+_.enable_automation
+_.disable_automation
+
+# --- introspection read by the tests and the benchmarks -------------------------------------
+# the pure-Python reference matcher the rete is checked against (differential tests, bench)
+_.PythonMatcher
+# the rete's counters and shape, asserted by the engine tests and printed by bench.rete_match
+_.shard_posts
+_.python_checks
+_.rulesets_created
+_.rulesets_abandoned
+_.fallbacks
+_.name_checks
+_.flush
+_.held_facts
+_.shard_count
+_.pending_rules
+_.shard_sizes
+_.compile_triggers
+_.loaded_automations
+# the checkpointer's count, every state record decoded and the schema revisions: the store
+# tests compare what was written (production streams the raw rows: iter_raw, iter_all_raw)
+_.checkpoints
+_.load_all
+_.current_revision
+_.head_revision
