@@ -318,7 +318,9 @@ def test_a_malformed_template_is_refused_at_create(tmp_path: Path) -> None:
         engine.stop()
 
 
-def test_an_automation_feeding_on_failures_is_cut_by_the_loop_guard(tmp_path: Path) -> None:
+def test_automations_feeding_on_each_others_failures_are_cut_by_the_loop_guard(
+    tmp_path: Path,
+) -> None:
     engine = EngineProcess(tmp_path, env={"AUTOMATIONS_MAX_CHAIN_DEPTH": "3"}).start()
     client = connect(engine)
     try:
@@ -331,37 +333,57 @@ def test_an_automation_feeding_on_failures_is_cut_by_the_loop_guard(tmp_path: Pa
                 "actions": unserved,
             },
         )
-        watcher = create(
-            client,
-            {
-                "name": "on any failure",
-                "trigger": {
-                    "type": "event",
-                    "expect": ["prefect.automation.action.failed"],
-                    "threshold": 1,
-                    "within": 0,
-                },
-                "actions": unserved,
+        on_failure = {
+            "trigger": {
+                "type": "event",
+                "expect": ["prefect.automation.action.failed"],
+                "threshold": 1,
+                "within": 0,
             },
-        )
+            "actions": unserved,
+        }
+        watchers = [create(client, {"name": f"on any failure {n}", **on_failure}) for n in (1, 2)]
         publish(client, "job.done", "job.1")
-        cut = wait_for(
-            lambda: [
-                i
-                for i in client.list_invocations(watcher)
-                if "chain cut" in (i["last_error"] or "")
-            ],
+        wait_for(
+            lambda: all(
+                any("chain cut" in (i["last_error"] or "") for i in client.list_invocations(w))
+                for w in watchers
+            ),
             what="the loop guard",
         )
         # A failure's consequences (its action.failed event, the watcher's next invocation) are
         # committed with it: once nothing is pending or running, the chain has ended.
         wait_for(lambda: settled(client.list_invocations()), what="the chain to settle")
-        watcher_invocations = client.list_invocations(watcher)
-        # starter fails (depth 1) -> watcher fails (2) -> watcher fails (3) -> cut
-        assert len(watcher_invocations) == 3
-        assert len(cut) == 1
+        for watcher in watchers:
+            # starter fails (depth 1) -> each watcher fails (2) -> each fails on the other's
+            # failure (3) -> cut; neither is fed its own failures
+            invocations = client.list_invocations(watcher)
+            assert len(invocations) == 3
+            assert sum("chain cut" in (i["last_error"] or "") for i in invocations) == 1
         (first,) = client.list_invocations(starter)
         assert first["last_error"] == "No executor serves action type 'acme.unserved'"
+    finally:
+        client.close()
+        engine.stop()
+
+
+def test_an_automation_is_not_fed_its_own_failures(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path).start()
+    client = connect(engine)
+    try:
+        watcher = create(
+            client,
+            {
+                "name": "on any event at all",
+                "trigger": {"type": "event", "expect": ["*"], "threshold": 1, "within": 0},
+                "actions": [{"type": "acme.unserved"}],
+            },
+        )
+        publish(client, "job.done", "job.1")
+        wait_for(lambda: client.list_invocations(watcher), what="the watcher's invocation")
+        wait_for(lambda: settled(client.list_invocations()), what="the chain to settle")
+        assert len(client.list_invocations(watcher)) == 1
+        assert len(client.list_firings(watcher)) == 1
     finally:
         client.close()
         engine.stop()

@@ -3,6 +3,11 @@
 The rest of the engine sees only this interface; ``engine.rete`` implements it on a durable_rules
 rete network and ``engine.python_matcher`` in plain Python (the reference the rete is checked
 against).
+
+One rule applies whatever the matcher: an automation never sees its own lifecycle events
+(:func:`without_own_lifecycle`). An automation watching ``prefect.automation.*`` sees every
+other automation's, as in Prefect; its own would only feed it back to itself (one event matched
+by an automation that expects every name became thousands of firings).
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from automations.domain import events, triggers
+
+LIFECYCLE_PREFIX = "prefect.automation."
+"""The prefix of an automation's lifecycle events and of its resource id."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,3 +58,24 @@ class Matcher(Protocol):
         then by the trigger's position in its automation.
         """
         ...
+
+
+def without_own_lifecycle(
+    batch: Sequence[events.Event], matches: list[list[Touch]]
+) -> list[list[Touch]]:
+    """``matches`` without the touches of an automation by its own lifecycle events.
+
+    A lifecycle event is ``prefect.automation.<kind>`` about ``prefect.automation.<id>``; the
+    triggers of automation ``<id>`` do not see it. ``matches`` is changed in place.
+    """
+    prefix = LIFECYCLE_PREFIX
+    for index, touches in enumerate(matches):
+        if not touches:
+            continue
+        event = batch[index]
+        if event.event.startswith(prefix):
+            resource_id = event.resource_id
+            if resource_id.startswith(prefix):
+                owner = resource_id[len(prefix) :]
+                matches[index] = [touch for touch in touches if touch.automation_id != owner]
+    return matches

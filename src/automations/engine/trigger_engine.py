@@ -457,6 +457,7 @@ class TriggerEngine:
         matches = self.matcher.match_batch(order)
         if not any(matches):  # no event of the batch touches a trigger (a C-level pass)
             return
+        matches = matching.without_own_lifecycle(order, matches)
         by_object = self._by_object
         for event, touches in zip(order, matches, strict=True):
             for touch in touches:

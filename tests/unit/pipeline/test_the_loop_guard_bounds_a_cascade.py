@@ -84,9 +84,21 @@ def test_a_second_event_starts_a_tree_with_a_fresh_budget(
     backend: backend_.EngineBackend,
 ) -> None:
     backend.changes.create(watcher("a", ["prefect.automation.action.executed", "start"]))
-    for _ in range(30):  # each event: a's firing and one firing on its own action.executed
+    backend.changes.create(watcher("b", ["prefect.automation.action.executed"]))
+    fired_before, _ = recorded(backend)
+    for _ in range(30):  # each event: a fires, then a and b in turn on each other's executed
         publish(backend, "start")
     fired, failed = recorded(backend)
     # per event: a's firing, then one on each action.executed until the chain is 8 deep
-    assert fired == 30 * 9
+    assert fired - fired_before == 30 * 9
     assert len(failed) == 30 and all(r.startswith("automation chain cut") for r in failed)
+
+
+def test_an_automation_does_not_see_its_own_lifecycle_events(
+    backend: backend_.EngineBackend,
+) -> None:
+    backend.changes.create(watcher("everything", ["*"]))
+    fired_before, _ = recorded(backend)
+    publish(backend, "start")
+    fired, failed = recorded(backend)
+    assert (fired - fired_before, failed) == (1, [])
