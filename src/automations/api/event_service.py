@@ -8,6 +8,7 @@ group commit that wrote them (``pipeline.writer``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -63,6 +64,12 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._max_size = max_event_size
         self._clock = clock
         self._prepare = prepare
+        # The CPU-bound part of a batch (decode, validate, encode) runs on a thread of its own,
+        # not on the event loop: under overload the loop stays free to answer health checks and
+        # small calls (they wait for the GIL's next switch, not behind every batch in flight).
+        self._decoder = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="automations-decode"
+        )
 
     async def ingest(
         self,
@@ -98,26 +105,12 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             )
         metrics.EVENTS_RECEIVED.inc(n)
         metrics.INGEST_BATCH_SIZE.observe(n)
-        good: list[events.Event] = []
-        rejected: dict[int, errors.InvalidArgument] = {}
-        max_size = self._max_size
-        check_size = request_size is None or request_size > max_size
-        from_proto = wire_events.event_from_proto
-        validate = validation.validate_event
-        for i, message in enumerate(messages):
-            try:
-                event = from_proto(message, received=now)
-                validate(event, max_size=max_size, size=message.ByteSize() if check_size else None)
-            except errors.InvalidArgument as exc:
-                metrics.EVENTS_REJECTED.labels(exc.reason).inc()
-                rejected[i] = exc
-            else:
-                good.append(event)
+        good, rejected, prepared = await asyncio.get_running_loop().run_in_executor(
+            self._decoder, self._decode, messages, now, request_size
+        )
         flags: list[bool] = []
         if good:
             try:
-                prepare = self._prepare
-                prepared = None if prepare is None else [prepare(event) for event in good]
                 flags = await self._writer.publish(good, prepared)
             except errors.AutomationsError as exc:
                 metrics.EVENTS_REJECTED.labels(exc.reason).inc(len(good))
@@ -139,6 +132,29 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                     event, new = next(outcomes)
                     add(index=i, event_id=event.id, status=ACCEPTED if new else DUPLICATE)
         metrics.INGEST_LATENCY.observe(time.perf_counter() - start)
+
+    def _decode(
+        self, messages: Sequence[event_pb2.Event], now: float, request_size: int | None
+    ) -> tuple[list[events.Event], dict[int, errors.InvalidArgument], list[Any] | None]:
+        """The batch's valid events, its rejections by index, and the events' store rows."""
+        good: list[events.Event] = []
+        rejected: dict[int, errors.InvalidArgument] = {}
+        max_size = self._max_size
+        check_size = request_size is None or request_size > max_size
+        from_proto = wire_events.event_from_proto
+        validate = validation.validate_event
+        for i, message in enumerate(messages):
+            try:
+                event = from_proto(message, received=now)
+                validate(event, max_size=max_size, size=message.ByteSize() if check_size else None)
+            except errors.InvalidArgument as exc:
+                metrics.EVENTS_REJECTED.labels(exc.reason).inc()
+                rejected[i] = exc
+            else:
+                good.append(event)
+        prepare = self._prepare
+        prepared = None if prepare is None or not good else [prepare(event) for event in good]
+        return good, rejected, prepared
 
     async def PublishEvents(  # noqa: N802 - gRPC method name
         self, request: event_service_pb2.PublishEventsRequest, context: Any

@@ -33,6 +33,8 @@ _SECRET_KEY = re.compile(
 _URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]{1,31})://([^\s\"'<>]+)")
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
 _WEB = frozenset({"http", "https", "ws", "wss"})
+_PATHS_KEPT = re.compile(r"^(file|sqlite|postgres|postgresql|mysql|mariadb|nats|redis)(\+\w+)?$")
+"""Schemes whose path names a file or a database, not a secret (the password is still masked)."""
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
@@ -47,7 +49,7 @@ def _mask_url(match: re.Match[str]) -> str:
     rest, question, query = rest.partition("?")
     authority, slash, path = rest.partition("/")
     user, at, host = authority.rpartition("@")
-    web = scheme.lower() in _WEB
+    web = scheme.lower() in _WEB or bool(_PATHS_KEPT.match(scheme.lower()))
     if not web and (_TOKEN_LIKE.fullmatch(host) or not _HOST.fullmatch(host)):
         host = MASK  # an Apprise URL's first token: tgram://BOT:TOKEN/CHAT
     if at:
@@ -57,7 +59,7 @@ def _mask_url(match: re.Match[str]) -> str:
         authority = host
     if path:
         path = "/".join(
-            segment if segment and web and not _TOKEN_LIKE.fullmatch(segment) else MASK
+            segment if not segment or (web and not _TOKEN_LIKE.fullmatch(segment)) else MASK
             for segment in path.split("/")
         )
     if query:

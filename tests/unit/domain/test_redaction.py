@@ -21,7 +21,7 @@ from automations.domain import redaction
         ("json://bob:pw@127.0.0.1:9/hook", "json://bob:****@127.0.0.1:9/****"),
         (
             "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/12315544/",
-            "tgram://****/****/****",
+            "tgram://****/****/",
         ),
         ("mailto://user:pass@gmail.com", "mailto://user:****@gmail.com"),
         ("https://example.com:8443/a/b", "https://example.com:8443/a/b"),
@@ -47,3 +47,17 @@ def test_secret_named_keys_are_masked_at_any_depth() -> None:
         "url": "https://a:****@h/p",
         "nested": [{"api_key": "****", "name": "kept"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("given", "masked"),
+    [
+        ("sqlite+pysqlite:////tmp/x/automations.db", "sqlite+pysqlite:////tmp/x/automations.db"),
+        (
+            "postgresql+psycopg://app:pw@db.internal:5432/automations",
+            "postgresql+psycopg://app:****@db.internal:5432/automations",
+        ),
+    ],
+)
+def test_database_urls_keep_their_path_and_lose_their_password(given: str, masked: str) -> None:
+    assert redaction.text(given) == masked
