@@ -171,6 +171,10 @@ class Writer(Generic[B]):
         self._started = threading.Event()
         self._start_error: BaseException | None = None
         self._accepting = False
+        self.commits_failing = False
+        """Whether the last group commit failed because the store is unavailable (a full disk)."""
+        self.on_commits_failing: Callable[[bool], None] | None = None
+        """Called on the writer thread each time ``commits_failing`` changes."""
 
     # ------------------------------------------------------------------------------ public API
 
@@ -378,8 +382,11 @@ class Writer(Generic[B]):
                 flags = self._backend.commit_events(batch, self._clock(), prepared=prepared)
         except BaseException as exc:
             logger.exception("committing %d events failed", len(batch))
+            unavailable = self._backend.is_unavailable(exc)
+            if unavailable:
+                self._set_commits_failing(True)
             self._safe_recover()
-            if len(group) > 1 and not self._backend.is_unavailable(exc):
+            if len(group) > 1 and not unavailable:
                 # one client's input must never fail another's: each batch on its own
                 for item in group:
                     self._commit_group([item])
@@ -391,6 +398,8 @@ class Writer(Generic[B]):
             for item in group:
                 item.loop.call_soon_threadsafe(_reject, item.future, failure)
             return
+        if self.commits_failing:
+            self._set_commits_failing(False)
         per_event = (time.perf_counter() - started) / len(batch)
         average = self._seconds_per_event
         self._seconds_per_event = per_event if average <= 0.0 else 0.7 * average + 0.3 * per_event
@@ -401,6 +410,18 @@ class Writer(Generic[B]):
             n = len(item.events)
             item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
             offset += n
+
+    def commits_recovered(self) -> None:
+        """Says that the store takes writes again (a probe committed); see ``commits_failing``."""
+        self._set_commits_failing(False)
+
+    def _set_commits_failing(self, failing: bool) -> None:
+        if failing == self.commits_failing:
+            return
+        self.commits_failing = failing
+        callback = self.on_commits_failing
+        if callback is not None:
+            callback(failing)
 
     def _release(self, n: int) -> None:
         with self._pending_lock:

@@ -282,6 +282,21 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise errors.Unavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
+    def probe_write(self) -> None:
+        """Commits a write that changes nothing: fails while the database takes no writes.
+
+        Unlike :meth:`ping`, it needs room to write (a WAL frame, a new row version), so a full
+        disk fails it; health uses it while commits fail, to see when they would succeed again.
+
+        Raises:
+            errors.Unavailable: The write failed.
+        """
+        try:
+            with self.write() as conn:
+                conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+        except sa.exc.SQLAlchemyError as exc:
+            raise errors.Unavailable(f"database takes no writes: {_first_line(exc)}") from exc
+
     def start_background_checkpoints(self, pages: int) -> None:
         """Checkpoints the WAL from a thread of its own once ``pages`` pages are waiting (SQLite).
 
