@@ -95,6 +95,8 @@ class Settings(pydantic_settings.BaseSettings):
         executor_tls_cert_file: PEM client certificate for executors requiring mTLS (with
             ``executor_tls_key_file``; needs ``executor_tls_ca_file``).
         executor_tls_key_file: PEM private key of ``executor_tls_cert_file``.
+        executor_deny_private_networks: The bundled webhook and notify executors refuse
+            loopback and private addresses too (cloud metadata addresses are always refused).
         gil_switch_interval_seconds: The interpreter's GIL switch interval while serving
             (``process_tuning``); 0 keeps Python's default (5 ms).
         gc_tuning: Freeze what start-up loaded out of the garbage collector's sight and collect
@@ -146,6 +148,7 @@ class Settings(pydantic_settings.BaseSettings):
     executor_tls_ca_file: str = ""
     executor_tls_cert_file: str = ""
     executor_tls_key_file: str = ""
+    executor_deny_private_networks: bool = False
     gil_switch_interval_seconds: float = pydantic.Field(default=0.001, ge=0, le=1)
     gc_tuning: bool = True
     memory_trim_seconds: float = pydantic.Field(default=10.0, ge=0, le=3600)

@@ -140,6 +140,9 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         if settings.prefect_api_url:
             names.append("prefect")
             extra["prefect"] = ["--prefect-api-url", settings.prefect_api_url]
+        if settings.executor_deny_private_networks:
+            for name in ("webhook", "notify"):
+                extra.setdefault(name, []).append("--deny-private-networks")
         bundled = supervisor.BundledExecutors(
             names,
             state_dir=supervisor.state_dir_for(settings.database_url, settings.executor_state_dir),

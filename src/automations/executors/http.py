@@ -15,6 +15,7 @@ import grpc
 import httpx
 
 from automations import executor
+from automations.executors import network_policy
 
 MAX_ERROR_CHARS = 200
 """The transport error's text kept in the action error's metadata, at most."""
@@ -31,12 +32,15 @@ class Failures:
         unreachable_message: The message of a call that could not be made; ``{error}`` is
             replaced by the transport error's type name.
         unreachable_reason: Its ``ErrorInfo`` reason.
+        forbidden_reason: The reason of a connection the network policy refused (a redirect or
+            a DNS answer into a refused network): PERMISSION_DENIED, never retried.
     """
 
     timeout_message: str
     timeout_reason: str
     unreachable_message: str
     unreachable_reason: str
+    forbidden_reason: str
 
 
 @contextlib.contextmanager
@@ -63,9 +67,26 @@ def transport_failures(
             {"error": type(exc).__name__},
         ) from None
     except httpx.TransportError as exc:
+        refused = _refusal(exc)
+        if refused is not None:
+            raise executor.ActionError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"The call was refused by the network policy: {refused}",
+                failures.forbidden_reason,
+            ) from None
         raise executor.ActionError(
             grpc.StatusCode.UNAVAILABLE,
             failures.unreachable_message.format(error=type(exc).__name__),
             failures.unreachable_reason,
             {"error": str(exc)[:MAX_ERROR_CHARS], **(details or {})},
         ) from None
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """The network policy's refusal behind a transport error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, network_policy.ForbiddenAddress):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None

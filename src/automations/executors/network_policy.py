@@ -1,13 +1,17 @@
-"""Which network addresses a webhook may be sent to (a guard against SSRF).
+"""Which network addresses the bundled executors may connect to (a guard against SSRF).
 
 Cloud metadata endpoints (and all of IPv4 link-local, 169.254.0.0/16) are always refused: they
 hand out credentials to whoever asks from inside the instance. With ``--deny-private-networks``
 loopback, unspecified, RFC 1918, CGNAT (100.64.0.0/10), IPv6 unique-local and link-local addresses
-are refused too.
+are refused too. An IPv6 address that carries an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``,
+IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``, 6to4 ``2002:AABB:CCDD::``, Teredo) is
+judged by the IPv4 address too.
 
-The host is resolved before the request and every address it resolves to is checked. The HTTP
-client resolves it again when it connects, so a DNS answer that changes in between (rebinding)
-is not caught; redirects are never followed, so a public URL cannot redirect into the network.
+One policy for every outbound connection of an executor process: :func:`guard_connections`
+checks the address each socket actually connects to, whatever opens it (httpx, Apprise's
+requests, smtplib...), so redirects are checked hop by hop and a DNS answer that changes after a
+check (rebinding) is caught when it is used. The webhook executor also checks a URL's addresses
+before sending, to answer PERMISSION_DENIED with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import asyncio
 import enum
 import ipaddress
 import socket
-from typing import TypeAlias
+import threading
+from typing import Any, TypeAlias
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -62,15 +67,38 @@ class AddressClass(enum.Enum):
     """A cloud metadata endpoint or IPv4 link-local: always refused."""
 
 
-def _unwrap(address: IPAddress) -> IPAddress:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, in any of the ways traffic reaches them."""
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    if any(address in net for net in _NAT64) or (
+        address in _COMPATIBLE and int(address) > 1  # not :: or ::1
+    ):
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return found
 
 
 def classify(address: IPAddress) -> AddressClass:
-    """Classifies ``address`` (an IPv4-mapped IPv6 address as the IPv4 address it carries)."""
-    address = _unwrap(address)
+    """Classifies ``address``; an IPv6 address carrying an IPv4 one gets the stricter class."""
+    if isinstance(address, ipaddress.IPv6Address):
+        classes = [_classify(inner) for inner in _embedded(address)] + [_classify(address)]
+        for kind in (AddressClass.METADATA, AddressClass.PRIVATE):
+            if kind in classes:
+                return kind
+        return AddressClass.PUBLIC
+    return _classify(address)
+
+
+def _classify(address: IPAddress) -> AddressClass:
     if address in METADATA_ADDRESSES or any(
         address in net for net in ALWAYS_DENIED_NETWORKS if net.version == address.version
     ):
@@ -107,3 +135,58 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+class ForbiddenAddress(PermissionError):
+    """A connection to an address the policy refuses; its message names the kind of address."""
+
+
+_refused = threading.local()
+
+
+def refusals() -> list[str]:
+    """What this thread's connections were refused since :func:`clear_refusals`, oldest first."""
+    found: list[str] = getattr(_refused, "messages", [])
+    return found
+
+
+def clear_refusals() -> None:
+    """Forgets this thread's refusals (before a call whose connections are to be judged)."""
+    _refused.messages = []
+
+
+def _check(destination: object, deny_private_networks: bool) -> None:
+    if not isinstance(destination, tuple) or not destination:
+        return  # a Unix socket or another family: not a network destination
+    try:
+        address = ipaddress.ip_address(str(destination[0]).split("%", 1)[0])
+    except ValueError:
+        return
+    if not allowed(address, deny_private_networks=deny_private_networks):
+        message = f"connections to {classify(address).value} addresses are refused ({address})"
+        messages = refusals()
+        messages.append(message)
+        _refused.messages = messages
+        raise ForbiddenAddress(message)
+
+
+def guard_connections(*, deny_private_networks: bool) -> None:
+    """Checks every socket connection of this process against the policy, at connect time.
+
+    Called once at the start of an executor process (``automations executor NAME``): every
+    ``socket.connect`` (and ``connect_ex``) to a refused address raises :class:`ForbiddenAddress`
+    instead. Servers are not concerned (gRPC's own sockets are not Python sockets).
+    """
+    plain_connect = socket.socket.connect
+    plain_connect_ex = socket.socket.connect_ex
+
+    def connect(self: socket.socket, address: Any, /) -> None:
+        _check(address, deny_private_networks)
+        plain_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any, /) -> int:
+        _check(address, deny_private_networks)
+        return plain_connect_ex(self, address)
+
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]

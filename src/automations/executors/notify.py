@@ -25,6 +25,7 @@ import grpc
 
 from automations import executor
 from automations.executor.v1 import executor_service_pb2
+from automations.executors import network_policy
 
 ACTION_TYPE = "send-notification"
 """The action type this executor serves."""
@@ -108,7 +109,13 @@ class Notifier:
         body = _text(params, "body", None)
         subject = _text(params, "subject", DEFAULT_SUBJECT)
         notifier = self.prepare(urls)
-        ok, log = await asyncio.to_thread(self._send, notifier, subject, body)
+        ok, log, refused = await asyncio.to_thread(self._send, notifier, subject, body)
+        if refused:
+            raise executor.ActionError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"The notification was refused by the network policy: {refused[0]}",
+                "NOTIFICATION_URL_FORBIDDEN",
+            )
         if not ok:
             raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
@@ -118,14 +125,19 @@ class Notifier:
             )
         return {"notified": len(notifier)}
 
-    def _send(self, notifier: apprise.Apprise, subject: str, body: str) -> tuple[bool, str]:
+    def _send(
+        self, notifier: apprise.Apprise, subject: str, body: str
+    ) -> tuple[bool, str, list[str]]:
+        """Sends on this thread; returns success, Apprise's log and the policy's refusals."""
+        network_policy.clear_refusals()
         if not PER_CALL_LOGS:
-            return _send_with_log_capture(notifier, subject, body)
+            ok, text = _send_with_log_capture(notifier, subject, body)
+            return ok, text, network_policy.refusals()
         result = notifier.notify(
             body=body, title=subject, timeout=self._timeout, log_level=logging.INFO
         )
         entries = [(str(e.level), str(e.message)) for e in result.logs()]
-        return bool(result), format_log(entries)
+        return bool(result), format_log(entries), network_policy.refusals()
 
 
 def _send_with_log_capture(notifier: Any, subject: str, body: str) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from automations import executor
-from automations.executors import noop, prefect
+from automations.executors import network_policy, noop, prefect
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ def run(
         addr: gRPC ``HOST:PORT``.
         state: The idempotency store's SQLite file (default ``./automations-executor-<name>.db``).
         metrics_addr: Prometheus ``HOST:PORT``; no metrics endpoint when None.
-        deny_private_networks: Webhooks: also refuse loopback and private addresses.
+        deny_private_networks: Webhooks and notifications: also refuse loopback and private
+            addresses (cloud metadata addresses are always refused).
         timeout: Default timeout of one action in seconds.
         action_types: ``noop`` only: more action types to serve.
         grace_seconds: How long in-flight calls may run on after SIGTERM.
@@ -174,6 +175,12 @@ def run(
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
         tls_client_ca_file=tls_client_ca_file,
+    )
+
+    # every outbound connection of this process goes through the network policy; the prefect
+    # executor calls its operator's own Prefect API, often on a private address
+    network_policy.guard_connections(
+        deny_private_networks=deny_private_networks and name != "prefect"
     )
 
     async def main() -> int:

@@ -152,6 +152,7 @@ FAILURES = http.Failures(
     timeout_reason="WEBHOOK_TIMEOUT",
     unreachable_message="The webhook request failed: {error}",
     unreachable_reason="WEBHOOK_CONNECTION_FAILED",
+    forbidden_reason="WEBHOOK_URL_FORBIDDEN",
 )
 """How a webhook call's transport failures are worded."""
 

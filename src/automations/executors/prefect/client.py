@@ -116,6 +116,7 @@ FAILURES = http.Failures(
     timeout_reason="PREFECT_API_TIMEOUT",
     unreachable_message="The Prefect API could not be reached: {error}",
     unreachable_reason="PREFECT_API_UNREACHABLE",
+    forbidden_reason="PREFECT_API_FORBIDDEN",
 )
 """How a Prefect API call's transport failures are worded."""
 
