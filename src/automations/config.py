@@ -107,6 +107,13 @@ class Settings(pydantic_settings.BaseSettings):
             of events, or a page of results).
         max_concurrent_rpcs: Calls (streams included) served at once; more are answered
             RESOURCE_EXHAUSTED at once.
+        http_addr: Where incoming webhooks are served at ``/hooks/<slug>`` (HOST:PORT; empty:
+            off).
+        webhook_base_url: The webhooks' public base URL, shown as their ``url`` (empty:
+            ``http://`` and ``http_addr``); set it when a proxy or another host name fronts them.
+        webhook_max_body_bytes: The largest webhook request body; larger ones are answered 413.
+        webhook_deliveries_kept: Requests kept in each webhook's delivery history.
+        webhook_threads: Threads rendering webhook templates off the event loop.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -154,6 +161,11 @@ class Settings(pydantic_settings.BaseSettings):
     memory_trim_seconds: float = pydantic.Field(default=10.0, ge=0, le=3600)
     max_message_bytes: int = pydantic.Field(default=16 << 20, ge=1 << 20, le=1 << 30)
     max_concurrent_rpcs: int = pydantic.Field(default=1000, ge=1, le=100_000)
+    http_addr: str = "127.0.0.1:8470"
+    webhook_base_url: str = ""
+    webhook_max_body_bytes: int = pydantic.Field(default=5 << 20, ge=1024, le=1 << 30)
+    webhook_deliveries_kept: int = pydantic.Field(default=100, ge=1, le=100_000)
+    webhook_threads: int = pydantic.Field(default=2, ge=1, le=64)
 
     @pydantic.field_validator("grpc_addr")
     @classmethod
@@ -164,6 +176,27 @@ class Settings(pydantic_settings.BaseSettings):
     @classmethod
     def _check_metrics_addr(cls, value: str) -> str:
         return value and _split_address(value, "metrics_addr")
+
+    @pydantic.field_validator("http_addr")
+    @classmethod
+    def _check_http_addr(cls, value: str) -> str:
+        return value and _split_address(value, "http_addr")
+
+    @pydantic.field_validator("webhook_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("webhook_base_url must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    def webhook_url_base(self) -> str:
+        """The webhooks' base URL: ``webhook_base_url``, else ``http://`` and ``http_addr``."""
+        if self.webhook_base_url:
+            return self.webhook_base_url
+        host, _, port = self.http_addr.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}" if self.http_addr else ""
 
     @pydantic.field_validator("executors", mode="before")
     @classmethod

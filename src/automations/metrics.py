@@ -1,7 +1,8 @@
 """Prometheus metrics of the engine (``automations_`` prefix, base units, bounded labels only).
 
-Labels never carry an automation id or an event name: their values come from small fixed sets
-(gRPC method and code, rejection reason, trigger type, posture, action type).
+Labels never carry an automation id, a webhook id or slug, or an event name: their values come
+from small fixed sets (gRPC method and code, rejection reason, trigger type, posture, action type,
+webhook outcome).
 """
 
 from __future__ import annotations
@@ -118,4 +119,24 @@ DISPATCH_DELAY = Histogram(
 CHAINS_CUT = Counter(
     "automations_chains_cut_total",
     "Firings whose actions were not run by the loop guard (a chain too deep, or a cascade over budget).",
+)
+
+# ------------------------------------------------------------------------- incoming webhooks
+
+WEBHOOK_REQUESTS = Counter(
+    "automations_webhook_requests_total",
+    "Requests to /hooks/<slug> by outcome: accepted (204, new events), duplicate (204, every "
+    "event seen before), invalid (400), unauthenticated (401), forbidden (403), not_found "
+    "(404), method_not_allowed (405), too_large (413), rate_limited (429), unavailable (503), "
+    "handshake (a validation handshake answered).",
+    ["outcome"],
+)
+WEBHOOK_LATENCY = Histogram(
+    "automations_webhook_request_duration_seconds",
+    "Time from a webhook request's arrival to its answer (a 204 after the commit).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WEBHOOK_EVENTS = Counter(
+    "automations_webhook_events_total",
+    "Events produced by webhooks and committed (new ones; duplicates are not counted).",
 )

@@ -19,6 +19,7 @@ def _settings(args: argparse.Namespace) -> config.Settings | None:
         for key in (
             "grpc_addr",
             "metrics_addr",
+            "http_addr",
             "database_url",
             "no_executors",
             "executors",

@@ -36,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus HOST:PORT (env AUTOMATIONS_METRICS_ADDR; default 127.0.0.1:9464)",
     )
     serve.add_argument(
+        "--http-addr",
+        help="incoming webhooks at /hooks/<slug>, HOST:PORT; empty: off (env "
+        "AUTOMATIONS_HTTP_ADDR; default 127.0.0.1:8470)",
+    )
+    serve.add_argument(
         "--database-url", help="sqlite:///path or postgresql://... (env AUTOMATIONS_DATABASE_URL)"
     )
     serve.add_argument(

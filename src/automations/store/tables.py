@@ -140,3 +140,44 @@ action_invocations = sa.Table(
     sa.Index(None, "created", "id"),
 )
 """The outbox: one row per action of a firing, dispatched, retried and dead-lettered from here."""
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("slug", Key, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("strict", sa.Boolean, nullable=False),
+    sa.Column("rate_limit", sa.Double, nullable=False),
+    sa.Column(
+        "auth",
+        sa.Text,
+        nullable=False,
+        comment="JSON: bearer token hash, signature scheme, signing secret, header, tolerance",
+    ),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.UniqueConstraint("slug"),
+    sa.Index(None, "created", "id"),
+)
+"""Incoming webhooks (``domain.webhooks``); the slug is the secret part of their URL."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("webhook_id", Key, nullable=False),
+    sa.Column("received", sa.Double, nullable=False),
+    sa.Column(
+        "data",
+        sa.LargeBinary,
+        nullable=False,
+        comment="orjson: method, status, duration, error, rendered, headers (masked), event ids",
+    ),
+    sa.Index(None, "webhook_id", "received"),
+)
+"""The last deliveries of each webhook (``webhook_deliveries_kept`` per webhook)."""

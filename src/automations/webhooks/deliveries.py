@@ -1,0 +1,72 @@
+"""The delivery history: the last requests of each webhook, recorded in batches.
+
+Every request to a known webhook becomes a ``Delivery`` (time, status, error, what the template
+rendered, headers with secrets masked, the events' ids). They are kept in memory and written
+every ``interval`` seconds in one transaction (``flush``), which also trims each webhook's history
+to its newest ``keep``: at thousands of requests per second, one write per request would cost the
+single writer as much as the events themselves. In memory, at most ``keep`` per webhook wait;
+older ones would be trimmed anyway. A crash loses at most the last interval of history, never an
+event: events are committed before their 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from automations.domain import webhooks
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+"""How often waiting deliveries are written."""
+
+
+class DeliveryLog:
+    """Deliveries waiting to be written.
+
+    Args:
+        write: Writes deliveries and trims each webhook's history (one transaction).
+        keep: Deliveries kept per webhook.
+        interval: Seconds between two writes in :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[webhooks.Delivery]], Awaitable[None]],
+        *,
+        keep: int,
+        interval: float = FLUSH_SECONDS,
+    ) -> None:
+        self._write = write
+        self._keep = keep
+        self._interval = interval
+        self._waiting: dict[str, collections.deque[webhooks.Delivery]] = {}
+        self._lock = asyncio.Lock()
+
+    def add(self, delivery: webhooks.Delivery) -> None:
+        """Queues a delivery for the next write."""
+        waiting = self._waiting.get(delivery.webhook_id)
+        if waiting is None:
+            waiting = self._waiting[delivery.webhook_id] = collections.deque(maxlen=self._keep)
+        waiting.append(delivery)
+
+    async def flush(self) -> None:
+        """Writes every waiting delivery now."""
+        async with self._lock:
+            if not self._waiting:
+                return
+            batch = [d for waiting in self._waiting.values() for d in waiting]
+            self._waiting = {}
+            await self._write(batch)
+
+    async def run(self) -> None:
+        """Writes every ``interval`` seconds until cancelled (a failed write is logged)."""
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("recording webhook deliveries failed; they are lost")

@@ -1,0 +1,212 @@
+"""The HTTP side of webhooks: a Starlette app on uvicorn, in the engine's own event loop.
+
+Why uvicorn and Starlette: uvicorn is the maintained ASGI server with a C HTTP/1.1 parser
+(httptools) that runs on an asyncio loop it is given, so the webhooks share the engine's loop
+with the gRPC server and hand events to the same single writer without a thread hop; Starlette is
+the thin, typed ASGI toolkit beneath FastAPI (routing, request and response objects), with no
+dependency of its own. Both are widely used and maintained (the ``bench/webhooks.py`` ceiling is
+this same stack answering 204 with no work).
+
+Routes: ``/hooks/<slug>`` and ``/hooks/<slug>/<path>`` (the part after the slug is the
+template's ``path``) for GET, HEAD, DELETE, POST, PUT, PATCH and OPTIONS (the CloudEvents
+validation handshake); any other method is 405. A body larger than ``max_body_bytes`` is 413,
+told by ``Content-Length`` before anything is read, or as soon as the streamed body passes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from automations import metrics
+from automations.webhooks import receiver as receiver_
+from automations.webhooks import requests
+
+logger = logging.getLogger(__name__)
+
+METHODS = frozenset({"GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"})
+"""The methods ``/hooks/<slug>`` accepts."""
+_ALLOW = ", ".join(sorted(METHODS))
+DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+"""The default body limit (Prefect Cloud's 5 MiB)."""
+
+
+def _response(answer: receiver_.Answer) -> Response:
+    return Response(
+        answer.body or None,
+        status_code=answer.status,
+        headers=dict(answer.headers),
+        media_type="application/json" if answer.body else None,
+    )
+
+
+def build_app(
+    receiver: receiver_.Receiver,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app serving ``/hooks/<slug>``.
+
+    Args:
+        receiver: Answers the requests.
+        max_body_bytes: Larger bodies are answered 413.
+        clock: Wall clock, seconds since the epoch.
+    """
+
+    async def hook(request: Request) -> Response:
+        received = clock()
+        slug = request.path_params["slug"]
+        rest = request.path_params.get("rest", "")
+        webhook = receiver.webhook(slug)
+        if webhook is None:
+            metrics.WEBHOOK_REQUESTS.labels("not_found").inc()
+            return _response(receiver_.NOT_FOUND)
+        method = request.method
+        meta = requests.Request(
+            method,
+            requests.Headers(request.headers.items()),
+            b"",
+            query=request.scope["query_string"].decode("latin-1"),
+            path=f"/{rest}" if rest else "",
+            received=received,
+        )
+        if method not in METHODS:
+            answer = receiver_.error_answer(
+                405, f"method {method} is not allowed", ("Allow", _ALLOW)
+            )
+            return _response(receiver.refuse(webhook, meta, answer, "method_not_allowed"))
+        too_large = receiver_.error_answer(
+            413, f"the body is larger than the limit of {max_body_bytes} bytes"
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            return _response(receiver.refuse(webhook, meta, too_large, "too_large"))
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body_bytes:
+                return _response(receiver.refuse(webhook, meta, too_large, "too_large"))
+            chunks.append(chunk)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        full = requests.Request(
+            method, meta.headers, body, query=meta.query, path=meta.path, received=received
+        )
+        return _response(await receiver.handle(slug, full))
+
+    endpoint = _AsgiEndpoint(hook)
+
+    return Starlette(
+        routes=[
+            Route("/hooks/{slug}", endpoint),
+            Route("/hooks/{slug}/{rest:path}", endpoint),
+        ]
+    )
+
+
+class _AsgiEndpoint:
+    """The endpoint as a plain ASGI app, so that its Route takes every method.
+
+    Given a function, a Route takes only the methods listed and answers the others itself,
+    unrecorded.
+    """
+
+    def __init__(self, hook: Callable[[Request], Awaitable[Response]]) -> None:
+        self._hook = hook
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._hook(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+def bind(addr: str) -> socket.socket:
+    """Opens the listening socket of ``HOST:PORT`` (IPv6 hosts in brackets).
+
+    Raises:
+        OSError: The address cannot be bound (e.g. in use).
+    """
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]")
+    infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handlers: the engine handles SIGTERM itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]  # noqa: ANN201 - uvicorn's hook
+        yield
+
+
+class HttpServer:
+    """Serves an ASGI app on an already bound socket, in the running event loop.
+
+    Args:
+        app: The ASGI app.
+        sock: The listening socket (:func:`bind`).
+        shutdown_grace_seconds: How long :meth:`stop` waits for requests in flight.
+    """
+
+    def __init__(
+        self, app: Starlette, sock: socket.socket, *, shutdown_grace_seconds: float
+    ) -> None:
+        self._sock = sock
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=max(1, round(shutdown_grace_seconds)),
+            timeout_keep_alive=30,
+            backlog=1024,
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` it listens on."""
+        host, port = self._sock.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def start(self) -> None:
+        """Starts serving; returns once the socket accepts requests."""
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it stopped
+                raise RuntimeError("the webhook HTTP server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Stops accepting, lets requests in flight finish (up to the grace period), closes."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        self._task = None

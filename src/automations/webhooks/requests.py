@@ -1,0 +1,108 @@
+"""A webhook request and the template context made from it (Prefect's, plus query, path, raw body).
+
+The context Prefect documents is ``method`` (upper case), ``headers`` (case-insensitive, without
+``Authorization``) and ``body``, parsed best-effort: JSON for ``application/json``, a flat mapping
+of the fields of a form (``application/x-www-form-urlencoded``; a repeated field keeps its last
+value), otherwise JSON if the body parses as JSON, otherwise the text ("" when empty). Added here:
+``query`` (the query string's parameters, a flat mapping like a form), ``path`` (what follows the
+slug in the URL, e.g. ``/github`` for ``/hooks/<slug>/github``; "" for none) and ``raw_body``
+(the body as text, for templates that need it as sent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+FORM = "application/x-www-form-urlencoded"
+
+
+class Headers(dict[str, str]):
+    """Request headers, case-insensitive: keys are stored in lower case and looked up so.
+
+    A plain ``dict`` underneath, so that templates can ``.get``, iterate and ``tojson`` it, and
+    the sandbox refuses to modify it.
+    """
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__()
+        for key, value in items:
+            name = key.lower()
+            existing = dict.get(self, name)
+            dict.__setitem__(self, name, value if existing is None else f"{existing}, {value}")
+
+    def __getitem__(self, key: str) -> str:
+        return dict.__getitem__(self, key.lower() if isinstance(key, str) else key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The header's value (any case of its name), or ``default``."""
+        return dict.get(self, key.lower() if isinstance(key, str) else key, default)
+
+    def without(self, *names: str) -> Headers:
+        """A copy without the named headers."""
+        drop = {name.lower() for name in names}
+        return Headers((k, v) for k, v in self.items() if k not in drop)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """What a webhook received.
+
+    Attributes:
+        method: The HTTP method, upper case.
+        headers: Every header (``Authorization`` included: authentication needs it).
+        body: The raw body.
+        query: The raw query string.
+        path: What follows the slug in the URL path ("" or ``/...``).
+        received: When it arrived, seconds since the epoch.
+    """
+
+    method: str
+    headers: Headers
+    body: bytes
+    query: str = ""
+    path: str = ""
+    received: float = 0.0
+
+
+def parse_body(raw: bytes, content_type: str) -> Any:
+    """The body as templates see it (see the module docstring)."""
+    if not raw:
+        return ""
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime == FORM:
+        return dict(urllib.parse.parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def context(request: Request) -> dict[str, Any]:
+    """The template context of a request."""
+    headers = request.headers
+    return {
+        "method": request.method,
+        "headers": headers.without("authorization"),
+        "body": parse_body(request.body, headers.get("content-type", "")),
+        "query": dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True)),
+        "path": request.path,
+        "raw_body": request.body.decode("utf-8", "replace"),
+    }
+
+
+def default_payload(ctx: Mapping[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """Prefect's default payload when the template sets none: ``{method, headers, body}``.
+
+    Args:
+        ctx: The template context.
+        headers: The headers to show (secrets already masked).
+    """
+    return {"method": ctx["method"], "headers": dict(headers), "body": ctx["body"]}
