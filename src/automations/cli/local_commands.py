@@ -28,6 +28,7 @@ def _settings(args: argparse.Namespace) -> config.Settings | None:
             "tls_key_file",
             "tls_client_ca_file",
             "prefect_api_url",
+            "executor_deny_private_networks",
         )
     }
     try:

@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM CA bundle: require client certificates it signed, mTLS "
         "(env AUTOMATIONS_TLS_CLIENT_CA_FILE)",
     )
+    serve.add_argument(
+        "--deny-private-networks",
+        dest="executor_deny_private_networks",
+        action="store_true",
+        default=None,
+        help="the bundled webhook and notify executors refuse loopback and private addresses "
+        "too; cloud metadata addresses are always refused "
+        "(env AUTOMATIONS_EXECUTOR_DENY_PRIVATE_NETWORKS)",
+    )
     serve.add_argument("--config", help="TOML settings file (env AUTOMATIONS_CONFIG)")
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
     serve.set_defaults(handler=local_commands.serve)
