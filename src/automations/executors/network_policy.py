@@ -20,7 +20,6 @@ import asyncio
 import enum
 import ipaddress
 import socket
-import threading
 from typing import Any, TypeAlias
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -141,18 +140,22 @@ class ForbiddenAddress(PermissionError):
     """A connection to an address the policy refuses; its message names the kind of address."""
 
 
-_refused = threading.local()
+_refused: list[str] = []
+"""Every refusal of this process, oldest first (the most recent ``_KEPT``)."""
+_KEPT = 100
 
 
-def refusals() -> list[str]:
-    """What this thread's connections were refused since :func:`clear_refusals`, oldest first."""
-    found: list[str] = getattr(_refused, "messages", [])
-    return found
+def refusal_count() -> int:
+    """How many connections were refused so far (compare before and after a call)."""
+    return _count[0]
 
 
-def clear_refusals() -> None:
-    """Forgets this thread's refusals (before a call whose connections are to be judged)."""
-    _refused.messages = []
+def last_refusal() -> str:
+    """The most recent refusal's message ("" before any)."""
+    return _refused[-1] if _refused else ""
+
+
+_count = [0]
 
 
 def _check(destination: object, deny_private_networks: bool) -> None:
@@ -164,9 +167,9 @@ def _check(destination: object, deny_private_networks: bool) -> None:
         return
     if not allowed(address, deny_private_networks=deny_private_networks):
         message = f"connections to {classify(address).value} addresses are refused ({address})"
-        messages = refusals()
-        messages.append(message)
-        _refused.messages = messages
+        _refused.append(message)
+        del _refused[:-_KEPT]
+        _count[0] += 1
         raise ForbiddenAddress(message)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any
 
 import apprise
@@ -78,15 +79,34 @@ def format_log(entries: list[tuple[str, str]]) -> str:
     return text[-MAX_LOG_CHARS:]
 
 
+_HOST_IS_DESTINATION = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
+"""Apprise schemes whose URL host is the server the notification is sent to."""
+
+
+def _forbidden(message: str) -> executor.ActionError:
+    return executor.ActionError(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"The notification was refused by the network policy: {message}",
+        "NOTIFICATION_URL_FORBIDDEN",
+    )
+
+
 class Notifier:
     """Handles ``send-notification`` invocations.
 
     Args:
         timeout_seconds: How long one notification call may take.
+        deny_private_networks: Also refuse loopback and private addresses.
     """
 
-    def __init__(self, *, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        deny_private_networks: bool = False,
+    ) -> None:
         self._timeout = timeout_seconds
+        self._deny_private = deny_private_networks
         self._asset = apprise.AppriseAsset(app_id=APP_ID)
         apprise.Apprise(asset=self._asset)  # loads the plugins now, not on the first call
 
@@ -109,13 +129,13 @@ class Notifier:
         body = _text(params, "body", None)
         subject = _text(params, "subject", DEFAULT_SUBJECT)
         notifier = self.prepare(urls)
-        ok, log, refused = await asyncio.to_thread(self._send, notifier, subject, body)
-        if refused:
-            raise executor.ActionError(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"The notification was refused by the network policy: {refused[0]}",
-                "NOTIFICATION_URL_FORBIDDEN",
-            )
+        for url in urls:
+            await self._check_destination(url)
+        refused_before = network_policy.refusal_count()
+        ok, log = await asyncio.to_thread(self._send, notifier, subject, body)
+        if not ok and network_policy.refusal_count() != refused_before:
+            # a redirect, or a DNS answer, into a refused network: the connection was refused
+            raise _forbidden(network_policy.last_refusal())
         if not ok:
             raise executor.ActionError(
                 grpc.StatusCode.UNAVAILABLE,
@@ -125,19 +145,34 @@ class Notifier:
             )
         return {"notified": len(notifier)}
 
-    def _send(
-        self, notifier: apprise.Apprise, subject: str, body: str
-    ) -> tuple[bool, str, list[str]]:
-        """Sends on this thread; returns success, Apprise's log and the policy's refusals."""
-        network_policy.clear_refusals()
+    async def _check_destination(self, url: str) -> None:
+        """PERMISSION_DENIED when ``url`` names a refused address itself (json://169.254...).
+
+        Only for the schemes whose host is where the notification goes; every connection is also
+        checked when it is made (``network_policy.guard_connections``).
+        """
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() not in _HOST_IS_DESTINATION or not parts.hostname:
+            return
+        if network_policy.is_metadata_hostname(parts.hostname):
+            raise _forbidden(f"{parts.hostname} is a cloud metadata service")
+        try:
+            addresses = await network_policy.resolve(parts.hostname, parts.port or 80)
+        except OSError:
+            return  # Apprise reports the failure when it sends
+        for address in addresses:
+            if not network_policy.allowed(address, deny_private_networks=self._deny_private):
+                kind = network_policy.classify(address).value
+                raise _forbidden(f"the notification url resolves to a forbidden {kind} address")
+
+    def _send(self, notifier: apprise.Apprise, subject: str, body: str) -> tuple[bool, str]:
         if not PER_CALL_LOGS:
-            ok, text = _send_with_log_capture(notifier, subject, body)
-            return ok, text, network_policy.refusals()
+            return _send_with_log_capture(notifier, subject, body)
         result = notifier.notify(
             body=body, title=subject, timeout=self._timeout, log_level=logging.INFO
         )
         entries = [(str(e.level), str(e.message)) for e in result.logs()]
-        return bool(result), format_log(entries), network_policy.refusals()
+        return bool(result), format_log(entries)
 
 
 def _send_with_log_capture(notifier: Any, subject: str, body: str) -> tuple[bool, str]:

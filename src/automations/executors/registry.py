@@ -74,7 +74,8 @@ def _notify(options: ExecutorOptions) -> executor.Executor:
     from automations.executors import notify
 
     notifier = notify.Notifier(
-        timeout_seconds=options.timeout_seconds or notify.DEFAULT_TIMEOUT_SECONDS
+        timeout_seconds=options.timeout_seconds or notify.DEFAULT_TIMEOUT_SECONDS,
+        deny_private_networks=options.deny_private_networks,
     )
     return executor.Executor(
         name=options.name, handlers={notify.ACTION_TYPE: notifier}, store=options.sqlite_store()

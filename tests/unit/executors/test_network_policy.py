@@ -4,6 +4,7 @@ import ipaddress
 
 import pytest
 
+from automations.executors import network_policy
 from automations.executors.network_policy import (
     AddressClass,
     allowed,
@@ -72,3 +73,28 @@ async def test_a_literal_address_resolves_to_itself() -> None:
 
 async def test_a_decimal_host_resolves_to_the_address_it_encodes() -> None:
     assert ipaddress.ip_address("169.254.169.254") in await resolve("2852039166", 80)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64
+        "64:ff9b:1::a9fe:a9fe",  # NAT64, local use
+        "2002:a9fe:a9fe::",  # 6to4
+        "::a9fe:a9fe",  # IPv4-compatible
+        "::ffff:169.254.169.254",  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_of_the_metadata_address_are_metadata(address: str) -> None:
+    assert (
+        network_policy.classify(ipaddress.ip_address(address))
+        is network_policy.AddressClass.METADATA
+    )
+
+
+def test_ipv6_forms_of_a_private_address_are_private() -> None:
+    for address in ("64:ff9b::a00:1", "2002:0a00:0001::", "::ffff:10.0.0.1"):
+        assert (
+            network_policy.classify(ipaddress.ip_address(address))
+            is network_policy.AddressClass.PRIVATE
+        )
