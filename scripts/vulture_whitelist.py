@@ -38,6 +38,9 @@ _.intercept_stream_stream
 _.require_any
 _.require_all
 _.null_value
+# uvicorn: the server's signal hook (overridden: the engine handles SIGTERM) and its stop flag
+_.capture_signals
+_.should_exit
 # the context manager protocol's parameters
 _.exc_type
 _.tb

@@ -39,6 +39,8 @@ class EngineProcess:
         self.bundled_executors = bundled_executors
         self.grpc_addr = f"127.0.0.1:{free_port()}"
         self.metrics_addr = f"127.0.0.1:{free_port()}"
+        self.http_addr = f"127.0.0.1:{free_port()}"
+        """Incoming webhooks (``--http-addr``; ``extra_args`` may name another)."""
         self.database_url = database_url or f"sqlite:///{workdir / 'automations.db'}"
         self.extra_args = extra_args
         self.env = env or {}
@@ -56,6 +58,8 @@ class EngineProcess:
             self.grpc_addr,
             "--metrics-addr",
             self.metrics_addr,
+            "--http-addr",
+            self.http_addr,
             "--database-url",
             self.database_url,
             *(() if self.bundled_executors else ("--no-executors",)),

@@ -14,6 +14,7 @@ from automations.cli import (
     invocation_commands,
     local_commands,
     trigger_command,
+    webhook_commands,
 )
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--automation", help="its automation's id (default: whichever it is)")
     p.set_defaults(handler=client_commands.firings_get)
     invocation_commands.add_parser(sub, client)
+    webhook_commands.add_parser(sub, client)
     bridge_command.add_parser(sub, client)
     trigger_command.add_parser(sub)
     return parser

@@ -18,7 +18,8 @@ functions the command line and the server use (``wire.automations``, ``domain.pr
 The calls come in three groups, each in its own module: events (``publish``, ``list_events``),
 automations (``create_automation`` ... ``enable_automation``, ``disable_automation``,
 ``simulate``) and history (``list_firings``, ``get_firing``, ``list_invocations``,
-``get_invocation``, ``redrive``).
+``get_invocation``, ``redrive``), plus webhooks (``create_webhook`` ... ``rotate_webhook``,
+``test_webhook``, ``list_webhook_deliveries``).
 
 Over TLS, with a client certificate (mTLS) and the engine's API token::
 
@@ -51,14 +52,19 @@ from types import TracebackType
 import grpc
 
 from automations import transport
-from automations.client import _automations, _events, _history
+from automations.client import _automations, _events, _history, _webhooks
 from automations.v1 import automation_service_pb2_grpc, event_service_pb2_grpc
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 """The engine's default address (``automations serve --grpc-addr``)."""
 
 
-class Client(_events.EventCalls, _automations.AutomationCalls, _history.HistoryCalls):
+class Client(
+    _events.EventCalls,
+    _automations.AutomationCalls,
+    _history.HistoryCalls,
+    _webhooks.WebhookCalls,
+):
     """A synchronous client of one engine; use it as a context manager or call ``close()``.
 
     Args:

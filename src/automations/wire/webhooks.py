@@ -267,7 +267,7 @@ def scheme_name(value: int) -> str:
     return scheme.value
 
 
-def scheme_value(name: str) -> int:
+def scheme_value(name: str) -> webhook_pb2.SignatureScheme.ValueType:
     """The ``SignatureScheme`` value of a scheme's JSON name.
 
     Raises:
