@@ -61,6 +61,7 @@ _.create_automation
 _.update_automation
 _.enable_automation
 _.disable_automation
+_.simulate_outcome
 
 # --- introspection read by the tests and the benchmarks -------------------------------------
 # the pure-Python reference matcher the rete is checked against (differential tests, bench)
@@ -79,6 +80,10 @@ _.pending_rules
 _.shard_sizes
 _.compile_triggers
 _.loaded_automations
+# the conformance runners replay the corpus's Triggered firings through it; the number of metric
+# groups held, asserted by the metric tests and printed by bench.metric_triggers
+_.run_scenario
+_.live_groups
 # the checkpointer's count, every state record decoded and the schema revisions: the store
 # tests compare what was written (production streams the raw rows: iter_raw, iter_all_raw)
 _.checkpoints

@@ -7,10 +7,13 @@ follower) and the firing history store the same :class:`~automations.domain.even
 * an event is Prefect's event JSON with float seconds for times: ``id``, ``event``, ``occurred``
   and ``resource`` always, ``related``, ``payload``, ``follows`` and ``received`` only when they
   are not empty (or zero);
-* a firing is its fields by name, its triggering event as above, its child firings nested.
+* a firing is its fields by name, its triggering event as above, its child firings nested;
+  ``state`` only when it is not ``Triggered`` and ``triggering_value`` only when it is set
+  (:func:`firing_extras`), so a firing of an event trigger is written as it always was.
 
 Readers take any of the shapes written so far: the firing history of the first releases wrote
-every event key, empty or not, and they read back the same.
+every event key, empty or not, and they read back the same; a firing written before firings had
+a state reads back Triggered, without a value.
 """
 
 from __future__ import annotations
@@ -89,6 +92,16 @@ def event_from_json(data: bytes | str) -> events.Event:
     return event_from_data(orjson.loads(data))
 
 
+def firing_extras(firing: firings.Firing) -> dict[str, Any]:
+    """A firing's ``state`` (when Resolved) and ``triggering_value`` (when set), by name."""
+    extras: dict[str, Any] = {}
+    if firing.state is not firings.FiringState.TRIGGERED:
+        extras["state"] = firing.state.value
+    if firing.triggering_value is not None:
+        extras["triggering_value"] = firing.triggering_value
+    return extras
+
+
 def firing_to_data(firing: firings.Firing) -> dict[str, Any]:
     """A firing (with its child firings) as JSON-able data."""
     event = firing.triggering_event
@@ -102,12 +115,14 @@ def firing_to_data(firing: firings.Firing) -> dict[str, Any]:
         "triggering_event": None if event is None else event_to_data(event),
         "triggering_labels": dict(firing.triggering_labels),
         "child_firings": [firing_to_data(c) for c in firing.child_firings],
+        **firing_extras(firing),
     }
 
 
 def firing_from_data(data: Mapping[str, Any]) -> firings.Firing:
-    """Rebuilds a firing from :func:`firing_to_data`."""
+    """Rebuilds a firing from :func:`firing_to_data` (rows without a state: Triggered)."""
     event = data.get("triggering_event")
+    value = data.get("triggering_value")
     return firings.Firing(
         id=data["id"],
         automation_id=data["automation_id"],
@@ -118,4 +133,6 @@ def firing_from_data(data: Mapping[str, Any]) -> firings.Firing:
         triggering_event=None if event is None else event_from_data(event),
         triggering_labels=dict(data.get("triggering_labels") or {}),
         child_firings=tuple(firing_from_data(c) for c in data.get("child_firings") or ()),
+        state=firings.FiringState(data.get("state") or firings.FiringState.TRIGGERED),
+        triggering_value=None if value is None else float(value),
     )

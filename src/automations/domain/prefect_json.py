@@ -7,14 +7,18 @@ checks and the same field paths in their errors (``trigger.triggers[1].within``)
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from automations.domain import actions as actions_
-from automations.domain import automations, durations, errors, events, triggers
+from automations.domain import (
+    automations,
+    durations,
+    events,
+    metric_json,
+    trigger_fields,
+    triggers,
+)
 
 _EVENT_TRIGGER_KEYS = frozenset(
     {
@@ -33,74 +37,43 @@ _EVENT_TRIGGER_KEYS = frozenset(
 _COMPOSITE_KEYS = frozenset({"type", "id", "triggers", "require", "within"})
 
 
-def _invalid(
-    field: str, message: str, reason: str = "INVALID_AUTOMATION"
-) -> errors.InvalidArgument:
-    return errors.InvalidArgument(field, message, reason=reason)
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+_invalid = trigger_fields.invalid
+_join = trigger_fields.join
+parse_resource_spec = trigger_fields.parse_resource_spec
+dump_resource_spec = trigger_fields.dump_resource_spec
+_string_list = trigger_fields.string_list
+_trigger_digest = trigger_fields.trigger_digest
 
 
 # --------------------------------------------------------------------------------------- triggers
 
 
-def parse_resource_spec(value: object, field: str) -> dict[str, tuple[str, ...]]:
-    """Parses a resource specification: label -> pattern or list of patterns."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _invalid(field, "must be an object mapping labels to patterns")
-    spec: dict[str, tuple[str, ...]] = {}
-    for label, patterns in value.items():
-        if not isinstance(label, str) or not label:
-            raise _invalid(field, "label names must be non-empty strings")
-        if isinstance(patterns, str):
-            spec[label] = (patterns,)
-        elif isinstance(patterns, list | tuple) and all(isinstance(p, str) for p in patterns):
-            spec[label] = tuple(patterns)
-        else:
-            raise _invalid(f"{field}[{label!r}]", "must be a string or a list of strings")
-    return spec
-
-
-def _string_list(value: object, field: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list | tuple | set | frozenset) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise _invalid(field, "must be a list of strings")
-
-
-def _trigger_digest(data: Mapping[str, Any], path: str) -> str:
-    canonical = orjson.dumps({"path": path, "trigger": data}, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()[:24]
-
-
-def parse_trigger(data: object, field: str = "trigger") -> triggers.Trigger:
+def parse_trigger(
+    data: object, field: str = "trigger", *, checked: bool = True
+) -> triggers.Trigger:
     """Parses and validates a trigger; errors name the field path below ``field``.
+
+    ``checked``: enforce the limits that apply on create and update only (a metric trigger's
+    minimum ``range`` and ``firing_for``); stored automations are read back without them.
 
     Raises:
         errors.InvalidArgument: With the path of the first bad field.
     """
     if not isinstance(data, Mapping):
         raise _invalid(field, "must be an object")
-    kind = data.get("type", "event")
+    kind = data.get("type")
+    if kind is None:
+        # Prefect's discriminator: without a type, a "Metric" posture makes a metric trigger
+        kind = "metric" if data.get("posture") == "Metric" else "event"
     if kind == "event":
         return _parse_event_trigger(data, field)
     if kind in ("compound", "sequence"):
-        return _parse_composite(data, field, kind)
+        return _parse_composite(data, field, kind, checked)
     if kind == "metric":
-        raise _invalid(
-            _join(field, "type"),
-            "metric triggers are a Prefect Cloud feature and are not supported",
-            reason="UNSUPPORTED_TRIGGER",
-        )
+        return metric_json.parse_metric_trigger(data, field, checked=checked)
     raise _invalid(
-        _join(field, "type"), f"unknown trigger type {kind!r} (event, compound or sequence)"
+        _join(field, "type"),
+        f"unknown trigger type {kind!r} (event, compound, sequence or metric)",
     )
 
 
@@ -109,19 +82,9 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
     if unknown:
         raise _invalid(_join(field, unknown[0]), "unknown field of an event trigger")
     match = parse_resource_spec(data.get("match"), _join(field, "match"))
-    raw_related = data.get("match_related")
-    related_field = _join(field, "match_related")
-    if raw_related is None:
-        match_related: tuple[dict[str, tuple[str, ...]], ...] = ()
-    elif isinstance(raw_related, Mapping):
-        one = parse_resource_spec(raw_related, related_field)
-        match_related = (one,) if one else ()
-    elif isinstance(raw_related, list | tuple):
-        match_related = tuple(
-            parse_resource_spec(spec, f"{related_field}[{i}]") for i, spec in enumerate(raw_related)
-        )
-    else:
-        raise _invalid(related_field, "must be an object or a list of objects")
+    match_related = trigger_fields.parse_match_related(
+        data.get("match_related"), _join(field, "match_related")
+    )
     after = _string_list(data.get("after"), _join(field, "after"))
     expect = _string_list(data.get("expect"), _join(field, "expect"))
     for_each = _string_list(data.get("for_each"), _join(field, "for_each"))
@@ -129,12 +92,6 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
         if label.startswith("related:") and label.count(":") < 2:
             raise _invalid(f"{field}.for_each[{i}]", "must be a label or related:<role>:<label>")
     posture_raw = data.get("posture", "Reactive")
-    if posture_raw == "Metric":
-        raise _invalid(
-            _join(field, "posture"),
-            "metric triggers are a Prefect Cloud feature and are not supported",
-            reason="UNSUPPORTED_TRIGGER",
-        )
     try:
         posture = triggers.Posture(posture_raw)
     except ValueError:
@@ -184,7 +141,7 @@ def _parse_event_trigger(data: Mapping[str, Any], field: str) -> triggers.EventT
 
 
 def _parse_composite(
-    data: Mapping[str, Any], field: str, kind: str
+    data: Mapping[str, Any], field: str, kind: str, checked: bool
 ) -> triggers.CompoundTrigger | triggers.SequenceTrigger:
     allowed = _COMPOSITE_KEYS if kind == "compound" else _COMPOSITE_KEYS - {"require"}
     unknown = sorted(set(data) - allowed)
@@ -201,7 +158,8 @@ def _parse_composite(
             reason="TRIGGER_CAN_NEVER_FIRE",
         )
     children = tuple(
-        parse_trigger(child, f"{children_field}[{i}]") for i, child in enumerate(raw_children)
+        parse_trigger(child, f"{children_field}[{i}]", checked=checked)
+        for i, child in enumerate(raw_children)
     )
     within_field = _join(field, "within")
     raw_within = data.get("within")
@@ -238,21 +196,12 @@ def _parse_composite(
     )
 
 
-def dump_resource_spec(spec: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    """Prints a spec as Prefect does: a single pattern as a string, several as a list."""
-    return {label: (p[0] if len(p) == 1 else list(p)) for label, p in spec.items()}
-
-
 def dump_trigger(trigger: triggers.Trigger) -> dict[str, Any]:
     """Prints a trigger in Prefect's JSON shape (durations in seconds)."""
+    if isinstance(trigger, triggers.MetricTrigger):
+        return metric_json.dump_metric_trigger(trigger)
     if isinstance(trigger, triggers.EventTrigger):
-        related: Any
-        if not trigger.match_related:
-            related = {}
-        elif len(trigger.match_related) == 1:
-            related = dump_resource_spec(trigger.match_related[0])
-        else:
-            related = [dump_resource_spec(s) for s in trigger.match_related]
+        related = trigger_fields.dump_match_related(trigger.match_related)
         return {
             "type": "event",
             "id": trigger.id,
@@ -304,12 +253,17 @@ def _parse_actions(value: object, field: str) -> tuple[actions_.Action, ...]:
 
 
 def parse_automation(
-    data: object, *, automation_id: str = "", created: float = 0.0, updated: float = 0.0
+    data: object,
+    *,
+    automation_id: str = "",
+    created: float = 0.0,
+    updated: float = 0.0,
+    checked: bool = True,
 ) -> automations.Automation:
     """Parses and validates Prefect's automation JSON.
 
     Output-only fields in ``data`` (``id``, ``created``, ``updated``) are ignored; the caller
-    passes the server's values.
+    passes the server's values. ``checked``: see :func:`parse_trigger` (False for stored rows).
 
     Raises:
         errors.InvalidArgument: With the path of the first bad field.
@@ -328,7 +282,7 @@ def parse_automation(
     tags = _string_list(data.get("tags"), "tags")
     if "trigger" not in data:
         raise _invalid("trigger", "is required")
-    trigger = parse_trigger(data["trigger"], "trigger")
+    trigger = parse_trigger(data["trigger"], "trigger", checked=checked)
     if "actions" not in data:
         raise _invalid("actions", 'is required (use [{"type": "do-nothing"}] for none)')
     owner = data.get("owner_resource")

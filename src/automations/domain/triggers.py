@@ -1,4 +1,4 @@
-"""Triggers: Prefect's event, compound and sequence triggers as frozen dataclasses.
+"""Triggers: Prefect's event, compound, sequence and metric triggers as frozen dataclasses.
 
 A trigger's ``id`` is derived from its definition and its position in the automation (see
 ``prefect_json.assign_trigger_ids``): an update that leaves a trigger's definition unchanged keeps its
@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
+
+from automations.domain import metric_queries
 
 ResourceSpec = Mapping[str, tuple[str, ...]]
 """Label name -> patterns; labels are ANDed, the patterns of one label ORed."""
@@ -116,8 +118,35 @@ class SequenceTrigger:
         return len(self.triggers)
 
 
-Trigger = EventTrigger | CompoundTrigger | SequenceTrigger
+@dataclasses.dataclass(frozen=True, slots=True)
+class MetricTrigger:
+    """Fires when a metric over the matching events breaches a threshold for ``firing_for``.
+
+    Prefect's ``MetricTrigger`` (posture ``Metric``). Each group of the metric (one, without
+    ``metric.for_each``) starts Resolved, becomes Triggered once the breach has held for
+    ``firing_for`` and Resolved again once the recovery has; each change is a firing.
+
+    Attributes:
+        id: Stable id derived from the definition and position.
+        match: Spec over the primary resource's labels of the events feeding the metric.
+        match_related: Specs over their related resources (each met by some related resource).
+        metric: What is measured and when it breaches.
+    """
+
+    id: str
+    match: ResourceSpec
+    match_related: tuple[ResourceSpec, ...]
+    metric: metric_queries.MetricQuery
+
+    @property
+    def type(self) -> str:
+        """The Prefect ``type`` discriminator."""
+        return "metric"
+
+
+Trigger = EventTrigger | CompoundTrigger | SequenceTrigger | MetricTrigger
 """Any trigger."""
+
 CompositeTrigger = CompoundTrigger | SequenceTrigger
 """A trigger made of child triggers."""
 
@@ -125,7 +154,7 @@ CompositeTrigger = CompoundTrigger | SequenceTrigger
 def iter_triggers(trigger: Trigger) -> list[Trigger]:
     """Returns ``trigger`` and all its descendants, parents before children."""
     out: list[Trigger] = [trigger]
-    if not isinstance(trigger, EventTrigger):
+    if isinstance(trigger, CompoundTrigger | SequenceTrigger):
         for child in trigger.triggers:
             out.extend(iter_triggers(child))
     return out

@@ -38,6 +38,7 @@ from automations.engine.clock import quantize
 
 if TYPE_CHECKING:
     from automations.engine.composite import CompositeRuntime
+    from automations.engine.resolution import Resolutions
 
 PRECEDING_EVENT_LOOKBACK = 900.0
 """Seconds a first reactive window reaches back (Prefect's ``PRECEDING_EVENT_LOOKBACK``)."""
@@ -130,8 +131,13 @@ class BucketHost(Protocol):
     def satisfied(self, runtime: TriggerRuntime, bucket: Bucket, now: float) -> None:
         """A proactive bucket met its threshold: drop it at the next call after ``now``."""
 
+    def resolved(
+        self, runtime: TriggerRuntime, key: BucketKey, event: events.Event, now: float
+    ) -> None:
+        """A key that fired resolved: its expected events resumed (``engine.resolution``)."""
 
-def _label_reader(label: str) -> Callable[[events.Event], str]:
+
+def label_reader(label: str) -> Callable[[events.Event], str]:
     """Prefect's ``Event.find_resource_label`` for one ``for_each`` label ("" when missing)."""
     directive, _, related_label = label.rpartition(":")
     directive, _, role = directive.partition(":")
@@ -181,6 +187,7 @@ class TriggerRuntime:
         "threshold",
         "label_names",
         "watches_always",
+        "resolving",
         "_readers",
     )
 
@@ -207,9 +214,11 @@ class TriggerRuntime:
         self.has_after = bool(trigger.after)
         self.threshold = trigger.threshold
         self.label_names: tuple[str, ...] = tuple(sorted(trigger.for_each))
-        self._readers = tuple(_label_reader(label) for label in self.label_names)
+        self._readers = tuple(label_reader(label) for label in self.label_names)
         self.watches_always = not self.reactive and not trigger.after and not trigger.for_each
         """Improved rule I1: back-to-back windows from load time, no for_each, no after."""
+        self.resolving: Resolutions | None = None
+        """For a top-level proactive trigger: the keys that fired, waiting to resolve."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -311,6 +320,10 @@ class TriggerRuntime:
             now: Wall time of processing (the firing time).
         """
         key = self.bucketing_key(event)
+        resolving = self.resolving
+        if resolving is not None and expect and resolving.waiting:
+            if resolving.expected(key, event):
+                self.host.resolved(self, key, event, now)
         bucket: Bucket | None = None
         occurred = event.occurred
         if self.has_after and after:

@@ -1,7 +1,8 @@
 """Record encoding: the engine's in-memory state written as :class:`~automations.engine.state.StateRecord`.
 
-What a step hands the store (the changed buckets and child firings, the seen-id chunks, held
-followers and the event clock) and a full :func:`snapshot` of the same state. The record kinds and
+What a step hands the store (the changed buckets and child firings, the keys of proactive
+triggers waiting to resolve, the seen-id chunks, held followers and the event clock) and a full
+:func:`snapshot` of the same state (metric triggers write theirs through ``metrics.records``). The record kinds and
 their ``data`` are described in ``state``; reading them back is ``restore``.
 
 Bucket data is encoded here, once, to JSON bytes; a bucket keeps its last event encoded too, and an
@@ -93,6 +94,26 @@ def child_firing_deletes(cr: CompositeRuntime) -> list[StateRecord]:
         StateRecord(cr.automation_id, cr.trigger_id, state.CHILD_FIRING, child_id)
         for child_id in cr.stored
     ]
+
+
+def resolution_deletes(rt: TriggerRuntime) -> list[StateRecord]:
+    """Deletions of the stored ``resolution`` records of a proactive trigger's runtime."""
+    resolving = rt.resolving
+    if resolving is None:
+        return []
+    return [
+        StateRecord(rt.automation_id, rt.trigger_id, state.RESOLUTION, key_text(key))
+        for key in resolving.stored
+    ]
+
+
+def write_resolutions(runtimes: Iterable[TriggerRuntime], step: Step) -> None:
+    """Adds to ``step`` the changed ``resolution`` records of top-level proactive triggers."""
+    for rt in runtimes:
+        resolving = rt.resolving
+        if resolving is not None and resolving.dirty:
+            for record in resolving.records(rt.automation_id, rt.trigger_id, key_text):
+                (step.upserts if record.data is not None else step.deletes).append(record)
 
 
 def follower_record(ordering: CausalOrdering, event_id: str) -> StateRecord:
@@ -254,6 +275,8 @@ def snapshot(
         for rt in runtimes:
             for bucket in rt.buckets.values():
                 out.append(bucket_record(rt, bucket))
+            if rt.resolving is not None:
+                out.extend(rt.resolving.snapshot(rt.automation_id, rt.trigger_id, key_text))
         for cr in composites:
             for child_id in cr.child_firings:
                 out.append(child_firing_record(cr, child_id))

@@ -18,12 +18,21 @@ from automations.engine import records, state
 from automations.engine.buckets import Bucket, BucketKey, DueEntry, TriggerRuntime
 from automations.engine.clock import EventClock
 from automations.engine.composite import CompositeRuntime
+from automations.engine.metrics.host import MetricRecord
+from automations.engine.metrics.runtime import MetricRuntime
 from automations.engine.ordering import CausalOrdering
 from automations.engine.state import StateRecord
 
-Target = tuple[str, Mapping[str, TriggerRuntime], Mapping[str, CompositeRuntime], set[str]]
+Target = tuple[
+    str,
+    Mapping[str, TriggerRuntime],
+    Mapping[str, CompositeRuntime],
+    set[str],
+    Mapping[str, MetricRuntime],
+]
 """Where one automation's records go: its id, its event-trigger runtimes and composite runtimes by
-trigger id, and the ids of triggers that kept their in-memory state (their records are skipped)."""
+trigger id, the ids of triggers that kept their in-memory state (their records are skipped), and
+its metric-trigger runtimes by trigger id."""
 
 _RECENT_KEYS = 65_536
 """Distinct one-label keys remembered while reading, to share one string between triggers."""
@@ -34,8 +43,9 @@ def restore_records(
     items: Iterable[state.RecordLike],
     heap: list[DueEntry],
     deletes: list[StateRecord],
+    metric_records: list[MetricRecord] | None = None,
 ) -> int:
-    """Restores bucket and child-firing records into their runtimes, in one pass.
+    """Restores bucket, child-firing and resolution records into their runtimes, in one pass.
 
     Args:
         resolve: Where the records of an automation id go; None to ignore them.
@@ -44,6 +54,8 @@ def restore_records(
             of one automation are best kept together (``resolve`` is called once per run).
         heap: The deadline heap, which gets an entry per restored bucket.
         deletes: Gets the records of triggers that no longer exist, to be deleted.
+        metric_records: Gets the records of metric triggers, with their runtime (for
+            ``MetricEngine.restore``); None drops them.
 
     Returns:
         The number of records read.
@@ -83,7 +95,7 @@ def restore_records(
             target = resolve(record_aid)
         if target is None:
             continue
-        aid, runtimes, composites, kept = target
+        aid, runtimes, composites, kept, metric_runtimes = target
         if kind == state.BUCKET:
             rt = runtimes.get(trigger_id)
             if rt is None:
@@ -121,6 +133,18 @@ def restore_records(
                 continue
             child_data = loads(data) if isinstance(data, bytes) else data
             child_records.append((cr, codec.firing_from_data(child_data)))
+        elif kind in state.METRIC_KINDS:
+            mr = metric_runtimes.get(trigger_id)
+            if mr is None:
+                deletes.append(StateRecord(aid, trigger_id, kind, key_text))
+            elif trigger_id not in kept and metric_records is not None:
+                metric_records.append((mr, kind, key_text, data, due))
+        elif kind == state.RESOLUTION:
+            rt = runtimes.get(trigger_id)
+            if rt is None or rt.resolving is None:
+                deletes.append(StateRecord(aid, trigger_id, kind, key_text))
+            elif trigger_id not in kept:
+                rt.resolving.restore(rt.key_from_values(loads(key_text)), data)
     if len(entries) > 64 and len(entries) * 4 > len(heap):
         heap.extend(entries)
         heapq.heapify(heap)

@@ -10,6 +10,14 @@ including ``until``; at one instant, deadlines and lost followers come first (``
 that instant's steps (one ``process`` batch), then anything the steps made overdue. A firing's
 ``at`` is the wall time of the call that produced it.
 
+Every step's state records are kept as the store would keep them, so that a scenario step
+``{"at": T, "restart": true}`` can replace the engine at ``T`` by a new one loaded from them: what
+a kill -9 and a restart do to a real engine.
+
+A scenario's firings are its Triggered firings of the top-level trigger (``firings``); Resolved
+ones (a metric back within its threshold, a proactive trigger's events resuming) are reported
+beside them (``resolutions``).
+
 Scenario times are seconds from a scenario epoch, 2030-01-01T00:00:00Z.
 """
 
@@ -22,6 +30,7 @@ from typing import Any
 from automations.domain import automations, events, firings, prefect_json
 from automations.engine import matching
 from automations.engine.clock import VirtualClock, quantize
+from automations.engine.state import StateRecord, Step
 from automations.engine.trigger_engine import TriggerEngine
 
 EPOCH = 1893456000.0
@@ -45,12 +54,27 @@ def scenario_event(step: Mapping[str, Any], epoch: float = EPOCH) -> events.Even
     )
 
 
-def _firing_row(firing: firings.Firing, epoch: float) -> dict[str, Any]:
-    return {
+Step_ = tuple[float, events.Event | None]
+"""A simulation step: its delivery time and its event, or None for a restart of the engine."""
+
+
+def firing_row(firing: firings.Firing, epoch: float) -> dict[str, Any]:
+    """A firing as a scenario lists it (``triggering_value`` only for metric triggers)."""
+    row: dict[str, Any] = {
         "at": round(firing.triggered - epoch, 6),
         "triggering_event": firing.triggering_event_id,
         "labels": dict(firing.triggering_labels),
     }
+    if firing.trigger_type == "metric":
+        row["triggering_value"] = firing.triggering_value
+    return row
+
+
+def split(fired: Sequence[firings.Firing]) -> tuple[list[firings.Firing], list[firings.Firing]]:
+    """Top-level firings as (Triggered ones, Resolved ones), each in order."""
+    triggered = [f for f in fired if f.state is firings.FiringState.TRIGGERED]
+    resolved = [f for f in fired if f.state is firings.FiringState.RESOLVED]
+    return triggered, resolved
 
 
 def rete_matcher() -> matching.Matcher:
@@ -62,12 +86,14 @@ def rete_matcher() -> matching.Matcher:
 
 def simulate(
     automation: automations.Automation,
-    steps: Sequence[tuple[float, events.Event]],
+    steps: Sequence[Step_],
     *,
     until: float | None = None,
     start: float | None = None,
 ) -> list[firings.Firing]:
     """Runs ``automation`` over ``(delivery time, event)`` steps; returns its firings in order.
+
+    Triggered and Resolved firings of the top-level trigger, in the order they happened.
 
     The clock starts at ``start`` (default: the first step) and runs to ``until`` (default: the
     last step), inclusive.
@@ -84,7 +110,7 @@ def run_scenario(
     matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
     epoch: float = EPOCH,
 ) -> list[dict[str, Any]]:
-    """Replays one scenario and returns its top-level firings.
+    """Replays one scenario and returns its top-level Triggered firings.
 
     Args:
         scenario: A parsed conformance scenario (format in docs/scenarios.md).
@@ -92,7 +118,24 @@ def run_scenario(
         epoch: Wall time of the scenario's time 0.
 
     Returns:
-        ``[{"at": seconds from time 0, "triggering_event": id or None, "labels": {...}}]`` in order.
+        ``[{"at": seconds from time 0, "triggering_event": id or None, "labels": {...}}]`` in order
+        (plus ``triggering_value`` for a metric trigger).
+
+    Raises:
+        errors.InvalidArgument: The scenario's automation is invalid.
+    """
+    return scenario_outcome(scenario, matcher_factory=matcher_factory, epoch=epoch)["firings"]
+
+
+def scenario_outcome(
+    scenario: Mapping[str, Any],
+    *,
+    matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
+    epoch: float = EPOCH,
+) -> dict[str, list[dict[str, Any]]]:
+    """Replays one scenario: ``{"firings": [...], "resolutions": [...]}``.
+
+    Rows as in :func:`run_scenario`; ``resolutions`` are the Resolved firings, in order.
 
     Raises:
         errors.InvalidArgument: The scenario's automation is invalid.
@@ -100,18 +143,39 @@ def run_scenario(
     automation = prefect_json.parse_automation(
         scenario["automation"], automation_id=SCENARIO_AUTOMATION_ID
     )
-    steps = [
-        (quantize(epoch + float(step["at"])), scenario_event(step, epoch))
+    steps: list[Step_] = [
+        (
+            quantize(epoch + float(step["at"])),
+            None if step.get("restart") is True else scenario_event(step, epoch),
+        )
         for step in scenario["steps"]
     ]
     until = quantize(epoch + float(scenario["until"]))
     fired = run(automation, steps, until, matcher_factory=matcher_factory, start=epoch)
-    return [_firing_row(f, epoch) for f in fired]
+    triggered, resolved = split(fired)
+    return {
+        "firings": [firing_row(f, epoch) for f in triggered],
+        "resolutions": [firing_row(f, epoch) for f in resolved],
+    }
+
+
+class _Store:
+    """The state records of every step so far, as the store keeps them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str, str], StateRecord] = {}
+
+    def apply(self, step: Step) -> list[firings.Firing]:
+        for record in step.deletes:
+            self.rows.pop(record.identity, None)
+        for record in step.upserts:
+            self.rows[record.identity] = record
+        return step.firings
 
 
 def run(
     automation: automations.Automation,
-    steps: Sequence[tuple[float, events.Event]],
+    steps: Sequence[Step_],
     until: float,
     *,
     matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
@@ -121,7 +185,8 @@ def run(
 
     Args:
         automation: The automation (loaded at ``start``).
-        steps: ``(delivery time, event)`` pairs in non-decreasing time order.
+        steps: ``(delivery time, event)`` pairs in non-decreasing time order; an event of None
+            restarts the engine from the records of the steps before it.
         until: The clock runs to this time, inclusive.
         matcher_factory: Makes the matcher the engine uses.
         start: Wall time at which the automation is loaded.
@@ -130,6 +195,14 @@ def run(
     engine = TriggerEngine(matcher_factory(), new_id=lambda: f"firing-{next(counter)}")
     clock = VirtualClock(start)
     engine.load_automation(automation, now=start)
+    store = _Store()
+
+    def restart(now: float) -> TriggerEngine:
+        fresh = TriggerEngine(matcher_factory(), new_id=lambda: f"firing-{next(counter)}")
+        rows = list(store.rows.values())
+        fresh.restore_global(r for r in rows if r.automation_id == "")
+        fresh.load_automation(automation, [r for r in rows if r.automation_id != ""], now=now)
+        return fresh
 
     out: list[firings.Firing] = []
     index = 0
@@ -156,14 +229,22 @@ def run(
         first = False
         clock.advance_to(instant)
         current = instant
-        out.extend(engine.advance(instant).firings)
+        out.extend(store.apply(engine.advance(instant)))
         batch: list[events.Event] = []
         while index < len(steps) and steps[index][0] == instant:
-            batch.append(steps[index][1])
+            event = steps[index][1]
             index += 1
+            if event is not None:
+                batch.append(event)
+                continue
+            if batch:
+                out.extend(store.apply(engine.process(batch, instant)))
+                batch = []
+            engine = restart(instant)
+            out.extend(store.apply(engine.advance(instant)))
         if batch:
-            out.extend(engine.process(batch, instant).firings)
+            out.extend(store.apply(engine.process(batch, instant)))
         due = engine.next_due()
         if due is not None and due <= instant:
-            out.extend(engine.advance(instant).firings)
+            out.extend(store.apply(engine.advance(instant)))
     return out

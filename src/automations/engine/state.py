@@ -7,6 +7,10 @@ The store keeps records generically, in one table keyed by
   values, ``due`` the window end (event time; for a reactive bucket, end + 60 s, when it is swept).
 * ``child_firing``: the latest firing of one child of a compound/sequence trigger; ``trigger_id`` is
   the composite trigger, ``key`` the child trigger id.
+* ``resolution``: a key of a top-level proactive trigger that fired and waits for its expected
+  events to resume (``engine.resolution``); ``key`` as a bucket's;
+* ``metric_state``, ``metric_samples``, ``metric_entity``: a metric trigger's groups, the samples
+  of its windows and its open intervals or outcomes (``engine.metrics.records``);
 * engine-wide records have ``automation_id == ""``: ``follower`` (a held event; ``key`` its id,
   ``due`` the wall time at which it becomes lost), ``clock`` (the event clock) and ``seen`` (a chunk
   of processed event ids; ``due`` when they expire).
@@ -35,6 +39,11 @@ CHILD_FIRING = "child_firing"
 FOLLOWER = "follower"
 CLOCK = "clock"
 SEEN = "seen"
+RESOLUTION = "resolution"
+METRIC_STATE = "metric_state"
+METRIC_SAMPLES = "metric_samples"
+METRIC_ENTITY = "metric_entity"
+METRIC_KINDS = frozenset({METRIC_STATE, METRIC_SAMPLES, METRIC_ENTITY})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

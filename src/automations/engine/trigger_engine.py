@@ -29,8 +29,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Sequence
 
-from automations.domain import automations, events, firings, ids, triggers
-from automations.engine import matching, records, restore, state
+from automations.domain import automations, events, firings, ids
+from automations.engine import loading, matching, records, restore, state
 from automations.engine import ordering as ordering_
 from automations.engine.buckets import (
     EXPIRED_BUCKET_BUFFER,
@@ -41,28 +41,13 @@ from automations.engine.buckets import (
 )
 from automations.engine.clock import EventClock, quantize
 from automations.engine.composite import CompositeRuntime
+from automations.engine.metrics.host import MetricEngine, MetricRecord
 from automations.engine.ordering import CausalOrdering
 from automations.engine.state import StateRecord, Step
 
 
 def _default_id() -> str:
     return ids.uuid7()
-
-
-class _Loaded:
-    """One loaded automation's runtimes."""
-
-    __slots__ = ("automation", "order", "event_runtimes", "composites")
-
-    def __init__(self, automation: automations.Automation, order: int) -> None:
-        self.automation = automation
-        self.order = order
-        self.event_runtimes: dict[str, TriggerRuntime] = {}
-        self.composites: dict[str, CompositeRuntime] = {}
-
-    def target(self, kept: set[str]) -> restore.Target:
-        """Where its records are restored (``kept``: triggers that kept in-memory state)."""
-        return (self.automation.id, self.event_runtimes, self.composites, kept)
 
 
 class TriggerEngine:
@@ -94,7 +79,7 @@ class TriggerEngine:
         self.persist_seen = persist_seen
         self.clock = EventClock()
         self.ordering = CausalOrdering(self.clock, max_seen=max_seen)
-        self._automations: dict[str, _Loaded] = {}
+        self._automations: dict[str, loading.Loaded] = {}
         self._order = 0
         self._by_object: dict[int, TriggerRuntime] = {}
         self._by_id: dict[tuple[str, str], TriggerRuntime] = {}
@@ -106,6 +91,9 @@ class TriggerEngine:
         self._pending_deletes: list[StateRecord] = []
         self._firings: list[firings.Firing] = []
         self._seen = records.SeenChunks()
+        self._resolving: dict[int, TriggerRuntime] = {}
+        self.metrics = MetricEngine(self.clock, self._emit, new_id)
+        """The metric triggers (``engine.metrics``)."""
 
     # ================================================================== loading
 
@@ -131,7 +119,11 @@ class TriggerEngine:
         """
         loaded, kept = self._prepare(automation)
         target = loaded.target(kept)
-        restore.restore_records(lambda _: target, state_records, self._heap, self._pending_deletes)
+        metric_records: list[MetricRecord] = []
+        restore.restore_records(
+            lambda _: target, state_records, self._heap, self._pending_deletes, metric_records
+        )
+        self.metrics.restore(metric_records)
         self._activate(loaded, now)
 
     def load_automations(
@@ -158,83 +150,47 @@ class TriggerEngine:
         """
         prepared = {automation.id: self._prepare(automation) for automation in items}
         targets = {aid: loaded.target(kept) for aid, (loaded, kept) in prepared.items()}
+        metric_records: list[MetricRecord] = []
         read = restore.restore_records(
-            targets.get, state_records, self._heap, self._pending_deletes
+            targets.get, state_records, self._heap, self._pending_deletes, metric_records
         )
+        self.metrics.restore(metric_records)
         for loaded, _ in prepared.values():
             self._activate(loaded, now)
         return read
 
-    def _prepare(self, automation: automations.Automation) -> tuple[_Loaded, set[str]]:
+    def _prepare(self, automation: automations.Automation) -> tuple[loading.Loaded, set[str]]:
         """Builds an automation's runtimes, taking over the state of unchanged triggers."""
-        aid = automation.id
-        old = self._automations.pop(aid, None)
+        old = self._automations.pop(automation.id, None)
         if old is not None:
             order = old.order
         else:
             order = self._order
             self._order += 1
-        loaded = _Loaded(automation, order)
-        position = 0
+        loaded = loading.build(automation, order, self, self.metrics, old)
+        if old is None:
+            return loaded, set()
+        self._forget_runtimes(old)
+        outcome = loading.take_over(old, loaded, self.metrics)
+        self._pending_deletes.extend(outcome.deletes)
+        self._dirty_runtimes.update(outcome.dirty_runtimes)
+        self._dirty_composites.update(outcome.dirty_composites)
+        for rt, bucket in outcome.schedule:
+            self.schedule(rt, bucket)
+        return loaded, outcome.kept
 
-        def build(trigger: triggers.Trigger, parent: CompositeRuntime | None) -> None:
-            nonlocal position
-            if isinstance(trigger, triggers.EventTrigger):
-                rt = TriggerRuntime(aid, trigger, (order, position), self)
-                position += 1
-                rt.parent = parent
-                loaded.event_runtimes[trigger.id] = rt
-            else:
-                cr = CompositeRuntime(aid, trigger)
-                cr.parent = parent
-                loaded.composites[trigger.id] = cr
-                for child in trigger.triggers:
-                    build(child, cr)
-
-        build(automation.trigger, None)
-
-        kept: set[str] = set()
-        if old is not None:
-            self._forget_runtimes(old)
-            for tid, old_rt in old.event_runtimes.items():
-                new_rt = loaded.event_runtimes.get(tid)
-                if new_rt is None:
-                    self._pending_deletes.extend(records.bucket_deletes(old_rt))
-                    for bucket in old_rt.buckets.values():
-                        bucket.alive = False
-                    continue
-                kept.add(tid)
-                new_rt.buckets = old_rt.buckets
-                new_rt.dirty = old_rt.dirty
-                new_rt.removed_stored = old_rt.removed_stored
-                if new_rt.dirty:
-                    self._dirty_runtimes.add(new_rt)
-                for bucket in new_rt.buckets.values():
-                    # the bucket's heap entries stay valid: they reach the runtime through it
-                    bucket.runtime = new_rt
-                    if bucket.scheduled != bucket.token:
-                        self.schedule(new_rt, bucket)
-            for tid, old_cr in old.composites.items():
-                new_cr = loaded.composites.get(tid)
-                if new_cr is None:
-                    self._pending_deletes.extend(records.child_firing_deletes(old_cr))
-                    continue
-                kept.add(tid)
-                new_cr.child_firings = old_cr.child_firings
-                new_cr.dirty = old_cr.dirty
-                new_cr.stored = old_cr.stored
-                if new_cr.dirty:
-                    self._dirty_composites.add(new_cr)
-        return loaded, kept
-
-    def _activate(self, loaded: _Loaded, now: float | None) -> None:
+    def _activate(self, loaded: loading.Loaded, now: float | None) -> None:
         """Registers prepared runtimes with the engine and the matcher."""
         aid = loaded.automation.id
         self._automations[aid] = loaded
         for rt in loaded.event_runtimes.values():
             self._by_object[id(rt.trigger)] = rt
             self._by_id[(aid, rt.trigger_id)] = rt
-        self.matcher.load(aid, [rt.trigger for rt in loaded.event_runtimes.values()])
+            if rt.resolving is not None:
+                self._resolving[id(rt)] = rt
+        for mr in loaded.metric_runtimes.values():
+            self.metrics.activate(mr)
+        self.matcher.load(aid, loaded.match_triggers())
         for rt in loaded.event_runtimes.values():
             if rt.watches_always and () not in rt.buckets:
                 if now is not None:
@@ -245,12 +201,15 @@ class TriggerEngine:
                 else:
                     self._pending_open.append(rt)
 
-    def _forget_runtimes(self, loaded: _Loaded) -> None:
+    def _forget_runtimes(self, loaded: loading.Loaded) -> None:
         for rt in loaded.event_runtimes.values():
             rt.alive = False
             self._by_object.pop(id(rt.trigger), None)
             self._by_id.pop((rt.automation_id, rt.trigger_id), None)
             self._dirty_runtimes.discard(rt)
+            self._resolving.pop(id(rt), None)
+        for mr in loaded.metric_runtimes.values():
+            self.metrics.forget(mr)
         for cr in loaded.composites.values():
             cr.alive = False
             self._dirty_composites.discard(cr)
@@ -288,6 +247,9 @@ class TriggerEngine:
         self, runtime: TriggerRuntime, key: BucketKey, event: events.Event | None, now: float
     ) -> None:
         """Called by a trigger runtime when it fires; propagates through composite parents."""
+        bucket = runtime.buckets.get(key)
+        if runtime.resolving is not None and bucket is not None:
+            runtime.resolving.fired(key, bucket.end)
         firing = firings.Firing(
             id=self.new_id(),
             automation_id=runtime.automation_id,
@@ -298,9 +260,30 @@ class TriggerEngine:
             triggering_event=event,
             triggering_labels=runtime.labels(key),
         )
-        parent: CompositeRuntime | None = runtime.parent
+        self._emit(firing, runtime.parent)
+
+    def resolved(
+        self, runtime: TriggerRuntime, key: BucketKey, event: events.Event, now: float
+    ) -> None:
+        """Called when a top-level proactive trigger's key resolves (``engine.resolution``)."""
+        self._firings.append(
+            firings.Firing(
+                id=self.new_id(),
+                automation_id=runtime.automation_id,
+                trigger_id=runtime.trigger_id,
+                trigger_type="event",
+                posture=runtime.trigger.posture.value,
+                triggered=now,
+                triggering_event=event,
+                triggering_labels=runtime.labels(key),
+                state=firings.FiringState.RESOLVED,
+            )
+        )
+
+    def _emit(self, firing: firings.Firing, parent: CompositeRuntime | None) -> None:
+        """A leaf trigger's firing: through its composite parents, or a top-level firing."""
         while parent is not None:
-            result = parent.child_fired(firing, now, self.new_id)
+            result = parent.child_fired(firing, firing.triggered, self.new_id)
             if parent.dirty:
                 self._dirty_composites.add(parent)
             if result is None:
@@ -336,6 +319,7 @@ class TriggerEngine:
         """
         self._begin(now)
         self._evaluate(self.ordering.take(batch, now), now)
+        self.metrics.settle(now)
         return self._finish(now)
 
     def advance(self, now: float) -> Step:
@@ -364,6 +348,7 @@ class TriggerEngine:
             if rt.alive and bucket.alive and rt.buckets.get(bucket.key) is bucket:
                 rt.on_deadline(bucket, as_of, now)
         self._evaluate(self.ordering.take_lost(now), now)
+        self.metrics.advance(now)
         # the sweep (Prefect's periodic pass), as of the time computed before lost followers
         requeue: list[tuple[TriggerRuntime, Bucket, int]] = []
         for bucket, token in self._pop_due(as_of):
@@ -404,9 +389,9 @@ class TriggerEngine:
                 best = self.clock.due_at(due)
                 break
             heapq.heappop(heap)
-        lost = self.ordering.next_lost()
-        if lost is not None and (best is None or lost < best):
-            best = lost
+        for other in (self.ordering.next_lost(), self.metrics.next_due()):
+            if other is not None and (best is None or other < best):
+                best = other
         return best
 
     def _pop_due(self, limit: float) -> list[tuple[Bucket, int]]:
@@ -459,10 +444,13 @@ class TriggerEngine:
             return
         matches = matching.without_own_lifecycle(order, matches)
         by_object = self._by_object
+        metric = self.metrics.feed
         for event, touches in zip(order, matches, strict=True):
             for touch in touches:
                 rt = by_object.get(id(touch.trigger))
                 if rt is None or rt.trigger is not touch.trigger:
+                    if metric(touch, event, now):
+                        continue
                     rt = self._by_id.get((touch.automation_id, touch.trigger.id))
                     if rt is None:
                         continue
@@ -476,6 +464,8 @@ class TriggerEngine:
         self._dirty_runtimes.clear()
         records.write_composites(self._dirty_composites, step)
         self._dirty_composites.clear()
+        records.write_resolutions(self._resolving.values(), step)
+        self.metrics.write(step, now)
         records.write_global(
             step, self.ordering, self.clock, self._seen if self.persist_seen else None, now
         )
@@ -489,7 +479,7 @@ class TriggerEngine:
 
     def snapshot(self) -> list[StateRecord]:
         """Every piece of current state as records (what the store should hold after a step)."""
-        return records.snapshot(
+        out = records.snapshot(
             self.clock,
             self.ordering,
             persist_seen=self.persist_seen,
@@ -498,3 +488,4 @@ class TriggerEngine:
                 for loaded in self._automations.values()
             ),
         )
+        return out + self.metrics.snapshot()

@@ -42,7 +42,11 @@ def _values(automation: automations_.Automation) -> dict[str, Any]:
 
 def _from_row(row: sa.Row[Any]) -> automations_.Automation:
     parsed = prefect_json.parse_automation(
-        orjson.loads(row.definition), automation_id=row.id, created=row.created, updated=row.updated
+        orjson.loads(row.definition),
+        automation_id=row.id,
+        created=row.created,
+        updated=row.updated,
+        checked=False,  # a stored row is read as it was accepted
     )
     return dataclasses.replace(parsed, enabled=bool(row.enabled), version=row.version)
 

@@ -1,8 +1,8 @@
 """Firing history: one row per top-level firing, newest first when listed (``domain.codec``).
 
 The scalar fields are columns; ``triggering_labels`` is the ``labels`` blob; the rest of the firing
-(trigger type, posture, the triggering event itself and the nested child firings) is the ``data``
-blob, so a firing reads back whole even after its triggering event was purged from the event log.
+(trigger type, posture, the triggering event itself, the nested child firings, and a Resolved
+state or a metric's triggering value) is the ``data`` blob, so a firing reads back whole even after its triggering event was purged from the event log.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def _to_row(firing: firings_.Firing) -> tuple[Any, ...]:
                 "posture": firing.posture,
                 "triggering_event": None if event is None else codec.event_to_data(event),
                 "child_firings": [codec.firing_to_data(c) for c in firing.child_firings],
+                **codec.firing_extras(firing),
             }
         ),
     )

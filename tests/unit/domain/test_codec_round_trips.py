@@ -40,12 +40,14 @@ def a_firing(depth: int = 2) -> st.SearchStrategy[firings.Firing]:
         id=TEXT,
         automation_id=TEXT,
         trigger_id=TEXT,
-        trigger_type=st.sampled_from(["event", "compound", "sequence"]),
-        posture=st.sampled_from([None, "Reactive", "Proactive"]),
+        trigger_type=st.sampled_from(["event", "compound", "sequence", "metric"]),
+        posture=st.sampled_from([None, "Reactive", "Proactive", "Metric"]),
         triggered=TIMES,
         triggering_event=st.none() | an_event(),
         triggering_labels=LABELS,
         child_firings=children,
+        state=st.sampled_from(list(firings.FiringState)),
+        triggering_value=st.none() | st.floats(allow_nan=False, allow_infinity=False),
     )
 
 
@@ -81,6 +83,23 @@ def test_events_written_with_every_key_by_the_first_firing_history_still_read() 
         "occurred": 10.0,
         "resource": {"prefect.resource.id": "r"},
     }
+
+
+def test_a_firing_stored_before_states_existed_reads_back_triggered_without_a_value() -> None:
+    old = {
+        "id": "f1",
+        "automation_id": "a",
+        "trigger_id": "t",
+        "trigger_type": "event",
+        "posture": "Reactive",
+        "triggered": 1.5,
+        "triggering_event": None,
+        "triggering_labels": {},
+        "child_firings": [],
+    }
+    firing = codec.firing_from_data(old)
+    assert (firing.state, firing.triggering_value) == (firings.FiringState.TRIGGERED, None)
+    assert codec.firing_to_data(firing) == old  # and a Triggered firing is written as before
 
 
 def test_mappings_and_tuples_from_other_layers_encode_as_json() -> None:

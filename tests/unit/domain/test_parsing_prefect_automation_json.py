@@ -109,7 +109,8 @@ def test_require_beyond_the_children_is_refused() -> None:
         (automation({"posture": "Sideways"}), "trigger.posture"),
         (automation({"within": None}), "trigger.within"),
         (automation({"thresold": 2}), "trigger.thresold"),
-        (automation({"type": "metric"}), "trigger.type"),
+        (automation({"type": "metric"}), "trigger.metric"),
+        (automation({"type": "gauge"}), "trigger.type"),
         ({"name": "a", "trigger": {}, "actions": [{"url": "x"}]}, "actions[0].type"),
     ],
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from automations.domain import automations, events, prefect_json
+from automations.domain import automations, events, firings, prefect_json
 from automations.engine.python_matcher import PythonMatcher
 from automations.engine.state import StateRecord, Step
 from automations.engine.trigger_engine import TriggerEngine
@@ -49,9 +49,20 @@ def engine() -> TriggerEngine:
 
 
 def fired(step: Step) -> list[tuple[float, str | None, dict[str, str]]]:
+    """The step's Triggered firings (Resolved ones are reported apart, see ``resolved``)."""
     return [
         (round(f.triggered - T0, 6), f.triggering_event_id, dict(f.triggering_labels))
         for f in step.firings
+        if f.state is firings.FiringState.TRIGGERED
+    ]
+
+
+def resolved(step: Step) -> list[tuple[float, str | None, dict[str, str]]]:
+    """The step's Resolved firings."""
+    return [
+        (round(f.triggered - T0, 6), f.triggering_event_id, dict(f.triggering_labels))
+        for f in step.firings
+        if f.state is firings.FiringState.RESOLVED
     ]
 
 

@@ -1,0 +1,170 @@
+"""One group of a metric trigger: its window, its open intervals or outcomes, its state machine.
+
+The state machine (per group; one group without ``metric.for_each``)::
+
+    Resolved --(breach held for firing_for)--> Triggered --(recovery held for firing_for)--> Resolved
+
+``since`` is when the pending change began: the start of the current breach while Resolved, of the
+current recovery while Triggered; None while there is none. The value is evaluated whenever it can
+change (a sample arrives, a sample leaves the window) and when ``since + firing_for`` is reached.
+No data (a mean, minimum, maximum or percentile of an empty window) holds the state and clears
+``since``: a change needs ``firing_for`` of data that shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from automations.domain import events, firings, metric_queries
+from automations.engine.clock import quantize
+from automations.engine.metrics.windows import Window
+
+if TYPE_CHECKING:
+    from automations.engine.buckets import BucketKey
+
+TICK = 1.0
+"""Seconds: time-driven evaluations (a sample leaving the window, ``firing_for`` reached, open
+intervals forgotten) happen on this grid of event time, so a window sliding past many samples is
+evaluated once per tick, not once per sample."""
+MIN_OPEN_HORIZON = 86400.0
+"""An interval of a ``between`` metric left open (its end never came) is forgotten after
+``max(range, MIN_OPEN_HORIZON)`` seconds."""
+
+
+def tick_up(at: float) -> float:
+    """The first tick at or after event time ``at``."""
+    return math.ceil(quantize(at) / TICK) * TICK
+
+
+class Group:
+    """The state of one group of one metric trigger.
+
+    Attributes:
+        key: The group's ``for_each`` values (a ``BucketKey``: the value for one label, a tuple
+            otherwise, ``()`` without ``for_each``).
+        window: The samples in the window.
+        open: ``between`` metrics: entity -> ``occurred`` of its open interval's start.
+        entities: ``outcome`` metrics: entity -> the time of its sample.
+        failed: ``outcome`` metrics: the entities whose sample is 0.
+        triggered: The state: Triggered (True) or Resolved.
+        since: When the pending change began, or None.
+        last_event: The last event that fed the group in the current call (the triggering event
+            of a change made by it); None between calls.
+        stored: Its state record is in the store.
+        state_dirty: Its state changed since the last step.
+        unsaved: Samples added since the last step, ``(time, value)``, to write as a chunk.
+        entity_dirty: Entities changed since the last step -> whether they were stored before.
+    """
+
+    __slots__ = (
+        "key",
+        "window",
+        "open",
+        "open_floor",
+        "entities",
+        "failed",
+        "triggered",
+        "since",
+        "last_event",
+        "stored",
+        "state_dirty",
+        "unsaved",
+        "entity_dirty",
+        "token",
+        "due",
+        "alive",
+        "runtime",
+    )
+
+    def __init__(self, key: BucketKey, window: Window, runtime: object) -> None:
+        self.key = key
+        self.window = window
+        self.open: dict[str, float] | None = None
+        self.open_floor = math.inf
+        self.entities: dict[str, float] | None = None
+        self.failed: set[str] | None = None
+        self.triggered = False
+        self.since: float | None = None
+        self.last_event: events.Event | None = None
+        self.stored = False
+        self.state_dirty = False
+        self.unsaved: list[tuple[float, float]] | None = None
+        self.entity_dirty: dict[str, bool] | None = None
+        self.token = 0
+        self.due: float | None = None
+        self.alive = True
+        self.runtime = runtime  # the MetricRuntime (typed there: a cycle otherwise)
+
+    def __lt__(self, other: Group) -> bool:
+        """Groups due at the same instant are not ordered (the engine sorts what it pops)."""
+        return False
+
+    def mark_entity(self, entity: str, existed: bool) -> None:
+        """Notes that ``entity``'s record must be written (``existed``: it was stored before)."""
+        dirty = self.entity_dirty
+        if dirty is None:
+            self.entity_dirty = {entity: existed}
+        elif entity not in dirty:
+            dirty[entity] = existed
+
+    def add_sample(self, at: float, value: float) -> None:
+        """Adds a new sample, to be written with the step.
+
+        ``outcome`` samples do not come this way: their entities' records hold them.
+        """
+        self.window.add(at, value)
+        if self.unsaved is None:
+            self.unsaved = [(at, value)]
+        else:
+            self.unsaved.append((at, value))
+
+    def step(
+        self, value: float | None, as_of: float, query: metric_queries.MetricQuery
+    ) -> firings.FiringState | None:
+        """Runs the state machine for ``value`` at event time ``as_of``; returns a change or None."""
+        if value is None:
+            self._set_since(None)
+            return None
+        pending = metric_queries.breaches(value, query.operator, query.threshold)
+        if self.triggered:
+            pending = not pending
+        if not pending:
+            self._set_since(None)
+            return None
+        if self.since is None:
+            self._set_since(as_of)
+            assert self.since is not None
+        if quantize(as_of - self.since) < query.firing_for:
+            return None
+        self.triggered = not self.triggered
+        self.since = None
+        self.state_dirty = True
+        return firings.FiringState.TRIGGERED if self.triggered else firings.FiringState.RESOLVED
+
+    def _set_since(self, since: float | None) -> None:
+        if self.since != since:
+            self.since = since
+            self.state_dirty = True
+
+    def next_due(self, range_seconds: float, firing_for: float, horizon: float) -> float | None:
+        """The event time at which the group next needs evaluating (on the tick grid), or None."""
+        due = math.inf
+        oldest = self.window.oldest()
+        if oldest is not None:
+            due = oldest + range_seconds
+        if self.since is not None:
+            due = min(due, self.since + firing_for)
+        if self.open:
+            due = min(due, self.open_floor + horizon)
+        return None if due == math.inf else tick_up(due)
+
+    def idle(self) -> bool:
+        """Nothing held: Resolved, no pending change, no sample, no open interval or outcome."""
+        return (
+            not self.triggered
+            and self.since is None
+            and not len(self.window)
+            and not self.open
+            and not self.entities
+        )

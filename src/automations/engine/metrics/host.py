@@ -1,0 +1,248 @@
+"""The metric triggers of a :class:`~automations.engine.trigger_engine.TriggerEngine`.
+
+The facade hands this object the events that touch metric triggers and calls it at the end of
+every ``process`` and ``advance``:
+
+* :meth:`MetricEngine.feed` takes one covered event into its group (a sample, an interval, an
+  outcome) and marks the group for evaluation;
+* :meth:`MetricEngine.settle` evaluates the marked groups at the engine's event time: samples that
+  left the window are dropped, the value is computed and the group's state machine is stepped; a
+  change is a firing (Triggered ones go through composite parents like any child firing, Resolved
+  ones only count at the top level);
+* :meth:`MetricEngine.advance` first marks the groups due by then (a sample leaving the window,
+  ``firing_for`` reached: one deadline per group, on the tick grid of ``groups.TICK``);
+* :meth:`MetricEngine.write` adds the changed state to the step (``metrics.records``).
+
+So a metric is evaluated incrementally, as its events arrive and when its window slides; the
+event log is never read.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from automations.domain import events, firings, triggers
+from automations.engine import matching
+from automations.engine.clock import EventClock
+from automations.engine.metrics import records
+from automations.engine.metrics.groups import Group
+from automations.engine.metrics.runtime import MetricRuntime
+from automations.engine.state import StateRecord, Step
+
+if TYPE_CHECKING:
+    from automations.engine.composite import CompositeRuntime
+
+Emit = Callable[[firings.Firing, "CompositeRuntime | None"], None]
+"""How a metric firing reaches the facade: the firing and the composite parent to report to."""
+MetricRecord = tuple[MetricRuntime, str, str, Any, "float | None"]
+"""A stored record of a metric trigger, as ``restore`` hands it over: runtime, kind, key, data,
+due."""
+
+
+class MetricEngine:
+    """Every loaded metric trigger, its scheduling and its records.
+
+    Args:
+        clock: The engine's event clock (metric windows are on event time).
+        emit: Takes each firing.
+        new_id: Makes firing ids.
+    """
+
+    def __init__(self, clock: EventClock, emit: Emit, new_id: Callable[[], str]) -> None:
+        self._clock = clock
+        self._emit = emit
+        self._new_id = new_id
+        self._by_object: dict[int, MetricRuntime] = {}
+        self._heap: list[tuple[float, Group, int]] = []
+        self._marked: dict[int, Group] = {}
+        self._dirty: dict[int, Group] = {}
+        self._pending: list[Group] = []
+        self._deletes: list[StateRecord] = []
+
+    # ------------------------------------------------------------------ loading
+
+    def build(
+        self,
+        automation_id: str,
+        trigger: triggers.MetricTrigger,
+        parent: CompositeRuntime | None,
+        reused: MetricRuntime | None,
+    ) -> MetricRuntime:
+        """The runtime of a metric trigger: ``reused`` (its state kept) or a new one."""
+        if reused is not None and reused.trigger == trigger:
+            reused.parent = parent
+            reused.automation_id = automation_id
+            return reused
+        return MetricRuntime(automation_id, trigger, parent)
+
+    def activate(self, rt: MetricRuntime) -> None:
+        """Registers a runtime (new, reused or restored) and schedules its groups."""
+        rt.alive = True
+        self._by_object[id(rt.match_trigger)] = rt
+        if not rt.label_names and () not in rt.groups:
+            rt.group(())  # one series without for_each: evaluated from the start, data or not
+        for group in rt.groups.values():
+            group.alive = True
+            self._pending.append(group)
+
+    def forget(self, rt: MetricRuntime) -> None:
+        """Unregisters a runtime (its automation was unloaded or its trigger replaced)."""
+        rt.alive = False
+        self._by_object.pop(id(rt.match_trigger), None)
+
+    def deletes(self, rt: MetricRuntime) -> list[StateRecord]:
+        """Deletions of every record of a removed metric trigger."""
+        for group in rt.groups.values():
+            group.alive = False
+        return records.all_deletes(rt)
+
+    def restore(self, items: Iterable[MetricRecord]) -> None:
+        """Takes back stored records (each naming its runtime); call :meth:`activate` after."""
+        restoring: dict[int, records.Restoring] = {}
+        for rt, kind, key, data, due in items:
+            decoded = orjson.loads(data) if isinstance(data, bytes | str) else data
+            target = restoring.get(id(rt))
+            if target is None:
+                target = restoring[id(rt)] = records.Restoring(rt)
+            target.add(kind, key, decoded, due)
+        for target in restoring.values():
+            target.finish()
+
+    # ------------------------------------------------------------------ work
+
+    def feed(self, touch: matching.Touch, event: events.Event, now: float) -> bool:
+        """Takes one event a metric trigger covers; False when ``touch`` is no metric trigger's."""
+        rt = self._by_object.get(id(touch.trigger))
+        if rt is None or rt.match_trigger is not touch.trigger:
+            return False
+        group = rt.feed(event, self._clock.as_of(now))
+        if group is not None:
+            group.last_event = event
+            self._marked[id(group)] = group
+            self._dirty[id(group)] = group
+        return True
+
+    def advance(self, now: float) -> None:
+        """Evaluates every group due by ``now`` (and the ones fed since the last call)."""
+        as_of = self._clock.as_of(now)
+        heap = self._heap
+        marked = self._marked
+        while heap and heap[0][0] <= as_of:
+            _, group, token = heapq.heappop(heap)
+            if group.token == token and group.alive:
+                marked[id(group)] = group
+        self.settle(now)
+
+    def settle(self, now: float) -> None:
+        """Evaluates the groups fed (or due) since the last call, at the event time of ``now``."""
+        if self._pending:
+            for group in self._pending:
+                self._marked[id(group)] = group
+            self._pending = []
+        if not self._marked:
+            return
+        as_of = self._clock.as_of(now)
+        marked = self._marked  # in the order the groups were fed, then fell due
+        self._marked = {}
+        for group in marked.values():
+            rt: MetricRuntime = group.runtime  # type: ignore[assignment]
+            event, group.last_event = group.last_event, None
+            if not (rt.alive and group.alive):
+                continue
+            value = rt.slide(group, as_of)
+            change = group.step(value, as_of, rt.query)
+            if change is not None:
+                self._fire(rt, group, change, value, event, now)
+            self._dirty[id(group)] = group
+            if group.idle():
+                group.alive = False
+                del rt.groups[group.key]
+                continue
+            self._schedule(rt, group)
+
+    def _fire(
+        self,
+        rt: MetricRuntime,
+        group: Group,
+        change: firings.FiringState,
+        value: float | None,
+        event: events.Event | None,
+        now: float,
+    ) -> None:
+        if change is firings.FiringState.RESOLVED and rt.parent is not None:
+            return  # a composite trigger takes Triggered child firings only
+        firing = firings.Firing(
+            id=self._new_id(),
+            automation_id=rt.automation_id,
+            trigger_id=rt.trigger_id,
+            trigger_type="metric",
+            posture="Metric",
+            triggered=now,
+            triggering_event=event,
+            triggering_labels=rt.labels(group.key),
+            state=change,
+            triggering_value=value,
+        )
+        self._emit(firing, rt.parent)
+
+    def _schedule(self, rt: MetricRuntime, group: Group) -> None:
+        due = group.next_due(rt.range, rt.query.firing_for, rt.horizon)
+        if due is None or due == group.due:
+            group.due = due
+            return
+        group.due = due
+        group.token += 1
+        heapq.heappush(self._heap, (due, group, group.token))
+
+    def next_due(self) -> float | None:
+        """The next wall time at which :meth:`advance` has work, or None."""
+        if self._pending or self._marked:
+            return 0.0
+        heap = self._heap
+        while heap:
+            due, group, token = heap[0]
+            if group.token == token and group.alive:
+                return self._clock.due_at(due)
+            heapq.heappop(heap)
+        return None
+
+    # ------------------------------------------------------------------ records
+
+    def write(self, step: Step, now: float) -> None:
+        """Adds the records of everything changed since the last call to ``step``."""
+        by_runtime: dict[int, tuple[MetricRuntime, list[list[Any]]]] = {}
+        for group in self._dirty.values():
+            rt: MetricRuntime = group.runtime  # type: ignore[assignment]
+            if not rt.alive:
+                continue
+            rows = records.write_group(rt, group, step)
+            entry = by_runtime.get(id(rt))
+            if entry is None:
+                by_runtime[id(rt)] = (rt, rows)
+            else:
+                entry[1].extend(rows)
+        self._dirty = {}
+        as_of = self._clock.as_of(now)
+        for rt, rows in by_runtime.values():
+            records.write_chunk(rt, rows, step)
+        for rt in self._by_object.values():
+            if rt.chunks and rt.chunks[0][0] <= as_of:
+                records.expire_chunks(rt, as_of, step)
+        if self._deletes:
+            step.deletes.extend(self._deletes)
+            self._deletes = []
+
+    def snapshot(self) -> list[StateRecord]:
+        """Every metric trigger's state as records."""
+        out: list[StateRecord] = []
+        for rt in self._by_object.values():
+            out.extend(records.snapshot(rt))
+        return out
+
+    def live_groups(self) -> int:
+        """How many metric groups are held in memory."""
+        return sum(len(rt.groups) for rt in self._by_object.values())
