@@ -15,7 +15,7 @@ fields are the Automation message's::
     owner_resource                                                  = or :
     enabled         true or false                                   =
     tags            one tag                                         :
-    trigger.type    event, compound or sequence (the top-level one) =
+    trigger.type    event, compound, sequence or metric (the top-level) =
 
 String comparisons are case-sensitive. Anything else (``OR``, ``NOT``, ``-``, parentheses,
 ``!=``, ``<``, other fields, wildcards in values) is an ``InvalidArgument`` on ``filter``.
@@ -36,10 +36,10 @@ REASON = "INVALID_FILTER"
 SUPPORTED = (
     "supported: terms joined by AND, each one of name, display_name, description or "
     'owner_resource = "text" or : "substring"; enabled = true|false; tags:"tag"; '
-    "trigger.type = event|compound|sequence"
+    "trigger.type = event|compound|sequence|metric"
 )
 """What the errors say is supported."""
-TRIGGER_TYPES = ("event", "compound", "sequence")
+TRIGGER_TYPES = ("event", "compound", "sequence", "metric")
 """The values of ``trigger.type``."""
 
 _STRING_FIELDS: dict[str, Callable[[automations.Automation], str]] = {
@@ -134,7 +134,9 @@ def _term(
         return (lambda a: wanted in a.tags), None
     if name == "trigger.type":
         if op.text != "=" or wanted not in TRIGGER_TYPES:
-            raise _error(field.position, "'trigger.type' takes = event, compound or sequence")
+            raise _error(
+                field.position, "'trigger.type' takes = event, compound, sequence or metric"
+            )
         return (lambda a: a.trigger.type == wanted), None
     raise _error(field.position, f"unknown field {name!r}")
 
@@ -171,6 +173,8 @@ def _tokenize(text: str) -> list[_Token]:
             start = i
             while i < len(text) and not text[i].isspace() and text[i] not in "=:!<>()\"'":
                 i += 1
+            if i == start:  # a character no token starts with (a lone '!', '(' ...)
+                raise _error(start, f"unexpected {c!r}")
             word = text[start:i]
             if "*" in word:
                 raise _error(start, "wildcards are not supported; ':' matches a substring")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from automations.domain import errors, prefect_json
 from automations.wire import automation_filter
@@ -83,7 +85,7 @@ def test_an_enabled_term_is_offered_to_the_store() -> None:
         ("enabled = maybe", "'enabled' takes"),
         ("enabled:true", "'enabled' takes"),
         ('tags = "a"', "'tags' takes ':'"),
-        ('trigger.type = "metric"', "'trigger.type' takes"),
+        ('trigger.type = "gauge"', "'trigger.type' takes"),
         ('uid = "x"', "unknown field 'uid'"),
         ('display_name = "a*"', "wildcards"),
         ('display_name = "open', "unterminated string"),
@@ -99,3 +101,18 @@ def test_anything_else_is_invalid_argument_on_filter(text: str, says: str) -> No
     assert (caught.value.field, caught.value.reason) == ("filter", "INVALID_FILTER")
     assert says in caught.value.description
     assert "supported:" in caught.value.description
+
+
+@pytest.mark.parametrize("text", ["!", "name = x !", "\U00108914¬Àq!", "<", "name:x AND !"])
+def test_a_character_that_starts_no_token_is_refused_at_once(text: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as raised:
+        automation_filter.parse(text)
+    assert raised.value.field == "filter"
+
+
+@given(st.text(max_size=40))
+def test_any_text_is_parsed_or_refused_with_the_filter_named(text: str) -> None:
+    try:
+        automation_filter.parse(text)
+    except errors.InvalidArgument as exc:
+        assert exc.field == "filter"
