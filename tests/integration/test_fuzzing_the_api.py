@@ -39,7 +39,7 @@ DOCUMENTED = {
 """What a client's mistake may be answered with (never UNKNOWN, INTERNAL or UNAVAILABLE)."""
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
