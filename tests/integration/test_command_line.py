@@ -149,7 +149,7 @@ def test_simulate_prints_the_firings_of_a_scenario() -> None:
     path = SCENARIOS / "reactive-tumbling-windows-continue-from-old-end.json"
     scenario = json.loads(path.read_text())
     result = ok_json(cli(None, "simulate", str(path)))
-    assert result == {"firings": scenario["expect"]["firings"]}
+    assert result == {"firings": scenario["expect"]["firings"], "resolutions": []}
 
 
 def test_simulate_exits_2_on_a_malformed_scenario(tmp_path: Path) -> None:

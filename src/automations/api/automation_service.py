@@ -202,7 +202,10 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     async def SimulateAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.SimulateAutomationRequest, context: Any
     ) -> automation_service_pb2.SimulateAutomationResponse:
-        """Runs the automation over timed events on a virtual clock; returns its firings."""
+        """Runs the automation over timed events on a virtual clock; returns its firings.
+
+        Triggered firings in ``firings``, Resolved ones beside them in ``resolutions``.
+        """
         simulated = wire_simulation.simulation_from_proto(request)
         if request.HasField("start_time"):
             start = structs.timestamp_to_seconds(request.start_time)
@@ -215,8 +218,10 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
                 simulated.automation, simulated.steps, until=simulated.until, start=start
             )
         )
+        triggered, resolved = simulation.split(fired)
         return automation_service_pb2.SimulateAutomationResponse(
-            firings=[wire_firings.firing_to_proto(f, stored=False) for f in fired]
+            firings=[wire_firings.firing_to_proto(f, stored=False) for f in triggered],
+            resolutions=[wire_firings.firing_to_proto(f, stored=False) for f in resolved],
         )
 
     async def GetFiring(  # noqa: N802 - gRPC method name

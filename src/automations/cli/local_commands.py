@@ -63,7 +63,10 @@ def config_show(args: argparse.Namespace) -> int:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    """``automations simulate SCENARIO.json``: prints ``{"firings": [...]}``; exit 2 when malformed."""
+    """``automations simulate SCENARIO.json``: prints ``{"firings": [...], "resolutions": [...]}``.
+
+    Exit 2 when the scenario is malformed.
+    """
     from automations.engine import simulation
 
     try:
@@ -75,7 +78,7 @@ def simulate(args: argparse.Namespace) -> int:
         print(f"automations simulate: {args.scenario} is not JSON: {exc}", file=sys.stderr)
         return 2
     try:
-        fired = simulation.run_scenario(scenario)
+        outcome = simulation.scenario_outcome(scenario)
     except errors.InvalidArgument as exc:
         print(f"automations simulate: {args.scenario}: {exc}", file=sys.stderr)
         return 2
@@ -85,5 +88,5 @@ def simulate(args: argparse.Namespace) -> int:
     except (TypeError, ValueError, AttributeError) as exc:
         print(f"automations simulate: {args.scenario}: malformed scenario: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"firings": fired}))
+    print(json.dumps(outcome))
     return 0

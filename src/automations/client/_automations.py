@@ -167,13 +167,32 @@ class AutomationCalls(_base.Calls):
             start: The clock's time zero, seconds since the epoch; default 0.
 
         Returns:
-            The firings of the automation's top-level trigger, in order, shaped as
+            The Triggered firings of the automation's top-level trigger, in order, shaped as
             ``list_firings``'s (their ``id``s are deterministic, their ``automation_id`` is
-            ``simulation``).
+            ``simulation``); :meth:`simulate_outcome` has the Resolved ones too.
 
         Raises:
             CallError: INVALID_ARGUMENT with the bad field's path (``automation.trigger...``,
                 ``events[2].event.resource``, ...).
+        """
+        return self.simulate_outcome(automation, steps, until=until, start=start)["firings"]
+
+    def simulate_outcome(
+        self,
+        automation: Mapping[str, Any],
+        steps: Iterable[Mapping[str, Any]],
+        *,
+        until: float | None = None,
+        start: float | None = None,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """As :meth:`simulate`: ``{"firings": [...], "resolutions": [...]}``.
+
+        ``firings`` are the Triggered firings, ``resolutions`` the Resolved ones (a metric back
+        within its threshold, a proactive trigger's events resuming), both shaped as
+        ``list_firings``'s, as ``automations simulate`` prints them.
+
+        Raises:
+            CallError: INVALID_ARGUMENT with the bad field's path.
         """
         request = automation_service_pb2.SimulateAutomationRequest(
             automation=_automation_message(automation)
@@ -199,7 +218,10 @@ class AutomationCalls(_base.Calls):
         reply = self._call(
             lambda: self._automations.SimulateAutomation(request, timeout=self.timeout)
         )
-        return [wire_firings.firing_to_json(f) for f in reply.firings]
+        return {
+            "firings": [wire_firings.firing_to_json(f) for f in reply.firings],
+            "resolutions": [wire_firings.firing_to_json(f) for f in reply.resolutions],
+        }
 
 
 def _automation_message(automation: Mapping[str, Any]) -> automation_pb2.Automation:

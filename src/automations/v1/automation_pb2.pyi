@@ -53,6 +53,10 @@ class _PostureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Posture.Value
     `within` (e.g. "no heartbeat for 90 s"). It fires at the window's end, never during an
     event.
     """
+    POSTURE_METRIC: _Posture.ValueType  # 3
+    """Prefect `"Metric"`: the posture of a metric trigger (a firing's `posture`); not valid on an
+    EventTrigger.
+    """
 
 class Posture(_Posture, metaclass=_PostureEnumTypeWrapper):
     """Whether an event trigger fires on events or on their absence."""
@@ -66,7 +70,99 @@ POSTURE_PROACTIVE: Posture.ValueType  # 2
 `within` (e.g. "no heartbeat for 90 s"). It fires at the window's end, never during an
 event.
 """
+POSTURE_METRIC: Posture.ValueType  # 3
+"""Prefect `"Metric"`: the posture of a metric trigger (a firing's `posture`); not valid on an
+EventTrigger.
+"""
 Global___Posture: _TypeAlias = Posture  # noqa: Y015
+
+class _MetricOperator:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MetricOperatorEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MetricOperator.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    METRIC_OPERATOR_UNSPECIFIED: _MetricOperator.ValueType  # 0
+    """Not valid."""
+    METRIC_OPERATOR_LESS_THAN: _MetricOperator.ValueType  # 1
+    """`<`: breaches while the value is below the threshold."""
+    METRIC_OPERATOR_LESS_THAN_OR_EQUAL: _MetricOperator.ValueType  # 2
+    """`<=`: breaches while the value is at most the threshold."""
+    METRIC_OPERATOR_GREATER_THAN: _MetricOperator.ValueType  # 3
+    """`>`: breaches while the value is above the threshold."""
+    METRIC_OPERATOR_GREATER_THAN_OR_EQUAL: _MetricOperator.ValueType  # 4
+    """`>=`: breaches while the value is at least the threshold."""
+
+class MetricOperator(_MetricOperator, metaclass=_MetricOperatorEnumTypeWrapper):
+    """Prefect's MetricTriggerOperator."""
+
+METRIC_OPERATOR_UNSPECIFIED: MetricOperator.ValueType  # 0
+"""Not valid."""
+METRIC_OPERATOR_LESS_THAN: MetricOperator.ValueType  # 1
+"""`<`: breaches while the value is below the threshold."""
+METRIC_OPERATOR_LESS_THAN_OR_EQUAL: MetricOperator.ValueType  # 2
+"""`<=`: breaches while the value is at most the threshold."""
+METRIC_OPERATOR_GREATER_THAN: MetricOperator.ValueType  # 3
+"""`>`: breaches while the value is above the threshold."""
+METRIC_OPERATOR_GREATER_THAN_OR_EQUAL: MetricOperator.ValueType  # 4
+"""`>=`: breaches while the value is at least the threshold."""
+Global___MetricOperator: _TypeAlias = MetricOperator  # noqa: Y015
+
+class _MetricAggregation:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MetricAggregationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MetricAggregation.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    METRIC_AGGREGATION_UNSPECIFIED: _MetricAggregation.ValueType  # 0
+    """Unset: the preset's."""
+    METRIC_AGGREGATION_COUNT: _MetricAggregation.ValueType  # 1
+    """`count`: how many samples the window holds (0 when empty)."""
+    METRIC_AGGREGATION_RATE: _MetricAggregation.ValueType  # 2
+    """`rate`: samples per second over `range` (0 when empty)."""
+    METRIC_AGGREGATION_SUM: _MetricAggregation.ValueType  # 3
+    """`sum`: the sum of the samples (0 when empty)."""
+    METRIC_AGGREGATION_MEAN: _MetricAggregation.ValueType  # 4
+    """`mean`: their mean (no data when empty)."""
+    METRIC_AGGREGATION_MIN: _MetricAggregation.ValueType  # 5
+    """`min`: the smallest sample (no data when empty)."""
+    METRIC_AGGREGATION_MAX: _MetricAggregation.ValueType  # 6
+    """`max`: the largest sample (no data when empty)."""
+    METRIC_AGGREGATION_P50: _MetricAggregation.ValueType  # 7
+    """`p50`: the median, nearest-rank (the sample at rank ceil(0.5 n))."""
+    METRIC_AGGREGATION_P90: _MetricAggregation.ValueType  # 8
+    """`p90`: the 90th percentile, nearest-rank."""
+    METRIC_AGGREGATION_P95: _MetricAggregation.ValueType  # 9
+    """`p95`: the 95th percentile, nearest-rank."""
+    METRIC_AGGREGATION_P99: _MetricAggregation.ValueType  # 10
+    """`p99`: the 99th percentile, nearest-rank."""
+
+class MetricAggregation(_MetricAggregation, metaclass=_MetricAggregationEnumTypeWrapper):
+    """How a metric's window of samples becomes its value."""
+
+METRIC_AGGREGATION_UNSPECIFIED: MetricAggregation.ValueType  # 0
+"""Unset: the preset's."""
+METRIC_AGGREGATION_COUNT: MetricAggregation.ValueType  # 1
+"""`count`: how many samples the window holds (0 when empty)."""
+METRIC_AGGREGATION_RATE: MetricAggregation.ValueType  # 2
+"""`rate`: samples per second over `range` (0 when empty)."""
+METRIC_AGGREGATION_SUM: MetricAggregation.ValueType  # 3
+"""`sum`: the sum of the samples (0 when empty)."""
+METRIC_AGGREGATION_MEAN: MetricAggregation.ValueType  # 4
+"""`mean`: their mean (no data when empty)."""
+METRIC_AGGREGATION_MIN: MetricAggregation.ValueType  # 5
+"""`min`: the smallest sample (no data when empty)."""
+METRIC_AGGREGATION_MAX: MetricAggregation.ValueType  # 6
+"""`max`: the largest sample (no data when empty)."""
+METRIC_AGGREGATION_P50: MetricAggregation.ValueType  # 7
+"""`p50`: the median, nearest-rank (the sample at rank ceil(0.5 n))."""
+METRIC_AGGREGATION_P90: MetricAggregation.ValueType  # 8
+"""`p90`: the 90th percentile, nearest-rank."""
+METRIC_AGGREGATION_P95: MetricAggregation.ValueType  # 9
+"""`p95`: the 95th percentile, nearest-rank."""
+METRIC_AGGREGATION_P99: MetricAggregation.ValueType  # 10
+"""`p99`: the 99th percentile, nearest-rank."""
+Global___MetricAggregation: _TypeAlias = MetricAggregation  # noqa: Y015
 
 @_typing.final
 class Automation(_message.Message):
@@ -124,7 +220,8 @@ class Automation(_message.Message):
 
     @_builtins.property
     def actions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Action]:
-        """Optional. What it does on every firing, in order. The position of an action in `actions` +
+        """Optional. What it does on every Triggered firing, in order. The position of an action in
+        `actions` +
         `actions_on_trigger` + `actions_on_resolve` is its `action_index`. (Prefect requires the key
         but allows an empty list, e.g. for an automation whose only effect is its
         `prefect.automation.triggered` event; a repeated field cannot tell the two apart.)
@@ -138,8 +235,11 @@ class Automation(_message.Message):
 
     @_builtins.property
     def actions_on_resolve(self) -> _containers.RepeatedCompositeFieldContainer[Global___Action]:
-        """Optional. Actions run when a firing resolves. Prefect's open-source semantics never resolve
-        a firing, so these currently never run; they are kept so that Prefect automations round-trip.
+        """Optional. Actions run on a Resolved firing: a metric trigger back within its threshold for
+        `firing_for`, or the expected events of a proactive trigger's key resuming. Like
+        `actions_on_trigger`, they see the `prefect.automation.resolved` event as their triggering
+        event. (`actions` run on Triggered firings only, unlike Prefect, which runs them on every
+        firing: a metric's recovery would page a second time.)
         """
 
     @_builtins.property
@@ -187,6 +287,7 @@ class Trigger(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     COMPOUND_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Output only. The trigger's id (Prefect's trigger `id`), set by the server.
@@ -209,19 +310,24 @@ class Trigger(_message.Message):
     def sequence(self) -> Global___SequenceTrigger:
         """A sequence trigger (Prefect `type: "sequence"`)."""
 
+    @_builtins.property
+    def metric(self) -> Global___MetricTrigger:
+        """A metric trigger (Prefect `type: "metric"`, posture `"Metric"`)."""
+
     def __init__(
         self,
         *,
         event: Global___EventTrigger | None = ...,
         compound: Global___CompoundTrigger | None = ...,
         sequence: Global___SequenceTrigger | None = ...,
+        metric: Global___MetricTrigger | None = ...,
         id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["compound", b"compound", "event", b"event", "kind", b"kind", "sequence", b"sequence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compound", b"compound", "event", b"event", "kind", b"kind", "metric", b"metric", "sequence", b"sequence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compound", b"compound", "event", b"event", "id", b"id", "kind", b"kind", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compound", b"compound", "event", b"event", "id", b"id", "kind", b"kind", "metric", b"metric", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "compound", "sequence"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["event", "compound", "sequence", "metric"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -399,6 +505,262 @@ class SequenceTrigger(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SequenceTrigger: _TypeAlias = SequenceTrigger  # noqa: Y015
+
+@_typing.final
+class MetricTrigger(_message.Message):
+    """Fires when a metric over the matching events breaches a threshold for `firing_for`; Prefect's
+    MetricTrigger, extended to any event.
+
+    The metric is computed over the window `(now - range, now]` of the events' `occurred` times,
+    incrementally as events arrive and as the window slides. Each group of the metric (one group
+    without `metric.for_each`) starts Resolved; once `value <operator> threshold` has held for
+    `firing_for` it becomes Triggered (a Triggered firing, with the value as `triggering_value`);
+    once it has stopped holding for `firing_for` it becomes Resolved again (a Resolved firing). A
+    window without data (a mean, minimum, maximum or percentile of no samples) holds the state.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATCH_FIELD_NUMBER: _builtins.int
+    MATCH_RELATED_FIELD_NUMBER: _builtins.int
+    METRIC_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def match(self) -> Global___ResourceSpecification:
+        """Optional. Labels the primary resource of the events feeding the metric must have, as in
+        EventTrigger. Unset or empty: any resource.
+        """
+
+    @_builtins.property
+    def match_related(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceSpecification]:
+        """Optional. Specifications over the related resources of those events, as in EventTrigger."""
+
+    @_builtins.property
+    def metric(self) -> Global___MetricTriggerQuery:
+        """Required. What is measured and when it breaches."""
+
+    def __init__(
+        self,
+        *,
+        match: Global___ResourceSpecification | None = ...,
+        match_related: _abc.Iterable[Global___ResourceSpecification] | None = ...,
+        metric: Global___MetricTriggerQuery | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "metric", b"metric"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "match_related", b"match_related", "metric", b"metric"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricTrigger: _TypeAlias = MetricTrigger  # noqa: Y015
+
+@_typing.final
+class MetricTriggerQuery(_message.Message):
+    """A metric trigger's query: Prefect's MetricTriggerQuery (`name`, `threshold`, `operator`,
+    `range`, `firing_for`) plus the fields of this engine's extension (`events`, `value`,
+    `aggregation`, `for_each`). Prefect's three metrics are presets of the extension's fields: a
+    query naming one takes the preset's value for each of those fields it leaves unset.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    OPERATOR_FIELD_NUMBER: _builtins.int
+    RANGE_FIELD_NUMBER: _builtins.int
+    FIRING_FOR_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    AGGREGATION_FIELD_NUMBER: _builtins.int
+    FOR_EACH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Required. `successes` (the fraction of flow runs that went Pending in the window whose latest
+    state is not Failed, Crashed or TimedOut), `duration` (the mean seconds from Running to a
+    terminal state, for runs that ended in the window), `lateness` (the mean seconds from Late to
+    Running or Crashed), or the name of a metric of one's own (which must then set `events`, or a
+    `between` or `outcome` value).
+    """
+    threshold: _builtins.float
+    """Required. The value the metric is compared with."""
+    operator: Global___MetricOperator.ValueType
+    """Required. How the metric is compared with `threshold`: the trigger breaches while
+    `value <operator> threshold`.
+    """
+    aggregation: Global___MetricAggregation.ValueType
+    """Optional. How the window's samples become the metric's value. Unset: the preset's (`mean`
+    for Prefect's metrics, `count` for a metric of one's own).
+    """
+    @_builtins.property
+    def range(self) -> _duration_pb2.Duration:
+        """Optional. The lookback: the window is `(now - range, now]`. Unset: 300 s. At least 300 s
+        (Prefect's minimum: "The minimum range is 300 seconds (5 minutes)").
+        """
+
+    @_builtins.property
+    def firing_for(self) -> _duration_pb2.Duration:
+        """Optional. How long a breach, or a recovery, must hold before the state changes. Unset:
+        300 s. At least 300 s.
+        """
+
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Event-name patterns of the events feeding the metric (`*` matches one or more
+        characters). Empty: the preset's (`prefect.flow-run.*` for Prefect's metrics), or for a
+        metric of one's own the names its `between` or `outcome` value lists.
+        """
+
+    @_builtins.property
+    def value(self) -> Global___MetricValue:
+        """Optional. What each event contributes. Unset: the preset's (a count for a metric of one's
+        own).
+        """
+
+    @_builtins.property
+    def for_each(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Label names whose values split the metric into one series, and one state, per
+        group, with `EventTrigger.for_each`'s syntax (a label, or `related:<role>:<label>`). A
+        firing's `triggering_labels` maps each to its group's value.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        threshold: _builtins.float = ...,
+        operator: Global___MetricOperator.ValueType = ...,
+        range: _duration_pb2.Duration | None = ...,
+        firing_for: _duration_pb2.Duration | None = ...,
+        events: _abc.Iterable[_builtins.str] | None = ...,
+        value: Global___MetricValue | None = ...,
+        aggregation: Global___MetricAggregation.ValueType = ...,
+        for_each: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["firing_for", b"firing_for", "range", b"range", "value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aggregation", b"aggregation", "events", b"events", "firing_for", b"firing_for", "for_each", b"for_each", "name", b"name", "operator", b"operator", "range", b"range", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricTriggerQuery: _TypeAlias = MetricTriggerQuery  # noqa: Y015
+
+@_typing.final
+class MetricValue(_message.Message):
+    """What each event feeding a metric contributes to its window."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    FIELD_FIELD_NUMBER: _builtins.int
+    BETWEEN_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    count: _builtins.bool
+    """Must be true when set: every event is a sample of 1 (JSON `"count"`)."""
+    field: _builtins.str
+    """A number read from each event (JSON `{"field": ...}`): `payload.<key>[.<key>...]`, a
+    label of the primary resource, or `related:<role>:<label>`. Numbers and numeric strings
+    count; an event without one is skipped.
+    """
+    @_builtins.property
+    def between(self) -> Global___MetricBetween:
+        """The seconds between two events of one entity (JSON `{"between": {...}}`)."""
+
+    @_builtins.property
+    def outcome(self) -> Global___MetricOutcome:
+        """One 1/0 sample per entity (JSON `{"outcome": {...}}`)."""
+
+    def __init__(
+        self,
+        *,
+        count: _builtins.bool = ...,
+        field: _builtins.str = ...,
+        between: Global___MetricBetween | None = ...,
+        outcome: Global___MetricOutcome | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["between", b"between", "count", b"count", "field", b"field", "kind", b"kind", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["between", b"between", "count", b"count", "field", b"field", "kind", b"kind", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["count", "field", "between", "outcome"]  # noqa: Y015
+    _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
+
+Global___MetricValue: _TypeAlias = MetricValue  # noqa: Y015
+
+@_typing.final
+class MetricBetween(_message.Message):
+    """The time between two events of the same entity, e.g. `order.placed` -> `order.shipped`."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Optional. The label naming the entity (a label, or `related:<role>:<label>`). Unset:
+    `prefect.resource.id`.
+    """
+    @_builtins.property
+    def to(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. Event-name patterns that end it (JSON `to`): a sample of its length, at the end
+        event's time. An event matching both ends the open interval, then starts the next one.
+        """
+
+    def __init__(
+        self,
+        *,
+        to: _abc.Iterable[_builtins.str] | None = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "key", b"key", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricBetween: _TypeAlias = MetricBetween  # noqa: Y015
+
+@_typing.final
+class MetricOutcome(_message.Message):
+    """One sample per entity: 1, or 0 while its latest failure or success event is a failure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    FAILURE_FIELD_NUMBER: _builtins.int
+    SUCCESS_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Optional. The label naming the entity. Unset: `prefect.resource.id`."""
+    @_builtins.property
+    def start(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. Event-name patterns whose first occurrence for an entity makes its sample, at that
+        event's time.
+        """
+
+    @_builtins.property
+    def failure(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Required. Events that make the entity's sample 0."""
+
+    @_builtins.property
+    def success(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Optional. Events that make it 1 again. Empty: every event of the metric that is not a
+        failure.
+        """
+
+    def __init__(
+        self,
+        *,
+        start: _abc.Iterable[_builtins.str] | None = ...,
+        failure: _abc.Iterable[_builtins.str] | None = ...,
+        success: _abc.Iterable[_builtins.str] | None = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure", b"failure", "key", b"key", "start", b"start", "success", b"success"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricOutcome: _TypeAlias = MetricOutcome  # noqa: Y015
 
 @_typing.final
 class ResourceSpecification(_message.Message):

@@ -111,7 +111,7 @@ class ListAutomationsRequest(_message.Message):
     `name`, `display_name`, `description` and `owner_resource` with `= "<text>"` (equal) or
     `:"<text>"` (contains; `name` is the resource name, `automations/{automation}`);
     `enabled = true` / `enabled = false`; `tags:"<tag>"` (has the tag); `trigger.type =
-    "event"` / `"compound"` / `"sequence"` (the top-level trigger). Strings compare
+    "event"` / `"compound"` / `"sequence"` / `"metric"` (the top-level trigger). Strings compare
     case-sensitively and may be bare words. Empty: every automation. Anything else (`OR`,
     `NOT`, `-`, parentheses, other operators or fields, `*` wildcards) is INVALID_ARGUMENT
     (reason INVALID_FILTER).
@@ -337,20 +337,28 @@ class SimulateAutomationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     FIRINGS_FIELD_NUMBER: _builtins.int
+    RESOLUTIONS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def firings(self) -> _containers.RepeatedCompositeFieldContainer[_firing_pb2.Firing]:
-        """Output only. Every firing of the automation's top-level trigger, in the order they
-        happened. Their `name` is empty and their `uid`s are deterministic.
+        """Output only. Every Triggered firing of the automation's top-level trigger, in the order
+        they happened. Their `name` is empty and their `uid`s are deterministic.
+        """
+
+    @_builtins.property
+    def resolutions(self) -> _containers.RepeatedCompositeFieldContainer[_firing_pb2.Firing]:
+        """Output only. Every Resolved firing of the top-level trigger (a metric back within its
+        threshold, a proactive trigger's events resuming), in order, beside `firings`.
         """
 
     def __init__(
         self,
         *,
         firings: _abc.Iterable[_firing_pb2.Firing] | None = ...,
+        resolutions: _abc.Iterable[_firing_pb2.Firing] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["firings", b"firings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["firings", b"firings", "resolutions", b"resolutions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -196,8 +196,9 @@ class AutomationServiceServicer:
 
     def SimulateAutomation(self, request, context):
         """Runs an automation that need not exist against a list of timed events on a virtual clock,
-        through the same engine code as live events, and returns the firings it would produce. No
-        state is stored and no action runs. The automation is validated as by CreateAutomation.
+        through the same engine code as live events, and returns the firings it would produce (its
+        Triggered firings, and its Resolved ones beside them). No state is stored and no action
+        runs. The automation is validated as by CreateAutomation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -83,8 +83,9 @@ class AutomationServiceStub:
     """
     SimulateAutomation: _grpc.UnaryUnaryMultiCallable[_automation_service_pb2.SimulateAutomationRequest, _automation_service_pb2.SimulateAutomationResponse]
     """Runs an automation that need not exist against a list of timed events on a virtual clock,
-    through the same engine code as live events, and returns the firings it would produce. No
-    state is stored and no action runs. The automation is validated as by CreateAutomation.
+    through the same engine code as live events, and returns the firings it would produce (its
+    Triggered firings, and its Resolved ones beside them). No state is stored and no action
+    runs. The automation is validated as by CreateAutomation.
     """
     GetFiring: _grpc.UnaryUnaryMultiCallable[_automation_service_pb2.GetFiringRequest, _firing_pb2.Firing]
     """Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
@@ -155,8 +156,9 @@ class AutomationServiceAsyncStub(AutomationServiceStub):
     """
     SimulateAutomation: _aio.UnaryUnaryMultiCallable[_automation_service_pb2.SimulateAutomationRequest, _automation_service_pb2.SimulateAutomationResponse]  # type: ignore[assignment]
     """Runs an automation that need not exist against a list of timed events on a virtual clock,
-    through the same engine code as live events, and returns the firings it would produce. No
-    state is stored and no action runs. The automation is validated as by CreateAutomation.
+    through the same engine code as live events, and returns the firings it would produce (its
+    Triggered firings, and its Resolved ones beside them). No state is stored and no action
+    runs. The automation is validated as by CreateAutomation.
     """
     GetFiring: _aio.UnaryUnaryMultiCallable[_automation_service_pb2.GetFiringRequest, _firing_pb2.Firing]  # type: ignore[assignment]
     """Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
@@ -272,8 +274,9 @@ class AutomationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_automation_service_pb2.SimulateAutomationResponse, _abc.Awaitable[_automation_service_pb2.SimulateAutomationResponse]]:
         """Runs an automation that need not exist against a list of timed events on a virtual clock,
-        through the same engine code as live events, and returns the firings it would produce. No
-        state is stored and no action runs. The automation is validated as by CreateAutomation.
+        through the same engine code as live events, and returns the firings it would produce (its
+        Triggered firings, and its Resolved ones beside them). No state is stored and no action
+        runs. The automation is validated as by CreateAutomation.
         """
 
     @_abc_1.abstractmethod

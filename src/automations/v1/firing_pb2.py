@@ -29,7 +29,7 @@ from google.api import resource_pb2 as google_dot_api_dot_resource__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61utomations/v1/firing.proto\x12\x0e\x61utomations.v1\x1a\x1f\x61utomations/v1/automation.proto\x1a\x1a\x61utomations/v1/event.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x90\x05\n\x06\x46iring\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\nautomation\x18\x03 \x01(\tB#\xe2\x41\x01\x03\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x18\n\ntrigger_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\x0ctrigger_type\x18\x05 \x01(\x0e\x32\x1b.automations.v1.TriggerTypeB\x04\xe2\x41\x01\x03\x12.\n\x07posture\x18\x06 \x01(\x0e\x32\x17.automations.v1.PostureB\x04\xe2\x41\x01\x03\x12\x33\n\tfire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13triggering_event_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x10triggering_event\x18\t \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x03\x12M\n\x11triggering_labels\x18\n \x03(\x0b\x32,.automations.v1.Firing.TriggeringLabelsEntryB\x04\xe2\x41\x01\x03\x12\x33\n\rchild_firings\x18\x0b \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\x1a\x37\n\x15TriggeringLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01:W\xea\x41T\n\x16\x61utomations.dev/Firing\x12)automations/{automation}/firings/{firing}*\x07\x66irings2\x06\x66iring*y\n\x0bTriggerType\x12\x1c\n\x18TRIGGER_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRIGGER_TYPE_EVENT\x10\x01\x12\x19\n\x15TRIGGER_TYPE_COMPOUND\x10\x02\x12\x19\n\x15TRIGGER_TYPE_SEQUENCE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61utomations/v1/firing.proto\x12\x0e\x61utomations.v1\x1a\x1f\x61utomations/v1/automation.proto\x1a\x1a\x61utomations/v1/event.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/resource.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfc\x05\n\x06\x46iring\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x11\n\x03uid\x18\x02 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\nautomation\x18\x03 \x01(\tB#\xe2\x41\x01\x03\xfa\x41\x1c\n\x1a\x61utomations.dev/Automation\x12\x18\n\ntrigger_id\x18\x04 \x01(\tB\x04\xe2\x41\x01\x03\x12\x37\n\x0ctrigger_type\x18\x05 \x01(\x0e\x32\x1b.automations.v1.TriggerTypeB\x04\xe2\x41\x01\x03\x12.\n\x07posture\x18\x06 \x01(\x0e\x32\x17.automations.v1.PostureB\x04\xe2\x41\x01\x03\x12\x33\n\tfire_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12!\n\x13triggering_event_id\x18\x08 \x01(\tB\x04\xe2\x41\x01\x03\x12\x35\n\x10triggering_event\x18\t \x01(\x0b\x32\x15.automations.v1.EventB\x04\xe2\x41\x01\x03\x12M\n\x11triggering_labels\x18\n \x03(\x0b\x32,.automations.v1.Firing.TriggeringLabelsEntryB\x04\xe2\x41\x01\x03\x12\x33\n\rchild_firings\x18\x0b \x03(\x0b\x32\x16.automations.v1.FiringB\x04\xe2\x41\x01\x03\x12\x30\n\x05state\x18\x0c \x01(\x0e\x32\x1b.automations.v1.FiringStateB\x04\xe2\x41\x01\x03\x12#\n\x10triggering_value\x18\r \x01(\x01\x42\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x1a\x37\n\x15TriggeringLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01:W\xea\x41T\n\x16\x61utomations.dev/Firing\x12)automations/{automation}/firings/{firing}*\x07\x66irings2\x06\x66iringB\x13\n\x11_triggering_value*b\n\x0b\x46iringState\x12\x1c\n\x18\x46IRING_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x46IRING_STATE_TRIGGERED\x10\x01\x12\x19\n\x15\x46IRING_STATE_RESOLVED\x10\x02*\x92\x01\n\x0bTriggerType\x12\x1c\n\x18TRIGGER_TYPE_UNSPECIFIED\x10\x00\x12\x16\n\x12TRIGGER_TYPE_EVENT\x10\x01\x12\x19\n\x15TRIGGER_TYPE_COMPOUND\x10\x02\x12\x19\n\x15TRIGGER_TYPE_SEQUENCE\x10\x03\x12\x17\n\x13TRIGGER_TYPE_METRIC\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,12 +60,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIRING'].fields_by_name['triggering_labels']._serialized_options = b'\342A\001\003'
   _globals['_FIRING'].fields_by_name['child_firings']._loaded_options = None
   _globals['_FIRING'].fields_by_name['child_firings']._serialized_options = b'\342A\001\003'
+  _globals['_FIRING'].fields_by_name['state']._loaded_options = None
+  _globals['_FIRING'].fields_by_name['state']._serialized_options = b'\342A\001\003'
+  _globals['_FIRING'].fields_by_name['triggering_value']._loaded_options = None
+  _globals['_FIRING'].fields_by_name['triggering_value']._serialized_options = b'\342A\001\003'
   _globals['_FIRING']._loaded_options = None
   _globals['_FIRING']._serialized_options = b'\352AT\n\026automations.dev/Firing\022)automations/{automation}/firings/{firing}*\007firings2\006firing'
-  _globals['_TRIGGERTYPE']._serialized_start=860
-  _globals['_TRIGGERTYPE']._serialized_end=981
+  _globals['_FIRINGSTATE']._serialized_start=968
+  _globals['_FIRINGSTATE']._serialized_end=1066
+  _globals['_TRIGGERTYPE']._serialized_start=1069
+  _globals['_TRIGGERTYPE']._serialized_end=1215
   _globals['_FIRING']._serialized_start=202
-  _globals['_FIRING']._serialized_end=858
-  _globals['_FIRING_TRIGGERINGLABELSENTRY']._serialized_start=714
-  _globals['_FIRING_TRIGGERINGLABELSENTRY']._serialized_end=769
+  _globals['_FIRING']._serialized_end=966
+  _globals['_FIRING_TRIGGERINGLABELSENTRY']._serialized_start=801
+  _globals['_FIRING_TRIGGERINGLABELSENTRY']._serialized_end=856
 # @@protoc_insertion_point(module_scope)

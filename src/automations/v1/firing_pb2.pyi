@@ -22,6 +22,30 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FiringState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FiringStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FiringState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FIRING_STATE_UNSPECIFIED: _FiringState.ValueType  # 0
+    """Not used (firings stored before states existed read as FIRING_STATE_TRIGGERED)."""
+    FIRING_STATE_TRIGGERED: _FiringState.ValueType  # 1
+    """`Triggered`: the trigger's condition was met."""
+    FIRING_STATE_RESOLVED: _FiringState.ValueType  # 2
+    """`Resolved`: it stopped being met."""
+
+class FiringState(_FiringState, metaclass=_FiringStateEnumTypeWrapper):
+    """The state change a firing records (Prefect's TriggerState)."""
+
+FIRING_STATE_UNSPECIFIED: FiringState.ValueType  # 0
+"""Not used (firings stored before states existed read as FIRING_STATE_TRIGGERED)."""
+FIRING_STATE_TRIGGERED: FiringState.ValueType  # 1
+"""`Triggered`: the trigger's condition was met."""
+FIRING_STATE_RESOLVED: FiringState.ValueType  # 2
+"""`Resolved`: it stopped being met."""
+Global___FiringState: _TypeAlias = FiringState  # noqa: Y015
+
 class _TriggerType:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -36,6 +60,8 @@ class _TriggerTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TriggerTy
     """A CompoundTrigger (`compound`)."""
     TRIGGER_TYPE_SEQUENCE: _TriggerType.ValueType  # 3
     """A SequenceTrigger (`sequence`)."""
+    TRIGGER_TYPE_METRIC: _TriggerType.ValueType  # 4
+    """A MetricTrigger (`metric`)."""
 
 class TriggerType(_TriggerType, metaclass=_TriggerTypeEnumTypeWrapper):
     """The kind of trigger that fired (Prefect's `type`)."""
@@ -48,6 +74,8 @@ TRIGGER_TYPE_COMPOUND: TriggerType.ValueType  # 2
 """A CompoundTrigger (`compound`)."""
 TRIGGER_TYPE_SEQUENCE: TriggerType.ValueType  # 3
 """A SequenceTrigger (`sequence`)."""
+TRIGGER_TYPE_METRIC: TriggerType.ValueType  # 4
+"""A MetricTrigger (`metric`)."""
 Global___TriggerType: _TypeAlias = TriggerType  # noqa: Y015
 
 @_typing.final
@@ -91,6 +119,8 @@ class Firing(_message.Message):
     TRIGGERING_EVENT_FIELD_NUMBER: _builtins.int
     TRIGGERING_LABELS_FIELD_NUMBER: _builtins.int
     CHILD_FIRINGS_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TRIGGERING_VALUE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Output only. The resource name, `automations/{automation}/firings/{firing}`. Empty for
     child firings (they are part of their parent's record) and for simulated firings.
@@ -108,13 +138,22 @@ class Firing(_message.Message):
     trigger_type: Global___TriggerType.ValueType
     """Output only. The kind of the trigger that fired."""
     posture: _automation_pb2.Posture.ValueType
-    """Output only. The posture of an event trigger; POSTURE_UNSPECIFIED for a compound or
-    sequence trigger.
+    """Output only. The posture of an event trigger, POSTURE_METRIC for a metric trigger;
+    POSTURE_UNSPECIFIED for a compound or sequence trigger.
     """
     triggering_event_id: _builtins.str
     """Output only. The id of the event that caused the firing; empty when there is none (a
     proactive window that expired without any event). For a composite trigger: the triggering
     event of the child firing that completed it.
+    """
+    state: Global___FiringState.ValueType
+    """Output only. The state change the firing records: FIRING_STATE_TRIGGERED for every firing of
+    an event, compound or sequence trigger and for a metric's breach; FIRING_STATE_RESOLVED for a
+    metric's recovery or a proactive trigger's events resuming (Prefect's `trigger_states`).
+    """
+    triggering_value: _builtins.float
+    """Output only. For a metric trigger, the metric's value when the state changed (Prefect's
+    `triggering_value`); unset for other triggers.
     """
     @_builtins.property
     def fire_time(self) -> _timestamp_pb2.Timestamp:
@@ -154,11 +193,15 @@ class Firing(_message.Message):
         triggering_event: _event_pb2.Event | None = ...,
         triggering_labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         child_firings: _abc.Iterable[Global___Firing] | None = ...,
+        state: Global___FiringState.ValueType = ...,
+        triggering_value: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["fire_time", b"fire_time", "triggering_event", b"triggering_event"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_triggering_value", b"_triggering_value", "fire_time", b"fire_time", "triggering_event", b"triggering_event", "triggering_value", b"triggering_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["automation", b"automation", "child_firings", b"child_firings", "fire_time", b"fire_time", "name", b"name", "posture", b"posture", "trigger_id", b"trigger_id", "trigger_type", b"trigger_type", "triggering_event", b"triggering_event", "triggering_event_id", b"triggering_event_id", "triggering_labels", b"triggering_labels", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_triggering_value", b"_triggering_value", "automation", b"automation", "child_firings", b"child_firings", "fire_time", b"fire_time", "name", b"name", "posture", b"posture", "state", b"state", "trigger_id", b"trigger_id", "trigger_type", b"trigger_type", "triggering_event", b"triggering_event", "triggering_event_id", b"triggering_event_id", "triggering_labels", b"triggering_labels", "triggering_value", b"triggering_value", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__triggering_value: _TypeAlias = _typing.Literal["triggering_value"]  # noqa: Y015
+    _WhichOneofArgType__triggering_value: _TypeAlias = _typing.Literal["_triggering_value", b"_triggering_value"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__triggering_value) -> _WhichOneofReturnType__triggering_value | None: ...
 
 Global___Firing: _TypeAlias = Firing  # noqa: Y015

@@ -24,7 +24,7 @@ from automations.domain import actions as actions_
 from automations.domain import automations, durations, errors, prefect_json
 from automations.domain import triggers as triggers_
 from automations.v1 import automation_pb2
-from automations.wire import names, structs
+from automations.wire import metric_triggers, names, structs
 
 
 def _invalid(
@@ -121,8 +121,10 @@ def trigger_to_prefect_json(
             "triggers": _children_to_json(sequence.triggers, field, with_ids),
             "within": _optional_seconds(sequence, "within"),
         }
+    elif kind == "metric":
+        out = metric_triggers.metric_trigger_to_json(message.metric, field, _spec_to_json)
     else:
-        raise _invalid(field, "must set one of event, compound or sequence")
+        raise _invalid(field, "must set one of event, compound, sequence or metric")
     if with_ids and message.id:
         out = {"type": out.pop("type"), "id": message.id, **out}
     return out
@@ -338,6 +340,9 @@ def trigger_to_proto(trigger: triggers_.Trigger) -> automation_pb2.Trigger:
         event.posture = _POSTURE_TO_PROTO[trigger.posture]
         event.threshold = trigger.threshold
         structs.set_duration(event.within, trigger.within)
+        return message
+    if isinstance(trigger, triggers_.MetricTrigger):
+        metric_triggers.metric_trigger_to_proto(trigger, message.metric, _spec_to_proto)
         return message
     composite: Any = (
         message.compound if isinstance(trigger, triggers_.CompoundTrigger) else message.sequence

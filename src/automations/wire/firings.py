@@ -12,13 +12,20 @@ from automations.wire import names, structs
 _FIRING_POSTURE = {
     "Reactive": automation_pb2.POSTURE_REACTIVE,
     "Proactive": automation_pb2.POSTURE_PROACTIVE,
+    "Metric": automation_pb2.POSTURE_METRIC,
 }
 
 _TRIGGER_TYPE = {
     "event": firing_pb2.TRIGGER_TYPE_EVENT,
     "compound": firing_pb2.TRIGGER_TYPE_COMPOUND,
     "sequence": firing_pb2.TRIGGER_TYPE_SEQUENCE,
+    "metric": firing_pb2.TRIGGER_TYPE_METRIC,
 }
+_STATE = {
+    firings.FiringState.TRIGGERED: firing_pb2.FIRING_STATE_TRIGGERED,
+    firings.FiringState.RESOLVED: firing_pb2.FIRING_STATE_RESOLVED,
+}
+_STATE_NAMES = {value: state.value for state, value in _STATE.items()}
 _TRIGGER_TYPE_NAMES = {value: name for name, value in _TRIGGER_TYPE.items()}
 _POSTURE_NAMES = {value: name for name, value in _FIRING_POSTURE.items()}
 
@@ -39,7 +46,10 @@ def firing_to_proto(firing: firings.Firing, *, stored: bool = True) -> firing_pb
         trigger_type=_TRIGGER_TYPE.get(firing.trigger_type, firing_pb2.TRIGGER_TYPE_UNSPECIFIED),
         posture=_FIRING_POSTURE.get(firing.posture or "", automation_pb2.POSTURE_UNSPECIFIED),
         triggering_labels=firing.triggering_labels,
+        state=_STATE[firing.state],
     )
+    if firing.triggering_value is not None:
+        message.triggering_value = firing.triggering_value
     structs.set_timestamp(message.fire_time, firing.triggered)
     if firing.triggering_event is not None:
         message.triggering_event_id = firing.triggering_event.id
@@ -54,7 +64,8 @@ def firing_to_json(message: firing_pb2.Firing) -> dict[str, Any]:
 
     Keys: ``id``, ``automation_id``, ``trigger_id``, ``trigger_type``, ``posture``,
     ``triggered`` (ISO 8601), ``triggering_event_id``, ``triggering_event`` (Prefect's event
-    JSON, or None), ``triggering_labels`` and ``child_firings`` (the same shape).
+    JSON, or None), ``triggering_labels``, ``child_firings`` (the same shape), ``state``
+    (``Triggered`` or ``Resolved``) and ``triggering_value`` (a metric's value, or None).
     """
     event = None
     if message.HasField("triggering_event"):
@@ -70,4 +81,8 @@ def firing_to_json(message: firing_pb2.Firing) -> dict[str, Any]:
         "triggering_event": event,
         "triggering_labels": dict(message.triggering_labels),
         "child_firings": [firing_to_json(child) for child in message.child_firings],
+        "state": _STATE_NAMES.get(message.state, firings.FiringState.TRIGGERED.value),
+        "triggering_value": (
+            message.triggering_value if message.HasField("triggering_value") else None
+        ),
     }

@@ -260,7 +260,7 @@ def test_a_trigger_of_no_kind_is_named_by_its_path() -> None:
     message.trigger.compound.triggers[1].Clear()
     error = _error(message)
     assert error.field == "trigger.triggers[1]"
-    assert "event, compound or sequence" in error.description
+    assert "event, compound, sequence or metric" in error.description
 
 
 def test_a_negative_child_within_is_named_by_its_prefect_path() -> None:

@@ -42,8 +42,9 @@ type AutomationServiceClient interface {
 	// events and its trigger state is dropped. Disabling a disabled automation changes nothing.
 	DisableAutomation(ctx context.Context, in *DisableAutomationRequest, opts ...grpc.CallOption) (*Automation, error)
 	// Runs an automation that need not exist against a list of timed events on a virtual clock,
-	// through the same engine code as live events, and returns the firings it would produce. No
-	// state is stored and no action runs. The automation is validated as by CreateAutomation.
+	// through the same engine code as live events, and returns the firings it would produce (its
+	// Triggered firings, and its Resolved ones beside them). No state is stored and no action
+	// runs. The automation is validated as by CreateAutomation.
 	SimulateAutomation(ctx context.Context, in *SimulateAutomationRequest, opts ...grpc.CallOption) (*SimulateAutomationResponse, error)
 	// Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
 	// none with that id under that automation.
@@ -215,8 +216,9 @@ type AutomationServiceServer interface {
 	// events and its trigger state is dropped. Disabling a disabled automation changes nothing.
 	DisableAutomation(context.Context, *DisableAutomationRequest) (*Automation, error)
 	// Runs an automation that need not exist against a list of timed events on a virtual clock,
-	// through the same engine code as live events, and returns the firings it would produce. No
-	// state is stored and no action runs. The automation is validated as by CreateAutomation.
+	// through the same engine code as live events, and returns the firings it would produce (its
+	// Triggered firings, and its Resolved ones beside them). No state is stored and no action
+	// runs. The automation is validated as by CreateAutomation.
 	SimulateAutomation(context.Context, *SimulateAutomationRequest) (*SimulateAutomationResponse, error)
 	// Gets one stored firing (a top-level firing, with its child firings). NOT_FOUND if there is
 	// none with that id under that automation.

@@ -22,6 +22,11 @@ export enum Posture {
    * event.
    */
   POSTURE_PROACTIVE = 2,
+  /**
+   * POSTURE_METRIC - Prefect `"Metric"`: the posture of a metric trigger (a firing's `posture`); not valid on an
+   * EventTrigger.
+   */
+  POSTURE_METRIC = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -36,6 +41,9 @@ export function postureFromJSON(object: any): Posture {
     case 2:
     case "POSTURE_PROACTIVE":
       return Posture.POSTURE_PROACTIVE;
+    case 3:
+    case "POSTURE_METRIC":
+      return Posture.POSTURE_METRIC;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -51,7 +59,165 @@ export function postureToJSON(object: Posture): string {
       return "POSTURE_REACTIVE";
     case Posture.POSTURE_PROACTIVE:
       return "POSTURE_PROACTIVE";
+    case Posture.POSTURE_METRIC:
+      return "POSTURE_METRIC";
     case Posture.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** Prefect's MetricTriggerOperator. */
+export enum MetricOperator {
+  /** METRIC_OPERATOR_UNSPECIFIED - Not valid. */
+  METRIC_OPERATOR_UNSPECIFIED = 0,
+  /** METRIC_OPERATOR_LESS_THAN - `<`: breaches while the value is below the threshold. */
+  METRIC_OPERATOR_LESS_THAN = 1,
+  /** METRIC_OPERATOR_LESS_THAN_OR_EQUAL - `<=`: breaches while the value is at most the threshold. */
+  METRIC_OPERATOR_LESS_THAN_OR_EQUAL = 2,
+  /** METRIC_OPERATOR_GREATER_THAN - `>`: breaches while the value is above the threshold. */
+  METRIC_OPERATOR_GREATER_THAN = 3,
+  /** METRIC_OPERATOR_GREATER_THAN_OR_EQUAL - `>=`: breaches while the value is at least the threshold. */
+  METRIC_OPERATOR_GREATER_THAN_OR_EQUAL = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function metricOperatorFromJSON(object: any): MetricOperator {
+  switch (object) {
+    case 0:
+    case "METRIC_OPERATOR_UNSPECIFIED":
+      return MetricOperator.METRIC_OPERATOR_UNSPECIFIED;
+    case 1:
+    case "METRIC_OPERATOR_LESS_THAN":
+      return MetricOperator.METRIC_OPERATOR_LESS_THAN;
+    case 2:
+    case "METRIC_OPERATOR_LESS_THAN_OR_EQUAL":
+      return MetricOperator.METRIC_OPERATOR_LESS_THAN_OR_EQUAL;
+    case 3:
+    case "METRIC_OPERATOR_GREATER_THAN":
+      return MetricOperator.METRIC_OPERATOR_GREATER_THAN;
+    case 4:
+    case "METRIC_OPERATOR_GREATER_THAN_OR_EQUAL":
+      return MetricOperator.METRIC_OPERATOR_GREATER_THAN_OR_EQUAL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MetricOperator.UNRECOGNIZED;
+  }
+}
+
+export function metricOperatorToJSON(object: MetricOperator): string {
+  switch (object) {
+    case MetricOperator.METRIC_OPERATOR_UNSPECIFIED:
+      return "METRIC_OPERATOR_UNSPECIFIED";
+    case MetricOperator.METRIC_OPERATOR_LESS_THAN:
+      return "METRIC_OPERATOR_LESS_THAN";
+    case MetricOperator.METRIC_OPERATOR_LESS_THAN_OR_EQUAL:
+      return "METRIC_OPERATOR_LESS_THAN_OR_EQUAL";
+    case MetricOperator.METRIC_OPERATOR_GREATER_THAN:
+      return "METRIC_OPERATOR_GREATER_THAN";
+    case MetricOperator.METRIC_OPERATOR_GREATER_THAN_OR_EQUAL:
+      return "METRIC_OPERATOR_GREATER_THAN_OR_EQUAL";
+    case MetricOperator.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** How a metric's window of samples becomes its value. */
+export enum MetricAggregation {
+  /** METRIC_AGGREGATION_UNSPECIFIED - Unset: the preset's. */
+  METRIC_AGGREGATION_UNSPECIFIED = 0,
+  /** METRIC_AGGREGATION_COUNT - `count`: how many samples the window holds (0 when empty). */
+  METRIC_AGGREGATION_COUNT = 1,
+  /** METRIC_AGGREGATION_RATE - `rate`: samples per second over `range` (0 when empty). */
+  METRIC_AGGREGATION_RATE = 2,
+  /** METRIC_AGGREGATION_SUM - `sum`: the sum of the samples (0 when empty). */
+  METRIC_AGGREGATION_SUM = 3,
+  /** METRIC_AGGREGATION_MEAN - `mean`: their mean (no data when empty). */
+  METRIC_AGGREGATION_MEAN = 4,
+  /** METRIC_AGGREGATION_MIN - `min`: the smallest sample (no data when empty). */
+  METRIC_AGGREGATION_MIN = 5,
+  /** METRIC_AGGREGATION_MAX - `max`: the largest sample (no data when empty). */
+  METRIC_AGGREGATION_MAX = 6,
+  /** METRIC_AGGREGATION_P50 - `p50`: the median, nearest-rank (the sample at rank ceil(0.5 n)). */
+  METRIC_AGGREGATION_P50 = 7,
+  /** METRIC_AGGREGATION_P90 - `p90`: the 90th percentile, nearest-rank. */
+  METRIC_AGGREGATION_P90 = 8,
+  /** METRIC_AGGREGATION_P95 - `p95`: the 95th percentile, nearest-rank. */
+  METRIC_AGGREGATION_P95 = 9,
+  /** METRIC_AGGREGATION_P99 - `p99`: the 99th percentile, nearest-rank. */
+  METRIC_AGGREGATION_P99 = 10,
+  UNRECOGNIZED = -1,
+}
+
+export function metricAggregationFromJSON(object: any): MetricAggregation {
+  switch (object) {
+    case 0:
+    case "METRIC_AGGREGATION_UNSPECIFIED":
+      return MetricAggregation.METRIC_AGGREGATION_UNSPECIFIED;
+    case 1:
+    case "METRIC_AGGREGATION_COUNT":
+      return MetricAggregation.METRIC_AGGREGATION_COUNT;
+    case 2:
+    case "METRIC_AGGREGATION_RATE":
+      return MetricAggregation.METRIC_AGGREGATION_RATE;
+    case 3:
+    case "METRIC_AGGREGATION_SUM":
+      return MetricAggregation.METRIC_AGGREGATION_SUM;
+    case 4:
+    case "METRIC_AGGREGATION_MEAN":
+      return MetricAggregation.METRIC_AGGREGATION_MEAN;
+    case 5:
+    case "METRIC_AGGREGATION_MIN":
+      return MetricAggregation.METRIC_AGGREGATION_MIN;
+    case 6:
+    case "METRIC_AGGREGATION_MAX":
+      return MetricAggregation.METRIC_AGGREGATION_MAX;
+    case 7:
+    case "METRIC_AGGREGATION_P50":
+      return MetricAggregation.METRIC_AGGREGATION_P50;
+    case 8:
+    case "METRIC_AGGREGATION_P90":
+      return MetricAggregation.METRIC_AGGREGATION_P90;
+    case 9:
+    case "METRIC_AGGREGATION_P95":
+      return MetricAggregation.METRIC_AGGREGATION_P95;
+    case 10:
+    case "METRIC_AGGREGATION_P99":
+      return MetricAggregation.METRIC_AGGREGATION_P99;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MetricAggregation.UNRECOGNIZED;
+  }
+}
+
+export function metricAggregationToJSON(object: MetricAggregation): string {
+  switch (object) {
+    case MetricAggregation.METRIC_AGGREGATION_UNSPECIFIED:
+      return "METRIC_AGGREGATION_UNSPECIFIED";
+    case MetricAggregation.METRIC_AGGREGATION_COUNT:
+      return "METRIC_AGGREGATION_COUNT";
+    case MetricAggregation.METRIC_AGGREGATION_RATE:
+      return "METRIC_AGGREGATION_RATE";
+    case MetricAggregation.METRIC_AGGREGATION_SUM:
+      return "METRIC_AGGREGATION_SUM";
+    case MetricAggregation.METRIC_AGGREGATION_MEAN:
+      return "METRIC_AGGREGATION_MEAN";
+    case MetricAggregation.METRIC_AGGREGATION_MIN:
+      return "METRIC_AGGREGATION_MIN";
+    case MetricAggregation.METRIC_AGGREGATION_MAX:
+      return "METRIC_AGGREGATION_MAX";
+    case MetricAggregation.METRIC_AGGREGATION_P50:
+      return "METRIC_AGGREGATION_P50";
+    case MetricAggregation.METRIC_AGGREGATION_P90:
+      return "METRIC_AGGREGATION_P90";
+    case MetricAggregation.METRIC_AGGREGATION_P95:
+      return "METRIC_AGGREGATION_P95";
+    case MetricAggregation.METRIC_AGGREGATION_P99:
+      return "METRIC_AGGREGATION_P99";
+    case MetricAggregation.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -88,7 +254,8 @@ export interface Automation {
     | Trigger
     | undefined;
   /**
-   * Optional. What it does on every firing, in order. The position of an action in `actions` +
+   * Optional. What it does on every Triggered firing, in order. The position of an action in
+   * `actions` +
    * `actions_on_trigger` + `actions_on_resolve` is its `action_index`. (Prefect requires the key
    * but allows an empty list, e.g. for an automation whose only effect is its
    * `prefect.automation.triggered` event; a repeated field cannot tell the two apart.)
@@ -100,8 +267,11 @@ export interface Automation {
    */
   actionsOnTrigger: Action[];
   /**
-   * Optional. Actions run when a firing resolves. Prefect's open-source semantics never resolve
-   * a firing, so these currently never run; they are kept so that Prefect automations round-trip.
+   * Optional. Actions run on a Resolved firing: a metric trigger back within its threshold for
+   * `firing_for`, or the expected events of a proactive trigger's key resuming. Like
+   * `actions_on_trigger`, they see the `prefect.automation.resolved` event as their triggering
+   * event. (`actions` run on Triggered firings only, unlike Prefect, which runs them on every
+   * firing: a metric's recovery would page a second time.)
    */
   actionsOnResolve: Action[];
   /**
@@ -138,6 +308,9 @@ export interface Trigger {
     | //
     /** A sequence trigger (Prefect `type: "sequence"`). */
     { $case: "sequence"; value: SequenceTrigger }
+    | //
+    /** A metric trigger (Prefect `type: "metric"`, posture `"Metric"`). */
+    { $case: "metric"; value: MetricTrigger }
     | undefined;
   /**
    * Output only. The trigger's id (Prefect's trigger `id`), set by the server.
@@ -249,6 +422,153 @@ export interface SequenceTrigger {
    * limit (Prefect's `null`).
    */
   within?: Duration | undefined;
+}
+
+/**
+ * Fires when a metric over the matching events breaches a threshold for `firing_for`; Prefect's
+ * MetricTrigger, extended to any event.
+ *
+ * The metric is computed over the window `(now - range, now]` of the events' `occurred` times,
+ * incrementally as events arrive and as the window slides. Each group of the metric (one group
+ * without `metric.for_each`) starts Resolved; once `value <operator> threshold` has held for
+ * `firing_for` it becomes Triggered (a Triggered firing, with the value as `triggering_value`);
+ * once it has stopped holding for `firing_for` it becomes Resolved again (a Resolved firing). A
+ * window without data (a mean, minimum, maximum or percentile of no samples) holds the state.
+ */
+export interface MetricTrigger {
+  /**
+   * Optional. Labels the primary resource of the events feeding the metric must have, as in
+   * EventTrigger. Unset or empty: any resource.
+   */
+  match?:
+    | ResourceSpecification
+    | undefined;
+  /** Optional. Specifications over the related resources of those events, as in EventTrigger. */
+  matchRelated: ResourceSpecification[];
+  /** Required. What is measured and when it breaches. */
+  metric?: MetricTriggerQuery | undefined;
+}
+
+/**
+ * A metric trigger's query: Prefect's MetricTriggerQuery (`name`, `threshold`, `operator`,
+ * `range`, `firing_for`) plus the fields of this engine's extension (`events`, `value`,
+ * `aggregation`, `for_each`). Prefect's three metrics are presets of the extension's fields: a
+ * query naming one takes the preset's value for each of those fields it leaves unset.
+ */
+export interface MetricTriggerQuery {
+  /**
+   * Required. `successes` (the fraction of flow runs that went Pending in the window whose latest
+   * state is not Failed, Crashed or TimedOut), `duration` (the mean seconds from Running to a
+   * terminal state, for runs that ended in the window), `lateness` (the mean seconds from Late to
+   * Running or Crashed), or the name of a metric of one's own (which must then set `events`, or a
+   * `between` or `outcome` value).
+   */
+  name: string;
+  /** Required. The value the metric is compared with. */
+  threshold: number;
+  /**
+   * Required. How the metric is compared with `threshold`: the trigger breaches while
+   * `value <operator> threshold`.
+   */
+  operator: MetricOperator;
+  /**
+   * Optional. The lookback: the window is `(now - range, now]`. Unset: 300 s. At least 300 s
+   * (Prefect's minimum: "The minimum range is 300 seconds (5 minutes)").
+   */
+  range?:
+    | Duration
+    | undefined;
+  /**
+   * Optional. How long a breach, or a recovery, must hold before the state changes. Unset:
+   * 300 s. At least 300 s.
+   */
+  firingFor?:
+    | Duration
+    | undefined;
+  /**
+   * Optional. Event-name patterns of the events feeding the metric (`*` matches one or more
+   * characters). Empty: the preset's (`prefect.flow-run.*` for Prefect's metrics), or for a
+   * metric of one's own the names its `between` or `outcome` value lists.
+   */
+  events: string[];
+  /**
+   * Optional. What each event contributes. Unset: the preset's (a count for a metric of one's
+   * own).
+   */
+  value?:
+    | MetricValue
+    | undefined;
+  /**
+   * Optional. How the window's samples become the metric's value. Unset: the preset's (`mean`
+   * for Prefect's metrics, `count` for a metric of one's own).
+   */
+  aggregation: MetricAggregation;
+  /**
+   * Optional. Label names whose values split the metric into one series, and one state, per
+   * group, with `EventTrigger.for_each`'s syntax (a label, or `related:<role>:<label>`). A
+   * firing's `triggering_labels` maps each to its group's value.
+   */
+  forEach: string[];
+}
+
+/** What each event feeding a metric contributes to its window. */
+export interface MetricValue {
+  /** The kind of value. Required: exactly one must be set. */
+  kind?:
+    | //
+    /** Must be true when set: every event is a sample of 1 (JSON `"count"`). */
+    { $case: "count"; value: boolean }
+    | //
+    /**
+     * A number read from each event (JSON `{"field": ...}`): `payload.<key>[.<key>...]`, a
+     * label of the primary resource, or `related:<role>:<label>`. Numbers and numeric strings
+     * count; an event without one is skipped.
+     */
+    { $case: "field"; value: string }
+    | //
+    /** The seconds between two events of one entity (JSON `{"between": {...}}`). */
+    { $case: "between"; value: MetricBetween }
+    | //
+    /** One 1/0 sample per entity (JSON `{"outcome": {...}}`). */
+    { $case: "outcome"; value: MetricOutcome }
+    | undefined;
+}
+
+/** The time between two events of the same entity, e.g. `order.placed` -> `order.shipped`. */
+export interface MetricBetween {
+  /**
+   * Required. Event-name patterns that start an entity's interval (JSON `from`); a new start
+   * replaces an open one, so the last one before the end counts.
+   */
+  from: string[];
+  /**
+   * Required. Event-name patterns that end it (JSON `to`): a sample of its length, at the end
+   * event's time. An event matching both ends the open interval, then starts the next one.
+   */
+  to: string[];
+  /**
+   * Optional. The label naming the entity (a label, or `related:<role>:<label>`). Unset:
+   * `prefect.resource.id`.
+   */
+  key: string;
+}
+
+/** One sample per entity: 1, or 0 while its latest failure or success event is a failure. */
+export interface MetricOutcome {
+  /**
+   * Required. Event-name patterns whose first occurrence for an entity makes its sample, at that
+   * event's time.
+   */
+  start: string[];
+  /** Required. Events that make the entity's sample 0. */
+  failure: string[];
+  /**
+   * Optional. Events that make it 1 again. Empty: every event of the metric that is not a
+   * failure.
+   */
+  success: string[];
+  /** Optional. The label naming the entity. Unset: `prefect.resource.id`. */
+  key: string;
 }
 
 /**
@@ -688,6 +1008,9 @@ export const Trigger: MessageFns<Trigger> = {
       case "sequence":
         SequenceTrigger.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "metric":
+        MetricTrigger.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     if (message.id !== "") {
       writer.uint32(34).string(message.id);
@@ -732,6 +1055,14 @@ export const Trigger: MessageFns<Trigger> = {
             message.kind = { $case: "sequence", value: SequenceTrigger.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "metric", value: MetricTrigger.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 4: {
             if (tag !== 34) {
               break;
@@ -760,6 +1091,8 @@ export const Trigger: MessageFns<Trigger> = {
         ? { $case: "compound", value: CompoundTrigger.fromJSON(object.compound) }
         : isSet(object.sequence)
         ? { $case: "sequence", value: SequenceTrigger.fromJSON(object.sequence) }
+        : isSet(object.metric)
+        ? { $case: "metric", value: MetricTrigger.fromJSON(object.metric) }
         : undefined,
       id: isSet(object.id) ? globalThis.String(object.id) : "",
     };
@@ -773,6 +1106,8 @@ export const Trigger: MessageFns<Trigger> = {
       obj.compound = CompoundTrigger.toJSON(message.kind.value);
     } else if (message.kind?.$case === "sequence") {
       obj.sequence = SequenceTrigger.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "metric") {
+      obj.metric = MetricTrigger.toJSON(message.kind.value);
     }
     if (message.id !== "") {
       obj.id = message.id;
@@ -801,6 +1136,12 @@ export const Trigger: MessageFns<Trigger> = {
       case "sequence": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "sequence", value: SequenceTrigger.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "metric": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "metric", value: MetricTrigger.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -1261,6 +1602,697 @@ export const SequenceTrigger: MessageFns<SequenceTrigger> = {
   },
 };
 
+function createBaseMetricTrigger(): MetricTrigger {
+  return { match: undefined, matchRelated: [], metric: undefined };
+}
+
+export const MetricTrigger: MessageFns<MetricTrigger> = {
+  encode(message: MetricTrigger, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.match !== undefined) {
+      ResourceSpecification.encode(message.match, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.matchRelated) {
+      ResourceSpecification.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.metric !== undefined) {
+      MetricTriggerQuery.encode(message.metric, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricTrigger {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricTrigger();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.match = ResourceSpecification.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.matchRelated.push(ResourceSpecification.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.metric = MetricTriggerQuery.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricTrigger {
+    return {
+      match: isSet(object.match) ? ResourceSpecification.fromJSON(object.match) : undefined,
+      matchRelated: globalThis.Array.isArray(object?.matchRelated)
+        ? object.matchRelated.map((e: any) => ResourceSpecification.fromJSON(e))
+        : globalThis.Array.isArray(object?.match_related)
+        ? object.match_related.map((e: any) => ResourceSpecification.fromJSON(e))
+        : [],
+      metric: isSet(object.metric) ? MetricTriggerQuery.fromJSON(object.metric) : undefined,
+    };
+  },
+
+  toJSON(message: MetricTrigger): unknown {
+    const obj: any = {};
+    if (message.match !== undefined) {
+      obj.match = ResourceSpecification.toJSON(message.match);
+    }
+    if (message.matchRelated?.length) {
+      obj.matchRelated = message.matchRelated.map((e) => ResourceSpecification.toJSON(e));
+    }
+    if (message.metric !== undefined) {
+      obj.metric = MetricTriggerQuery.toJSON(message.metric);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MetricTrigger>, I>>(base?: I): MetricTrigger {
+    return MetricTrigger.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MetricTrigger>, I>>(object: I): MetricTrigger {
+    const message = createBaseMetricTrigger();
+    message.match = (object.match !== undefined && object.match !== null)
+      ? ResourceSpecification.fromPartial(object.match)
+      : undefined;
+    message.matchRelated = object.matchRelated?.map((e) => ResourceSpecification.fromPartial(e)) || [];
+    message.metric = (object.metric !== undefined && object.metric !== null)
+      ? MetricTriggerQuery.fromPartial(object.metric)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMetricTriggerQuery(): MetricTriggerQuery {
+  return {
+    name: "",
+    threshold: 0,
+    operator: 0,
+    range: undefined,
+    firingFor: undefined,
+    events: [],
+    value: undefined,
+    aggregation: 0,
+    forEach: [],
+  };
+}
+
+export const MetricTriggerQuery: MessageFns<MetricTriggerQuery> = {
+  encode(message: MetricTriggerQuery, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.threshold !== 0) {
+      writer.uint32(17).double(message.threshold);
+    }
+    if (message.operator !== 0) {
+      writer.uint32(24).int32(message.operator);
+    }
+    if (message.range !== undefined) {
+      Duration.encode(message.range, writer.uint32(34).fork()).join();
+    }
+    if (message.firingFor !== undefined) {
+      Duration.encode(message.firingFor, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.events) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.value !== undefined) {
+      MetricValue.encode(message.value, writer.uint32(58).fork()).join();
+    }
+    if (message.aggregation !== 0) {
+      writer.uint32(64).int32(message.aggregation);
+    }
+    for (const v of message.forEach) {
+      writer.uint32(74).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricTriggerQuery {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricTriggerQuery();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.threshold = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.operator = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.range = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.firingFor = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.events.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.value = MetricValue.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.aggregation = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.forEach.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricTriggerQuery {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      operator: isSet(object.operator) ? metricOperatorFromJSON(object.operator) : 0,
+      range: isSet(object.range) ? Duration.fromJSON(object.range) : undefined,
+      firingFor: isSet(object.firingFor)
+        ? Duration.fromJSON(object.firingFor)
+        : isSet(object.firing_for)
+        ? Duration.fromJSON(object.firing_for)
+        : undefined,
+      events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => globalThis.String(e)) : [],
+      value: isSet(object.value) ? MetricValue.fromJSON(object.value) : undefined,
+      aggregation: isSet(object.aggregation) ? metricAggregationFromJSON(object.aggregation) : 0,
+      forEach: globalThis.Array.isArray(object?.forEach)
+        ? object.forEach.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.for_each)
+        ? object.for_each.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: MetricTriggerQuery): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.threshold !== 0) {
+      obj.threshold = floatToJson(message.threshold);
+    }
+    if (message.operator !== 0) {
+      obj.operator = metricOperatorToJSON(message.operator);
+    }
+    if (message.range !== undefined) {
+      obj.range = Duration.toJSON(message.range);
+    }
+    if (message.firingFor !== undefined) {
+      obj.firingFor = Duration.toJSON(message.firingFor);
+    }
+    if (message.events?.length) {
+      obj.events = message.events;
+    }
+    if (message.value !== undefined) {
+      obj.value = MetricValue.toJSON(message.value);
+    }
+    if (message.aggregation !== 0) {
+      obj.aggregation = metricAggregationToJSON(message.aggregation);
+    }
+    if (message.forEach?.length) {
+      obj.forEach = message.forEach;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MetricTriggerQuery>, I>>(base?: I): MetricTriggerQuery {
+    return MetricTriggerQuery.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MetricTriggerQuery>, I>>(object: I): MetricTriggerQuery {
+    const message = createBaseMetricTriggerQuery();
+    message.name = object.name ?? "";
+    message.threshold = object.threshold ?? 0;
+    message.operator = object.operator ?? 0;
+    message.range = (object.range !== undefined && object.range !== null)
+      ? Duration.fromPartial(object.range)
+      : undefined;
+    message.firingFor = (object.firingFor !== undefined && object.firingFor !== null)
+      ? Duration.fromPartial(object.firingFor)
+      : undefined;
+    message.events = object.events?.map((e) => e) || [];
+    message.value = (object.value !== undefined && object.value !== null)
+      ? MetricValue.fromPartial(object.value)
+      : undefined;
+    message.aggregation = object.aggregation ?? 0;
+    message.forEach = object.forEach?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseMetricValue(): MetricValue {
+  return { kind: undefined };
+}
+
+export const MetricValue: MessageFns<MetricValue> = {
+  encode(message: MetricValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "count":
+        writer.uint32(8).bool(message.kind.value);
+        break;
+      case "field":
+        writer.uint32(18).string(message.kind.value);
+        break;
+      case "between":
+        MetricBetween.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "outcome":
+        MetricOutcome.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = { $case: "count", value: reader.bool() };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "field", value: reader.string() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "between", value: MetricBetween.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "outcome", value: MetricOutcome.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricValue {
+    return {
+      kind: isSet(object.count)
+        ? { $case: "count", value: globalThis.Boolean(object.count) }
+        : isSet(object.field)
+        ? { $case: "field", value: globalThis.String(object.field) }
+        : isSet(object.between)
+        ? { $case: "between", value: MetricBetween.fromJSON(object.between) }
+        : isSet(object.outcome)
+        ? { $case: "outcome", value: MetricOutcome.fromJSON(object.outcome) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: MetricValue): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "count") {
+      obj.count = message.kind.value;
+    } else if (message.kind?.$case === "field") {
+      obj.field = message.kind.value;
+    } else if (message.kind?.$case === "between") {
+      obj.between = MetricBetween.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "outcome") {
+      obj.outcome = MetricOutcome.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MetricValue>, I>>(base?: I): MetricValue {
+    return MetricValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MetricValue>, I>>(object: I): MetricValue {
+    const message = createBaseMetricValue();
+    switch (object.kind?.$case) {
+      case "count": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "count", value: object.kind.value };
+        }
+        break;
+      }
+      case "field": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "field", value: object.kind.value };
+        }
+        break;
+      }
+      case "between": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "between", value: MetricBetween.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "outcome": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "outcome", value: MetricOutcome.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseMetricBetween(): MetricBetween {
+  return { from: [], to: [], key: "" };
+}
+
+export const MetricBetween: MessageFns<MetricBetween> = {
+  encode(message: MetricBetween, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.from) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.to) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.key !== "") {
+      writer.uint32(26).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricBetween {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricBetween();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.from.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricBetween {
+    return {
+      from: globalThis.Array.isArray(object?.from) ? object.from.map((e: any) => globalThis.String(e)) : [],
+      to: globalThis.Array.isArray(object?.to) ? object.to.map((e: any) => globalThis.String(e)) : [],
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: MetricBetween): unknown {
+    const obj: any = {};
+    if (message.from?.length) {
+      obj.from = message.from;
+    }
+    if (message.to?.length) {
+      obj.to = message.to;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MetricBetween>, I>>(base?: I): MetricBetween {
+    return MetricBetween.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MetricBetween>, I>>(object: I): MetricBetween {
+    const message = createBaseMetricBetween();
+    message.from = object.from?.map((e) => e) || [];
+    message.to = object.to?.map((e) => e) || [];
+    message.key = object.key ?? "";
+    return message;
+  },
+};
+
+function createBaseMetricOutcome(): MetricOutcome {
+  return { start: [], failure: [], success: [], key: "" };
+}
+
+export const MetricOutcome: MessageFns<MetricOutcome> = {
+  encode(message: MetricOutcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.start) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.failure) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.success) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.key !== "") {
+      writer.uint32(34).string(message.key);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MetricOutcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMetricOutcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.start.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.failure.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.success.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MetricOutcome {
+    return {
+      start: globalThis.Array.isArray(object?.start) ? object.start.map((e: any) => globalThis.String(e)) : [],
+      failure: globalThis.Array.isArray(object?.failure) ? object.failure.map((e: any) => globalThis.String(e)) : [],
+      success: globalThis.Array.isArray(object?.success) ? object.success.map((e: any) => globalThis.String(e)) : [],
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+    };
+  },
+
+  toJSON(message: MetricOutcome): unknown {
+    const obj: any = {};
+    if (message.start?.length) {
+      obj.start = message.start;
+    }
+    if (message.failure?.length) {
+      obj.failure = message.failure;
+    }
+    if (message.success?.length) {
+      obj.success = message.success;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<MetricOutcome>, I>>(base?: I): MetricOutcome {
+    return MetricOutcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<MetricOutcome>, I>>(object: I): MetricOutcome {
+    const message = createBaseMetricOutcome();
+    message.start = object.start?.map((e) => e) || [];
+    message.failure = object.failure?.map((e) => e) || [];
+    message.success = object.success?.map((e) => e) || [];
+    message.key = object.key ?? "";
+    return message;
+  },
+};
+
 function createBaseResourceSpecification(): ResourceSpecification {
   return { labels: {} };
 }
@@ -1604,6 +2636,10 @@ export const Action: MessageFns<Action> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -181,10 +181,15 @@ export interface SimulateAutomationRequest {
 /** Response message for AutomationService.SimulateAutomation. */
 export interface SimulateAutomationResponse {
   /**
-   * Output only. Every firing of the automation's top-level trigger, in the order they
-   * happened. Their `name` is empty and their `uid`s are deterministic.
+   * Output only. Every Triggered firing of the automation's top-level trigger, in the order
+   * they happened. Their `name` is empty and their `uid`s are deterministic.
    */
   firings: Firing[];
+  /**
+   * Output only. Every Resolved firing of the top-level trigger (a metric back within its
+   * threshold, a proactive trigger's events resuming), in order, beside `firings`.
+   */
+  resolutions: Firing[];
 }
 
 /** Request message for AutomationService.GetFiring. */
@@ -1123,13 +1128,16 @@ export const SimulateAutomationRequest: MessageFns<SimulateAutomationRequest> = 
 };
 
 function createBaseSimulateAutomationResponse(): SimulateAutomationResponse {
-  return { firings: [] };
+  return { firings: [], resolutions: [] };
 }
 
 export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> = {
   encode(message: SimulateAutomationResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.firings) {
       Firing.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.resolutions) {
+      Firing.encode(v!, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1155,6 +1163,14 @@ export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> 
             message.firings.push(Firing.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.resolutions.push(Firing.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1170,6 +1186,9 @@ export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> 
   fromJSON(object: any): SimulateAutomationResponse {
     return {
       firings: globalThis.Array.isArray(object?.firings) ? object.firings.map((e: any) => Firing.fromJSON(e)) : [],
+      resolutions: globalThis.Array.isArray(object?.resolutions)
+        ? object.resolutions.map((e: any) => Firing.fromJSON(e))
+        : [],
     };
   },
 
@@ -1177,6 +1196,9 @@ export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> 
     const obj: any = {};
     if (message.firings?.length) {
       obj.firings = message.firings.map((e) => Firing.toJSON(e));
+    }
+    if (message.resolutions?.length) {
+      obj.resolutions = message.resolutions.map((e) => Firing.toJSON(e));
     }
     return obj;
   },
@@ -1187,6 +1209,7 @@ export const SimulateAutomationResponse: MessageFns<SimulateAutomationResponse> 
   fromPartial<I extends Exact<DeepPartial<SimulateAutomationResponse>, I>>(object: I): SimulateAutomationResponse {
     const message = createBaseSimulateAutomationResponse();
     message.firings = object.firings?.map((e) => Firing.fromPartial(e)) || [];
+    message.resolutions = object.resolutions?.map((e) => Firing.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2057,8 +2080,9 @@ export const AutomationServiceService = {
   },
   /**
    * Runs an automation that need not exist against a list of timed events on a virtual clock,
-   * through the same engine code as live events, and returns the firings it would produce. No
-   * state is stored and no action runs. The automation is validated as by CreateAutomation.
+   * through the same engine code as live events, and returns the firings it would produce (its
+   * Triggered firings, and its Resolved ones beside them). No state is stored and no action
+   * runs. The automation is validated as by CreateAutomation.
    */
   simulateAutomation: {
     path: "/automations.v1.AutomationService/SimulateAutomation" as const,
@@ -2175,8 +2199,9 @@ export interface AutomationServiceServer extends UntypedServiceImplementation {
   disableAutomation: handleUnaryCall<DisableAutomationRequest, Automation>;
   /**
    * Runs an automation that need not exist against a list of timed events on a virtual clock,
-   * through the same engine code as live events, and returns the firings it would produce. No
-   * state is stored and no action runs. The automation is validated as by CreateAutomation.
+   * through the same engine code as live events, and returns the firings it would produce (its
+   * Triggered firings, and its Resolved ones beside them). No state is stored and no action
+   * runs. The automation is validated as by CreateAutomation.
    */
   simulateAutomation: handleUnaryCall<SimulateAutomationRequest, SimulateAutomationResponse>;
   /**
@@ -2338,8 +2363,9 @@ export interface AutomationServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Runs an automation that need not exist against a list of timed events on a virtual clock,
-   * through the same engine code as live events, and returns the firings it would produce. No
-   * state is stored and no action runs. The automation is validated as by CreateAutomation.
+   * through the same engine code as live events, and returns the firings it would produce (its
+   * Triggered firings, and its Resolved ones beside them). No state is stored and no action
+   * runs. The automation is validated as by CreateAutomation.
    */
   simulateAutomation(
     request: SimulateAutomationRequest,

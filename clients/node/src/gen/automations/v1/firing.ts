@@ -10,6 +10,49 @@ import { Timestamp } from "../../google/protobuf/timestamp";
 import { Posture, postureFromJSON, postureToJSON } from "./automation";
 import { Event } from "./event";
 
+/** The state change a firing records (Prefect's TriggerState). */
+export enum FiringState {
+  /** FIRING_STATE_UNSPECIFIED - Not used (firings stored before states existed read as FIRING_STATE_TRIGGERED). */
+  FIRING_STATE_UNSPECIFIED = 0,
+  /** FIRING_STATE_TRIGGERED - `Triggered`: the trigger's condition was met. */
+  FIRING_STATE_TRIGGERED = 1,
+  /** FIRING_STATE_RESOLVED - `Resolved`: it stopped being met. */
+  FIRING_STATE_RESOLVED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function firingStateFromJSON(object: any): FiringState {
+  switch (object) {
+    case 0:
+    case "FIRING_STATE_UNSPECIFIED":
+      return FiringState.FIRING_STATE_UNSPECIFIED;
+    case 1:
+    case "FIRING_STATE_TRIGGERED":
+      return FiringState.FIRING_STATE_TRIGGERED;
+    case 2:
+    case "FIRING_STATE_RESOLVED":
+      return FiringState.FIRING_STATE_RESOLVED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FiringState.UNRECOGNIZED;
+  }
+}
+
+export function firingStateToJSON(object: FiringState): string {
+  switch (object) {
+    case FiringState.FIRING_STATE_UNSPECIFIED:
+      return "FIRING_STATE_UNSPECIFIED";
+    case FiringState.FIRING_STATE_TRIGGERED:
+      return "FIRING_STATE_TRIGGERED";
+    case FiringState.FIRING_STATE_RESOLVED:
+      return "FIRING_STATE_RESOLVED";
+    case FiringState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** The kind of trigger that fired (Prefect's `type`). */
 export enum TriggerType {
   /** TRIGGER_TYPE_UNSPECIFIED - Not used. */
@@ -20,6 +63,8 @@ export enum TriggerType {
   TRIGGER_TYPE_COMPOUND = 2,
   /** TRIGGER_TYPE_SEQUENCE - A SequenceTrigger (`sequence`). */
   TRIGGER_TYPE_SEQUENCE = 3,
+  /** TRIGGER_TYPE_METRIC - A MetricTrigger (`metric`). */
+  TRIGGER_TYPE_METRIC = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -37,6 +82,9 @@ export function triggerTypeFromJSON(object: any): TriggerType {
     case 3:
     case "TRIGGER_TYPE_SEQUENCE":
       return TriggerType.TRIGGER_TYPE_SEQUENCE;
+    case 4:
+    case "TRIGGER_TYPE_METRIC":
+      return TriggerType.TRIGGER_TYPE_METRIC;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -54,6 +102,8 @@ export function triggerTypeToJSON(object: TriggerType): string {
       return "TRIGGER_TYPE_COMPOUND";
     case TriggerType.TRIGGER_TYPE_SEQUENCE:
       return "TRIGGER_TYPE_SEQUENCE";
+    case TriggerType.TRIGGER_TYPE_METRIC:
+      return "TRIGGER_TYPE_METRIC";
     case TriggerType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -87,8 +137,8 @@ export interface Firing {
   /** Output only. The kind of the trigger that fired. */
   triggerType: TriggerType;
   /**
-   * Output only. The posture of an event trigger; POSTURE_UNSPECIFIED for a compound or
-   * sequence trigger.
+   * Output only. The posture of an event trigger, POSTURE_METRIC for a metric trigger;
+   * POSTURE_UNSPECIFIED for a compound or sequence trigger.
    */
   posture: Posture;
   /**
@@ -120,6 +170,17 @@ export interface Firing {
    * the order they happened.
    */
   childFirings: Firing[];
+  /**
+   * Output only. The state change the firing records: FIRING_STATE_TRIGGERED for every firing of
+   * an event, compound or sequence trigger and for a metric's breach; FIRING_STATE_RESOLVED for a
+   * metric's recovery or a proactive trigger's events resuming (Prefect's `trigger_states`).
+   */
+  state: FiringState;
+  /**
+   * Output only. For a metric trigger, the metric's value when the state changed (Prefect's
+   * `triggering_value`); unset for other triggers.
+   */
+  triggeringValue?: number | undefined;
 }
 
 export interface Firing_TriggeringLabelsEntry {
@@ -140,6 +201,8 @@ function createBaseFiring(): Firing {
     triggeringEvent: undefined,
     triggeringLabels: {},
     childFirings: [],
+    state: 0,
+    triggeringValue: undefined,
   };
 }
 
@@ -177,6 +240,12 @@ export const Firing: MessageFns<Firing> = {
     });
     for (const v of message.childFirings) {
       Firing.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(96).int32(message.state);
+    }
+    if (message.triggeringValue !== undefined) {
+      writer.uint32(105).double(message.triggeringValue);
     }
     return writer;
   },
@@ -285,6 +354,22 @@ export const Firing: MessageFns<Firing> = {
             message.childFirings.push(Firing.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 13: {
+            if (tag !== 105) {
+              break;
+            }
+
+            message.triggeringValue = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -360,6 +445,12 @@ export const Firing: MessageFns<Firing> = {
         : globalThis.Array.isArray(object?.child_firings)
         ? object.child_firings.map((e: any) => Firing.fromJSON(e))
         : [],
+      state: isSet(object.state) ? firingStateFromJSON(object.state) : 0,
+      triggeringValue: isSet(object.triggeringValue)
+        ? globalThis.Number(object.triggeringValue)
+        : isSet(object.triggering_value)
+        ? globalThis.Number(object.triggering_value)
+        : undefined,
     };
   },
 
@@ -404,6 +495,12 @@ export const Firing: MessageFns<Firing> = {
     if (message.childFirings?.length) {
       obj.childFirings = message.childFirings.map((e) => Firing.toJSON(e));
     }
+    if (message.state !== 0) {
+      obj.state = firingStateToJSON(message.state);
+    }
+    if (message.triggeringValue !== undefined) {
+      obj.triggeringValue = floatToJson(message.triggeringValue);
+    }
     return obj;
   },
 
@@ -433,6 +530,8 @@ export const Firing: MessageFns<Firing> = {
       {},
     );
     message.childFirings = object.childFirings?.map((e) => Firing.fromPartial(e)) || [];
+    message.state = object.state ?? 0;
+    message.triggeringValue = object.triggeringValue ?? undefined;
     return message;
   },
 };
@@ -521,6 +620,10 @@ export const Firing_TriggeringLabelsEntry: MessageFns<Firing_TriggeringLabelsEnt
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
