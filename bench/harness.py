@@ -104,6 +104,15 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def rss_now_mb(pid: int) -> float:
+    """The process's resident memory now (``rss_mb`` is its peak)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def loadgen(addr: str, **options: Any) -> dict[str, Any]:
     args = [sys.executable, "-m", "bench.loadgen", "--addr", addr]
     for key, value in options.items():
