@@ -14,14 +14,37 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import NamedTuple
 
-from automations.domain import webhooks
+from automations.domain import ids, webhooks
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 """How often waiting deliveries are written."""
+
+
+class Pending(NamedTuple):
+    """A delivery waiting to be written.
+
+    A tuple, cheap to make for every request; only those still among the newest ``keep`` at the
+    next write become ``Delivery`` records.
+    """
+
+    webhook_id: str
+    received: float
+    method: str
+    status: int
+    duration: float
+    error: str
+    rendered: str
+    headers: Mapping[str, str]
+    event_ids: tuple[str, ...]
+
+    def delivery(self) -> webhooks.Delivery:
+        """The record, with a new id."""
+        return webhooks.Delivery(ids.uuid7(), *self)
 
 
 class DeliveryLog:
@@ -43,10 +66,10 @@ class DeliveryLog:
         self._write = write
         self._keep = keep
         self._interval = interval
-        self._waiting: dict[str, collections.deque[webhooks.Delivery]] = {}
+        self._waiting: dict[str, collections.deque[Pending]] = {}
         self._lock = asyncio.Lock()
 
-    def add(self, delivery: webhooks.Delivery) -> None:
+    def add(self, delivery: Pending) -> None:
         """Queues a delivery for the next write."""
         waiting = self._waiting.get(delivery.webhook_id)
         if waiting is None:
@@ -58,7 +81,7 @@ class DeliveryLog:
         async with self._lock:
             if not self._waiting:
                 return
-            batch = [d for waiting in self._waiting.values() for d in waiting]
+            batch = [d.delivery() for waiting in self._waiting.values() for d in waiting]
             self._waiting = {}
             await self._write(batch)
 

@@ -19,6 +19,7 @@ from automations.webhooks import (
     deliveries,
     directory,
     http_app,
+    publishing,
     receiver,
     workers,
 )
@@ -62,7 +63,11 @@ class WebhookEndpoint:
         self.history = deliveries.DeliveryLog(write_deliveries, keep=deliveries_kept)
         self._pool = workers.WorkerPool(threads)
         self._receiver = receiver.Receiver(
-            self.directory, publish, self._pool, self.history, prepare=prepare
+            self.directory,
+            publishing.BatchingPublisher(publish),
+            self._pool,
+            self.history,
+            prepare=prepare,
         )
         self._http = http_app.HttpServer(
             http_app.build_app(self._receiver, max_body_bytes=max_body_bytes),

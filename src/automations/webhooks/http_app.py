@@ -23,13 +23,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from automations import metrics
 from automations.webhooks import receiver as receiver_
 from automations.webhooks import requests
 
@@ -42,13 +39,16 @@ DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
 """The default body limit (Prefect Cloud's 5 MiB)."""
 
 
-def _response(answer: receiver_.Answer) -> Response:
-    return Response(
-        answer.body or None,
-        status_code=answer.status,
-        headers=dict(answer.headers),
-        media_type="application/json" if answer.body else None,
-    )
+async def _send(answer: receiver_.Answer, send: Send) -> None:
+    """Sends an answer as raw ASGI messages (no response object to build per request)."""
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers
+    ]
+    if answer.body:
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 def build_app(
@@ -56,7 +56,7 @@ def build_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     clock: Callable[[], float] = time.time,
-) -> Starlette:
+) -> Router:
     """The ASGI app serving ``/hooks/<slug>``.
 
     Args:
@@ -65,18 +65,18 @@ def build_app(
         clock: Wall clock, seconds since the epoch.
     """
 
-    async def hook(request: Request) -> Response:
+    async def hook(request: Request) -> receiver_.Answer:
         received = clock()
         slug = request.path_params["slug"]
         rest = request.path_params.get("rest", "")
         webhook = receiver.webhook(slug)
         if webhook is None:
-            metrics.WEBHOOK_REQUESTS.labels("not_found").inc()
-            return _response(receiver_.NOT_FOUND)
+            receiver_.count("not_found")
+            return receiver_.NOT_FOUND
         method = request.method
         meta = requests.Request(
             method,
-            requests.Headers(request.headers.items()),
+            requests.Headers.from_asgi(request.scope["headers"]),
             b"",
             query=request.scope["query_string"].decode("latin-1"),
             path=f"/{rest}" if rest else "",
@@ -86,29 +86,30 @@ def build_app(
             answer = receiver_.error_answer(
                 405, f"method {method} is not allowed", ("Allow", _ALLOW)
             )
-            return _response(receiver.refuse(webhook, meta, answer, "method_not_allowed"))
+            return receiver.refuse(webhook, meta, answer, "method_not_allowed")
         too_large = receiver_.error_answer(
             413, f"the body is larger than the limit of {max_body_bytes} bytes"
         )
-        declared = request.headers.get("content-length", "")
+        declared = meta.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body_bytes:
-            return _response(receiver.refuse(webhook, meta, too_large, "too_large"))
+            return receiver.refuse(webhook, meta, too_large, "too_large")
         chunks: list[bytes] = []
         size = 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_body_bytes:
-                return _response(receiver.refuse(webhook, meta, too_large, "too_large"))
+                return receiver.refuse(webhook, meta, too_large, "too_large")
             chunks.append(chunk)
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         full = requests.Request(
             method, meta.headers, body, query=meta.query, path=meta.path, received=received
         )
-        return _response(await receiver.handle(slug, full))
+        return await receiver.handle(slug, full)
 
     endpoint = _AsgiEndpoint(hook)
-
-    return Starlette(
+    # Starlette's router alone: the app's default middleware (error pages, exception handlers)
+    # has nothing to add to an endpoint that answers every outcome itself
+    return Router(
         routes=[
             Route("/hooks/{slug}", endpoint),
             Route("/hooks/{slug}/{rest:path}", endpoint),
@@ -123,12 +124,11 @@ class _AsgiEndpoint:
     unrecorded.
     """
 
-    def __init__(self, hook: Callable[[Request], Awaitable[Response]]) -> None:
+    def __init__(self, hook: Callable[[Request], Awaitable[receiver_.Answer]]) -> None:
         self._hook = hook
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self._hook(Request(scope, receive))
-        await response(scope, receive, send)
+        await _send(await self._hook(Request(scope, receive)), send)
 
 
 def bind(addr: str) -> socket.socket:
@@ -170,9 +170,7 @@ class HttpServer:
         shutdown_grace_seconds: How long :meth:`stop` waits for requests in flight.
     """
 
-    def __init__(
-        self, app: Starlette, sock: socket.socket, *, shutdown_grace_seconds: float
-    ) -> None:
+    def __init__(self, app: Router, sock: socket.socket, *, shutdown_grace_seconds: float) -> None:
         self._sock = sock
         config = uvicorn.Config(
             app,
@@ -181,6 +179,7 @@ class HttpServer:
             log_config=None,
             access_log=False,
             server_header=False,
+            proxy_headers=False,
             timeout_graceful_shutdown=max(1, round(shutdown_grace_seconds)),
             timeout_keep_alive=30,
             backlog=1024,

@@ -9,7 +9,8 @@ as ``PublishEvents`` does). Also what ``TestWebhook`` runs, without publishing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from automations.actions.templates import webhooks as webhook_templates
@@ -57,10 +58,22 @@ class Failed(Exception):
         self.headers = headers
 
 
-def masked_headers(headers: requests.Headers) -> dict[str, str]:
-    """The headers as recorded and shown: no ``Authorization``, secrets masked."""
-    masked: dict[str, str] = redaction.value(headers.without("authorization"))
-    return masked
+@functools.lru_cache(maxsize=4096)
+def _secret_header(name: str) -> bool:
+    return redaction.is_secret_key(name)
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers as recorded and shown: no ``Authorization``, secrets masked.
+
+    A header whose name says it is secret (a token, a signature, a cookie...) is masked whole;
+    in the others, secrets of URLs (``redaction.text``).
+    """
+    return {
+        name: redaction.MASK if _secret_header(name) else redaction.text(value)
+        for name, value in headers.items()
+        if name != "authorization"
+    }
 
 
 def process(
@@ -81,8 +94,9 @@ def process(
     Raises:
         Failed: The template failed, or its result is not valid events.
     """
-    ctx = requests.context(request)
-    headers = masked_headers(request.headers)
+    visible = request.headers.without("authorization")
+    ctx = requests.context(request, visible)
+    headers = masked_headers(visible)
     rendered = ""
     try:
         rendered = webhook_templates.render(webhook.template, ctx, strict=webhook.strict)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -57,6 +56,27 @@ MAX_ERROR_CHARS = 1000
 """The longest error message sent back in a 400."""
 
 _VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "invalid",
+    "unauthenticated",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "too_large",
+    "rate_limited",
+    "unavailable",
+    "handshake",
+)
+"""The ``outcome`` label values of ``automations_webhook_requests_total``."""
+_COUNTERS = {outcome: metrics.WEBHOOK_REQUESTS.labels(outcome) for outcome in OUTCOMES}
+
+
+def count(outcome: str) -> None:
+    """Counts a request by its outcome."""
+    _COUNTERS[outcome].inc()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,7 +167,7 @@ class Receiver:
         """Answers one request to ``/hooks/<slug>``."""
         webhook = self.webhook(slug)
         if webhook is None:
-            metrics.WEBHOOK_REQUESTS.labels("not_found").inc()
+            count("not_found")
             return NOT_FOUND
         wait = self._limiter.acquire(webhook.id, webhook.rate_limit)
         if wait > 0:
@@ -205,9 +225,11 @@ class Receiver:
         except errors.InvalidArgument as exc:
             return self.refuse(webhook, request, error_answer(400, exc.message), "invalid")
         fresh = sum(flags)
-        metrics.EVENTS_ACCEPTED.inc(fresh)
-        metrics.EVENTS_DUPLICATE.inc(len(flags) - fresh)
-        metrics.WEBHOOK_EVENTS.inc(fresh)
+        if fresh:
+            metrics.EVENTS_ACCEPTED.inc(fresh)
+            metrics.WEBHOOK_EVENTS.inc(fresh)
+        if fresh < len(flags):
+            metrics.EVENTS_DUPLICATE.inc(len(flags) - fresh)
         answer = Answer(204)
         self._record(
             webhook,
@@ -239,23 +261,20 @@ class Receiver:
         event_ids: tuple[str, ...] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
-        metrics.WEBHOOK_REQUESTS.labels(outcome).inc()
+        count(outcome)
         duration = max(0.0, self._clock() - request.received)
         metrics.WEBHOOK_LATENCY.observe(duration)
         self._history.add(
-            webhooks.Delivery(
-                id=str(uuid.uuid4()),
-                webhook_id=webhook.id,
-                received=request.received,
-                method=request.method,
-                status=answer.status,
-                duration=duration,
-                error=error,
-                rendered=processing.recorded_render(rendered),
-                headers=headers
-                if headers is not None
-                else processing.masked_headers(request.headers),
-                event_ids=event_ids,
+            deliveries.Pending(
+                webhook.id,
+                request.received,
+                request.method,
+                answer.status,
+                duration,
+                error,
+                processing.recorded_render(rendered),
+                headers if headers is not None else processing.masked_headers(request.headers),
+                event_ids,
             )
         )
 

@@ -11,7 +11,8 @@ are ignored (Prefect's ``extra="ignore"``). Then, as Prefect Cloud does:
 * the webhook is appended to ``related`` as ``prefect-cloud.webhook.<id>`` in the role
   ``webhook``, named after the webhook, so Prefect automations matching on it port unchanged;
 * ``id`` defaults to one derived from the provider's delivery id (``signatures``), so that a
-  provider's retry is a duplicate; without one, a random UUID.
+  provider's retry is a duplicate; without one, a new UUIDv7 (time-ordered, as Prefect's
+  client makes them: cheap to append to the event log's index).
 
 Every event then passes ``domain.validation.validate_event``, the check ``PublishEvents`` makes;
 a failure names the field (``[2].resource``: the third event of a batch).
@@ -26,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from automations.domain import errors, events, validation, webhooks
+from automations.domain import errors, events, ids, validation, webhooks
 from automations.webhooks import requests
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -115,9 +116,7 @@ def _one(
     )
     event_id = item.get("id")
     if event_id is None or event_id == "":
-        event_id = (
-            delivery_event_id(webhook.id, delivery_id, index) if delivery_id else str(uuid.uuid4())
-        )
+        event_id = delivery_event_id(webhook.id, delivery_id, index) if delivery_id else ids.uuid7()
     elif not isinstance(event_id, str):
         raise Invalid(f"{prefix}id: must be a string")
     follows = item.get("follows")

@@ -13,42 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from automations.actions.templates import webhooks as webhook_templates
+
 FORM = "application/x-www-form-urlencoded"
 
 
-class Headers(dict[str, str]):
-    """Request headers, case-insensitive: keys are stored in lower case and looked up so.
-
-    A plain ``dict`` underneath, so that templates can ``.get``, iterate and ``tojson`` it, and
-    the sandbox refuses to modify it.
-    """
-
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__()
-        for key, value in items:
-            name = key.lower()
-            existing = dict.get(self, name)
-            dict.__setitem__(self, name, value if existing is None else f"{existing}, {value}")
-
-    def __getitem__(self, key: str) -> str:
-        return dict.__getitem__(self, key.lower() if isinstance(key, str) else key)
-
-    def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key.lower() if isinstance(key, str) else key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The header's value (any case of its name), or ``default``."""
-        return dict.get(self, key.lower() if isinstance(key, str) else key, default)
-
-    def without(self, *names: str) -> Headers:
-        """A copy without the named headers."""
-        drop = {name.lower() for name in names}
-        return Headers((k, v) for k, v in self.items() if k not in drop)
+Headers = webhook_templates.Headers
+"""Request headers, case-insensitive (the type templates see as ``headers``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,14 +61,22 @@ def parse_body(raw: bytes, content_type: str) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def context(request: Request) -> dict[str, Any]:
-    """The template context of a request."""
-    headers = request.headers
+def context(request: Request, headers: Headers | None = None) -> dict[str, Any]:
+    """The template context of a request.
+
+    Args:
+        request: The request.
+        headers: Its headers without ``Authorization``, when the caller has them already.
+    """
+    if headers is None:
+        headers = request.headers.without("authorization")
     return {
         "method": request.method,
-        "headers": headers.without("authorization"),
+        "headers": headers,
         "body": parse_body(request.body, headers.get("content-type", "")),
-        "query": dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True)),
+        "query": dict(urllib.parse.parse_qsl(request.query, keep_blank_values=True))
+        if request.query
+        else {},
         "path": request.path,
         "raw_body": request.body.decode("utf-8", "replace"),
     }

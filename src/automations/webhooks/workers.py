@@ -2,9 +2,10 @@
 
 Rendering a template may use its whole budget (a second of CPU), and parsing a 5 MiB body takes
 milliseconds: neither may run on the event loop, which serves gRPC too. A thread hop per request
-costs as much as a small render, though (a wake-up each way), so each worker takes every job
-queued when it wakes (up to ``MAX_BATCH``), runs them one after the other, and hands all their
-results back to the event loop with one ``call_soon_threadsafe``.
+costs as much as a small render, though (a wake-up each way), so jobs submitted in the same turn
+of the event loop go to the threads as one item, a worker takes every item queued when it wakes
+(up to ``MAX_BATCH`` jobs), runs the jobs one after the other, and hands all their results back to
+the event loop with one ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class WorkerPool:
             for i in range(threads)
         ]
         self._started = False
+        self._submitted: list[_Job] = []
 
     def start(self) -> None:
         """Starts the threads."""
@@ -68,8 +70,15 @@ class WorkerPool:
         """Runs ``fn()`` on a worker thread and returns its result (or raises its exception)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
+        if not self._submitted:
+            loop.call_soon(self._hand_over)
+        self._submitted.append(_Job(fn, future, loop))
         return await future
+
+    def _hand_over(self) -> None:
+        jobs, self._submitted = self._submitted, []
+        for start in range(0, len(jobs), MAX_BATCH):
+            self._queue.put(jobs[start : start + MAX_BATCH])
 
     def stop(self) -> None:
         """Lets the threads finish what is queued, then stops them."""
@@ -86,7 +95,7 @@ class WorkerPool:
             item = self._queue.get()
             if item is _STOP:
                 return
-            jobs: list[_Job] = [item]
+            jobs: list[_Job] = list(item)
             stop = False
             while len(jobs) < MAX_BATCH:
                 try:
@@ -96,7 +105,7 @@ class WorkerPool:
                 if nxt is _STOP:
                     stop = True
                     break
-                jobs.append(nxt)
+                jobs.extend(nxt)
             by_loop: dict[
                 asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]
             ] = {}
