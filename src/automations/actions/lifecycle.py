@@ -1,6 +1,8 @@
 """The automation's own events, with Prefect's names, resources and payloads.
 
-Every firing publishes ``prefect.automation.triggered``; every action invocation publishes
+Every firing publishes ``prefect.automation.triggered`` (a Resolved firing
+``prefect.automation.resolved``, with the same payload and resources); every action invocation
+publishes
 ``prefect.automation.action.triggered`` when it is planned and then ``.executed`` or ``.failed``
 when it is finished; creating, updating and deleting an automation publish
 ``prefect.automation.created`` / ``.updated`` / ``.deleted``. They enter the pipeline like any
@@ -22,6 +24,7 @@ from automations.domain import events, firings, ids, invocations, redaction
 from automations.domain import prefect_json as pj
 
 AUTOMATION_TRIGGERED = "prefect.automation.triggered"
+AUTOMATION_RESOLVED = "prefect.automation.resolved"
 ACTION_TRIGGERED = "prefect.automation.action.triggered"
 ACTION_EXECUTED = "prefect.automation.action.executed"
 ACTION_FAILED = "prefect.automation.action.failed"
@@ -67,14 +70,17 @@ def _resource(
     return labels
 
 
-def automation_triggered(
+def automation_state_changed(
     automation: invocations.AutomationSummary,
     firing: firings.Firing,
     *,
     event_id: str,
     received: float,
 ) -> events.Event:
-    """``prefect.automation.triggered`` for one firing (``occurred`` = the firing time).
+    """``prefect.automation.triggered`` (or ``.resolved``) for one firing (``occurred`` = its time).
+
+    The payload is Prefect's ``{"triggering_labels", "triggering_event"}``, plus the metric's
+    ``triggering_value`` for a metric trigger's firing.
 
     Args:
         automation: The automation's summary.
@@ -91,16 +97,20 @@ def automation_triggered(
                 events.RESOURCE_ROLE: "triggering-event",
             },
         )
+    payload: dict[str, Any] = {
+        "triggering_labels": dict(firing.triggering_labels),
+        "triggering_event": None if trigger_event is None else pj.dump_event(trigger_event),
+    }
+    if firing.trigger_type == "metric":
+        payload["triggering_value"] = firing.triggering_value
+    resolved = firing.state is firings.FiringState.RESOLVED
     return events.Event(
         id=event_id,
-        event=AUTOMATION_TRIGGERED,
+        event=AUTOMATION_RESOLVED if resolved else AUTOMATION_TRIGGERED,
         occurred=firing.triggered,
         resource=_resource(automation, firing, trigger_type=False),
         related=related,
-        payload={
-            "triggering_labels": dict(firing.triggering_labels),
-            "triggering_event": None if trigger_event is None else pj.dump_event(trigger_event),
-        },
+        payload=payload,
         received=received,
     )
 

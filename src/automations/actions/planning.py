@@ -2,10 +2,18 @@
 
 A firing of automation A becomes:
 
-* one ``prefect.automation.triggered`` event;
-* per action (Prefect's ``action_index`` order: ``actions``, then ``actions_on_trigger``), one
-  invocation whose id is its idempotency key ``uuid5(automation, firing, index)`` — the same
-  however often the firing is re-planned — and one ``prefect.automation.action.triggered`` event.
+* one ``prefect.automation.triggered`` event (``prefect.automation.resolved`` for a Resolved
+  firing);
+* per action it runs (:func:`planned_actions`), one invocation whose id is its idempotency key
+  ``uuid5(automation, firing, index)`` — the same however often the firing is re-planned — and one
+  ``prefect.automation.action.triggered`` event.
+
+Which actions run: on a Triggered firing ``actions`` then ``actions_on_trigger``; on a Resolved
+firing ``actions_on_resolve`` only. Prefect runs ``actions`` on every firing, Resolved ones
+included; here they do not, so that a metric's recovery does not page a second time for one
+incident (``actions_on_resolve`` is where recovery actions go). An action's index is its position
+in ``actions + actions_on_trigger + actions_on_resolve`` (``Automation.all_actions``), as in
+Prefect's ``action_index`` order.
 
 The invocation's ``request`` keeps what the dispatcher needs later, even after a restart or an
 update of the automation: the action as it was defined when it fired, a summary of the automation
@@ -27,6 +35,7 @@ import uuid
 from typing import Any, NamedTuple
 
 from automations.actions import internal, lifecycle
+from automations.domain import actions as actions_
 from automations.domain import automations, events, firings, invocations
 
 KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
@@ -101,6 +110,29 @@ def tree_cut_reason(max_firings: int) -> str:
     )
 
 
+def planned_actions(
+    automation: automations.Automation, firing: firings.Firing
+) -> list[tuple[int, actions_.Action, bool]]:
+    """The actions a firing runs: ``(action_index, action, sees the automation's state event)``.
+
+    ``actions`` see the firing's triggering event; ``actions_on_trigger`` and
+    ``actions_on_resolve`` see the ``prefect.automation.triggered`` / ``.resolved`` event itself.
+    """
+    on_trigger_from = len(automation.actions)
+    if firing.state is firings.FiringState.RESOLVED:
+        on_resolve_from = on_trigger_from + len(automation.actions_on_trigger)
+        return [
+            (on_resolve_from + i, action, True)
+            for i, action in enumerate(automation.actions_on_resolve)
+        ]
+    planned = [(i, action, False) for i, action in enumerate(automation.actions)]
+    planned.extend(
+        (on_trigger_from + i, action, True)
+        for i, action in enumerate(automation.actions_on_trigger)
+    )
+    return planned
+
+
 def plan_firing(
     automation: automations.Automation,
     firing: firings.Firing,
@@ -134,13 +166,12 @@ def plan_firing(
     """
     plan = Plan() if into is None else into
     summary = invocations.AutomationSummary.of(automation)
-    actions = automation.actions + automation.actions_on_trigger
-    on_trigger_from = len(automation.actions)
+    actions = planned_actions(automation, firing)
     origin = origin or firing.id
     if depth >= max_depth or cut is not None:
         plan.capped.append(firing)
         reason = chain_cut_reason(max_depth) if depth >= max_depth else str(cut)
-        for index, action in enumerate(actions):
+        for index, action, _ in actions:
             plan.invocations.append(
                 _invocation(
                     automation.id,
@@ -158,12 +189,14 @@ def plan_firing(
     triggered_id = lifecycle.new_event_id()
     plan.events.append(
         Caused(
-            lifecycle.automation_triggered(summary, firing, event_id=triggered_id, received=now),
+            lifecycle.automation_state_changed(
+                summary, firing, event_id=triggered_id, received=now
+            ),
             depth + 1,
             origin,
         )
     )
-    for index, action in enumerate(actions):
+    for index, action, sees_state_event in actions:
         key = idempotency_key(automation.id, firing.id, index)
         action_event_id = lifecycle.new_event_id()
         plan.events.append(
@@ -188,7 +221,7 @@ def plan_firing(
             depth=depth,
             triggered_event_id=triggered_id,
             action_triggered_event_id=action_event_id,
-            on_trigger=index >= on_trigger_from,
+            on_trigger=sees_state_event,
             origin=origin,
         )
         if action.type == internal.DO_NOTHING:
@@ -274,11 +307,12 @@ def action_event(
 ) -> events.Event | None:
     """The event an invocation's templates and executor see.
 
-    ``actions`` see the firing's triggering event; ``actions_on_trigger`` see the
-    ``prefect.automation.triggered`` event itself (rebuilt with its original id), as in Prefect.
+    ``actions`` see the firing's triggering event; ``actions_on_trigger`` and
+    ``actions_on_resolve`` see the ``prefect.automation.triggered`` / ``.resolved`` event itself
+    (rebuilt with its original id), as in Prefect.
     """
     if request.on_trigger:
-        return lifecycle.automation_triggered(
+        return lifecycle.automation_state_changed(
             request.automation,
             firing,
             event_id=request.triggered_event_id,

@@ -18,6 +18,28 @@ from automations.domain import automations, events, firings, prefect_json
 TemplateContext: TypeAlias = Mapping[str, Any]
 """The variables a template is rendered with (see ``build_context``)."""
 
+UI_URL = "__prefect_ui_url__"
+"""The context variable holding the Prefect UI's base URL, for the ``ui_url`` filters."""
+
+
+class PrefectObject(dict[str, Any]):
+    """A Prefect object templates see (``automation``, ``flow_run``, ``deployment`` ...).
+
+    A plain mapping of its JSON (``{{ flow_run.name }}``) that also knows its kind, for the
+    ``ui_url`` and ``ui_resource_events_url`` filters.
+    """
+
+    __slots__ = ("_kind",)
+
+    def __init__(self, kind: str, data: Mapping[str, Any]) -> None:
+        super().__init__(data)
+        self._kind = kind
+
+    @property
+    def kind(self) -> str:
+        """``flow-run``, ``deployment``, ``automation`` ... (``<kind>`` of ``prefect.<kind>.<id>``)."""
+        return self._kind
+
 
 class TemplateDateTime(dt.datetime):
     """A UTC datetime that renders as ISO 8601 (``2024-05-01T12:00:00+00:00``), as Prefect's does."""
@@ -266,8 +288,8 @@ class TemplateFiring:
 
     @property
     def trigger_states(self) -> list[str]:
-        """The states the firing carries (always ``Triggered``, as in Prefect OSS)."""
-        return ["Triggered"]
+        """The state the firing carries: ``["Triggered"]`` or ``["Resolved"]``."""
+        return [self._firing.state.value]
 
     @property
     def triggered(self) -> TemplateDateTime:
@@ -291,9 +313,9 @@ class TemplateFiring:
         return [TemplateFiring(child, self._triggers) for child in self._firing.child_firings]
 
     @property
-    def triggering_value(self) -> None:
-        """Prefect's metric value; always None here."""
-        return None
+    def triggering_value(self) -> float | None:
+        """A metric trigger's value when its state changed; None for other triggers."""
+        return self._firing.triggering_value
 
     def _as_json(self) -> Any:
         event = self.triggering_event
@@ -305,7 +327,7 @@ class TemplateFiring:
             "triggering_labels": self.triggering_labels,
             "triggering_firings": [f._as_json() for f in self.triggering_firings],
             "triggering_event": None if event is None else event._as_json(),
-            "triggering_value": None,
+            "triggering_value": self.triggering_value,
         }
 
 
@@ -334,6 +356,7 @@ def build_context(
     automation: automations.Automation | Mapping[str, Any],
     firing: firings.Firing,
     event: events.Event | None,
+    ui_url: str | None = None,
 ) -> dict[str, Any]:
     """Builds the variables action templates are rendered with.
 
@@ -342,8 +365,9 @@ def build_context(
             templates read ``automation.id``, ``automation.name``, ``automation.tags``...
         firing: The firing the actions run for.
         event: The event the actions see: the triggering event for ``actions``, the
-            ``prefect.automation.triggered`` event for ``actions_on_trigger``; None for a
-            proactive firing without one.
+            ``prefect.automation.triggered`` (``.resolved``) event for ``actions_on_trigger``
+            (``actions_on_resolve``); None for a firing without one.
+        ui_url: The Prefect UI's base URL for the ``ui_url`` filters (None: they give None).
 
     Returns:
         ``automation``, ``event`` (None when there is none), ``labels`` (the triggering labels as
@@ -352,7 +376,7 @@ def build_context(
     """
     if isinstance(automation, automations.Automation):
         automation = prefect_json.dump_automation(automation)
-    automation_json = dict(automation)
+    automation_json = PrefectObject("automation", automation)
     tree = all_firings(firing)
     trigger = automation_json.get("trigger")
     wrapped = [TemplateFiring(f, trigger if isinstance(trigger, Mapping) else None) for f in tree]
@@ -363,6 +387,7 @@ def build_context(
         "firing": wrapped[0],
         "firings": wrapped,
         "events": [TemplateEvent(f.triggering_event) for f in tree if f.triggering_event],
+        UI_URL: ui_url,
     }
 
 

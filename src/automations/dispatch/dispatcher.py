@@ -99,6 +99,7 @@ class DispatcherSettings:
             take the invocations, 0 not to wait. Waiting hands the GIL to the event loop, which
             then sends the calls before the writer takes the GIL back; without it the loop waited
             for the writer's next statement or the end of its switch interval.
+        ui_url: The Prefect UI's base URL for the ``ui_url`` template filters, or None.
     """
 
     concurrency: int = 1024
@@ -110,6 +111,7 @@ class DispatcherSettings:
     retry: retry.RetryPolicy = dataclasses.field(default_factory=retry.RetryPolicy)
     drain_seconds: float = 5.0
     handoff_wait: float = 0.005
+    ui_url: str | None = None
 
 
 class Dispatcher:
@@ -355,7 +357,10 @@ class Dispatcher:
             parameters: Mapping[str, Any] = action.parameters
         else:
             context = templates.build_context(
-                automation=request.automation.to_json(), firing=firing, event=event
+                automation=request.automation.to_json(),
+                firing=firing,
+                event=event,
+                ui_url=self._settings.ui_url,
             )
             if self._prefect_objects is not None:
                 names = templates.referenced_names(action)

@@ -6,8 +6,9 @@ Prefect API, and only when one of the action's templates names it. It is None wh
 no such resource or the API does not know it. ``flow_run.state`` is rebuilt from the event's
 ``prefect.state-*`` labels, so it is the state *at the event*, not the run's current state.
 
-Objects are plain JSON objects as the API returns them: templates read them with attribute
-access (``{{ flow_run.name }}``, ``{{ deployment.tags }}``).
+Objects are the JSON objects the API returns (``template_context.PrefectObject``, which also knows
+its kind for the ``ui_url`` filters): templates read them with attribute access
+(``{{ flow_run.name }}``, ``{{ deployment.tags }}``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from automations.actions import template_context
 from automations.domain import events
 
 logger = logging.getLogger(__name__)
@@ -92,7 +94,11 @@ class PrefectObjects:
                 state = state_at_event(event, object_id or "")
                 if state is not None:
                     found["state"] = state
-            out[name] = found
+            out[name] = (
+                None
+                if found is None
+                else template_context.PrefectObject(KINDS[name].partition(".")[2], found)
+            )
         return out
 
     async def _fetch(self, name: str, object_id: str) -> dict[str, Any] | None:

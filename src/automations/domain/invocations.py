@@ -108,8 +108,9 @@ class InvocationRequest:
         triggered_event_id: The firing's ``prefect.automation.triggered`` event.
         action_triggered_event_id: This invocation's ``prefect.automation.action.triggered``
             event.
-        on_trigger: Whether the action is one of ``actions_on_trigger`` (its templates see the
-            triggered event rather than the triggering one, as in Prefect).
+        on_trigger: Whether the action is one of ``actions_on_trigger`` or ``actions_on_resolve``
+            (its templates see the automation's ``prefect.automation.triggered`` or ``.resolved``
+            event rather than the triggering one, as in Prefect).
         origin: The id of the event at the root of the causal tree the firing belongs to (a
             client's event; the firing itself for a deadline's), for the loop guard's budget.
     """

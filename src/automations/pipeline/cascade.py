@@ -135,7 +135,7 @@ class Cascade:
             else:
                 depth, origin = self._lineage.get(trigger_event.id) or (0, trigger_event.id)
             cut = self._spend(origin) if depth > 0 else None
-            wanted = len(automation.actions) + len(automation.actions_on_trigger)
+            wanted = len(planning.planned_actions(automation, firing))
             dispatch_now = budget >= wanted
             if dispatch_now:
                 budget -= wanted

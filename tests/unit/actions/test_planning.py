@@ -128,3 +128,80 @@ def test_the_loop_guard_writes_failed_invocations_and_no_event_at_the_limit() ->
         automation(), firing(), depth=3, now=101.0, lease=60.0, max_depth=4
     )
     assert below.capped == [] and below.events
+
+
+def metric_automation() -> automations.Automation:
+    return prefect_json.parse_automation(
+        {
+            "name": "lateness",
+            "trigger": {
+                "type": "metric",
+                "metric": {"name": "lateness", "threshold": 600, "operator": ">"},
+            },
+            "actions": [{"type": "call-webhook", "url": "http://x/every"}],
+            "actions_on_trigger": [{"type": "call-webhook", "url": "http://x/page"}],
+            "actions_on_resolve": [
+                {"type": "call-webhook", "url": "http://x/close"},
+                {"type": "do-nothing"},
+            ],
+        },
+        automation_id="a2",
+    )
+
+
+def metric_firing(state: firings.FiringState, value: float) -> firings.Firing:
+    return firings.Firing(
+        id=f"f-{state.value}",
+        automation_id="a2",
+        trigger_id="t2",
+        trigger_type="metric",
+        posture="Metric",
+        triggered=500.0,
+        triggering_event=None,
+        state=state,
+        triggering_value=value,
+    )
+
+
+def test_a_resolved_firing_runs_actions_on_resolve_only_with_their_all_actions_index() -> None:
+    resolved = metric_firing(firings.FiringState.RESOLVED, 12.5)
+    plan = planning.plan_firing(metric_automation(), resolved, depth=0, now=500.0, lease=60.0)
+    assert [(i.action_index, i.action_type) for i in plan.invocations] == [
+        (2, "call-webhook"),
+        (3, "do-nothing"),
+    ]
+    assert [caused.event.event for caused in plan.events] == [
+        lifecycle.AUTOMATION_RESOLVED,
+        lifecycle.ACTION_TRIGGERED,
+        lifecycle.ACTION_TRIGGERED,
+        lifecycle.ACTION_EXECUTED,
+    ]
+    state_event = plan.events[0].event
+    assert state_event.resource == {
+        "prefect.resource.id": "prefect.automation.a2",
+        "prefect.resource.name": "lateness",
+        "prefect.posture": "Metric",
+    }
+    assert state_event.payload == {
+        "triggering_labels": {},
+        "triggering_event": None,
+        "triggering_value": 12.5,
+    }
+    assert plan.events[1].event.resource["prefect.trigger-type"] == "metric"
+    seen = planning.action_event(plan.invocations[0].request, resolved, received=0.0)
+    assert seen is not None and (seen.event, seen.id) == (
+        lifecycle.AUTOMATION_RESOLVED,
+        state_event.id,
+    )
+
+
+def test_a_triggered_metric_firing_runs_actions_then_actions_on_trigger() -> None:
+    triggered = metric_firing(firings.FiringState.TRIGGERED, 900.0)
+    plan = planning.plan_firing(metric_automation(), triggered, depth=0, now=500.0, lease=60.0)
+    assert [i.request.action.parameters["url"] for i in plan.invocations] == [
+        "http://x/every",
+        "http://x/page",
+    ]
+    assert plan.events[0].event.event == lifecycle.AUTOMATION_TRIGGERED
+    assert plan.events[0].event.payload["triggering_value"] == 900.0
+    assert planning.planned_actions(metric_automation(), triggered)[1][2] is True

@@ -66,6 +66,7 @@ async def test_a_work_pool_is_found_by_id_and_a_bad_id_gives_none() -> None:
     loader = prefect_context.PrefectObjects("http://prefect/api", client=api([]))
     found = await loader.load({"work_pool", "flow", "work_queue"}, event())
     assert found["work_pool"]["name"] == "k8s"
+    assert found["work_pool"].kind == "work-pool"  # for the ui_url filters
     assert found["flow"] is None  # the first flow resource's id is not a UUID: no fall-through
     assert found["work_queue"] is None  # no such resource in the event
 

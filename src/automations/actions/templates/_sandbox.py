@@ -33,6 +33,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from automations.actions import template_context
+from automations.actions.templates import _urls
 
 MAX_TEMPLATE_RANGE = 100
 """The most items ``range()`` may produce in a template (Prefect's ``MAX_TEMPLATE_RANGE``)."""
@@ -235,6 +236,8 @@ class _UserTemplateEnvironment(ImmutableSandboxedEnvironment):
             {
                 "tojson": _tojson,
                 "flow_run_id": _flow_run_id,
+                "ui_url": _urls.ui_url,
+                "ui_resource_events_url": _urls.ui_resource_events_url,
                 "center": _center,
                 "indent": _indent,
                 "replace": _replace,
