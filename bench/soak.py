@@ -35,6 +35,7 @@ from typing import Any
 import grpc
 
 from automations.v1 import (
+    automation_pb2,
     automation_service_pb2,
     automation_service_pb2_grpc,
     event_pb2,
@@ -121,7 +122,7 @@ class Load:
                     ),
                     timeout=60,
                 )
-                updated = automation_service_pb2.Automation()
+                updated = automation_pb2.Automation()
                 updated.CopyFrom(created)
                 updated.trigger.event.expect[:] = [f"soak.churned.{key}"]
                 stub.UpdateAutomation(
