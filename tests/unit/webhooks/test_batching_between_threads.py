@@ -1,0 +1,94 @@
+"""The worker pool and the batching publisher hand many requests over at once, each its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from automations.domain import errors, events
+from automations.webhooks import deliveries, publishing, workers
+
+
+async def test_the_pool_runs_jobs_off_the_loop_and_returns_each_result_or_error() -> None:
+    pool = workers.WorkerPool(2)
+    pool.start()
+    loop_thread = threading.get_ident()
+
+    def job(i: int) -> int:
+        assert threading.get_ident() != loop_thread
+        if i == 3:
+            raise ValueError("three")
+        return i * 2
+
+    try:
+        results = await asyncio.gather(
+            *(pool.run(lambda i=i: job(i)) for i in range(200)), return_exceptions=True
+        )
+    finally:
+        pool.stop()
+    assert results[2] == 4 and results[199] == 398
+    assert isinstance(results[3], ValueError)
+
+
+def _event(i: int) -> events.Event:
+    return events.Event(id=str(i), event="e", occurred=0.0, resource={"prefect.resource.id": "r"})
+
+
+async def test_publishes_of_one_turn_are_one_writer_call_and_each_gets_its_flags() -> None:
+    calls: list[int] = []
+
+    async def publish(batch: Sequence[events.Event], prepared: Any) -> list[bool]:
+        calls.append(len(batch))
+        return [int(e.id) % 2 == 0 for e in batch]
+
+    publisher = publishing.BatchingPublisher(publish)
+    results = await asyncio.gather(
+        publisher([_event(1), _event(2)], None), publisher([_event(4)], None)
+    )
+    assert calls == [3]
+    assert results == [[False, True], [True]]
+
+
+async def test_a_refused_batch_refuses_every_request_in_it() -> None:
+    async def publish(batch: Sequence[events.Event], prepared: Any) -> list[bool]:
+        raise errors.ResourceExhausted("full")
+
+    publisher = publishing.BatchingPublisher(publish)
+    results = await asyncio.gather(
+        publisher([_event(1)], None), publisher([_event(2)], None), return_exceptions=True
+    )
+    assert all(isinstance(r, errors.ResourceExhausted) for r in results)
+
+
+async def test_the_history_keeps_only_the_newest_of_each_webhook_until_written() -> None:
+    written: list[Any] = []
+
+    async def write(batch: Sequence[Any]) -> None:
+        written.extend(batch)
+
+    log = deliveries.DeliveryLog(write, keep=3)
+    for i in range(10):
+        log.add(deliveries.Pending("w", float(i), "POST", 204, 0.0, "", "", {}, ()))
+    log.add(deliveries.Pending("v", 1.0, "GET", 404, 0.0, "x", "", {}, ()))
+    await log.flush()
+    assert sorted((d.webhook_id, d.received) for d in written) == [
+        ("v", 1.0),
+        ("w", 7.0),
+        ("w", 8.0),
+        ("w", 9.0),
+    ]
+    assert len({d.id for d in written}) == 4
+    await log.flush()
+    assert len(written) == 4
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0])
+def test_no_rate_limit_never_refuses(rate: float) -> None:
+    from automations.webhooks import rate_limit
+
+    limiter = rate_limit.RateLimiter(clock=lambda: 0.0)
+    assert all(limiter.acquire("w", rate) == 0.0 for _ in range(1000))
