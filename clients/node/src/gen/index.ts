@@ -6,3 +6,5 @@ export * from "./automations/v1/automation_service";
 export * from "./automations/v1/event";
 export * from "./automations/v1/event_service";
 export * from "./automations/v1/firing";
+export * from "./automations/v1/webhook";
+export * from "./automations/v1/webhook_service";
