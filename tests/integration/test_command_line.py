@@ -152,6 +152,14 @@ def test_simulate_prints_the_firings_of_a_scenario() -> None:
     assert result == {"firings": scenario["expect"]["firings"], "resolutions": []}
 
 
+def test_simulate_prints_a_metric_scenarios_firings_and_resolutions() -> None:
+    path = SCENARIOS.parent / "metric" / "restart-mid-breach-and-while-triggered.json"
+    scenario = json.loads(path.read_text())
+    result = ok_json(cli(None, "simulate", str(path)))
+    assert result == scenario["expect"]
+    assert result["firings"][0]["triggering_value"] == 2.0
+
+
 def test_simulate_exits_2_on_a_malformed_scenario(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(
         json.dumps(

@@ -130,11 +130,16 @@ class MetricEngine:
         """Evaluates every group due by ``now`` (and the ones fed since the last call)."""
         as_of = self._clock.as_of(now)
         heap = self._heap
-        marked = self._marked
+        due: list[Group] = []
         while heap and heap[0][0] <= as_of:
             _, group, token = heapq.heappop(heap)
             if group.token == token and group.alive:
-                marked[id(group)] = group
+                due.append(group)
+        # groups due together: in order of trigger, then group key (a stable order)
+        due.sort(key=_due_order)
+        marked = self._marked
+        for group in due:
+            marked[id(group)] = group
         self.settle(now)
 
     def settle(self, now: float) -> None:
@@ -146,7 +151,7 @@ class MetricEngine:
         if not self._marked:
             return
         as_of = self._clock.as_of(now)
-        marked = self._marked  # in the order the groups were fed, then fell due
+        marked = self._marked  # fed ones in the order they were fed, then due ones
         self._marked = {}
         for group in marked.values():
             rt: MetricRuntime = group.runtime  # type: ignore[assignment]
@@ -246,3 +251,8 @@ class MetricEngine:
     def live_groups(self) -> int:
         """How many metric groups are held in memory."""
         return sum(len(rt.groups) for rt in self._by_object.values())
+
+
+def _due_order(group: Group) -> tuple[str, str, tuple[str, ...]]:
+    rt: MetricRuntime = group.runtime  # type: ignore[assignment]
+    return (rt.automation_id, rt.trigger_id, rt.key_values(group.key))
