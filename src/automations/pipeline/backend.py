@@ -24,10 +24,17 @@ import sqlalchemy as sa
 
 from automations import config, metrics
 from automations.actions import planning
-from automations.domain import events
+from automations.domain import events, metric_json
 from automations.engine import trigger_engine
 from automations.pipeline import automation_changes, cascade, outbox_recording, writer
-from automations.store import automations_repo, event_log, firings_repo, outbox_repo, state_repo
+from automations.store import (
+    automations_repo,
+    engine_lock,
+    event_log,
+    firings_repo,
+    outbox_repo,
+    state_repo,
+)
 from automations.store import database as database_
 
 logger = logging.getLogger(__name__)
@@ -95,12 +102,24 @@ class EngineBackend(writer.Backend):
 
     @classmethod
     def from_settings(cls, settings: config.Settings) -> EngineBackend:
-        """Opens (and migrates) the configured database and builds the engine on the rete matcher."""
+        """Opens (and migrates) the configured database and builds the engine on the rete matcher.
+
+        Also applies ``metric_minimum_seconds``: the smallest metric ``range`` and ``firing_for``
+        accepted on create and update (``domain.metric_json``).
+        """
+        metric_json.minimum_seconds = settings.metric_minimum_seconds
         database = database_.Database(
             settings.database_url,
             sqlite_synchronous=settings.sqlite_synchronous,
             sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
         )
+        holder = engine_lock.holder_description(settings.grpc_addr)
+        try:
+            lock = engine_lock.acquire(database, holder=holder)  # one engine per database
+        except BaseException:
+            database.dispose()
+            raise
+        database.on_dispose(lock.release)
         database.migrate()
         database.check_writable()
         database.start_background_checkpoints(settings.sqlite_checkpoint_pages)

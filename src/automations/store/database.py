@@ -25,7 +25,7 @@ import contextlib
 import pathlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -119,6 +119,7 @@ class Database:
             raise errors.InvalidArgument("sqlite_synchronous", "must be OFF, NORMAL, FULL or EXTRA")
         self._sqlite_pragmas = (sqlite_synchronous.upper(), int(sqlite_wal_autocheckpoint))
         self._checkpointer: checkpointer.WalCheckpointer | None = None
+        self._on_dispose: list[Callable[[], None]] = []
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
         if self.dialect == "sqlite":
@@ -315,6 +316,10 @@ class Database:
         self._checkpointer = checkpointer.WalCheckpointer(self.url.database, min_frames=pages)
         self._checkpointer.start()
 
+    def on_dispose(self, callback: Callable[[], None]) -> None:
+        """Calls ``callback`` last when the database is disposed (e.g. to release a lock)."""
+        self._on_dispose.append(callback)
+
     def dispose(self) -> None:
         """Stops background checkpoints; closes every pooled connection of both engines."""
         if self._checkpointer is not None:
@@ -326,6 +331,8 @@ class Database:
             # only now: closing a descriptor of the -shm file drops the process's locks on it
             self._checkpointer.close()
             self._checkpointer = None
+        while self._on_dispose:
+            self._on_dispose.pop()()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"

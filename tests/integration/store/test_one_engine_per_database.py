@@ -1,0 +1,55 @@
+"""One engine per database: a second `serve` on a database in use refuses, naming the holder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.engine_process import EngineProcess
+
+
+def second_serve(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automations.cli.main",
+            "serve",
+            "--no-executors",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "",
+            "--database-url",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_a_second_engine_refuses_to_start_and_names_the_holder(
+    database_url: str, tmp_path: Path
+) -> None:
+    first = EngineProcess(tmp_path, database_url=database_url).start()
+    try:
+        assert first.proc is not None
+        refused = second_serve(database_url, tmp_path)
+        assert refused.returncode == 1
+        assert "Traceback" not in refused.stderr
+        (line,) = [t for t in refused.stderr.splitlines() if t.startswith("automations serve")]
+        assert "another engine holds this database: automations on " in line
+        assert f"pid {first.proc.pid} gRPC {first.grpc_addr}" in line
+        assert first.proc.poll() is None  # the holder serves on
+    finally:
+        first.stop()
+
+
+def test_the_lock_goes_with_an_engine_killed_outright(database_url: str, tmp_path: Path) -> None:
+    first = EngineProcess(tmp_path, database_url=database_url).start()
+    first.kill9()
+    second = EngineProcess(tmp_path, database_url=database_url).start()
+    second.stop()
