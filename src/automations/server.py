@@ -28,19 +28,23 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from automations import config, logs, metrics, process_tuning, transport
-from automations.api import automation_service, event_service, interceptors
+from automations.api import automation_service, event_service, interceptors, webhook_service
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
+from automations.domain import errors
 from automations.executors import supervisor
 from automations.pipeline import backend as backend_
-from automations.pipeline import outbox, queries, writer
+from automations.pipeline import outbox, queries, webhook_changes, webhook_queries, writer
 from automations.store import event_log
 from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
+from automations.webhooks import endpoint as endpoint_
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +136,8 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         group_seconds=settings.group_commit_seconds,
     )
     metrics.PENDING_EVENTS.set_function(lambda: the_writer.pending_events)
+    webhook_reads = webhook_queries.WebhookQueries(backend.database)
+    hooks = _webhook_endpoint(settings, the_writer, webhook_reads)
     bundled: supervisor.BundledExecutors | None = None
     routes: dict[str, str] = {}
     if not settings.no_executors:
@@ -199,9 +205,20 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         automation_service.AutomationService(the_writer, reads, on_redrive=dispatcher.wake_poller),
         server,
     )
+    webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
+        webhook_service.WebhookService(
+            the_writer,
+            webhook_reads,
+            base_url=settings.webhook_url_base(),
+            on_change=hooks.directory.refresh if hooks else None,
+            flush_deliveries=hooks.history.flush if hooks else None,
+        ),
+        server,
+    )
     services = (
         event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
         automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
+        webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
     )
     reflection.enable_server_reflection(
         (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -233,7 +250,15 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     )
     with process_tuning.tuned(tuning):
         await _serve_loaded(
-            settings, server, health_servicer, services, backend, the_writer, dispatcher, ready
+            settings,
+            server,
+            health_servicer,
+            services,
+            backend,
+            the_writer,
+            dispatcher,
+            hooks,
+            ready,
         )
     if bundled is not None:
         await bundled.stop()
@@ -250,10 +275,13 @@ async def _serve_loaded(
     backend: backend_.EngineBackend,
     the_writer: writer.Writer[backend_.EngineBackend],
     dispatcher: dispatcher_.Dispatcher,
+    hooks: endpoint_.WebhookEndpoint | None,
     ready: asyncio.Event | None,
 ) -> None:
     """Serves from the moment state is loaded until SIGTERM or SIGINT, then drains."""
     await dispatcher.start()
+    if hooks is not None:
+        await hooks.start()
     if settings.metrics_addr:
         host, port = settings.metrics_addr.rsplit(":", 1)
         start_http_server(int(port), addr=host)
@@ -304,6 +332,8 @@ async def _serve_loaded(
     await stop.wait()
 
     logger.info("draining: refusing new events, finishing in-flight batches")
+    if hooks is not None:  # its requests in flight commit before the writer stops taking events
+        await hooks.stop()
     database_watch.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await database_watch
@@ -312,6 +342,39 @@ async def _serve_loaded(
     await server.stop(settings.shutdown_grace_seconds)
     await dispatcher.stop()
     await asyncio.to_thread(the_writer.stop)
+
+
+def _webhook_endpoint(
+    settings: config.Settings,
+    the_writer: writer.Writer[backend_.EngineBackend],
+    reads: webhook_queries.WebhookQueries,
+) -> endpoint_.WebhookEndpoint | None:
+    """Binds the webhook endpoint on ``http_addr`` (None when it is empty).
+
+    Raises:
+        errors.Unavailable: The address cannot be bound (e.g. in use).
+    """
+    if not settings.http_addr:
+        return None
+    keep = settings.webhook_deliveries_kept
+    try:
+        return endpoint_.WebhookEndpoint(
+            settings.http_addr,
+            load_all=reads.all_webhooks,
+            publish=the_writer.publish,
+            write_deliveries=lambda batch: the_writer.call(
+                lambda backend: webhook_changes.record_deliveries(backend, batch, keep)
+            ),
+            prepare=event_log.to_row,
+            deliveries_kept=keep,
+            threads=settings.webhook_threads,
+            max_body_bytes=settings.webhook_max_body_bytes,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+    except OSError as exc:
+        raise errors.Unavailable(
+            f"cannot serve webhooks on http_addr {settings.http_addr}: {exc.strerror or exc}"
+        ) from None
 
 
 def run(settings: config.Settings) -> int:
