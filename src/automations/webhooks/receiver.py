@@ -4,7 +4,8 @@
    not leak).
 2. Over its rate limit: **429** with ``Retry-After``.
 3. A CloudEvents webhook-validation request (``OPTIONS`` with ``WebHook-Request-Origin``, as
-   Azure Event Grid sends for the CloudEvents schema): **200** with ``WebHook-Allowed-Origin``.
+   Azure Event Grid sends for the CloudEvents schema): **200** with ``WebHook-Allowed-Origin``;
+   any other ``OPTIONS`` is 405.
 4. Authentication (``signatures``): **401** without the required credentials, **403** with wrong
    ones or a signed timestamp out of tolerance.
 5. Azure Event Grid's subscription validation (``aeg-event-type: SubscriptionValidation``, a
@@ -177,8 +178,15 @@ class Receiver:
                 ("Retry-After", rate_limit.retry_after(wait)),
             )
             return self.refuse(webhook, request, answer, "rate_limited")
-        origin = request.headers.get("webhook-request-origin")
-        if request.method == "OPTIONS" and origin:
+        if request.method == "OPTIONS":  # only the CloudEvents validation handshake
+            origin = request.headers.get("webhook-request-origin")
+            if not origin:
+                answer = error_answer(
+                    405,
+                    "OPTIONS is only the CloudEvents validation handshake (WebHook-Request-Origin)",
+                    ("Allow", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+                )
+                return self.refuse(webhook, request, answer, "method_not_allowed")
             answer = Answer(200, (("WebHook-Allowed-Origin", str(origin)),))
             return self.refuse(webhook, request, answer, "handshake")
         try:

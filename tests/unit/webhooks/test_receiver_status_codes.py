@@ -108,3 +108,19 @@ async def test_the_rate_limit_answers_429_with_retry_after() -> None:
         assert limited.status == 429 and int(dict(limited.headers)["Retry-After"]) >= 1
     finally:
         pool.stop()
+
+
+async def test_options_is_only_the_cloudevents_handshake() -> None:
+    writer = FakeWriter()
+    rec, _, pool = await _receiver(writer)
+    try:
+        plain = await rec.handle("slug", _request({}, "OPTIONS"))
+        assert plain.status == 405
+        handshake = await rec.handle(
+            "slug", _request({}, "OPTIONS", **{"WebHook-Request-Origin": "eventgrid.azure.net"})
+        )
+        assert handshake.status == 200
+        assert dict(handshake.headers)["WebHook-Allowed-Origin"] == "eventgrid.azure.net"
+        assert writer.published == []
+    finally:
+        pool.stop()
