@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/rete_match.py [--events 200000] [--batch 1000]
+    .venv/bin/python bench/rete_match.py [--events 200000] [--batch 1000] [--isolate both]
 
 Scenarios (W1 = the 20 automations of bench/workloads/w1_reactive_fanin.json, 16 exact + 4
 wildcard ``expect`` patterns, for_each resource id, events from W1's generator over 200 resources):
@@ -52,8 +52,8 @@ def _trigger(
     )
 
 
-def build(scenario: str) -> ReteMatcher:
-    m = ReteMatcher()
+def build(scenario: str, isolate: bool = False) -> ReteMatcher:
+    m = ReteMatcher(isolate=isolate)
     force_rete = scenario != "w1"
     for k, automation in enumerate(workloads.w1_automations()):
         match = {RID: ("bench.res.*",)} if force_rete else {}
@@ -72,9 +72,9 @@ def build(scenario: str) -> ReteMatcher:
 
 
 def run(
-    scenario: str, evs: list[events.Event], batch: int, rounds: int
+    scenario: str, evs: list[events.Event], batch: int, rounds: int, isolate: bool = False
 ) -> tuple[float, int, ReteMatcher]:
-    m = build(scenario)
+    m = build(scenario, isolate)
     m.flush()
     touches = 0
     for start in range(0, len(evs), batch):  # warm-up
@@ -129,6 +129,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scenario", action="append")
     parser.add_argument("--leak", action="store_true", help="measure abandoned-ruleset RSS")
+    parser.add_argument(
+        "--isolate",
+        choices=("no", "yes", "both"),
+        default="both",
+        help="durable_rules in this process, in a worker process (as the server runs it), or both",
+    )
     args = parser.parse_args()
     if args.leak:
         leak()
@@ -145,14 +151,18 @@ def main() -> None:
         "w1-rete +10k same names",
     ]
     print(f"{args.events} W1 events, batches of {args.batch}, best of {args.rounds}")
+    modes = {"no": (False,), "yes": (True,), "both": (False, True)}[args.isolate]
     for scenario in scenarios:
-        rate, touches, m = run(scenario, evs, args.batch, args.rounds)
-        n = m.stats.events
-        print(
-            f"{scenario:26s} {rate:>10,.0f} events/s  {touches / len(evs):.2f} touches/event,"
-            f" {m.stats.posts / n:.2f} facts/event, {m.stats.actions / n:.2f} actions/event,"
-            f" {m.shard_count} rulesets"
-        )
+        for isolate in modes:
+            rate, touches, m = run(scenario, evs, args.batch, args.rounds, isolate)
+            n = m.stats.events
+            where = "worker " if isolate else "inline "
+            print(
+                f"{scenario:26s} {where} {rate:>10,.0f} events/s  {touches / len(evs):.2f}"
+                f" touches/event, {m.stats.posts / n:.2f} facts/event,"
+                f" {m.stats.actions / n:.2f} actions/event, {m.shard_count} rulesets"
+            )
+            m.close()
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ _.shard_posts
 _.python_checks
 _.rulesets_created
 _.rulesets_abandoned
+_.gateways_replaced
+_.worker_pid
 _.fallbacks
 _.name_checks
 _.flush

@@ -59,6 +59,9 @@ class Matcher(Protocol):
         """
         ...
 
+    def close(self) -> None:
+        """Gives back what the matcher holds outside this process's objects (a worker process)."""
+
 
 def without_own_lifecycle(
     batch: Sequence[events.Event], matches: list[list[Touch]]

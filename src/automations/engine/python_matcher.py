@@ -258,6 +258,9 @@ class PythonMatcher:
         self._cache[name] = result
         return result
 
+    def close(self) -> None:
+        """Nothing to give back: everything is Python objects."""
+
     def match_batch(self, batch: Sequence[events.Event]) -> list[list[matching.Touch]]:
         """Returns, for each event of ``batch`` in order, the triggers it touches."""
         cache = self._cache

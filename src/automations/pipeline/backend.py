@@ -50,10 +50,14 @@ GAUGE_INTERVAL = 1.0
 
 
 def rete_engine() -> trigger_engine.TriggerEngine:
-    """A trigger engine on the rete matcher (durable_rules' C core, imported on first use)."""
+    """A trigger engine on the rete matcher (durable_rules' C core, imported on first use).
+
+    durable_rules runs in a worker process of the matcher's, replaced when automation churn has
+    left enough abandoned rulesets in it (``docs/design/rete.md``).
+    """
     from automations.engine.rete import runtime
 
-    return trigger_engine.TriggerEngine(runtime.ReteMatcher())
+    return trigger_engine.TriggerEngine(runtime.ReteMatcher(isolate=True))
 
 
 class EngineBackend(writer.Backend):
@@ -165,6 +169,7 @@ class EngineBackend(writer.Backend):
         finally:
             if collecting:
                 gc.enable()
+        self.cascade.engine.matcher.close()
         self.cascade.engine = engine
         self.cascade.automations = {automation.id: automation for automation in enabled}
         metrics.LOADED_AUTOMATIONS.set(len(enabled))
@@ -224,7 +229,8 @@ class EngineBackend(writer.Backend):
         return fn(self)
 
     def close(self) -> None:
-        """Nothing to release on the writer thread (the database is disposed by ``dispose``)."""
+        """Stops the matcher's worker process (the database is disposed by ``dispose``)."""
+        self.cascade.engine.matcher.close()
 
     def dispose(self) -> None:
         """Closes every database connection."""

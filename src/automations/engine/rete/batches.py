@@ -2,9 +2,9 @@
 
 One post is one ``assert_facts`` of the chunk's events reaching the shard (each fact carries the
 event name and only the label fields the shard reads), a drain of every action, and one
-``retract_facts`` of the facts that fired, so a shard holds no fact between posts. Fact ids are
-``"{j:03d}-{seq}"``: unique per post and never colliding in durable's message index (see
-``docs/design/rete.md``).
+``retract_facts`` of the facts that fired, so a shard holds no fact between posts (the gateway
+does all three in one call). Fact ids are ``"{j:03d}-{seq}"`` (:mod:`fact_ids`): unique per post
+and never colliding in durable's message index (see ``docs/design/rete.md``).
 """
 
 from __future__ import annotations
@@ -14,41 +14,39 @@ import logging
 from collections.abc import Sequence
 
 from automations.domain import events
-from automations.engine.rete import _gateway, compiler, packing, stats
+from automations.engine.rete import _gateway, compiler, fact_ids, packing, stats
 
 _log = logging.getLogger(__name__)
 
-CHUNK = 500
+CHUNK = fact_ids.CHUNK
 """Events per ``assert_facts`` call (durable's message index has 512 buckets)."""
-ID_PREFIXES = tuple(f"{j:03d}-" for j in range(CHUNK))
-"""A fact's id is its prefix (its position in the post) and the post's sequence number."""
-if len({compiler.fnv1a32(p) for p in ID_PREFIXES}) != CHUNK:  # pragma: no cover - a constant
+if len({compiler.fnv1a32(p) for p in fact_ids.ID_PREFIXES}) != CHUNK:  # pragma: no cover
     raise RuntimeError("message-id prefixes collide under FNV-1a")
-
-_POSITIONS = {f"{j:03d}": j for j in range(CHUNK)}
-"""A fact's position in its post, from the first three characters of its id."""
-_ERR_EVENT_OBSERVED = 2
 
 
 class Poster:
     """Posts chunks of events to shards through the gateway and records which rules fired.
 
     Args:
-        gateway: The gateway to durable_rules.
-        by_number: The live rules by number as text (a fired rule not in it is dead: ignored).
+        gateway: The gateway to durable_rules (replaced by the matcher when it starts another).
+        by_number: The live rules by number (a fired rule not in it is dead: ignored).
         counters: Where posts, actions and fallbacks are counted.
+
+    Attributes:
+        lost: The gateway was found gone during a post (the matcher replaces it).
     """
 
     def __init__(
         self,
-        gateway: _gateway.Gateway,
-        by_number: dict[str, packing.Rule],
+        gateway: _gateway.DurableGateway,
+        by_number: dict[int, packing.Rule],
         counters: stats.ReteStats,
     ) -> None:
         self.gateway = gateway
         self.by_number = by_number
         self.counters = counters
         self.seq = 0
+        self.lost = False
 
     def post(
         self,
@@ -67,43 +65,45 @@ class Poster:
             fired: Filled in: position in ``chunk`` -> the live rules of this shard that fired,
                 each once, in firing order (appended to what other shards fired).
             python_path: Filled in: positions whose events must be matched in Python instead,
-                because durable reported a problem with the post.
+                because durable reported a problem with the post or its worker is gone.
         """
         self.seq += 1
         suffix = str(self.seq)
         fields = shard.fields
+        prefixes = fact_ids.ID_PREFIXES
         facts: list[dict[str, str]] = []
         for j, i in enumerate(indices):
             event = chunk[i]
-            fact = {"id": ID_PREFIXES[j] + suffix, "n": event.event}
+            fact = {"id": prefixes[j] + suffix, "n": event.event}
             resource = event.resource
             for label, field in fields:
                 value = resource.get(label)
                 if value is not None:
                     fact[field] = value
             facts.append(fact)
-        gateway = self.gateway
         counters = self.counters
         counters.posts += len(facts)
         counters.shard_posts += 1
+        if self.lost:
+            python_path.update(indices)
+            return
         try:
-            code = gateway.assert_facts(shard.handle, json.dumps(facts, ensure_ascii=False))
-        except gateway.error:
-            _log.exception("durable_rules failed a post to %s; Python fallback", shard.name)
-            code = _ERR_EVENT_OBSERVED
-        messages = gateway.drain(shard.handle)
-        counters.actions += len(messages)
-        retract: set[int] = set()
+            posted = self.gateway.post(
+                shard.handle, json.dumps(facts, ensure_ascii=False), len(facts), suffix
+            )
+        except _gateway.GatewayLost:
+            _log.exception("the durable_rules worker is gone; Python fallback until replaced")
+            self.lost = True
+            python_path.update(indices)
+            return
+        if posted.error is not None:
+            _log.error(
+                "durable_rules failed a post to %s: %s; Python fallback", shard.name, posted.error
+            )
+        counters.actions += len(posted.fired)
         numbers = self.by_number
-        positions = _POSITIONS
-        for message in messages:
-            # '{"r<rule>":{"m":{"id": "<jjj>-<seq>", ...}}}': durable echoes the fact verbatim
-            end = message.find('"', 3)
-            j = positions.get(message[end + 15 : end + 18], -1)
-            if j < 0:  # pragma: no cover - durable's action format is fixed
-                raise RuntimeError(f"unexpected durable action: {message[:80]}")
-            retract.add(j)
-            rule = numbers.get(message[3:end])
+        for number, j in posted.fired:
+            rule = numbers.get(number)
             if rule is not None and rule.shard is shard:
                 i = indices[j]
                 listed = fired.get(i)
@@ -111,12 +111,6 @@ class Poster:
                     fired[i] = [rule]
                 elif rule not in listed:  # an $or can fire one rule once per alternative
                     listed.append(rule)
-        if code == _ERR_EVENT_OBSERVED:
+        if posted.code == _gateway.OBSERVED:
             counters.fallbacks += 1
             python_path.update(indices)
-            retract.update(range(len(indices)))
-        if retract:
-            gateway.retract_facts(
-                shard.handle,
-                json.dumps([{"id": ID_PREFIXES[j] + suffix} for j in sorted(retract)]),
-            )

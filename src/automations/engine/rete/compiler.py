@@ -146,11 +146,19 @@ def canonical_spec(spec: triggers.ResourceSpec) -> SpecKey:
 # --- the Python reference for specs (used to verify relaxed rules and for the Python path) ---
 
 
+def _glob_matches(pattern: str, value: str) -> bool:
+    # A pattern with no glob character matches itself only: compared as a string, it never
+    # reaches fnmatch's cache of compiled patterns (32,768 regexes under automation churn).
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        return value == pattern
+    return fnmatch.fnmatchcase(value, pattern)
+
+
 def label_pattern_matches(pattern: str, value: str) -> bool:
     """Prefect's label ``matches``: full ``fnmatchcase`` glob, a leading ``!`` negates."""
     if pattern.startswith("!"):
-        return not fnmatch.fnmatchcase(value, pattern[1:])
-    return fnmatch.fnmatchcase(value, pattern)
+        return not _glob_matches(pattern[1:], value)
+    return _glob_matches(pattern, value)
 
 
 def spec_holds(spec: SpecKey, labels: Mapping[str, str]) -> bool:

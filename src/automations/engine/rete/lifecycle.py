@@ -24,7 +24,7 @@ class RuleBook:
         max_small_shards: Compact when more shards than this are below ``max_rules / 4``.
 
     Attributes:
-        by_number: The live rules by number as text (``"12"`` for ``r12``), for decoding actions.
+        by_number: The live rules by number (``12`` for ``r12``), for decoding actions.
         pending: Live rules in no live shard (matched in Python meanwhile), by number.
         shards: The live shards, oldest first.
         dirty: A rule in a live shard died since the last :meth:`maintain`.
@@ -50,7 +50,7 @@ class RuleBook:
         self.retire_min_dead = retire_min_dead
         self.max_small = max_small_shards
         self.by_key: dict[compiler.RuleKey, packing.Rule] = {}
-        self.by_number: dict[str, packing.Rule] = {}
+        self.by_number: dict[int, packing.Rule] = {}
         self.pending: dict[int, packing.Rule] = {}
         self.shards: list[packing.Shard] = []
         self.dirty = False
@@ -64,7 +64,7 @@ class RuleBook:
             rule = packing.Rule(key, self._next_rule)
             self._next_rule += 1
             self.by_key[key] = rule
-            self.by_number[str(rule.number)] = rule
+            self.by_number[rule.number] = rule
             rule.pending_since = self.batches
             self.pending[rule.number] = rule
         rule.refs += 1
@@ -76,7 +76,7 @@ class RuleBook:
         if rule.refs > 0:
             return
         del self.by_key[rule.key]
-        del self.by_number[str(rule.number)]
+        del self.by_number[rule.number]
         self.pending.pop(rule.number, None)
         if rule.shard is not None:
             rule.shard.dead += 1
@@ -138,6 +138,7 @@ class RuleBook:
         shard.retired = True
         if shard.handle:
             self.counters.rulesets_abandoned += 1
+            self.counters.rules_abandoned += len(shard.rules)
         for rule in shard.rules.values():
             if rule.refs > 0 and rule.shard is shard:
                 rule.shard = None
@@ -152,10 +153,13 @@ class RuleBook:
             rule.compiled = compiler.compile_rule(rule.key, self.fields)
         return packing.pack(rules, self.limits)
 
-    def install(self, name: str, handle: int, rules: list[packing.Rule]) -> packing.Shard:
+    def install(
+        self, name: str, handle: int, rules: list[packing.Rule], definition: str
+    ) -> packing.Shard:
         """Adds the shard whose ruleset ``name`` (``handle``) was created from ``rules``."""
         shard = packing.Shard(name)
         shard.handle = handle
+        shard.definition = definition
         packing.fill(shard, rules, self.fields)
         self.shards.append(shard)
         return shard

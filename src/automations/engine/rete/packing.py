@@ -48,9 +48,10 @@ class Shard:
         names: Distinct name tests (name patterns) among its rules.
         dead: How many of its rules are dead.
         retired: Abandoned: never posted to again.
+        definition: The ruleset's JSON definition (to recreate it in another gateway).
     """
 
-    __slots__ = ("name", "handle", "rules", "fields", "names", "dead", "retired")
+    __slots__ = ("name", "handle", "rules", "fields", "names", "dead", "retired", "definition")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -60,6 +61,7 @@ class Shard:
         self.names = 0
         self.dead = 0
         self.retired = False
+        self.definition = ""
 
 
 def fill(shard: Shard, rules: Iterable[Rule], fields: compiler.FieldNames) -> None:

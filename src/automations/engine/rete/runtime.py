@@ -5,8 +5,10 @@ triggers with a ``match`` spec have rules packed into bounded rulesets (``packin
 retired by ``lifecycle``); each chunk of events is posted once per shard it reaches (``batches``,
 through ``_gateway``, the only caller of durable_rules); then relaxed rules, ``match_related`` and
 pending rules are checked in Python. ``load``/``unload`` never call durable; rulesets are never
-deleted, only abandoned (a bounded leak, counted in ``stats.rulesets_abandoned``). The design, the
-crash paths it avoids and the leak's bound: ``docs/design/rete.md``.
+deleted, only abandoned (counted in ``stats.rulesets_abandoned``). An isolated matcher runs
+durable in a worker process (``_process_gateway``) and replaces it, live rulesets recreated, once
+the abandoned ones would hold more memory than the live ones: its memory stays flat under churn.
+The design, the crash paths it avoids and the leak's bound: ``docs/design/rete.md``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,26 @@ from typing import Any
 
 from automations.domain import events, triggers
 from automations.engine import matching
-from automations.engine.rete import _gateway, batches, compiler, lifecycle, names, packing, stats
+from automations.engine.rete import (
+    _gateway,
+    _process_gateway,
+    batches,
+    compiler,
+    lifecycle,
+    names,
+    packing,
+    stats,
+)
 
 _log = logging.getLogger(__name__)
 
 _RULESET_SERIAL = itertools.count(1)
 """Ruleset names are unique in the process (durable's handles are process-wide)."""
 _EVENT_NAME = operator.attrgetter("event")
+_RULESET_KB = 200
+"""Estimated memory of a ruleset besides its rules (``bench/rete_match.py --leak``)."""
+_RULE_KB = 30
+"""Estimated memory of one rule in a ruleset."""
 
 
 def _first(item: tuple[tuple[int, int], matching.Touch]) -> tuple[int, int]:
@@ -50,6 +65,11 @@ class ReteMatcher:
         retire_min_dead: A shard is retired once it has this many dead rules (and half are dead).
         max_small_shards: Compact when more shards than this are below ``max_rules / 4``.
         engine_module: The C module (tests inject a recording proxy); default the real one.
+        isolate: Run durable_rules in a worker process, replaced (its live rulesets recreated in
+            the next one) once the rulesets it abandoned would hold more than ``recycle_min_kb``
+            and more than the live ones; also replaced, the same way, if it dies.
+        recycle_min_kb: See ``isolate``: the estimated memory of abandoned rulesets below which
+            a worker is never replaced.
     """
 
     def __init__(
@@ -62,11 +82,18 @@ class ReteMatcher:
         retire_min_dead: int = 16,
         max_small_shards: int = 8,
         engine_module: Any = None,
+        isolate: bool = False,
+        recycle_min_kb: int = 32 * 1024,
     ) -> None:
         if not 1 <= max_rules <= 400:
             raise ValueError("max_rules must be within 1..400")
         self.stats = stats.ReteStats()
-        self._engine = _gateway.Gateway(engine_module)
+        self._isolate = isolate
+        self._recycle_min_kb = recycle_min_kb
+        self._engine: _gateway.DurableGateway = (
+            _process_gateway.ProcessGateway() if isolate else _gateway.Gateway(engine_module)
+        )
+        self._abandoned_before = (0, 0)
         self._fields = compiler.FieldNames()
         self._book = lifecycle.RuleBook(
             packing.Limits(max_rules=max_rules, max_names=max_names),
@@ -128,6 +155,8 @@ class ReteMatcher:
         packs = self._book.maintain(force=force)
         if packs is None:
             return
+        if self._isolate and self._worth_replacing():
+            self._replace_gateway("to give back the memory of abandoned rulesets")
         for pack in packs:
             self._build(pack.rules)
         self._names.cache.clear()
@@ -142,7 +171,7 @@ class ReteMatcher:
             named = [(f"r{r.number}", r.compiled) for r in rules if r.compiled is not None]
             definition = json.dumps(compiler.ruleset_definition(named), ensure_ascii=False)
             try:
-                handle = self._engine.create_ruleset(f"{name}_{attempt}", definition)
+                handle = self._create(f"{name}_{attempt}", definition)
             except self._engine.error:
                 _log.exception("durable_rules rejected %s (attempt %d)", name, attempt)
                 continue
@@ -150,7 +179,58 @@ class ReteMatcher:
             break
         else:  # pragma: no cover - both attempts rejected: the rules stay on the Python path
             return
-        self._book.install(name, handle, rules)
+        self._book.install(name, handle, rules, definition)
+
+    def _create(self, name: str, definition: str) -> int:
+        """Creates a ruleset, in a new worker if the current one is found gone."""
+        try:
+            return self._engine.create_ruleset(name, definition)
+        except _gateway.GatewayLost:
+            _log.exception("the durable_rules worker is gone; starting another")
+            self._replace_gateway("because the previous one is gone")
+            return self._engine.create_ruleset(name, definition)
+
+    # --- the worker process (isolate=True) ---
+
+    def _worth_replacing(self) -> bool:
+        """True once the abandoned rulesets would hold more than the live ones, and enough."""
+        rulesets, rules = self._abandoned_before
+        abandoned_kb = (self.stats.rulesets_abandoned - rulesets) * _RULESET_KB + (
+            self.stats.rules_abandoned - rules
+        ) * _RULE_KB
+        shards = self._book.shards
+        live_kb = len(shards) * _RULESET_KB + sum(len(s.rules) for s in shards) * _RULE_KB
+        return abandoned_kb >= max(self._recycle_min_kb, live_kb)
+
+    def _replace_gateway(self, why: str) -> None:
+        """Starts a new worker, recreates every live shard's ruleset in it, stops the old one."""
+        old = self._engine
+        fresh = _process_gateway.ProcessGateway()
+        fresh.check_thread()
+        for shard in self._book.shards:
+            shard.handle = fresh.create_ruleset(f"{shard.name}_w", shard.definition)
+        self._engine = fresh
+        self._poster.gateway = fresh
+        self._poster.lost = False
+        old.close()
+        self._abandoned_before = (self.stats.rulesets_abandoned, self.stats.rules_abandoned)
+        self.stats.gateways_replaced += 1
+        _log.info(
+            "durable_rules worker replaced %s: %d live rulesets recreated in pid %d",
+            why,
+            len(self._book.shards),
+            fresh.pid,
+        )
+
+    def close(self) -> None:
+        """Stops the worker process of an isolated matcher (nothing to do otherwise)."""
+        self._engine.close()
+
+    @property
+    def worker_pid(self) -> int:
+        """The process id of an isolated matcher's worker (0 when none runs)."""
+        engine = self._engine
+        return engine.pid if isinstance(engine, _process_gateway.ProcessGateway) else 0
 
     # --- matching ---
 
@@ -165,6 +245,8 @@ class ReteMatcher:
         chunk_size = batches.CHUNK
         for start in range(0, len(batch), chunk_size):
             out.extend(self._match_chunk(batch[start : start + chunk_size]))
+            if self._poster.lost:
+                self._replace_gateway("because the previous one is gone")
         self.stats.events += len(batch)
         return out
 

@@ -8,6 +8,7 @@ sealing, retiring and compaction all happen along the way.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -103,6 +104,24 @@ def _key(t: Any) -> tuple[str, str, bool, bool]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_rete_agrees_with_reference_matchers(seed: int) -> None:
+    rete = agree_with_reference_matchers(seed)
+    assert rete.stats.posts > 0
+
+
+def agree_with_reference_matchers(
+    seed: int,
+    *,
+    isolate: bool = False,
+    between_batches: Callable[[ReteMatcher, int], None] | None = None,
+) -> ReteMatcher:
+    """Runs the randomized workload of ``seed``, checking every batch; returns the matcher.
+
+    Args:
+        seed: The workload.
+        isolate: Run the matcher with durable_rules in a worker process, replaced whenever the
+            rulesets it abandoned hold as much as the live ones (no minimum).
+        between_batches: Called with the matcher and the step number before each batch.
+    """
     rng = random.Random(seed)
     rete = ReteMatcher(
         max_rules=rng.choice([4, 16, 256]),
@@ -110,6 +129,8 @@ def test_rete_agrees_with_reference_matchers(seed: int) -> None:
         seal_after_batches=rng.choice([0, 1, 3]),
         retire_min_dead=2,
         max_small_shards=2,
+        isolate=isolate,
+        recycle_min_kb=0,
     )
     python: Any = PythonMatcher() if PythonMatcher is not None else None
     loaded: dict[str, list[triggers.EventTrigger]] = {}
@@ -136,6 +157,8 @@ def test_rete_agrees_with_reference_matchers(seed: int) -> None:
                     python.unload(aid)
         batch = [_event(rng, n + i) for i in range(rng.randint(1, 60))]
         n += len(batch)
+        if between_batches is not None:
+            between_batches(rete, step)
         got = rete.match_batch(batch)
         snapshot = [(aid, loaded[aid]) for aid in order]
         for ev, touches in zip(batch, got, strict=True):
@@ -146,4 +169,4 @@ def test_rete_agrees_with_reference_matchers(seed: int) -> None:
             expected = python.match_batch(batch)
             assert [sorted(map(_key, t)) for t in got] == [sorted(map(_key, t)) for t in expected]
         assert rete.held_facts() == 0
-    assert rete.stats.posts > 0
+    return rete

@@ -69,7 +69,7 @@ def ev(name: str, **labels: str) -> events.Event:
 def test_each_event_gets_the_live_rules_of_this_shard_that_fired_once_each() -> None:
     shard = shard_with([1, 2])
     elsewhere = shard_with([4])
-    by_number = {"1": shard.rules[1], "2": shard.rules[2], "4": elsewhere.rules[4]}  # 3: dead
+    by_number = {1: shard.rules[1], 2: shard.rules[2], 4: elsewhere.rules[4]}  # 3: dead
     module = FakeModule(lambda fact: [1, 1, 3, 4, 2] if fact["n"] == "hit" else [])
     counters = stats.ReteStats()
     poster = batches.Poster(_gateway.Gateway(module), by_number, counters)
@@ -87,7 +87,7 @@ def test_each_event_gets_the_live_rules_of_this_shard_that_fired_once_each() -> 
 def test_each_post_has_its_own_ids_and_carries_only_the_fields_the_shard_reads() -> None:
     shard = shard_with([1], fields=(("env", "l1"), ("team", "l2")))
     module = FakeModule(lambda fact: [])
-    poster = batches.Poster(_gateway.Gateway(module), {"1": shard.rules[1]}, stats.ReteStats())
+    poster = batches.Poster(_gateway.Gateway(module), {1: shard.rules[1]}, stats.ReteStats())
     poster.post(shard, [ev("a", env="p", other="o")], [0], {}, set())
     poster.post(shard, [ev("b", team="t")], [0], {}, set())
     assert module.asserted == [
@@ -101,7 +101,7 @@ def test_a_post_durable_reports_as_observed_is_matched_in_python_and_fully_retra
     shard = shard_with([1])
     module = FakeModule(lambda fact: [1], code=2)
     counters = stats.ReteStats()
-    poster = batches.Poster(_gateway.Gateway(module), {"1": shard.rules[1]}, counters)
+    poster = batches.Poster(_gateway.Gateway(module), {1: shard.rules[1]}, counters)
     python_path: set[int] = set()
     poster.post(shard, [ev("a"), ev("b")], [0, 1], {}, python_path)
     assert python_path == {0, 1} and counters.fallbacks == 1
@@ -116,7 +116,7 @@ def test_a_failing_post_is_matched_in_python() -> None:
     shard = shard_with([1])
     module = Failing(lambda fact: [])
     counters = stats.ReteStats()
-    poster = batches.Poster(_gateway.Gateway(module), {"1": shard.rules[1]}, counters)
+    poster = batches.Poster(_gateway.Gateway(module), {1: shard.rules[1]}, counters)
     python_path: set[int] = set()
     poster.post(shard, [ev("a")], [0], {}, python_path)
     assert python_path == {0} and counters.fallbacks == 1

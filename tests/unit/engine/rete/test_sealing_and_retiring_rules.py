@@ -44,7 +44,7 @@ def create(book: lifecycle.RuleBook, packs: list[packing.Pack] | None) -> list[p
     out = []
     for pack in packs:
         handle = next(_handles)
-        out.append(book.install(f"s{handle}", handle, pack.rules))
+        out.append(book.install(f"s{handle}", handle, pack.rules, "{}"))
     return out
 
 
@@ -54,7 +54,7 @@ def test_triggers_testing_the_same_key_share_one_rule_until_the_last_lets_go() -
     assert first is second and first.refs == 2
     assert book.pending == {first.number: first}
     book.release(first)
-    assert book.by_number == {str(first.number): first}
+    assert book.by_number == {first.number: first}
     book.release(first)
     assert book.by_number == {} and book.by_key == {} and book.pending == {}
     assert not book.dirty  # it was in no shard
