@@ -19,15 +19,19 @@ ones (a metric back within its threshold, a proactive trigger's events resuming)
 beside them (``resolutions``).
 
 Scenario times are seconds from a scenario epoch, 2030-01-01T00:00:00Z.
+
+A run can be bounded (:class:`Limits`): the instants its clock visits and the firings it makes.
+The CLI and the conformance tests run unbounded; the server bounds what a client may ask for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from automations.domain import automations, events, firings, prefect_json
+from automations.domain import automations, errors, events, firings, prefect_json
 from automations.engine import matching
 from automations.engine.clock import VirtualClock, quantize
 from automations.engine.state import StateRecord, Step
@@ -36,6 +40,43 @@ from automations.engine.trigger_engine import TriggerEngine
 EPOCH = 1893456000.0
 """2030-01-01T00:00:00Z, the scenario epoch (as the conformance oracle uses)."""
 SCENARIO_AUTOMATION_ID = "scenario-automation"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of one run; None: unbounded.
+
+    Attributes:
+        max_steps: The most instants the virtual clock may visit (iterations of :func:`run`).
+        max_firings: The most firings (Triggered and Resolved) the run may make.
+    """
+
+    max_steps: int | None = None
+    max_firings: int | None = None
+
+
+class LimitExceeded(errors.InvalidArgument):
+    """A run reached one of its :class:`Limits` before ``until``; it was stopped there.
+
+    Attributes:
+        limit: ``"max_steps"`` or ``"max_firings"``: the bound reached.
+        bound: Its value.
+        reached: Seconds of simulated time from the start to the last instant visited.
+    """
+
+    units = {"max_steps": "instants of its virtual clock", "max_firings": "firings"}
+    """What each limit counts, for messages."""
+
+    def __init__(self, limit: str, bound: int, reached: float) -> None:
+        super().__init__(
+            "until",
+            f"the simulation was stopped at its limit of {bound} {self.units[limit]}, "
+            f"{reached:g} s of simulated time after its start (before until)",
+            reason="SIMULATION_LIMIT_EXCEEDED",
+        )
+        self.limit = limit
+        self.bound = bound
+        self.reached = reached
 
 
 def scenario_event(step: Mapping[str, Any], epoch: float = EPOCH) -> events.Event:
@@ -90,6 +131,7 @@ def simulate(
     *,
     until: float | None = None,
     start: float | None = None,
+    limits: Limits | None = None,
 ) -> list[firings.Firing]:
     """Runs ``automation`` over ``(delivery time, event)`` steps; returns its firings in order.
 
@@ -97,11 +139,14 @@ def simulate(
 
     The clock starts at ``start`` (default: the first step) and runs to ``until`` (default: the
     last step), inclusive.
+
+    Raises:
+        LimitExceeded: The run reached one of ``limits`` before ``until``.
     """
     first = steps[0][0] if steps else 0.0
     begin = first if start is None else start
     end = until if until is not None else (steps[-1][0] if steps else begin)
-    return run(automation, steps, end, start=begin)
+    return run(automation, steps, end, start=begin, limits=limits)
 
 
 def run_scenario(
@@ -180,6 +225,7 @@ def run(
     *,
     matcher_factory: Callable[[], matching.Matcher] = rete_matcher,
     start: float = EPOCH,
+    limits: Limits | None = None,
 ) -> list[firings.Firing]:
     """Runs ``automation`` over timed events on a virtual clock; returns its firings in order.
 
@@ -190,7 +236,14 @@ def run(
         until: The clock runs to this time, inclusive.
         matcher_factory: Makes the matcher the engine uses.
         start: Wall time at which the automation is loaded.
+        limits: Bounds of the run (None: unbounded).
+
+    Raises:
+        LimitExceeded: The clock would visit one instant more than ``limits.max_steps``, or the
+            run made more than ``limits.max_firings`` firings, before ``until``.
     """
+    max_steps = limits.max_steps if limits is not None else None
+    max_firings = limits.max_firings if limits is not None else None
     counter = itertools.count(1)
     engine = TriggerEngine(matcher_factory(), new_id=lambda: f"firing-{next(counter)}")
     clock = VirtualClock(start)
@@ -209,6 +262,7 @@ def run(
     current = start
     first = True
     repeats = 0
+    visited = 0
     while True:
         candidates: list[float] = []
         if index < len(steps):
@@ -226,6 +280,9 @@ def run(
         repeats = repeats + 1 if instant == current and not first else 0
         if repeats > 1000:
             raise RuntimeError(f"the engine keeps reporting work due at {instant - start}")
+        visited += 1
+        if max_steps is not None and visited > max_steps:
+            raise LimitExceeded("max_steps", max_steps, current - start)
         first = False
         clock.advance_to(instant)
         current = instant
@@ -247,4 +304,6 @@ def run(
         due = engine.next_due()
         if due is not None and due <= instant:
             out.extend(store.apply(engine.advance(instant)))
+        if max_firings is not None and len(out) > max_firings:
+            raise LimitExceeded("max_firings", max_firings, instant - start)
     return out

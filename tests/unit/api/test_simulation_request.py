@@ -110,3 +110,47 @@ def test_a_request_without_an_automation_is_rejected() -> None:
     with pytest.raises(errors.InvalidArgument) as caught:
         wire_simulation.simulation_from_proto(automation_service_pb2.SimulateAutomationRequest())
     assert caught.value.field == "automation"
+
+
+def test_the_clock_starts_at_start_time_else_at_an_absolute_first_event_else_at_zero() -> None:
+    assert wire_simulation.simulation_from_proto(_request(5)).start == 0.0
+    timed = _request(5)
+    timed.start_time.FromSeconds(1_000)
+    assert wire_simulation.simulation_from_proto(timed).start == 1_000.0
+    absolute = _request(5)
+    absolute.events[0].deliver_time.FromSeconds(2_000)
+    assert wire_simulation.simulation_from_proto(absolute).start == 2_000.0
+
+
+def test_more_events_than_allowed_are_refused_naming_events_and_the_setting() -> None:
+    assert len(wire_simulation.simulation_from_proto(_request(0, 1), max_events=2).steps) == 2
+    with pytest.raises(errors.InvalidArgument) as caught:
+        wire_simulation.simulation_from_proto(_request(0, 1, 2), max_events=2)
+    assert (caught.value.field, caught.value.reason) == ("events", "TOO_MANY_EVENTS")
+    assert "has 3 events" in caught.value.description
+    assert "simulation_max_events" in caught.value.description
+
+
+def test_a_longer_span_than_allowed_is_refused_naming_until_and_the_setting() -> None:
+    request = _request(0)
+    request.until.seconds = 100
+    assert wire_simulation.simulation_from_proto(request, max_span_seconds=100).until == 100
+    request.until.seconds = 101
+    with pytest.raises(errors.InvalidArgument) as caught:
+        wire_simulation.simulation_from_proto(request, max_span_seconds=100)
+    assert (caught.value.field, caught.value.reason) == ("until", "SIMULATION_TOO_LONG")
+    assert "asks for 101 s" in caught.value.description
+    assert "simulation_max_span_seconds" in caught.value.description
+
+
+def test_the_span_runs_from_the_clocks_start_to_the_last_event_without_until() -> None:
+    far = _request(0, 10_000)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        wire_simulation.simulation_from_proto(far, max_span_seconds=5_000)
+    assert caught.value.reason == "SIMULATION_TOO_LONG"
+    # absolute times far from the epoch: the span starts at the first event, not at 0
+    late = _request(0, 0)
+    late.events[0].deliver_time.FromSeconds(1_900_000_000)
+    late.events[1].deliver_time.FromSeconds(1_900_000_060)
+    late.until.seconds = 1_900_000_060
+    assert wire_simulation.simulation_from_proto(late, max_span_seconds=60).start == 1.9e9
