@@ -30,6 +30,7 @@ _CODES: tuple[tuple[type[errors.AutomationsError], grpc.StatusCode], ...] = (
     (errors.Aborted, grpc.StatusCode.ABORTED),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
 )
 

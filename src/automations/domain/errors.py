@@ -11,6 +11,7 @@ and an ``ErrorInfo`` whose ``reason`` is the error's ``reason`` (UPPER_SNAKE)::
     +-- Aborted                           (ABORTED: a stale etag)
     +-- ResourceExhausted                 (RESOURCE_EXHAUSTED: backpressure)
     +-- Unavailable                       (UNAVAILABLE: draining, database gone)
+    +-- DeadlineExceeded                  (DEADLINE_EXCEEDED: the engine's own time limit)
     +-- Unauthenticated                   (UNAUTHENTICATED: missing or wrong API token)
 """
 
@@ -89,6 +90,12 @@ class Unavailable(AutomationsError):
     """The engine is starting, draining or has lost its database; retry later."""
 
     default_reason = "UNAVAILABLE"
+
+
+class DeadlineExceeded(AutomationsError):
+    """The work ran past a time limit of the engine's own (not the caller's deadline)."""
+
+    default_reason = "DEADLINE_EXCEEDED"
 
 
 class Unauthenticated(AutomationsError):
