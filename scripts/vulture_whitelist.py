@@ -92,3 +92,5 @@ _.checkpoints
 _.load_all
 _.current_revision
 _.head_revision
+# the simulation workers alive: the pool tests watch them being killed, recycled and replaced
+_.processes

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 from google.protobuf import empty_pb2
 
 from automations.actions import checks
-from automations.api import paging
+from automations.api import paging, simulation_worker
 from automations.domain import automations, errors, firings, invocations
-from automations.engine import simulation
 from automations.pipeline import backend as backend_
 from automations.pipeline import writer as writer_
 from automations.v1 import (
@@ -28,11 +27,10 @@ from automations.v1 import (
     automation_service_pb2_grpc,
     firing_pb2,
 )
-from automations.wire import automation_filter, names, structs
+from automations.wire import automation_filter, names
 from automations.wire import automations as wire_automations
 from automations.wire import firings as wire_firings
 from automations.wire import invocations as wire_invocations
-from automations.wire import simulation as wire_simulation
 
 
 class Reader(Protocol):
@@ -79,6 +77,14 @@ class Reader(Protocol):
         ...
 
 
+class Simulations(Protocol):
+    """Runs serialized SimulateAutomation requests (``simulation_pool.SimulationPool``)."""
+
+    async def run(self, request: bytes) -> bytes:
+        """Returns the serialized response, or raises a domain error."""
+        ...
+
+
 class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     """Creates, reads, updates, deletes and simulates automations.
 
@@ -87,6 +93,8 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         reader: Read-side queries.
         clock: Wall clock, seconds since the epoch.
         on_redrive: Called after an invocation was redriven (wakes the dispatcher).
+        simulations: Where SimulateAutomation runs (``simulation_pool.SimulationPool``); None:
+            in a thread of this process without limits (tests, embedding).
     """
 
     def __init__(
@@ -96,11 +104,13 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
         *,
         clock: Callable[[], float] = time.time,
         on_redrive: Callable[[], None] | None = None,
+        simulations: Simulations | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._clock = clock
         self._on_redrive = on_redrive
+        self._simulations = simulations
 
     async def CreateAutomation(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.CreateAutomationRequest, context: Any
@@ -204,25 +214,16 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     ) -> automation_service_pb2.SimulateAutomationResponse:
         """Runs the automation over timed events on a virtual clock; returns its firings.
 
-        Triggered firings in ``firings``, Resolved ones beside them in ``resolutions``.
+        Triggered firings in ``firings``, Resolved ones beside them in ``resolutions``. With
+        ``simulations`` it runs in a worker process within their limits (validation included),
+        stopped if the call is cancelled; without, in a thread of this process, unbounded.
         """
-        simulated = wire_simulation.simulation_from_proto(request)
-        if request.HasField("start_time"):
-            start = structs.timestamp_to_seconds(request.start_time)
-        elif request.events and request.events[0].WhichOneof("time") == "deliver_time":
-            start = simulated.steps[0][0]
-        else:
-            start = 0.0
-        fired = await asyncio.to_thread(
-            lambda: simulation.simulate(
-                simulated.automation, simulated.steps, until=simulated.until, start=start
+        if self._simulations is None:
+            return await asyncio.to_thread(
+                simulation_worker.respond, request, simulation_worker.Limits()
             )
-        )
-        triggered, resolved = simulation.split(fired)
-        return automation_service_pb2.SimulateAutomationResponse(
-            firings=[wire_firings.firing_to_proto(f, stored=False) for f in triggered],
-            resolutions=[wire_firings.firing_to_proto(f, stored=False) for f in resolved],
-        )
+        answer = await self._simulations.run(request.SerializeToString())
+        return automation_service_pb2.SimulateAutomationResponse.FromString(answer)
 
     async def GetFiring(  # noqa: N802 - gRPC method name
         self, request: automation_service_pb2.GetFiringRequest, context: Any

@@ -173,7 +173,9 @@ class AutomationCalls(_base.Calls):
 
         Raises:
             CallError: INVALID_ARGUMENT with the bad field's path (``automation.trigger...``,
-                ``events[2].event.resource``, ...).
+                ``events[2].event.resource``, ...; ``until`` or ``events`` beyond the engine's
+                simulation limits, see docs/configuration.md); DEADLINE_EXCEEDED past its
+                ``simulation_timeout_seconds``.
         """
         return self.simulate_outcome(automation, steps, until=until, start=start)["firings"]
 
