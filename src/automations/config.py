@@ -114,6 +114,17 @@ class Settings(pydantic_settings.BaseSettings):
         webhook_max_body_bytes: The largest webhook request body; larger ones are answered 413.
         webhook_deliveries_kept: Requests kept in each webhook's delivery history.
         webhook_threads: Threads rendering webhook templates off the event loop.
+        simulation_max_span_seconds: The longest span of simulated time one SimulateAutomation
+            call may ask for (``until`` after the clock's start); longer: INVALID_ARGUMENT.
+        simulation_max_events: The most events one SimulateAutomation call may carry.
+        simulation_max_steps: The most instants a simulation's virtual clock may visit (each
+            event's time and each deadline due); a run reaching it is stopped (INVALID_ARGUMENT).
+            About 40 µs each for a proactive trigger, so the default is about 4 s of CPU.
+        simulation_max_firings: The most firings one simulation may make before it is stopped.
+        simulation_timeout_seconds: Wall-clock seconds one simulation may run before its worker
+            process is killed (DEADLINE_EXCEEDED).
+        simulation_workers: Worker processes running simulations, one each at a time, off the
+            process serving ingest; more calls wait for a free one.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -166,6 +177,12 @@ class Settings(pydantic_settings.BaseSettings):
     webhook_max_body_bytes: int = pydantic.Field(default=5 << 20, ge=1024, le=1 << 30)
     webhook_deliveries_kept: int = pydantic.Field(default=100, ge=1, le=100_000)
     webhook_threads: int = pydantic.Field(default=2, ge=1, le=64)
+    simulation_max_span_seconds: float = pydantic.Field(default=366 * 86400, gt=0)
+    simulation_max_events: int = pydantic.Field(default=10_000, ge=1, le=10_000_000)
+    simulation_max_steps: int = pydantic.Field(default=100_000, ge=1, le=1_000_000_000)
+    simulation_max_firings: int = pydantic.Field(default=10_000, ge=1, le=100_000_000)
+    simulation_timeout_seconds: float = pydantic.Field(default=30.0, gt=0, le=86400)
+    simulation_workers: int = pydantic.Field(default=1, ge=1, le=64)
 
     @pydantic.field_validator("grpc_addr")
     @classmethod

@@ -29,6 +29,7 @@ from prometheus_client import start_http_server
 
 from automations import config, logs, metrics, process_tuning, transport
 from automations.api import automation_service, event_service, interceptors, webhook_service
+from automations.api import simulation_pool as simulation_pool
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
 from automations.domain import errors
@@ -201,8 +202,11 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         event_service.EventService(the_writer, reads.list_events, prepare=event_log.to_row),
         server,
     )
+    simulations = simulation_pool.SimulationPool.from_settings(settings)
     automation_service_pb2_grpc.add_AutomationServiceServicer_to_server(
-        automation_service.AutomationService(the_writer, reads, on_redrive=dispatcher.wake_poller),
+        automation_service.AutomationService(
+            the_writer, reads, on_redrive=dispatcher.wake_poller, simulations=simulations
+        ),
         server,
     )
     webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
@@ -260,6 +264,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
             hooks,
             ready,
         )
+    await simulations.close()
     if bundled is not None:
         await bundled.stop()
     backend.dispose()

@@ -60,6 +60,38 @@ def test_bad_values_are_refused_naming_the_setting(
     assert named in str(info.value)
 
 
+def test_simulations_are_bounded_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SPAN_SECONDS", "EVENTS", "STEPS", "FIRINGS"):
+        monkeypatch.delenv(f"AUTOMATIONS_SIMULATION_MAX_{name}", raising=False)
+    for name in ("SIMULATION_TIMEOUT_SECONDS", "SIMULATION_WORKERS", "CONFIG"):
+        monkeypatch.delenv(f"AUTOMATIONS_{name}", raising=False)
+    settings = config.load()
+    assert settings.simulation_max_span_seconds == 366 * 86400
+    assert settings.simulation_max_events == 10_000
+    assert settings.simulation_max_steps == 100_000
+    assert settings.simulation_max_firings == 10_000
+    assert settings.simulation_timeout_seconds == 30.0
+    assert settings.simulation_workers == 1
+    monkeypatch.setenv("AUTOMATIONS_SIMULATION_MAX_FIRINGS", "50")
+    assert config.load().simulation_max_firings == 50
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "simulation_max_span_seconds",
+        "simulation_max_events",
+        "simulation_max_steps",
+        "simulation_max_firings",
+        "simulation_timeout_seconds",
+        "simulation_workers",
+    ],
+)
+def test_a_simulation_bound_of_zero_is_refused_naming_it(setting: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=setting):
+        config.load({setting: 0})
+
+
 def test_masked_hides_passwords() -> None:
     settings = config.load({"database_url": "postgresql://app:s3cret@db/automations"})
     assert settings.masked()["database_url"] == "postgresql://app:****@db/automations"
