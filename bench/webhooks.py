@@ -10,9 +10,10 @@ Issue #20's figures, side by side in one run, each load from a process of its ow
   SQLite before each 204. Median of ``--runs`` runs, ceiling and engine alternated.
 * **latency at 1,000 requests/s**: a constant-rate sender of its own (``python -m bench.webhooks
   rate``: raw HTTP/1.1 over keep-alive connections, each request timed from its *scheduled* send
-  time, so a stall counts against the engine) for 10 s: request -> 204 p50/p99. The engine has a
-  threshold-1 automation on those events whose action goes to a recording executor in a process
-  of its own (``python -m bench.webhooks record``); the request's send time travels in the body
+  time, so a stall counts against the engine) for 10 s: request -> 204 p50/p99, first with no
+  automation (the webhook path alone), then with a threshold-1 automation on those events whose
+  action goes to a recording executor in a process of its own (``python -m bench.webhooks
+  record``); the request's send time travels in the body
   into the event's resource, and the executor records receive time minus send time: request ->
   firing p50/p99, the firing's action having reached its executor (an upper bound of request ->
   firing committed, which precedes the 204).
@@ -365,6 +366,7 @@ def latency_run(seconds: float) -> dict[str, float]:
             engine("--no-executors", "--executor", f"bench.noop={recorder_addr}") as (grpc_addr, _),
         ):
             url = _hook_url(grpc_addr)
+            plain = constant_rate(url, 1000.0, seconds)  # no automation: the webhook path alone
             with automations.Client(grpc_addr) as client:
                 client.create_automation(
                     {
@@ -387,6 +389,8 @@ def latency_run(seconds: float) -> dict[str, float]:
                     break
                 time.sleep(0.2)
     return {
+        "plain_p50_ms": plain["p50_ms"],
+        "plain_p99_ms": plain["p99_ms"],
         "ack_p50_ms": result["p50_ms"],
         "ack_p99_ms": result["p99_ms"],
         "ok": float(result["statuses"].get("204", 0)),
@@ -437,7 +441,12 @@ def run(runs: int = 3, seconds: int = 10, events: int = 200_000) -> None:
         f" = {med['engine'] / med['ceiling']:.0%} of the ceiling (non-2xx: {med['engine_non_2xx']:.0f})"
     )
     print(
-        f"at 1,000 requests/s: request -> 204 p50 {med['ack_p50_ms']:.1f} ms, p99 "
+        f"at 1,000 requests/s, no automation: request -> 204 p50 {med['plain_p50_ms']:.1f} ms, "
+        f"p99 {med['plain_p99_ms']:.1f} ms"
+    )
+    print(
+        f"at 1,000 requests/s, each firing a threshold-1 automation: request -> 204 p50 "
+        f"{med['ack_p50_ms']:.1f} ms, p99 "
         f"{med['ack_p99_ms']:.1f} ms; request -> firing (action at its executor) p50 "
         f"{med['firing_p50_ms']:.1f} ms, p99 {med['firing_p99_ms']:.1f} ms "
         f"({med['ok']:.0f}/{med['sent']:.0f} answered 204, {med['firings']:.0f} firings)"
