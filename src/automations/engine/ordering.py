@@ -67,12 +67,13 @@ class CausalOrdering:
         self.lookback = lookback
         self.max_depth = max_depth
         self._seen: dict[str, float] = {}
-        # Expiry order, one entry per expiry instant (a call's ids share it): the ids of one
-        # batch share one float and one queue entry. A (float, id) tuple per id cost ~90 bytes
-        # per remembered id, ~90 MB at the default 1M ids.
-        self._seen_queue: collections.deque[tuple[float, collections.deque[str]]] = (
-            collections.deque()
-        )
+        # Expiry order: every id in one flat deque, and one (expiry, count) group per expiry
+        # instant (a call's ids share one). A deque per group cost ~600 bytes per call, which
+        # streams of one-event calls paid per remembered id (~600 MB at 1M ids); a (float, id)
+        # tuple per id cost ~90 bytes.
+        self._seen_ids: collections.deque[str] = collections.deque()
+        self._group_expiry: collections.deque[float] = collections.deque()
+        self._group_size: collections.deque[int] = collections.deque()
         self.held: dict[str, events.Event] = {}
         self._followers: dict[str, list[str]] = {}
         self._lost: list[tuple[float, int, str]] = []
@@ -90,13 +91,17 @@ class CausalOrdering:
         return expires is not None and now < expires
 
     def _queue_seen(self, event_id: str, expires: float) -> None:
-        queue = self._seen_queue
-        if queue and queue[-1][0] == expires:
-            expires, ids = queue[-1]
-            ids.append(event_id)
-        else:
-            queue.append((expires, collections.deque((event_id,))))
+        self._queue_group(expires, 1)
+        self._seen_ids.append(event_id)
         self._seen[event_id] = expires
+
+    def _queue_group(self, expires: float, count: int) -> None:
+        expiry = self._group_expiry
+        if expiry and expiry[-1] == expires:
+            self._group_size[-1] += count
+        else:
+            expiry.append(expires)
+            self._group_size.append(count)
 
     def _record_seen(self, event_id: str, now: float) -> None:
         self._queue_seen(event_id, now + self.seen_ttl)
@@ -105,24 +110,26 @@ class CausalOrdering:
             self._evict_oldest()
 
     def _evict_oldest(self) -> None:
-        queue = self._seen_queue
+        ids, expiry, sizes = self._seen_ids, self._group_expiry, self._group_size
         seen = self._seen
-        while queue and len(seen) > self.max_seen:
-            expires, ids = queue[0]
-            if not ids:
-                queue.popleft()
-                continue
+        while ids and len(seen) > self.max_seen:
+            expires = expiry[0]
             event_id = ids.popleft()
+            sizes[0] -= 1
+            if not sizes[0]:
+                expiry.popleft()
+                sizes.popleft()
             if seen.get(event_id) == expires:
                 del seen[event_id]
 
     def expire_seen(self, now: float) -> None:
         """Forgets ids whose time has passed (memory bound)."""
-        queue = self._seen_queue
+        ids, expiry, sizes = self._seen_ids, self._group_expiry, self._group_size
         seen = self._seen
-        while queue and queue[0][0] <= now:
-            expires, ids = queue.popleft()
-            for event_id in ids:
+        while expiry and expiry[0] <= now:
+            expires = expiry.popleft()
+            for _ in range(sizes.popleft()):
+                event_id = ids.popleft()
                 if seen.get(event_id) == expires:
                     del seen[event_id]
 
@@ -212,11 +219,8 @@ class CausalOrdering:
 
     def _queue_seen_many(self, ids: list[str], expires: float) -> None:
         """``_record_seen`` for ids already set to ``expires`` in ``_seen``."""
-        queue = self._seen_queue
-        if queue and queue[-1][0] == expires:
-            queue[-1][1].extend(ids)
-        else:
-            queue.append((expires, collections.deque(ids)))
+        self._queue_group(expires, len(ids))
+        self._seen_ids.extend(ids)
         self.new_seen.extend(ids)
         if len(self._seen) > self.max_seen:
             self._evict_oldest()

@@ -121,3 +121,33 @@ def test_the_seen_ids_are_bounded_oldest_first() -> None:
     ordering.take([event("a", "x", 1), event("b", "x", 2), event("c", "x", 3)], T0 + 3)
     assert not ordering.has_been_seen("a", T0 + 3)
     assert ordering.has_been_seen("b", T0 + 3) and ordering.has_been_seen("c", T0 + 3)
+
+
+def test_ids_taken_one_call_at_a_time_expire_and_evict_in_order() -> None:
+    ordering = CausalOrdering(EventClock(), max_seen=3, seen_ttl=10.0)
+    for k, name in enumerate("abcd"):  # one call each: one expiry instant each
+        ordering.take([event(name, "x", k)], T0 + k)
+    assert [ordering.has_been_seen(n, T0 + 4) for n in "abcd"] == [False, True, True, True]
+    ordering.take([event("e", "x", 5), event("f", "x", 5)], T0 + 5)  # one instant, two ids
+    assert [ordering.has_been_seen(n, T0 + 5) for n in "cdef"] == [False, True, True, True]
+    ordering.expire_seen(T0 + 13.5)  # d expired at T0 + 13
+    assert [ordering.has_been_seen(n, T0 + 13.5) for n in "def"] == [False, True, True]
+    ordering.expire_seen(T0 + 15)
+    assert ordering.seen_items() == []
+
+
+def test_remembering_an_id_costs_little_memory_even_one_event_per_call() -> None:
+    import tracemalloc
+
+    ordering = CausalOrdering(EventClock())
+    names = [f"id-{k:06d}" for k in range(20_000)]  # made before measuring
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for k, name in enumerate(names):
+        ordering.take([event(name, "x", 0)], T0 + k * 0.001)
+        ordering.new_seen.clear()  # drained by the store after each call
+    per_id = (tracemalloc.get_traced_memory()[0] - before) / len(names)
+    tracemalloc.stop()
+    # the dict entry and expiry float (~100 bytes) and a share of the flat deque; a deque per
+    # call cost ~700 bytes per id
+    assert per_id < 250, per_id

@@ -83,18 +83,21 @@ class RuleBook:
             self.dirty = True
 
     def retires(self, shard: packing.Shard) -> bool:
-        """True when at least half of the shard's rules and ``retire_min_dead`` are dead."""
-        return shard.dead >= self.retire_min_dead and shard.dead * 2 >= len(shard.rules)
+        """True when every rule is dead, or at least half and ``retire_min_dead`` of them are."""
+        dead = shard.dead
+        return dead == len(shard.rules) or (
+            dead >= self.retire_min_dead and dead * 2 >= len(shard.rules)
+        )
 
     def small_shards(self) -> list[packing.Shard]:
-        """Live shards a quarter full or less, in rules and in name tests (merging helps)."""
+        """Live shards a quarter full or less in live rules and their names (merging helps)."""
         limits = self.limits
         return [
             s
             for s in self.shards
             if not s.retired
             and len(s.rules) - s.dead < limits.max_rules // 4
-            and s.names < limits.max_names // 4
+            and _live_names(s) < limits.max_names // 4
         ]
 
     def seal_due(self, *, force: bool = False) -> bool:
@@ -163,3 +166,12 @@ class RuleBook:
         packing.fill(shard, rules, self.fields)
         self.shards.append(shard)
         return shard
+
+
+def _live_names(shard: packing.Shard) -> int:
+    """Distinct name patterns among the shard's live rules (``shard.names`` counts dead ones)."""
+    if not shard.dead:
+        return shard.names
+    return len(
+        {r.key.name_pattern for r in shard.rules.values() if r.refs > 0 and r.shard is shard}
+    )

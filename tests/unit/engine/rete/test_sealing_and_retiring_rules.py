@@ -117,6 +117,36 @@ def test_a_few_dead_rules_never_retire_a_shard() -> None:
     assert book.shards == [shard] and book.counters.rulesets_abandoned == 0
 
 
+def test_a_shard_whose_rules_all_died_is_retired_however_few_they_are() -> None:
+    # automations created and deleted one at a time: each seal makes a shard of a few rules of
+    # distinct names, too many names to count as small, too few dead ones to reach the minimum
+    book = make_book(retire_min_dead=16)
+    rules = [book.acquire(key(k, f"n{k}")) for k in range(10)]
+    (shard,) = create(book, book.maintain(force=True))
+    assert shard.names == 10
+    for rule in rules[:9]:
+        book.release(rule)
+    assert book.maintain() is None and book.shards == [shard]  # one rule still lives in it
+    book.release(rules[9])
+    assert book.maintain() == [] and book.shards == [] and shard.retired
+    assert book.counters.rulesets_abandoned == 1
+
+
+def test_shards_small_in_live_rules_and_live_names_are_compacted() -> None:
+    book = make_book(max_small_shards=2, retire_min_dead=16)
+    survivors = []
+    for batch in range(3):  # three shards of 10 names each; all but one rule of each dies
+        rules = [book.acquire(key(100 * batch + k, f"n{batch}.{k}")) for k in range(10)]
+        create(book, book.maintain(force=True))
+        for rule in rules[1:]:
+            book.release(rule)
+        survivors.append(rules[0])
+    assert len(book.shards) == 3 and all(s.names == 10 for s in book.shards)
+    packs = book.maintain()
+    assert packs is not None and [p.rules for p in packs] == [survivors]
+    assert book.shards == [] and book.counters.rulesets_abandoned == 3
+
+
 def test_more_small_shards_than_allowed_are_compacted_into_one() -> None:
     book = make_book(max_small_shards=2)
     rules = []
