@@ -88,8 +88,13 @@ class Engine:
 
 
 @contextlib.contextmanager
-def engine(executor_addr: str, extra_env: dict[str, str] | None = None) -> Iterator[Engine]:
-    """``automations serve`` on SQLite in a temp dir, ``bench.noop`` routed to ``executor_addr``."""
+def engine(
+    executor_addr: str, extra_env: dict[str, str] | None = None, source: Path | None = None
+) -> Iterator[Engine]:
+    """``automations serve`` on SQLite in a temp dir, ``bench.noop`` routed to ``executor_addr``.
+
+    ``source`` runs another checkout's engine (its ``src``), e.g. the code before a change.
+    """
     with tempfile.TemporaryDirectory(prefix="automations-bench-dispatch-") as tmp:
         addr = f"127.0.0.1:{harness.free_port()}"
         metrics_addr = f"127.0.0.1:{harness.free_port()}"
@@ -113,7 +118,7 @@ def engine(executor_addr: str, extra_env: dict[str, str] | None = None) -> Itera
                 ],
                 stdout=log,
                 stderr=log,
-                env={**harness._env(), **(extra_env or {})},
+                env={**harness.source_env(source), **(extra_env or {})},
                 cwd=tmp,
             )
             try:

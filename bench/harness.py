@@ -47,8 +47,15 @@ def ceiling() -> Iterator[str]:
 
 @contextlib.contextmanager
 def engine(
-    extra_env: dict[str, str] | None = None, workdir: str | None = None
+    extra_env: dict[str, str] | None = None,
+    workdir: str | None = None,
+    source: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Serves an engine (no executors) on a free port until the block ends; yields (addr, proc).
+
+    ``source`` runs another checkout's engine (its ``src``), e.g. the code before a change.
+    """
+    env = source_env(source)
     with contextlib.ExitStack() as stack:
         tmp = workdir or stack.enter_context(
             tempfile.TemporaryDirectory(prefix="automations-bench-")
@@ -71,7 +78,7 @@ def engine(
             ],
             stdout=log,
             stderr=log,
-            env={**_env(), **(extra_env or {})},
+            env={**env, **(extra_env or {})},
             cwd=tmp,
         )
         try:
@@ -111,6 +118,27 @@ def rss_now_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def tree_rss_now_mb(pid: int) -> float:
+    """Resident memory now of ``pid`` and its child processes (the rete's worker), in MB."""
+    total = rss_now_mb(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    with contextlib.suppress(OSError):
+        for child in children.read_text().split():
+            total += rss_now_mb(int(child))
+    return total
+
+
+def source_env(source: Path | None) -> dict[str, str]:
+    """The environment of an engine run from ``source``'s ``src`` (this checkout's when None).
+
+    Webhooks get a free port (an env setting, which an engine without webhooks ignores).
+    """
+    env = {**_env(), "AUTOMATIONS_HTTP_ADDR": f"127.0.0.1:{free_port()}"}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join((str(source / "src"), env["PYTHONPATH"]))
+    return env
 
 
 def loadgen(addr: str, **options: Any) -> dict[str, Any]:

@@ -11,8 +11,9 @@ executor process) runs for ``--minutes`` under, all at once:
 * an outside reader: a read-only ``sqlite3`` connection to the engine's file, opened, read and
   closed every second.
 
-The engine's resident memory is sampled every ``--sample-seconds``. After the first
-``--warm-up`` fraction of the run, the slope of a least-squares line through the samples is
+The resident memory of the engine and its children (the rete's worker) is sampled every
+``--sample-seconds``. After the first ``--warm-up`` fraction of the run, the slope of a
+least-squares line through the samples is
 reported in MB per hour and as a share of the mean (goal: within 5 % over the run), with the
 work done (events accepted, automations churned, requests refused, reads).
 
@@ -183,11 +184,16 @@ def _slope(samples: list[tuple[float, float]]) -> float:
 
 
 def run(
-    minutes: float, sample_seconds: float, rate: float, watchers: int, warm_up: float
+    minutes: float,
+    sample_seconds: float,
+    rate: float,
+    watchers: int,
+    warm_up: float,
+    source: Path | None = None,
 ) -> dict[str, Any]:
     with (
         dispatch.noop_executor() as (executor_addr, _, _),
-        dispatch.engine(executor_addr) as engine,
+        dispatch.engine(executor_addr, source=source) as engine,
     ):
         with grpc.insecure_channel(engine.addr) as channel:
             stub = automation_service_pb2_grpc.AutomationServiceStub(channel)
@@ -205,12 +211,14 @@ def run(
         end = started + minutes * 60
         try:
             while time.monotonic() < end:
-                samples.append((time.monotonic() - started, harness.rss_now_mb(engine.proc.pid)))
+                samples.append(
+                    (time.monotonic() - started, harness.tree_rss_now_mb(engine.proc.pid))
+                )
                 print(
                     f"  {samples[-1][0] / 60:5.1f} min  RSS {samples[-1][1]:7.1f} MB  {load.counts}"
                 )
                 time.sleep(min(sample_seconds, max(0.0, end - time.monotonic())))
-            samples.append((time.monotonic() - started, harness.rss_now_mb(engine.proc.pid)))
+            samples.append((time.monotonic() - started, harness.tree_rss_now_mb(engine.proc.pid)))
         finally:
             load.stop.set()
             for thread in threads:
@@ -235,9 +243,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="events/s ingested")
     parser.add_argument("--watchers", type=int, default=20)
     parser.add_argument("--warm-up", type=float, default=0.2, help="share of the run left out")
+    parser.add_argument(
+        "--source", type=Path, default=None, help="run another checkout's engine (its src)"
+    )
     args = parser.parse_args()
     print(f"== soak: {args.minutes:g} min of ingest, churn, firings, refused requests, a reader")
-    result = run(args.minutes, args.sample_seconds, args.rate, args.watchers, args.warm_up)
+    source = args.source.resolve() if args.source else None
+    result = run(args.minutes, args.sample_seconds, args.rate, args.watchers, args.warm_up, source)
     print(
         f"RSS slope after warm-up: {result['slope_mb_per_hour']:+.1f} MB/h, "
         f"{result['growth_over_run_pct']:+.1f}% of the mean over the run (goal: within 5%)"
