@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from automations.domain import events
 from automations.engine.clock import EventClock, quantize
@@ -37,6 +37,10 @@ MAX_DEPTH = 20
 """Prefect's ``MAX_DEPTH_OF_PRECEDING_EVENT``."""
 MAX_SEEN = 1_000_000
 """Processed ids remembered at most (Prefect keeps 10,000); the oldest are forgotten first."""
+
+
+def _occurred(event: events.Event) -> float:
+    return event.occurred
 
 
 def received_at(event: events.Event) -> float:
@@ -75,6 +79,8 @@ class CausalOrdering:
         self._group_expiry: collections.deque[float] = collections.deque()
         self._group_size: collections.deque[int] = collections.deque()
         self.held: dict[str, events.Event] = {}
+        self.leader_seen: Callable[[str, float], bool] | None = None
+        """Whether a leader was processed elsewhere (a cluster's other partitions); None: never."""
         self._followers: dict[str, list[str]] = {}
         self._lost: list[tuple[float, int, str]] = []
         self._lost_seq = 0
@@ -235,7 +241,7 @@ class CausalOrdering:
         follows_other = leader is not None and leader != event.id
         if follows_other:
             assert leader is not None
-            if self.lost_at(event) > now and not self.has_been_seen(leader, now):
+            if self.lost_at(event) > now and not self._leader_known(leader, now):
                 self._hold(event)
                 return True
         out.append(event)
@@ -252,6 +258,36 @@ class CausalOrdering:
         if follows_other:
             self._forget(event)
         return True
+
+    def _leader_known(self, leader: str, now: float) -> bool:
+        if self.has_been_seen(leader, now):
+            return True
+        elsewhere = self.leader_seen
+        return elsewhere is not None and elsewhere(leader, now)
+
+    def waiting_for(self, leaders: Iterable[str]) -> list[str]:
+        """The ids among ``leaders`` that held followers wait for."""
+        followers = self._followers
+        if not followers:
+            return []
+        return [leader for leader in leaders if leader in followers]
+
+    def take_released(self, leaders: Sequence[str], now: float) -> list[events.Event]:
+        """Takes up the followers of ``leaders`` processed elsewhere; returns them in order.
+
+        For a cluster partition whose held followers' leaders were processed in another
+        partition (:attr:`leader_seen` must now say so).
+        """
+        out: list[events.Event] = []
+        for leader in leaders:
+            waiting = self._followers.get(leader)
+            if not waiting:
+                continue
+            held = sorted((self.held[f] for f in waiting if f in self.held), key=_occurred)
+            for follower in held:
+                if not self._take(follower, now, 1, out):
+                    break
+        return out
 
     def next_lost(self) -> float | None:
         """Wall time at which the next held follower becomes lost, or None."""

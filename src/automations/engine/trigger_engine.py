@@ -63,6 +63,7 @@ class TriggerEngine:
         new_id: Callable[[], str] = _default_id,
         max_seen: int = ordering_.MAX_SEEN,
         persist_seen: bool = True,
+        clock: EventClock | None = None,
     ) -> None:
         """Creates an engine with nothing loaded.
 
@@ -73,11 +74,12 @@ class TriggerEngine:
             persist_seen: Emit ``seen`` records (one per call, listing its processed ids), so that
                 dedup and ``follows`` survive a restart exactly; off when the caller dedups itself
                 and accepts that a follower of a pre-restart leader waits until it is lost.
+            clock: The event clock, when engines share one (a cluster replica's partitions).
         """
         self.matcher = matcher
         self.new_id = new_id
         self.persist_seen = persist_seen
-        self.clock = EventClock()
+        self.clock = clock if clock is not None else EventClock()
         self.ordering = CausalOrdering(self.clock, max_seen=max_seen)
         self._automations: dict[str, loading.Loaded] = {}
         self._order = 0
@@ -307,18 +309,25 @@ class TriggerEngine:
 
     # ================================================================== work
 
-    def process(self, batch: Sequence[events.Event], now: float) -> Step:
+    def process(
+        self, batch: Sequence[events.Event], now: float, released: Sequence[str] = ()
+    ) -> Step:
         """Takes up a batch of received events at wall time ``now``.
 
         Args:
             batch: Validated events, in arrival order.
             now: Wall time (seconds since the epoch); the firings' ``triggered``.
+            released: Ids of leaders processed elsewhere (a cluster's other partitions) whose
+                held followers are taken up after the batch.
 
         Returns:
             The firings and the state changes to persist with the batch.
         """
         self._begin(now)
-        self._evaluate(self.ordering.take(batch, now), now)
+        order = self.ordering.take(batch, now)
+        if released:
+            order += self.ordering.take_released(released, now)
+        self._evaluate(order, now)
         self.metrics.settle(now)
         return self._finish(now)
 
