@@ -78,6 +78,13 @@ class Settings(pydantic_settings.BaseSettings):
         prefect_api_url: A Prefect server's API (``http://host:4200/api``): ``serve`` then starts
             the bundled ``prefect`` executor, and templates can use ``flow_run``, ``deployment``,
             ``work_pool``... loaded from it.
+        prefect_ui_url: The Prefect UI's base URL (``http://host:4200``), for the ``ui_url`` and
+            ``ui_resource_events_url`` template filters. Empty: ``prefect_api_url`` without its
+            ``/api`` suffix (as Prefect derives its UI URL); with neither set the filters give
+            None.
+        metric_minimum_seconds: The smallest ``range`` and ``firing_for`` a metric trigger may
+            be created or updated with: Prefect's 300 s; lower it only to try metric triggers
+            quickly (tests, demonstrations). Stored automations load whatever it is.
         log_level: Python logging level name.
         log_json: Structured JSON logs, one object per line.
         database_check_seconds: How often the database is pinged; while it does not answer,
@@ -156,6 +163,8 @@ class Settings(pydantic_settings.BaseSettings):
     max_chain_depth: int = pydantic.Field(default=8, ge=1, le=1000)
     max_cascade_firings: int = pydantic.Field(default=1000, ge=1, le=10_000_000)
     prefect_api_url: str = ""
+    prefect_ui_url: str = ""
+    metric_minimum_seconds: float = pydantic.Field(default=300.0, ge=1.0, le=300.0)
     log_level: str = "INFO"
     log_json: bool = False
     database_check_seconds: float = pydantic.Field(default=5.0, gt=0)
@@ -205,6 +214,15 @@ class Settings(pydantic_settings.BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("webhook_base_url must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    def prefect_ui_base(self) -> str | None:
+        """The Prefect UI's base URL: ``prefect_ui_url``, else the API URL without ``/api``."""
+        if self.prefect_ui_url:
+            return self.prefect_ui_url
+        api = self.prefect_api_url.rstrip("/")
+        if not api:
+            return None
+        return api.removesuffix("/api") or None
 
     def webhook_url_base(self) -> str:
         """The webhooks' base URL: ``webhook_base_url``, else ``http://`` and ``http_addr``."""

@@ -174,6 +174,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
                 base_delay=settings.action_retry_base_seconds,
                 max_delay=settings.action_retry_max_seconds,
             ),
+            ui_url=settings.prefect_ui_base(),
         ),
         prefect_objects=(
             prefect_context.PrefectObjects(settings.prefect_api_url)

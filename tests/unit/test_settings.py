@@ -145,3 +145,25 @@ def test_an_api_token_with_spaces_is_refused() -> None:
     with pytest.raises(pydantic.ValidationError) as info:
         config.load({"api_token": "two words"})
     assert "api_token" in str(info.value)
+
+
+def test_the_prefect_ui_url_defaults_to_the_api_url_without_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("PREFECT_API_URL", "PREFECT_UI_URL", "CONFIG"):
+        monkeypatch.delenv(f"AUTOMATIONS_{name}", raising=False)
+    assert config.load().prefect_ui_base() is None
+    derived = config.load({"prefect_api_url": "http://prefect:4200/api/"})
+    assert derived.prefect_ui_base() == "http://prefect:4200"
+    given = config.load({"prefect_api_url": "http://p/api", "prefect_ui_url": "https://ui.example"})
+    assert given.prefect_ui_base() == "https://ui.example"
+
+
+def test_the_metric_minimum_is_prefects_unless_lowered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTOMATIONS_METRIC_MINIMUM_SECONDS", raising=False)
+    assert config.load().metric_minimum_seconds == 300.0
+    monkeypatch.setenv("AUTOMATIONS_METRIC_MINIMUM_SECONDS", "5")
+    assert config.load().metric_minimum_seconds == 5.0
+    monkeypatch.setenv("AUTOMATIONS_METRIC_MINIMUM_SECONDS", "600")
+    with pytest.raises(pydantic.ValidationError, match="metric_minimum_seconds"):
+        config.load()
