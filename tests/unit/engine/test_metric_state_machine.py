@@ -142,11 +142,17 @@ def test_a_group_back_to_resolved_with_nothing_held_is_forgotten() -> None:
     assert not drive.kinds() & state.METRIC_KINDS
 
 
-def test_the_change_made_by_an_event_carries_that_event() -> None:
+def test_firing_for_is_reached_exactly_and_a_change_made_by_an_event_carries_it() -> None:
     drive = Driver(failures(">", 1))
-    drive.send(0.5, failed("a", 0.5), failed("b", 0.5))  # breaching since 0.5: due at 301
-    drive.send(300.7, failed("c", 300.7))  # evaluated when it is taken up, firing_for reached
-    assert drive.changes == [(300.7, "Triggered", 3.0, {}, "c")]
+    drive.send(0.5, failed("a", 0.5), failed("b", 0.5))  # breaching since 0.5
+    assert drive.engine.next_due() == T0 + 300.5
+    # the writer takes up an event batch before it runs the deadline that is already due: the
+    # batch's evaluation makes the change, with the event that fed it
+    step = drive.engine.process([failed("c", 300.7)], T0 + 300.7)
+    assert [(f.state.value, f.triggering_value, f.triggering_event_id) for f in step.firings] == [
+        ("Triggered", 3.0, "c")
+    ]
+    assert drive.until(400) == []
 
 
 def test_a_restart_mid_breach_triggers_once_at_the_same_time() -> None:
@@ -197,3 +203,16 @@ def test_records_left_by_a_resolved_group_are_deleted() -> None:
     drive.until(300)
     assert state.METRIC_STATE not in drive.kinds()  # back to Resolved-and-idle at 300
     assert state.METRIC_SAMPLES not in drive.kinds()
+
+
+def test_a_window_sliding_past_many_samples_is_evaluated_once_a_second() -> None:
+    drive = Driver(failures(">", 1000, range=300))
+    for i in range(100):  # ten a second for 10 s
+        drive.send(i / 10, failed(f"e{i}", i / 10))
+    wakes = []
+    while (due := drive.engine.next_due()) is not None:
+        wakes.append(round(due - T0, 6))
+        drive.until(due - T0)
+    assert wakes[0] == 300.0  # when the oldest sample leaves
+    assert all(later - earlier >= 1.0 for earlier, later in zip(wakes, wakes[1:], strict=False))
+    assert wakes == [300.0 + k for k in range(11)]  # not 100 evaluations: 11, the last at 310

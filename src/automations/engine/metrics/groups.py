@@ -13,28 +13,25 @@ No data (a mean, minimum, maximum or percentile of an empty window) holds the st
 
 from __future__ import annotations
 
+import array
 import math
 from typing import TYPE_CHECKING
 
 from automations.domain import events, firings, metric_queries
 from automations.engine.clock import quantize
+from automations.engine.metrics.entities import EntityKey
 from automations.engine.metrics.windows import Window
 
 if TYPE_CHECKING:
     from automations.engine.buckets import BucketKey
 
 TICK = 1.0
-"""Seconds: time-driven evaluations (a sample leaving the window, ``firing_for`` reached, open
-intervals forgotten) happen on this grid of event time, so a window sliding past many samples is
-evaluated once per tick, not once per sample."""
+"""Seconds: a group is re-evaluated for samples leaving its window when the oldest one leaves,
+but at most once per ``TICK`` after its last evaluation, so a window sliding past many samples is
+evaluated once a second, not once per sample. ``firing_for`` being reached is evaluated exactly."""
 MIN_OPEN_HORIZON = 86400.0
 """An interval of a ``between`` metric left open (its end never came) is forgotten after
 ``max(range, MIN_OPEN_HORIZON)`` seconds."""
-
-
-def tick_up(at: float) -> float:
-    """The first tick at or after event time ``at``."""
-    return math.ceil(quantize(at) / TICK) * TICK
 
 
 class Group:
@@ -53,8 +50,11 @@ class Group:
             of a change made by it); None between calls.
         stored: Its state record is in the store.
         state_dirty: Its state changed since the last step.
-        unsaved: Samples added since the last step, ``(time, value)``, to write as a chunk.
+        unsaved_times: Times of the samples added since the last step (to write as a chunk).
+        unsaved_values: Their values.
         entity_dirty: Entities changed since the last step -> whether they were stored before.
+        marked: Waiting to be evaluated by the engine's next ``settle``.
+        dirty: Waiting to be written by the engine's next ``write``.
     """
 
     __slots__ = (
@@ -69,10 +69,14 @@ class Group:
         "last_event",
         "stored",
         "state_dirty",
-        "unsaved",
+        "unsaved_times",
+        "unsaved_values",
         "entity_dirty",
+        "marked",
+        "dirty",
         "token",
         "due",
+        "evaluated",
         "alive",
         "runtime",
     )
@@ -80,19 +84,23 @@ class Group:
     def __init__(self, key: BucketKey, window: Window, runtime: object) -> None:
         self.key = key
         self.window = window
-        self.open: dict[str, float] | None = None
+        self.open: dict[EntityKey, float] | None = None
         self.open_floor = math.inf
-        self.entities: dict[str, float] | None = None
-        self.failed: set[str] | None = None
+        self.entities: dict[EntityKey, float] | None = None
+        self.failed: set[EntityKey] | None = None
         self.triggered = False
         self.since: float | None = None
         self.last_event: events.Event | None = None
         self.stored = False
         self.state_dirty = False
-        self.unsaved: list[tuple[float, float]] | None = None
-        self.entity_dirty: dict[str, bool] | None = None
+        self.unsaved_times: array.array[float] | None = None
+        self.unsaved_values: array.array[float] | None = None
+        self.entity_dirty: dict[EntityKey, bool] | None = None
+        self.marked = False
+        self.dirty = False
         self.token = 0
         self.due: float | None = None
+        self.evaluated = -math.inf
         self.alive = True
         self.runtime = runtime  # the MetricRuntime (typed there: a cycle otherwise)
 
@@ -100,7 +108,7 @@ class Group:
         """Groups due at the same instant are not ordered (the engine sorts what it pops)."""
         return False
 
-    def mark_entity(self, entity: str, existed: bool) -> None:
+    def mark_entity(self, entity: EntityKey, existed: bool) -> None:
         """Notes that ``entity``'s record must be written (``existed``: it was stored before)."""
         dirty = self.entity_dirty
         if dirty is None:
@@ -114,10 +122,15 @@ class Group:
         ``outcome`` samples do not come this way: their entities' records hold them.
         """
         self.window.add(at, value)
-        if self.unsaved is None:
-            self.unsaved = [(at, value)]
+        times = self.unsaved_times
+        if times is None:
+            self.unsaved_times = array.array("d", (at,))
+            if self.window.values is not None:
+                self.unsaved_values = array.array("d", (value,))
         else:
-            self.unsaved.append((at, value))
+            times.append(at)
+            if self.unsaved_values is not None:
+                self.unsaved_values.append(value)
 
     def step(
         self, value: float | None, as_of: float, query: metric_queries.MetricQuery
@@ -148,16 +161,22 @@ class Group:
             self.state_dirty = True
 
     def next_due(self, range_seconds: float, firing_for: float, horizon: float) -> float | None:
-        """The event time at which the group next needs evaluating (on the tick grid), or None."""
+        """The event time at which the group next needs evaluating, or None.
+
+        When ``since + firing_for`` is reached; when its oldest sample (or open interval) leaves,
+        but not sooner than ``TICK`` after its last evaluation.
+        """
         due = math.inf
         oldest = self.window.oldest()
         if oldest is not None:
             due = oldest + range_seconds
-        if self.since is not None:
-            due = min(due, self.since + firing_for)
         if self.open:
             due = min(due, self.open_floor + horizon)
-        return None if due == math.inf else tick_up(due)
+        if due != math.inf:
+            due = max(due, self.evaluated + TICK)
+        if self.since is not None:
+            due = min(due, self.since + firing_for)
+        return None if due == math.inf else quantize(due)
 
     def idle(self) -> bool:
         """Nothing held: Resolved, no pending change, no sample, no open interval or outcome."""

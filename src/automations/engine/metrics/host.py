@@ -9,8 +9,8 @@ every ``process`` and ``advance``:
   left the window are dropped, the value is computed and the group's state machine is stepped; a
   change is a firing (Triggered ones go through composite parents like any child firing, Resolved
   ones only count at the top level);
-* :meth:`MetricEngine.advance` first marks the groups due by then (a sample leaving the window,
-  ``firing_for`` reached: one deadline per group, on the tick grid of ``groups.TICK``);
+* :meth:`MetricEngine.advance` first marks the groups due by then (``firing_for`` reached, or a
+  sample leaving the window, at most once a second per group: one deadline per group);
 * :meth:`MetricEngine.write` adds the changed state to the step (``metrics.records``).
 
 So a metric is evaluated incrementally, as its events arrive and when its window slides; the
@@ -57,11 +57,14 @@ class MetricEngine:
         self._emit = emit
         self._new_id = new_id
         self._by_object: dict[int, MetricRuntime] = {}
-        self._heap: list[tuple[float, Group, int]] = []
-        self._marked: dict[int, Group] = {}
-        self._dirty: dict[int, Group] = {}
+        # the groups due at each instant, and a heap of those instants
+        self._ticks: dict[float, list[tuple[Group, int]]] = {}
+        self._tick_heap: list[float] = []
+        self._marked: list[Group] = []  # to evaluate at the next settle
+        self._dirty: list[Group] = []  # evaluated: to write at the next write
         self._pending: list[Group] = []
         self._deletes: list[StateRecord] = []
+        self._as_of: float | None = None  # the event time of the events being fed
 
     # ------------------------------------------------------------------ loading
 
@@ -119,55 +122,85 @@ class MetricEngine:
         rt = self._by_object.get(id(touch.trigger))
         if rt is None or rt.match_trigger is not touch.trigger:
             return False
-        group = rt.feed(event, self._clock.as_of(now))
+        as_of = self._as_of
+        if as_of is None:  # the clock took up the whole batch before it is evaluated
+            as_of = self._as_of = self._clock.as_of(now)
+        group = rt.feed(event, as_of)
         if group is not None:
             group.last_event = event
-            self._marked[id(group)] = group
-            self._dirty[id(group)] = group
+            if not group.marked:
+                group.marked = True
+                self._marked.append(group)
         return True
+
+    def _mark(self, group: Group) -> None:
+        if not group.marked:
+            group.marked = True
+            self._marked.append(group)
 
     def advance(self, now: float) -> None:
         """Evaluates every group due by ``now`` (and the ones fed since the last call)."""
         as_of = self._clock.as_of(now)
-        heap = self._heap
-        due: list[Group] = []
-        while heap and heap[0][0] <= as_of:
-            _, group, token = heapq.heappop(heap)
-            if group.token == token and group.alive:
-                due.append(group)
-        # groups due together: in order of trigger, then group key (a stable order)
-        due.sort(key=_due_order)
-        marked = self._marked
-        for group in due:
-            marked[id(group)] = group
+        tick_heap, ticks = self._tick_heap, self._ticks
+        while tick_heap and tick_heap[0] <= as_of:
+            for group, token in ticks.pop(heapq.heappop(tick_heap)):
+                if group.token == token and group.alive:
+                    self._mark(group)
         self.settle(now)
 
     def settle(self, now: float) -> None:
         """Evaluates the groups fed (or due) since the last call, at the event time of ``now``."""
+        self._as_of = None
         if self._pending:
             for group in self._pending:
-                self._marked[id(group)] = group
+                self._mark(group)
             self._pending = []
         if not self._marked:
             return
         as_of = self._clock.as_of(now)
         marked = self._marked  # fed ones in the order they were fed, then due ones
-        self._marked = {}
-        for group in marked.values():
+        self._marked = []
+        dirty = self._dirty
+        changes: list[tuple[MetricRuntime, Group, firings.FiringState, float | None, Any]] = []
+        for group in marked:
+            group.marked = False
+            if not group.dirty:
+                group.dirty = True
+                dirty.append(group)
             rt: MetricRuntime = group.runtime  # type: ignore[assignment]
             event, group.last_event = group.last_event, None
             if not (rt.alive and group.alive):
                 continue
-            value = rt.slide(group, as_of)
-            change = group.step(value, as_of, rt.query)
-            if change is not None:
-                self._fire(rt, group, change, value, event, now)
-            self._dirty[id(group)] = group
-            if group.idle():
+            if rt.forgettable(group, as_of):  # everything left the window, nothing pending
                 group.alive = False
                 del rt.groups[group.key]
                 continue
-            self._schedule(rt, group)
+            value = rt.slide(group, as_of)
+            group.evaluated = as_of
+            change = group.step(value, as_of, rt.query)
+            if change is not None:
+                changes.append((rt, group, change, value, event))
+            due = group.next_due(rt.range, rt.query.firing_for, rt.horizon)
+            if due is None and group.idle():
+                group.alive = False
+                del rt.groups[group.key]
+            elif due != group.due:
+                group.due = due
+                if due is not None:
+                    self._schedule(group, due)
+        if len(changes) > 1:  # changes of one instant: by trigger, then group key
+            changes.sort(key=_change_order)
+        for rt, group, change, value, event in changes:
+            self._fire(rt, group, change, value, event, now)
+
+    def _schedule(self, group: Group, due: float) -> None:
+        group.token += 1
+        bucket = self._ticks.get(due)
+        if bucket is None:
+            self._ticks[due] = [(group, group.token)]
+            heapq.heappush(self._tick_heap, due)
+        else:
+            bucket.append((group, group.token))
 
     def _fire(
         self,
@@ -194,25 +227,21 @@ class MetricEngine:
         )
         self._emit(firing, rt.parent)
 
-    def _schedule(self, rt: MetricRuntime, group: Group) -> None:
-        due = group.next_due(rt.range, rt.query.firing_for, rt.horizon)
-        if due is None or due == group.due:
-            group.due = due
-            return
-        group.due = due
-        group.token += 1
-        heapq.heappush(self._heap, (due, group, group.token))
-
     def next_due(self) -> float | None:
         """The next wall time at which :meth:`advance` has work, or None."""
         if self._pending or self._marked:
-            return 0.0
-        heap = self._heap
-        while heap:
-            due, group, token = heap[0]
+            return 0.0  # evaluated at the next call
+        tick_heap, ticks = self._tick_heap, self._ticks
+        while tick_heap:
+            tick = tick_heap[0]
+            bucket = ticks[tick]
+            group, token = bucket[0]
             if group.token == token and group.alive:
-                return self._clock.due_at(due)
-            heapq.heappop(heap)
+                return self._clock.due_at(tick)
+            bucket[:] = [(g, t) for g, t in bucket if g.token == t and g.alive]
+            if bucket:
+                return self._clock.due_at(tick)
+            del ticks[heapq.heappop(tick_heap)]
         return None
 
     # ------------------------------------------------------------------ records
@@ -220,17 +249,22 @@ class MetricEngine:
     def write(self, step: Step, now: float) -> None:
         """Adds the records of everything changed since the last call to ``step``."""
         by_runtime: dict[int, tuple[MetricRuntime, list[list[Any]]]] = {}
-        for group in self._dirty.values():
+        dirty, self._dirty = self._dirty, []
+        for group in dirty:
+            group.dirty = False
+            if not (group.state_dirty or group.entity_dirty or group.unsaved_times is not None):
+                continue
             rt: MetricRuntime = group.runtime  # type: ignore[assignment]
             if not rt.alive:
                 continue
-            rows = records.write_group(rt, group, step)
-            entry = by_runtime.get(id(rt))
+            entry = records.write_group(rt, group, step)
             if entry is None:
-                by_runtime[id(rt)] = (rt, rows)
+                continue
+            found = by_runtime.get(id(rt))
+            if found is None:
+                by_runtime[id(rt)] = (rt, [entry])
             else:
-                entry[1].extend(rows)
-        self._dirty = {}
+                found[1].append(entry)
         as_of = self._clock.as_of(now)
         for rt, rows in by_runtime.values():
             records.write_chunk(rt, rows, step)
@@ -253,6 +287,6 @@ class MetricEngine:
         return sum(len(rt.groups) for rt in self._by_object.values())
 
 
-def _due_order(group: Group) -> tuple[str, str, tuple[str, ...]]:
-    rt: MetricRuntime = group.runtime  # type: ignore[assignment]
+def _change_order(change: tuple[MetricRuntime, Group, Any, Any, Any]) -> tuple[Any, ...]:
+    rt, group = change[0], change[1]
     return (rt.automation_id, rt.trigger_id, rt.key_values(group.key))

@@ -7,9 +7,10 @@ Three kinds, all under the automation and the metric trigger's id:
   ``{"triggered": bool, "since": float or null}``. A group back to Resolved with nothing pending
   has no record.
 * ``metric_samples``: the samples a step added, for all groups of the trigger: ``key`` is a
-  sequence number, ``data`` ``{"s": [[time, value, group values...], ...]}``, ``due`` the time the
-  last of them leaves the window, when the chunk is deleted. Append-only: a step writes one chunk
-  per trigger it fed, never rewrites a window.
+  sequence number, ``data`` ``{"s": [[[group values...], [times...], [values...] or null], ...]}``
+  (one entry per group; null values: all 1, a count), ``due`` the time the last of them leaves
+  the window, when the chunk is deleted. Append-only: a step writes one chunk per trigger it fed,
+  never rewrites a window.
 * ``metric_entity``: an open interval (``between``: ``{"t": start}``) or an outcome
   (``outcome``: ``{"t": sample time, "ok": bool}``) of one entity; ``key`` the JSON list
   ``[entity, group values...]``. Written when it changes, deleted when it closes or leaves.
@@ -29,6 +30,7 @@ import orjson
 
 from automations.domain import metric_queries
 from automations.engine import state
+from automations.engine.metrics.entities import EntityKey
 from automations.engine.metrics.groups import Group
 from automations.engine.metrics.runtime import MetricRuntime
 from automations.engine.state import StateRecord, Step
@@ -39,8 +41,9 @@ def key_text(rt: MetricRuntime, group: Group) -> str:
     return orjson.dumps(rt.key_values(group.key)).decode()
 
 
-def _entity_key(rt: MetricRuntime, group: Group, entity: str) -> str:
-    return orjson.dumps([entity, *rt.key_values(group.key)]).decode()
+def _entity_key(rt: MetricRuntime, group: Group, entity: EntityKey) -> str:
+    text = rt.entity_keys.unpack(entity)
+    return orjson.dumps([text, *rt.key_values(group.key)]).decode()
 
 
 def _record(
@@ -53,7 +56,7 @@ def _state_data(group: Group) -> bytes:
     return orjson.dumps({"triggered": group.triggered, "since": group.since})
 
 
-def _entity_data(group: Group, entity: str) -> dict[str, Any] | None:
+def _entity_data(group: Group, entity: EntityKey) -> dict[str, Any] | None:
     if group.open is not None and entity in group.open:
         return {"t": group.open[entity]}
     if group.entities is not None and entity in group.entities:
@@ -61,7 +64,11 @@ def _entity_data(group: Group, entity: str) -> dict[str, Any] | None:
     return None
 
 
-def write_group(rt: MetricRuntime, group: Group, step: Step) -> list[list[Any]]:
+Entry = list[Any]
+"""One group's new samples in a chunk: ``[group values, times, values or None]``."""
+
+
+def write_group(rt: MetricRuntime, group: Group, step: Step) -> Entry | None:
     """Adds a changed group's state and entity records to ``step``; returns its new samples."""
     if group.state_dirty:
         group.state_dirty = False
@@ -84,23 +91,26 @@ def write_group(rt: MetricRuntime, group: Group, step: Step) -> list[list[Any]]:
                     _record(rt, state.METRIC_ENTITY, _entity_key(rt, group, entity))
                 )
         group.entity_dirty = None
-    rows: list[list[Any]] = []
-    if group.unsaved:
-        values = list(rt.key_values(group.key))
-        rows = [[at, value, *values] for at, value in group.unsaved]
-        group.unsaved = None
-    return rows
+    times, values = group.unsaved_times, group.unsaved_values
+    if times is None:
+        return None
+    group.unsaved_times = group.unsaved_values = None
+    return [
+        list(rt.key_values(group.key)),
+        times.tolist(),
+        None if values is None else values.tolist(),
+    ]
 
 
-def write_chunk(rt: MetricRuntime, rows: list[list[Any]], step: Step) -> None:
+def write_chunk(rt: MetricRuntime, entries: list[Entry], step: Step) -> None:
     """Adds one chunk of new samples of ``rt`` to ``step``."""
-    if not rows:
+    if not entries:
         return
     seq = rt.next_seq
     rt.next_seq += 1
-    expires = max(row[0] for row in rows) + rt.range
+    expires = max(max(entry[1]) for entry in entries) + rt.range
     step.upserts.append(
-        _record(rt, state.METRIC_SAMPLES, str(seq), orjson.dumps({"s": rows}), expires)
+        _record(rt, state.METRIC_SAMPLES, str(seq), orjson.dumps({"s": entries}), expires)
     )
     heapq.heappush(rt.chunks, (expires, seq))
 
@@ -129,7 +139,7 @@ def all_deletes(rt: MetricRuntime) -> list[StateRecord]:
 def snapshot(rt: MetricRuntime) -> list[StateRecord]:
     """Every record of a metric trigger's current state (its samples in one chunk)."""
     out: list[StateRecord] = []
-    rows: list[list[Any]] = []
+    entries: list[Entry] = []
     is_outcome = isinstance(rt.value, metric_queries.Outcome)
     for group in rt.groups.values():
         if group.triggered or group.since is not None:
@@ -137,12 +147,18 @@ def snapshot(rt: MetricRuntime) -> list[StateRecord]:
         for entity in (*(group.open or ()), *(group.entities or ())):
             data = _entity_data(group, entity)
             out.append(_record(rt, state.METRIC_ENTITY, _entity_key(rt, group, entity), data))
-        if not is_outcome:
-            values = list(rt.key_values(group.key))
-            rows.extend([at, value, *values] for at, value, _ in group.window.samples())
-    if rows:
-        expires = max(row[0] for row in rows) + rt.range
-        out.append(_record(rt, state.METRIC_SAMPLES, "0", {"s": rows}, expires))
+        samples = list(group.window.samples())
+        if samples and not is_outcome:
+            entries.append(
+                [
+                    list(rt.key_values(group.key)),
+                    [at for at, _, _ in samples],
+                    None if group.window.values is None else [v for _, v, _ in samples],
+                ]
+            )
+    if entries:
+        expires = max(max(entry[1]) for entry in entries) + rt.range
+        out.append(_record(rt, state.METRIC_SAMPLES, "0", {"s": entries}, expires))
     return out
 
 
@@ -151,7 +167,7 @@ class Restoring:
 
     def __init__(self, rt: MetricRuntime) -> None:
         self.rt = rt
-        self._samples: dict[Any, list[tuple[float, float, str | None]]] = {}
+        self._samples: dict[Any, list[tuple[float, float, EntityKey | None]]] = {}
 
     def add(self, kind: str, key: str, data: Mapping[str, Any], due: float | None) -> None:
         """Takes one record (``data`` decoded)."""
@@ -165,14 +181,22 @@ class Restoring:
         elif kind == state.METRIC_SAMPLES:
             seq = int(key)
             rt.next_seq = max(rt.next_seq, seq + 1)
-            rows = data.get("s") or ()
-            expires = due if due is not None else max((r[0] for r in rows), default=0.0) + rt.range
-            heapq.heappush(rt.chunks, (float(expires), seq))
-            for row in rows:
-                group_key = rt.key_from_values([str(v) for v in row[2:]])
-                self._samples.setdefault(group_key, []).append((float(row[0]), float(row[1]), None))
+            entries = data.get("s") or ()
+            if due is None:
+                due = max((max(e[1], default=0.0) for e in entries), default=0.0) + rt.range
+            heapq.heappush(rt.chunks, (float(due), seq))
+            for group_values, times, values in entries:
+                group_key = rt.key_from_values([str(v) for v in group_values])
+                held = self._samples.setdefault(group_key, [])
+                if values is None:
+                    held.extend((float(at), 1.0, None) for at in times)
+                else:
+                    held.extend(
+                        (float(at), float(v), None) for at, v in zip(times, values, strict=True)
+                    )
         elif kind == state.METRIC_ENTITY:
-            entity, *values = orjson.loads(key)
+            text, *values = orjson.loads(key)
+            entity = rt.entity_keys.pack(text)
             group_key = rt.key_from_values(values)
             group = rt.group(group_key)
             at = float(data["t"])

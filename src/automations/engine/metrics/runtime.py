@@ -18,6 +18,7 @@ at or before ``now - range`` is not taken (a late event).
 
 from __future__ import annotations
 
+import array
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from automations.domain import events, metric_queries, triggers
 from automations.engine import buckets
 from automations.engine.clock import quantize
+from automations.engine.metrics.entities import EntityKey, EntityKeys
 from automations.engine.metrics.groups import MIN_OPEN_HORIZON, Group
 from automations.engine.metrics.windows import Window
 
@@ -158,6 +160,13 @@ class MetricRuntime:
             if value.success is not None:
                 self._classes.append((SUCCESS, _names_regex(value.success)))
         self._success_is_rest = isinstance(value, metric_queries.Outcome) and value.success is None
+        self._counts = isinstance(value, metric_queries.Count)
+        self.entity_keys = EntityKeys()
+        self._empty_breaches = aggregation in ("count", "rate", "sum") and metric_queries.breaches(
+            0.0, query.operator, query.threshold
+        )
+        self._as_of = -math.inf
+        self._cutoff = -math.inf
 
     # ------------------------------------------------------------------ keys and groups
 
@@ -189,7 +198,9 @@ class MetricRuntime:
         group = self.groups.get(key)
         if group is None:
             window = Window(
-                self.aggregation, with_entities=isinstance(self.value, metric_queries.Outcome)
+                self.aggregation,
+                with_entities=isinstance(self.value, metric_queries.Outcome),
+                ones=self._counts,
             )
             group = self.groups[key] = Group(key, window, self)
         return group
@@ -212,16 +223,35 @@ class MetricRuntime:
 
     def feed(self, event: events.Event, as_of: float) -> Group | None:
         """Takes up one covered event at event time ``as_of``; returns the group it fed."""
+        if as_of != self._as_of:
+            self._as_of = as_of
+            self._cutoff = quantize(as_of - self.range)
         occurred = event.occurred
         at = occurred if occurred < as_of else as_of
-        fresh = at > quantize(as_of - self.range)
-        value = self.value
-        if isinstance(value, metric_queries.Count):
+        fresh = at > self._cutoff
+        if self._counts:
             if not fresh:
                 return None
-            group = self.group(self.group_key(event))
-            group.add_sample(at, 1.0)
+            readers = self._readers
+            if len(readers) == 1:
+                key: BucketKey = readers[0](event)
+            else:
+                key = self.group_key(event)
+            group = self.groups.get(key)
+            if group is None:
+                group = self.group(key)
+            times = group.window.times
+            if times and at < times[-1]:
+                group.window.add(at, 1.0)
+            else:
+                times.append(at)
+            unsaved = group.unsaved_times
+            if unsaved is None:
+                group.unsaved_times = array.array("d", (at,))
+            else:
+                unsaved.append(at)
             return group
+        value = self.value
         if self._field is not None:
             number = self._field(event)
             if number is None or not fresh:
@@ -230,16 +260,17 @@ class MetricRuntime:
             group.add_sample(at, number)
             return group
         assert self._entity is not None
-        entity = self._entity(event)
+        label = self._entity(event)
         code = self._code(event.event)
-        if not entity or not code:
+        if not label or not code:
             return None
+        entity = self.entity_keys.pack(label)
         if isinstance(value, metric_queries.Between):
             return self._feed_between(event, entity, code, at, fresh)
         return self._feed_outcome(event, entity, code, at, fresh)
 
     def _feed_between(
-        self, event: events.Event, entity: str, code: int, at: float, fresh: bool
+        self, event: events.Event, entity: EntityKey, code: int, at: float, fresh: bool
     ) -> Group | None:
         key = self.group_key(event)
         group = self.groups.get(key)
@@ -264,7 +295,7 @@ class MetricRuntime:
         return group
 
     def _feed_outcome(
-        self, event: events.Event, entity: str, code: int, at: float, fresh: bool
+        self, event: events.Event, entity: EntityKey, code: int, at: float, fresh: bool
     ) -> Group | None:
         key = self.group_key(event)
         group = self.groups.get(key)
@@ -303,20 +334,54 @@ class MetricRuntime:
 
     # ------------------------------------------------------------------ time
 
+    def forgettable(self, group: Group, as_of: float) -> bool:
+        """Whether the group can be dropped at once, without evaluating it.
+
+        True when it is Resolved with nothing pending or open, every sample is out of the window
+        by ``as_of``, and an empty window is no breach.
+        """
+        if group.triggered or group.since is not None or group.open or group.entities:
+            return False
+        if self._empty_breaches or group.unsaved_times is not None:
+            return False
+        times = group.window.times
+        if as_of != self._as_of:
+            self._as_of = as_of
+            self._cutoff = quantize(as_of - self.range)
+        return not times or times[-1] <= self._cutoff
+
     def slide(self, group: Group, as_of: float) -> float | None:
         """Drops what left the window by ``as_of`` (and stale open intervals); returns the value."""
-        cutoff = quantize(as_of - self.range)
-        gone = group.window.expire(cutoff)
+        if as_of != self._as_of:
+            self._as_of = as_of
+            self._cutoff = quantize(as_of - self.range)
+        window = group.window
+        times = window.times
+        if window.head < len(times) and times[window.head] <= self._cutoff:
+            self._expire(group)
+        if group.open and group.open_floor <= as_of - self.horizon:
+            self._forget_stale(group, as_of - self.horizon)
+        if self._counts:
+            n = len(times) - window.head
+            aggregation = self.aggregation
+            if aggregation == "count":
+                return float(n)
+            if aggregation == "rate":
+                return n / self.range
+        return window.aggregate(self.aggregation, self.range)
+
+    def _expire(self, group: Group) -> None:
+        gone = group.window.expire(self._cutoff)
         if gone and group.entities is not None:
             for entity in gone:
                 group.entities.pop(entity, None)
                 if group.failed is not None:
                     group.failed.discard(entity)
                 group.mark_entity(entity, True)
-        if group.open and group.open_floor <= as_of - self.horizon:
-            stale = as_of - self.horizon
-            for entity in [e for e, start in group.open.items() if start <= stale]:
-                del group.open[entity]
-                group.mark_entity(entity, True)
-            group.open_floor = min(group.open.values(), default=math.inf)
-        return group.window.aggregate(self.aggregation, self.range)
+
+    def _forget_stale(self, group: Group, stale: float) -> None:
+        assert group.open is not None
+        for entity in [e for e, start in group.open.items() if start <= stale]:
+            del group.open[entity]
+            group.mark_entity(entity, True)
+        group.open_floor = min(group.open.values(), default=math.inf)

@@ -1,9 +1,10 @@
 """A metric group's sliding window: its samples in time order and the aggregates kept over them.
 
-Memory is what bounds a metric (the issue's figure: at most 200 bytes per sample or run held), so
-samples live in flat ``array('d')`` columns rather than as Python objects: 8 bytes for the time and
-8 for the value (an ``outcome`` window also keeps a pointer to its entity's key, 8 more). Samples
-mostly arrive in time order and are appended; a late one is inserted at its place.
+Memory is what bounds a metric (at most 200 bytes per sample or run held), so samples live in flat
+``array('d')`` columns rather than as Python objects: 8 bytes for the time and 8 for the value (a
+count's values are all 1 and are not kept; an ``outcome`` window also keeps a pointer to its
+entity's key, 8 more). Samples mostly arrive in time order and are appended; a late one is
+inserted at its place.
 
 The aggregates are exact:
 
@@ -22,7 +23,8 @@ from __future__ import annotations
 import array
 import bisect
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from automations.domain import metric_queries
 
@@ -74,6 +76,19 @@ class SortedValues:
 
     def __len__(self) -> int:
         return self._size
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> SortedValues:
+        """A multiset of ``values``, built at once (sorted, then cut into blocks)."""
+        built = cls()
+        ordered = sorted(values)
+        step = cls.LOAD
+        for i in range(0, len(ordered), step):
+            block = array.array("d", ordered[i : i + step])
+            built._blocks.append(block)
+            built._maxes.append(block[-1])
+        built._size = len(ordered)
+        return built
 
     def add(self, value: float) -> None:
         """Adds one value."""
@@ -142,45 +157,48 @@ class Window:
 
     Attributes:
         times: Sample times (event time), ascending from ``head``.
-        values: Sample values, parallel to ``times``.
+        values: Sample values, parallel to ``times``; None when every value is 1 (a count: the
+            aggregates follow from the number of samples, 8 bytes per sample).
         entities: For ``outcome`` metrics, the entity of each sample (parallel), else None.
         head: Index of the oldest live sample (those before it have left the window).
     """
 
     __slots__ = ("times", "values", "entities", "head", "_sum", "_sorted")
 
-    def __init__(self, aggregation: str, *, with_entities: bool = False) -> None:
+    def __init__(
+        self, aggregation: str, *, with_entities: bool = False, ones: bool = False
+    ) -> None:
         self.times: array.array[float] = array.array("d")
-        self.values: array.array[float] = array.array("d")
-        self.entities: list[str] | None = [] if with_entities else None
+        self.values: array.array[float] | None = None if ones else array.array("d")
+        self.entities: list[Any] | None = [] if with_entities else None
         self.head = 0
-        self._sum = ExactSum() if aggregation in ("sum", "mean") else None
+        self._sum = ExactSum() if aggregation in ("sum", "mean") and not ones else None
         self._sorted = (
             SortedValues()
-            if aggregation in ("min", "max") or aggregation in metric_queries.PERCENTILES
+            if not ones
+            and (aggregation in ("min", "max") or aggregation in metric_queries.PERCENTILES)
             else None
         )
 
     def __len__(self) -> int:
         return len(self.times) - self.head
 
-    def add(self, at: float, value: float, entity: str | None = None) -> None:
-        """Adds a sample taken at event time ``at``."""
-        times = self.times
+    def add(self, at: float, value: float, entity: Any = None) -> None:
+        """Adds a sample taken at event time ``at`` (``value`` is 1 in a window of ones)."""
+        times, values = self.times, self.values
         if not times or at >= times[-1]:
             times.append(at)
-            self.values.append(value)
+            if values is not None:
+                values.append(value)
             if self.entities is not None:
-                self.entities.append(entity or "")
+                self.entities.append(entity)
         else:
             i = bisect.bisect_right(times, at, self.head)
             times.insert(i, at)
-            self.values.insert(i, value)
+            if values is not None:
+                values.insert(i, value)
             if self.entities is not None:
-                self.entities.insert(i, entity or "")
-        self._count_in(value)
-
-    def _count_in(self, value: float) -> None:
+                self.entities.insert(i, entity)
         if self._sum is not None:
             self._sum.add(value)
         if self._sorted is not None:
@@ -196,46 +214,63 @@ class Window:
         """The time of the oldest live sample, or None."""
         return self.times[self.head] if self.head < len(self.times) else None
 
-    def expire(self, cutoff: float) -> list[str]:
+    def expire(self, cutoff: float) -> list[Any]:
         """Drops the samples taken at or before ``cutoff``; returns their entities (outcome)."""
         times, values, entities = self.times, self.values, self.entities
         start = self.head
         end = bisect.bisect_right(times, cutoff, start)
         if end == start:
             return []
-        for i in range(start, end):
-            self._count_out(values[i])
         gone = [] if entities is None else entities[start:end]
-        self.head = end
-        if end == len(times):
-            del times[:], values[:]
+        if end == len(times):  # all gone: the aggregates start over (exactly 0)
+            del times[:]
+            if values is not None:
+                del values[:]
             if entities is not None:
                 del entities[:]
             self.head = 0
             if self._sum is not None:
-                self._sum.clear()  # exactly 0, whatever was added and removed
-        elif end > 1024 and end * 2 > len(times):
-            del times[:end], values[:end]
+                self._sum.clear()
+            if self._sorted is not None:
+                self._sorted = SortedValues()
+            return gone
+        if values is not None and (self._sum is not None or self._sorted is not None):
+            if self._sorted is not None and end - start > len(times) - end:
+                self._sorted = SortedValues.of(values[end:])  # cheaper than removing each
+                if self._sum is not None:
+                    for i in range(start, end):
+                        self._sum.add(-values[i])
+            else:
+                for i in range(start, end):
+                    self._count_out(values[i])
+        self.head = end
+        if end > 1024 and end * 2 > len(times):
+            del times[:end]
+            if values is not None:
+                del values[:end]
             if entities is not None:
                 del entities[:end]
             self.head = 0
         return gone
 
-    def replace(self, at: float, entity: str, value: float) -> None:
+    def replace(self, at: float, entity: Any, value: float) -> None:
         """Sets the value of ``entity``'s sample, taken at ``at`` (outcome metrics)."""
-        entities = self.entities
-        assert entities is not None
+        entities, values = self.entities, self.values
+        assert entities is not None and values is not None
         times = self.times
         i = bisect.bisect_left(times, at, self.head)
         while i < len(times) and entities[i] != entity:
             i += 1
         if i == len(times):
             return
-        old = self.values[i]
+        old = values[i]
         if old != value:
             self._count_out(old)
-            self.values[i] = value
-            self._count_in(value)
+            values[i] = value
+            if self._sum is not None:
+                self._sum.add(value)
+            if self._sorted is not None:
+                self._sorted.add(value)
 
     def aggregate(self, aggregation: str, range_seconds: float) -> float | None:
         """The window's value: 0 for a count, rate or sum of nothing, else None for no data."""
@@ -244,6 +279,10 @@ class Window:
             return float(n)
         if aggregation == "rate":
             return n / range_seconds
+        if self.values is None:  # every value is 1
+            if aggregation == "sum":
+                return float(n)
+            return 1.0 if n else None
         if aggregation == "sum":
             return self._sum.value() if n and self._sum is not None else 0.0
         if not n:
@@ -258,8 +297,12 @@ class Window:
             return self._sorted.last()
         return nearest_rank(self._sorted, metric_queries.PERCENTILES[aggregation])
 
-    def samples(self) -> Iterator[tuple[float, float, str]]:
-        """The live samples as ``(time, value, entity)`` (entity "" without entities)."""
-        entities = self.entities
+    def samples(self) -> Iterator[tuple[float, float, Any]]:
+        """The live samples as ``(time, value, entity)`` (entity None without entities)."""
+        entities, values = self.entities, self.values
         for i in range(self.head, len(self.times)):
-            yield self.times[i], self.values[i], "" if entities is None else entities[i]
+            yield (
+                self.times[i],
+                1.0 if values is None else values[i],
+                None if entities is None else entities[i],
+            )
