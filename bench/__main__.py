@@ -1,6 +1,6 @@
 """``make bench``: the ingest ceiling comparison and the peer workloads, side by side in one run.
 
-python -m bench [ingest|peers|scale|dispatch|webhooks|all] [--events N] [--runs K]
+python -m bench [ingest|peers|scale|dispatch|metrics|webhooks|all] [--events N] [--runs K]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench import dispatch, harness, peers, webhooks
+from bench import dispatch, harness, metric_triggers, peers, webhooks
 
 
 def ingest(events: int, runs: int) -> None:
@@ -54,7 +54,7 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["ingest", "peers", "scale", "dispatch", "webhooks", "all"],
+        choices=["ingest", "peers", "scale", "dispatch", "metrics", "webhooks", "all"],
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
@@ -69,6 +69,8 @@ def main() -> None:
         peers.run_scale(args.keys)
     if args.what in ("dispatch", "all"):
         dispatch.run(runs=args.runs)
+    if args.what in ("metrics", "all"):
+        metric_triggers.report("all", 20_000, args.runs)
     if args.what in ("webhooks", "all"):
         webhooks.run(runs=args.runs, events=args.events)
 

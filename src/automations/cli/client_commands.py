@@ -376,6 +376,8 @@ def firings_list(args: argparse.Namespace) -> int:
             "\n".join(
                 f"{f['triggered']}  {f['automation_id']}  event={f['triggering_event_id'] or '-'}  "
                 f"labels={json.dumps(f['triggering_labels'])}"
+                + ("" if f["state"] == "Triggered" else f"  {f['state']}")
+                + ("" if f["triggering_value"] is None else f"  value={f['triggering_value']:g}")
                 for f in items
             )
             or "(no firings)"
@@ -395,6 +397,7 @@ def firings_get(args: argparse.Namespace) -> int:
 
 
 def _firing_json(firing: Any) -> dict[str, Any]:
+    shown = wire_firings.firing_to_json(firing)  # for the state and the metric's value
     return {
         "id": firing.uid,
         "automation_id": firing.automation.split("/", 1)[-1],
@@ -403,4 +406,6 @@ def _firing_json(firing: Any) -> dict[str, Any]:
         "triggering_event_id": firing.triggering_event_id or None,
         "triggering_labels": dict(firing.triggering_labels),
         "child_firings": [_firing_json(child) for child in firing.child_firings],
+        "state": shown["state"],
+        "triggering_value": shown["triggering_value"],
     }

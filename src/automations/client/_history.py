@@ -27,7 +27,8 @@ class HistoryCalls(_base.Calls):
 
         Each firing is a dict: ``id``, ``automation_id``, ``trigger_id``, ``trigger_type``,
         ``posture``, ``triggered`` (ISO 8601), ``triggering_event_id``, ``triggering_event``
-        (Prefect's event JSON, or None), ``triggering_labels`` and ``child_firings``.
+        (Prefect's event JSON, or None), ``triggering_labels``, ``child_firings``, ``state``
+        (``Triggered`` or ``Resolved``) and ``triggering_value`` (a metric's value, or None).
 
         Args:
             automation_id: Only this automation's firings; default every automation's.

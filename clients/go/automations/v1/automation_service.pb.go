@@ -165,7 +165,7 @@ type ListAutomationsRequest struct {
 	// `name`, `display_name`, `description` and `owner_resource` with `= "<text>"` (equal) or
 	// `:"<text>"` (contains; `name` is the resource name, `automations/{automation}`);
 	// `enabled = true` / `enabled = false`; `tags:"<tag>"` (has the tag); `trigger.type =
-	// "event"` / `"compound"` / `"sequence"` (the top-level trigger). Strings compare
+	// "event"` / `"compound"` / `"sequence"` / `"metric"` (the top-level trigger). Strings compare
 	// case-sensitively and may be bare words. Empty: every automation. Anything else (`OR`,
 	// `NOT`, `-`, parentheses, other operators or fields, `*` wildcards) is INVALID_ARGUMENT
 	// (reason INVALID_FILTER).
