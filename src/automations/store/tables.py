@@ -181,3 +181,66 @@ webhook_deliveries = sa.Table(
     sa.Index(None, "webhook_id", "received"),
 )
 """The last deliveries of each webhook (``webhook_deliveries_kept`` per webhook)."""
+
+# --- cluster mode (PostgreSQL only; the tables exist, empty, in single-node databases too) -------
+
+cluster = sa.Table(
+    "cluster",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False, comment="always 1"),
+    sa.Column("partition_count", sa.Integer, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+)
+"""The cluster's one row: its partition count, fixed when the first replica created it."""
+
+cluster_members = sa.Table(
+    "cluster_members",
+    metadata,
+    sa.Column("id", Key, primary_key=True),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("grpc_addr", sa.Text, nullable=False),
+    sa.Column(
+        "lock_key",
+        sa.BigInteger,
+        nullable=False,
+        comment="the session advisory lock the replica holds while it lives",
+    ),
+    sa.Column("started", sa.Double, nullable=False),
+    sa.Column("heartbeat", sa.Double, nullable=False),
+    sa.UniqueConstraint("lock_key"),
+)
+"""The replicas that joined; one whose advisory lock is free is dead (``cluster.membership``)."""
+
+partitions = sa.Table(
+    "partitions",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", Key, nullable=True),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("lease_until", sa.Double, nullable=False),
+    sa.Column("raw_seq", sa.BigInteger, nullable=False),
+    sa.Column("fwd_seq", sa.BigInteger, nullable=False),
+    sa.Column("relayed_seq", sa.BigInteger, nullable=False),
+    sa.Column("clock", sa.LargeBinary, nullable=True, comment="orjson: the event clock"),
+    sa.Column(
+        "watermarks",
+        sa.LargeBinary,
+        nullable=True,
+        comment='orjson {"<source partition>": last forwarded sequence applied}',
+    ),
+)
+"""Partition leases with an epoch, and the input offsets committed with the partition's state."""
+
+partition_history = sa.Table(
+    "partition_history",
+    metadata,
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("epoch", sa.BigInteger, nullable=False),
+    sa.Column("owner", Key, nullable=False),
+    sa.Column("previous_owner", Key, nullable=True),
+    sa.Column("acquired", sa.Double, nullable=False),
+    sa.PrimaryKeyConstraint("partition", "epoch"),
+    sa.Index(None, "acquired"),
+)
+"""Every acquisition of a partition (who, from whom, when): failovers and their timing."""
