@@ -94,3 +94,21 @@ _.current_revision
 _.head_revision
 # the simulation workers alive: the pool tests watch them being killed, recycled and replaced
 _.processes
+
+# --- cluster ownership (issue #18): the replica runtime's API, covered by tests/*/cluster --------
+# SQLAlchemy: fencing's connect listener
+_._bound
+# the calls the replica runtime makes (creation, HRW, leases, fence, membership)
+_.create_or_read
+_.desired_owner
+_.LeaseTiming
+_.renew
+_.fence
+_.bound_stalled_transactions
+_.prune
+_.live_ids
+_.dead_ids
+# cluster status fields, printed by 'automations cluster status' (to_json)
+_.held_for
+_.up_for
+_.heartbeat_age
