@@ -112,3 +112,11 @@ _.dead_ids
 _.held_for
 _.up_for
 _.heartbeat_age
+
+# --- cluster log (issue #18): the JetStream log the replica runtime calls, covered by
+# tests/unit/cluster and tests/integration/jetstream_log ------------------------------------------
+# ingest: a request's events per partition as one batch, and its deterministic message id;
+# owners relaying lifecycle events
+_.encode_messages
+_.encode_events
+_.batch_id
