@@ -120,3 +120,14 @@ _.heartbeat_age
 _.encode_messages
 _.encode_events
 _.batch_id
+# the two streams (named by the runtime), set-up, the size limit ingest splits by, owners'
+# readers, status's log lag
+_.RAW
+_.FWD
+_.ensure_streams
+_.delete_streams
+_.max_batch_bytes
+_.open_reader
+_.last_sequences
+# how often a reader recreated its consumer: asserted by the tests, a metric for the runtime
+_.recreated
