@@ -108,6 +108,8 @@ _.bound_stalled_transactions
 _.prune
 _.live_ids
 _.dead_ids
+# a replica's partitions: handing one over (cluster.partitioned)
+_.drop_partition
 # cluster status fields, printed by 'automations cluster status' (to_json)
 _.held_for
 _.up_for

@@ -87,34 +87,15 @@ def run(
             outcomes.extend(engine.process_raw(p, part, instant))
         settle(outcomes, instant)
 
-    index = 0
-    current = start
-    first = True
-    repeats = 0
-    while True:
-        candidates: list[float] = []
-        if index < len(steps):
-            candidates.append(steps[index][0])
-        due = engine.next_due()
-        if due is not None:
-            candidates.append(max(due, current))
-        if first:
-            candidates.append(start)
-        if not candidates:
-            break
-        instant = min(candidates)
-        if instant > until:
-            break
-        repeats = repeats + 1 if instant == current and not first else 0
-        if repeats > 1000:
-            raise RuntimeError(f"the engine keeps reporting work due at {instant - start}")
-        first = False
-        current = instant
+    for instant, items in simulation.instants(
+        steps,
+        until,
+        start=start,
+        next_due=lambda: engine.next_due(),  # noqa: B023 - the engine of the moment
+    ):
         settle(engine.advance(instant), instant)
         batch: list[events.Event] = []
-        while index < len(steps) and steps[index][0] == instant:
-            event = steps[index][1]
-            index += 1
+        for event in items:
             if event is not None:
                 batch.append(event)
                 continue

@@ -22,7 +22,7 @@ A touch evaluated elsewhere than the raw partition is *forwarded* there (``parti
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from automations.domain import automations, events, triggers
 from automations.engine import buckets, matching
@@ -126,15 +126,3 @@ class Router:
             cls is not RoutingClass.WHOLE
             or home_partition(automation.id, self.partitions) == partition
         )
-
-
-def destinations(
-    router: Router, event: events.Event, touches: Iterable[matching.Touch]
-) -> set[int]:
-    """Every partition some touch of ``event`` is evaluated in."""
-    out: set[int] = set()
-    for touch in touches:
-        q = router.partition(touch, event)
-        if q is not None:
-            out.add(q)
-    return out

@@ -9,7 +9,7 @@ Modules:
 * ``buckets``: Prefect's per-(trigger, for_each key) bucket state machine, reactive and proactive.
 * ``composite``: compound and sequence triggers.
 * ``ordering``: dedup, log-write filtering and causal ordering (``follows``).
-* ``clock``: the event clock and a virtual clock.
+* ``clock``: the event clock.
 * ``state``: :class:`~automations.engine.state.Step` and
   :class:`~automations.engine.state.StateRecord`, what the engine hands the store; ``records``
   writes the engine's state as records, ``restore`` reads them back.

@@ -1,4 +1,4 @@
-"""Clocks: Prefect's event clock (when proactive windows are due) and a virtual clock.
+"""Prefect's event clock: when proactive windows are due.
 
 The event clock follows ``triggers.update_events_clock`` / ``get_events_clock_offset`` in Prefect:
 ``C`` is the largest ``min(occurred, now)`` of the events taken up so far (it never moves back) and
@@ -60,26 +60,3 @@ class EventClock:
     def from_data(cls, data: dict[str, Any]) -> EventClock:
         """Restores a clock from :meth:`to_data`."""
         return cls(data.get("clock"), data.get("updated"))
-
-
-class VirtualClock:
-    """A manually advanced wall clock for simulations and tests."""
-
-    __slots__ = ("now",)
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        """Returns the current virtual time."""
-        return self.now
-
-    def advance_to(self, when: float) -> None:
-        """Moves the clock forward to ``when`` (never backward).
-
-        Raises:
-            ValueError: ``when`` is before the current time.
-        """
-        if when < self.now:
-            raise ValueError(f"the virtual clock cannot go back from {self.now} to {when}")
-        self.now = when

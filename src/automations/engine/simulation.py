@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from automations.domain import automations, errors, events, firings, prefect_json
 from automations.engine import matching
-from automations.engine.clock import VirtualClock, quantize
+from automations.engine.clock import quantize
 from automations.engine.state import StateRecord, Step
 from automations.engine.trigger_engine import TriggerEngine
 
@@ -218,6 +218,57 @@ class _Store:
         return step.firings
 
 
+def instants(
+    steps: Sequence[Step_],
+    until: float,
+    *,
+    start: float,
+    next_due: Callable[[], float | None],
+    max_steps: int | None = None,
+) -> Iterator[tuple[float, list[events.Event | None]]]:
+    """The instants the virtual clock visits, each with the steps delivered at it, in order.
+
+    Every step's time and every time the engine has work (``next_due``, asked again after the
+    caller has handled the previous instant), from ``start`` up to and including ``until``.
+
+    Raises:
+        LimitExceeded: One instant more than ``max_steps`` would be visited.
+        RuntimeError: The engine keeps reporting work due at one instant.
+    """
+    index = 0
+    current = start
+    first = True
+    repeats = 0
+    visited = 0
+    while True:
+        candidates: list[float] = []
+        if index < len(steps):
+            candidates.append(steps[index][0])
+        due = next_due()
+        if due is not None:
+            candidates.append(max(due, current))
+        if first:
+            candidates.append(start)
+        if not candidates:
+            return
+        instant = min(candidates)
+        if instant > until:
+            return
+        repeats = repeats + 1 if instant == current and not first else 0
+        if repeats > 1000:
+            raise RuntimeError(f"the engine keeps reporting work due at {instant - start}")
+        visited += 1
+        if max_steps is not None and visited > max_steps:
+            raise LimitExceeded("max_steps", max_steps, current - start)
+        first = False
+        current = instant
+        delivered: list[events.Event | None] = []
+        while index < len(steps) and steps[index][0] == instant:
+            delivered.append(steps[index][1])
+            index += 1
+        yield instant, delivered
+
+
 def run(
     automation: automations.Automation,
     steps: Sequence[Step_],
@@ -246,7 +297,6 @@ def run(
     max_firings = limits.max_firings if limits is not None else None
     counter = itertools.count(1)
     engine = TriggerEngine(matcher_factory(), new_id=lambda: f"firing-{next(counter)}")
-    clock = VirtualClock(start)
     engine.load_automation(automation, now=start)
     store = _Store()
 
@@ -258,39 +308,16 @@ def run(
         return fresh
 
     out: list[firings.Firing] = []
-    index = 0
-    current = start
-    first = True
-    repeats = 0
-    visited = 0
-    while True:
-        candidates: list[float] = []
-        if index < len(steps):
-            candidates.append(steps[index][0])
-        due = engine.next_due()
-        if due is not None:
-            candidates.append(max(due, current))
-        if first:
-            candidates.append(start)
-        if not candidates:
-            break
-        instant = min(candidates)
-        if instant > until:
-            break
-        repeats = repeats + 1 if instant == current and not first else 0
-        if repeats > 1000:
-            raise RuntimeError(f"the engine keeps reporting work due at {instant - start}")
-        visited += 1
-        if max_steps is not None and visited > max_steps:
-            raise LimitExceeded("max_steps", max_steps, current - start)
-        first = False
-        clock.advance_to(instant)
-        current = instant
+    for instant, items in instants(
+        steps,
+        until,
+        start=start,
+        next_due=lambda: engine.next_due(),  # noqa: B023 - the engine of the moment
+        max_steps=max_steps,
+    ):
         out.extend(store.apply(engine.advance(instant)))
         batch: list[events.Event] = []
-        while index < len(steps) and steps[index][0] == instant:
-            event = steps[index][1]
-            index += 1
+        for event in items:
             if event is not None:
                 batch.append(event)
                 continue

@@ -71,7 +71,21 @@ class DurableGateway(Protocol):
         ...
 
 
-class Gateway:
+class ThreadBound:
+    """Bound to the first thread that uses it (durable_rules' calls must all come from one)."""
+
+    _owner: int | None = None
+
+    def check_thread(self) -> None:
+        """Binds to the calling thread on first use; raises on any other thread afterwards."""
+        ident = threading.get_ident()
+        if self._owner is None:
+            self._owner = ident
+        elif ident != self._owner:
+            raise RuntimeError("durable_rules used from a second thread")
+
+
+class Gateway(ThreadBound):
     """The one gateway to ``durable_rules_engine`` in this process, bound to one thread.
 
     Args:
@@ -84,16 +98,7 @@ class Gateway:
 
             module = durable_rules_engine
         self._m = module
-        self._owner: int | None = None
         self.calls = 0
-
-    def check_thread(self) -> None:
-        """Binds to the calling thread on first use; raises on any other thread afterwards."""
-        ident = threading.get_ident()
-        if self._owner is None:
-            self._owner = ident
-        elif ident != self._owner:
-            raise RuntimeError("durable_rules used from a second thread")
 
     def _check(self) -> None:
         self.check_thread()

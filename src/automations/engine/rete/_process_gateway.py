@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from array import array
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ class DurableError(Exception):
     """durable_rules refused a call in the worker (its message is durable's)."""
 
 
-class ProcessGateway:
+class ProcessGateway(_gateway.ThreadBound):
     """The :class:`_gateway.DurableGateway` of a worker process, bound to one thread.
 
     Args:
@@ -50,7 +49,6 @@ class ProcessGateway:
         self._python = python
         self._proc: subprocess.Popen[bytes] | None = None
         self._in = self._out = -1
-        self._owner: int | None = None
         self._lost = False
         self.calls = 0
 
@@ -83,14 +81,6 @@ class ProcessGateway:
     def error(self) -> type[Exception]:
         """The exception a call durable refuses raises."""
         return DurableError
-
-    def check_thread(self) -> None:
-        """Binds to the calling thread on first use; raises on any other thread afterwards."""
-        ident = threading.get_ident()
-        if self._owner is None:
-            self._owner = ident
-        elif ident != self._owner:
-            raise RuntimeError("durable_rules used from a second thread")
 
     def _call(self, op: int, handle: int, payload: bytes) -> bytes:
         self.check_thread()
