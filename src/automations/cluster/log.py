@@ -310,7 +310,7 @@ class JetStreamLog:
         *,
         heartbeat: float = 1.0,
         buffer: int = 8,
-        pending_bytes_limit: int = 64 * 1024 * 1024,
+        window_bytes: int | None = None,
     ) -> log_reader.PartitionReader:
         """Starts reading a partition from stream sequence ``start`` (inclusive), in order.
 
@@ -320,9 +320,11 @@ class JetStreamLog:
             start: The first sequence wanted (an owner's committed offset + 1); >= 1.
             heartbeat: Seconds between the server's idle heartbeats; two missed ones recreate
                 the consumer.
-            buffer: Entries decoded ahead of the caller; beyond, flow control stalls the server.
-            pending_bytes_limit: Bytes the client may buffer before it drops (and the reader
-                recreates its consumer); flow control normally keeps far less in flight.
+            buffer: Entries handed over ahead of the caller.
+            window_bytes: Bytes one pull request may bring (what a slow reader holds besides its
+                buffer); at least, and by default, the server's ``max_payload`` plus headers.
+                Keep readers x window under the server's per-connection ``max_pending``
+                (64 MiB by default) or a stalled event loop gets the connection cut.
 
         Raises:
             LogUnavailable: The consumer could not be created.
@@ -335,7 +337,7 @@ class JetStreamLog:
             start=start,
             heartbeat=heartbeat,
             buffer=buffer,
-            pending_bytes_limit=pending_bytes_limit,
+            window=max(window_bytes or 0, self._client.max_payload + self.HEADER_ALLOWANCE),
             request_timeout=self._timeout,
         )
         await reader.start()

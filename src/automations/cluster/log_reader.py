@@ -1,24 +1,27 @@
-"""Reading one partition of the log in order, from a start sequence: an ordered push consumer.
+"""Reading one partition of the log in order, from a start sequence: an ordered pull consumer.
 
 An owner stores, with its state, the stream sequence it last applied; on taking a partition it
 reads from the next one. JetStream's consumer state is therefore never the truth and nothing is
-acknowledged: the reader runs an ephemeral consumer (memory storage, one replica, no acks, flow
-control and idle heartbeats) filtered to the partition's subject, and recreates it from the next
-undelivered sequence whenever delivery may have skipped something.
+acknowledged: the reader runs an ephemeral pull consumer (memory storage, one replica, no acks)
+filtered to the partition's subject, and recreates it from the next undelivered sequence whenever
+delivery may have skipped something.
 
-This is the "ordered consumer" every NATS client implements; it is written out here rather than
-taken from nats-py's ``ordered_consumer=True`` because that one (2.16) advances its position when a
-message arrives, before the subscription's pending limits may drop it, so a dropped message is
-never redelivered; and it restarts from the stream's sequence 1 when a consumer dies before its
-first message. Here the position advances only when an entry is handed over, and each message's
-consumer sequence is checked when it is taken from the subscription:
+This is the "ordered consumer" every NATS client implements, written out here rather than taken
+from nats-py (2.16), whose ``ordered_consumer=True`` is a push consumer: its position advances
+when a message arrives, before the subscription's pending limits may drop it, so a dropped message
+is never redelivered; it restarts from the stream's sequence 1 when a consumer dies before its
+first message; and a push consumer's flow-control window grows to 32 MiB, so a few readers
+catching up on one connection overrun the server's 64 MiB per-connection limit, which then cuts
+the connection (measured on nats-server 2.9.10). Here:
 
-* a consumer sequence that is not the next one, or a heartbeat reporting more deliveries than were
-  taken (a message dropped by the client), recreates the consumer;
+* one pull request at a time, of at most ``window`` bytes (``max_bytes``, nats-server >= 2.9),
+  is outstanding, and the next one is sent once it is complete: a slow owner holds at most one
+  window in memory and the server waits;
+* the position advances only when an entry is handed over, and each message's consumer sequence
+  is checked when it is taken: a sequence that is not the next one, or an idle heartbeat reporting
+  more deliveries than were taken, recreates the consumer;
 * no message and no heartbeat for two heartbeat intervals (the consumer is gone, e.g. the server
-  restarted; nats-py reconnects the connection itself) recreates it, retrying until it can;
-* a flow-control request is answered when it is taken, i.e. once every message before it has been
-  handed over, so a slow owner stalls the server instead of filling memory.
+  restarted; nats-py reconnects the connection itself) recreates it, retrying until it can.
 
 Entries already handed over are never delivered again, and none are skipped.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 
 import nats.aio.client
@@ -47,9 +51,14 @@ SOURCE_SEQUENCE_HEADER = "Automations-Src-Seq"
 """A forwarded batch's sequence in its source partition's stream."""
 
 _STATUS = "Status"
-_CONTROL = "100"  # idle heartbeat or flow-control request
+_HEARTBEAT = "100"
+_EXPIRED = "408"  # the pull request's time is up
+_BUDGET_USED = "409"  # with "Message Size Exceeds MaxBytes": the request's bytes are used up
 _LAST_CONSUMER = "Nats-Last-Consumer"
-_STALLED = "Nats-Consumer-Stalled"
+_REQUEST_SECONDS = 30.0
+"""How long one pull request waits for messages (heartbeats meanwhile); then it is renewed."""
+_INACTIVE_SECONDS = 120.0
+"""How long the server keeps a consumer that nobody pulls from (a reader that died)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,7 +116,8 @@ class PartitionReader:
     """Entries of one partition's subject in stream order, from a start sequence; no acks.
 
     Use as an async iterator (``async for entry in reader``) or with :meth:`next`; :meth:`close`
-    ends both. Obtain one from ``JetStreamLog.open_reader``, which starts it.
+    ends both. Obtain one from ``JetStreamLog.open_reader``, which starts it. ``window`` must hold
+    the largest message (the server's ``max_payload``).
     """
 
     def __init__(
@@ -120,7 +130,7 @@ class PartitionReader:
         start: int,
         heartbeat: float,
         buffer: int,
-        pending_bytes_limit: int,
+        window: int,
         request_timeout: float,
     ) -> None:
         if start < 1:
@@ -133,7 +143,7 @@ class PartitionReader:
         self._next = start
         self._heartbeat = heartbeat
         self._silence = max(2 * heartbeat, heartbeat + 1.0)
-        self._pending_bytes_limit = pending_bytes_limit
+        self._window = window
         self._queue: asyncio.Queue[LogEntry | _Closed | _Failed] = asyncio.Queue(buffer)
         self._subscription: nats.aio.subscription.Subscription | None = None
         self._consumer: str | None = None
@@ -215,31 +225,26 @@ class PartitionReader:
         self._queue.put_nowait(_Closed())
 
     async def _create(self) -> None:
-        """Subscribes a fresh inbox and creates a consumer delivering to it from ``_next``."""
+        """Subscribes a fresh inbox and creates a pull consumer starting at ``_next``."""
         client = self._client
         doing = f"reading {self._subject} from {self._next}"
         try:
             inbox = client.new_inbox()
+            # a pull request brings at most one window: the limits are never reached
             subscription = await client.subscribe(
-                inbox,
-                # flow control keeps far less in flight; past this the client drops messages,
-                # which the consumer sequence check below turns into a recreation
-                pending_msgs_limit=1_000_000,
-                pending_bytes_limit=self._pending_bytes_limit,
+                inbox, pending_msgs_limit=1_000_000, pending_bytes_limit=4 * self._window
             )
         except Exception as exc:
             raise log_errors.from_client_error(exc, doing) from exc
         config = nats.js.api.ConsumerConfig(
-            deliver_subject=inbox,
             filter_subject=self._subject,
             deliver_policy=nats.js.api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=self._next,
             ack_policy=nats.js.api.AckPolicy.NONE,
             max_deliver=1,
-            flow_control=True,
-            idle_heartbeat=self._heartbeat,
             mem_storage=True,
             num_replicas=1,
+            inactive_threshold=_INACTIVE_SECONDS,
         )
         try:
             info = await self._jsm.add_consumer(self._stream, config=config)
@@ -286,48 +291,60 @@ class PartitionReader:
 
     async def _deliver(self) -> str:
         """Hands over entries from the current consumer; returns why it must be recreated."""
-        subscription = self._subscription
-        assert subscription is not None
+        subscription, consumer = self._subscription, self._consumer
+        assert subscription is not None and consumer is not None
         messages = subscription.messages
         client = self._client
+        pull = f"{nats.js.api.DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{self._stream}.{consumer}"
         expected = 1  # the next consumer sequence
         while True:
-            try:
-                async with asyncio.timeout(self._silence):
-                    msg = await messages.__anext__()
-            except TimeoutError:
-                return f"no message or heartbeat for {self._silence:g} s"
-            except StopAsyncIteration:
-                return "the subscription ended"
-            headers = msg.headers
-            status = headers.get(_STATUS) if headers else None
-            if status is not None:
-                assert headers is not None
-                if status != _CONTROL:
-                    return f"status {status} {headers.get('Description', '')}".strip()
-                if msg.reply:  # flow control: everything before it has been handed over
-                    await client.publish(msg.reply)
+            request = {
+                "batch": 1_000_000,  # bounded by max_bytes
+                "max_bytes": self._window,
+                "expires": int(_REQUEST_SECONDS * 1e9),
+                "idle_heartbeat": int(self._heartbeat * 1e9),
+            }
+            await client.publish(pull, json.dumps(request).encode(), reply=subscription.subject)
+            received = 0
+            while True:  # until the request is complete
+                try:
+                    async with asyncio.timeout(self._silence):
+                        msg = await messages.__anext__()
+                except TimeoutError:
+                    return f"no message or heartbeat for {self._silence:g} s"
+                except StopAsyncIteration:
+                    return "the subscription ended"
+                headers = msg.headers
+                status = headers.get(_STATUS) if headers else None
+                if status is not None:
+                    assert headers is not None
+                    description = headers.get("Description", "")
+                    if status == _HEARTBEAT:
+                        last = headers.get(_LAST_CONSUMER)
+                        if last is not None and int(last) >= expected:
+                            return f"a heartbeat reports {last} deliveries, {expected - 1} received"
+                        continue
+                    if status == _EXPIRED:
+                        break
+                    if status == _BUDGET_USED and "MaxBytes" in description:
+                        if not received:  # a message larger than the window: widen it
+                            self._window *= 2
+                        break
+                    return f"status {status} {description}".strip()
+                metadata = msg.metadata
+                if metadata.sequence.consumer != expected:
+                    return f"consumer sequence {metadata.sequence.consumer}, expected {expected}"
+                expected += 1
+                received += 1
+                sequence = metadata.sequence.stream
+                if sequence < self._next:
                     continue
-                stalled = headers.get(_STALLED)
-                if stalled:
-                    await client.publish(stalled)
-                last = headers.get(_LAST_CONSUMER)
-                if last is not None and int(last) >= expected:
-                    return f"a heartbeat reports {last} deliveries, {expected - 1} were received"
-                continue
-            metadata = msg.metadata
-            if metadata.sequence.consumer != expected:
-                return f"consumer sequence {metadata.sequence.consumer}, expected {expected}"
-            expected += 1
-            sequence = metadata.sequence.stream
-            if sequence < self._next:
-                continue
-            await self._queue.put(
-                LogEntry(
-                    self._partition, sequence, msg.data, _source(headers), metadata.num_pending
+                await self._queue.put(
+                    LogEntry(
+                        self._partition, sequence, msg.data, _source(headers), metadata.num_pending
+                    )
                 )
-            )
-            self._next = sequence + 1
+                self._next = sequence + 1
 
     async def _discard(self) -> None:
         """Drops the current subscription and deletes its consumer (best effort)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
+import nats.js.api
 import pytest
 
 from automations.cluster import log, log_streams
@@ -86,30 +88,67 @@ async def test_a_closed_reader_stops_its_iteration(jetstream_log: log.JetStreamL
     await reader.close()  # twice is fine
 
 
-async def test_a_reader_whose_client_drops_messages_recreates_its_consumer_and_misses_none(
-    jetstream_log: log.JetStreamLog,
+async def consumers(nats_url: str, stream: str) -> list[nats.js.api.ConsumerInfo]:
+    client = await nats.connect(nats_url)
+    try:
+        return await client.jsm().consumers_info(stream)
+    finally:
+        await client.close()
+
+
+async def test_a_reader_whose_consumer_vanishes_recreates_it_and_misses_nothing(
+    jetstream_log: log.JetStreamLog, nats_url: str
 ) -> None:
-    """The client's pending limit is far below what flow control lets the server send, so the
-    client drops messages while the reader is slow: every one still arrives, in order, once."""
-    count = 40
-    blob = "x" * 60_000
+    """An operator (or the server) deletes the consumer mid-read: the reader makes a new one from
+    its position, and every message still arrives, in order, once."""
+    stream = jetstream_log.settings.stream(log_streams.Stage.RAW)
+    first = await jetstream_log.publish(
+        log_streams.Stage.RAW, [batches.numbered(0, n) for n in range(5)]
+    )
+    reader = await jetstream_log.open_reader(log_streams.Stage.RAW, 0, start=1, heartbeat=0.5)
+    try:
+        assert [e.sequence for e in await batches.take(reader, 2)] == [1, 2]
+        client = await nats.connect(nats_url)
+        try:
+            [consumer] = await client.jsm().consumers_info(stream)
+            await client.jsm().delete_consumer(stream, consumer.name)
+        finally:
+            await client.close()
+        later = await jetstream_log.publish(
+            log_streams.Stage.RAW, [batches.numbered(0, n) for n in range(5, 8)]
+        )
+        rest = await batches.take(reader, 6)
+        assert [e.sequence for e in rest] == [p.sequence for p in first[2:] + later]
+        assert await reader.next(timeout=0.3) is None
+        assert reader.recreated >= 1
+    finally:
+        await reader.close()
+    assert await consumers(nats_url, stream) == []  # closing deleted the new one
+
+
+async def test_a_slow_reader_holds_one_window_and_the_server_waits(
+    jetstream_log: log.JetStreamLog, nats_url: str
+) -> None:
+    """The server sends a reader no more than one pull request's bytes ahead of what it handed
+    over, however far behind it is (a push consumer's window grows to 32 MiB)."""
+    stream = jetstream_log.settings.stream(log_streams.Stage.RAW)
+    count, blob = 40, "x" * 100_000  # 4 MB in all, the window is ~1 MiB (max_payload)
     for n in range(count):
         await jetstream_log.publish(
             log_streams.Stage.RAW, [batches.batch(0, [f"e{n}"], payload={"blob": blob})]
         )
-    reader = await jetstream_log.open_reader(
-        log_streams.Stage.RAW, 0, start=1, buffer=1, pending_bytes_limit=150_000
-    )
+    reader = await jetstream_log.open_reader(log_streams.Stage.RAW, 0, start=1, buffer=1)
     try:
+        await asyncio.sleep(1.0)  # not reading: the reader and the server fill what they may
+        [consumer] = await consumers(nats_url, stream)
+        assert consumer.delivered.stream_seq <= 13  # ~10 in the window, 1 buffered, 1 in hand
         seen = []
         async with asyncio.timeout(60):
             while len(seen) < count:
                 entry = await anext(reader)
                 seen.append((entry.sequence, batches.ids_of(entry)))
-                await asyncio.sleep(0.02)  # a slow owner
         assert seen == [(n + 1, [f"e{n}"]) for n in range(count)]
-        assert await reader.next(timeout=0.3) is None
-        assert reader.recreated >= 1  # the drops did happen, and were repaired
+        assert reader.recreated == 0
     finally:
         await reader.close()
 
