@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 
 from automations.actions import internal, lifecycle
 from automations.domain import actions as actions_
-from automations.domain import automations, events, firings, invocations
+from automations.domain import automations, events, firings, ids, invocations
 
 KEY_NAMESPACE = uuid.UUID("5b0b5f0e-7f6b-4c1a-9d8e-3c2f1a7e6d10")
 """Namespace of the invocations' uuid5 idempotency keys."""
@@ -186,7 +186,8 @@ def plan_firing(
                 )
             )
         return plan
-    triggered_id = lifecycle.new_event_id()
+    # derived from the firing, so that evaluating the same firing again makes the same events
+    triggered_id = ids.derived_from(firing.id, "triggered")
     plan.events.append(
         Caused(
             lifecycle.automation_state_changed(
@@ -198,7 +199,7 @@ def plan_firing(
     )
     for index, action, sees_state_event in actions:
         key = idempotency_key(automation.id, firing.id, index)
-        action_event_id = lifecycle.new_event_id()
+        action_event_id = ids.derived_from(firing.id, f"action.{index}.triggered")
         plan.events.append(
             Caused(
                 lifecycle.action_triggered(
@@ -237,7 +238,7 @@ def plan_firing(
                     lifecycle.action_finished(
                         summary,
                         firing,
-                        event_id=lifecycle.new_event_id(),
+                        event_id=ids.derived_from(firing.id, f"action.{index}.finished"),
                         action_triggered_event_id=action_event_id,
                         triggered_event_id=triggered_id,
                         action_index=index,

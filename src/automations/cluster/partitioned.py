@@ -156,8 +156,10 @@ class PartitionedEngine:
     Args:
         partitions: ``Q``, the cluster's partition count.
         matcher: The replica's matcher (every automation is loaded into it).
-        new_id: Makes firing ids.
+        new_id: Makes firing ids when ``derive_ids`` is off.
         clock: The replica's event clock (a fresh one when omitted).
+        derive_ids: Derive firing ids from what makes each firing (the default: a partition
+            evaluated again after a failover makes the same firings with the same ids).
     """
 
     def __init__(
@@ -167,11 +169,13 @@ class PartitionedEngine:
         *,
         new_id: Callable[[], str] = ids.uuid7,
         clock: EventClock | None = None,
+        derive_ids: bool = True,
     ) -> None:
         self.router = routing.Router(partitions)
         self.matcher = matcher
         self.clock = clock if clock is not None else EventClock()
         self._new_id = new_id
+        self._derive_ids = derive_ids
         self.engines: dict[int, TriggerEngine] = {}
         self.automations: dict[str, automations.Automation] = {}
 
@@ -228,6 +232,7 @@ class PartitionedEngine:
             RoutedMatcher(self.matcher, self.router, partition),
             new_id=self._new_id,
             clock=self.clock,
+            derive_ids=self._derive_ids,
         )
         engine.ordering.leader_seen = self._seen_in_another_partition
         rows = list(records)

@@ -55,7 +55,10 @@ def run(
 
     def build(now: float) -> partitioned.PartitionedEngine:
         engine = partitioned.PartitionedEngine(
-            partitions, matcher_factory(), new_id=lambda: f"firing-{next(counter)}"
+            partitions,
+            matcher_factory(),
+            new_id=lambda: f"firing-{next(counter)}",
+            derive_ids=False,
         )
         engine.automations[automation.id] = automation
         engine.router.add(automation)

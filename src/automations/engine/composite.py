@@ -62,14 +62,14 @@ class CompositeRuntime:
         self.expected_order = [child.id for child in trigger.triggers]
 
     def child_fired(
-        self, firing: firings.Firing, now: float, new_id: Callable[[], str]
+        self, firing: firings.Firing, now: float, new_id: Callable[[str, float], str]
     ) -> firings.Firing | None:
         """Records a child's firing; returns this trigger's own firing when it completes.
 
         Args:
             firing: The child's firing (``triggered`` is processing time).
             now: Wall time (the parent's firing time).
-            new_id: Makes the parent firing's id.
+            new_id: Makes the parent firing's id from a seed and a time.
         """
         if self.required == 1:
             return self._firing((firing,), firing, now, new_id)
@@ -99,10 +99,14 @@ class CompositeRuntime:
         children: tuple[firings.Firing, ...],
         completing: firings.Firing,
         now: float,
-        new_id: Callable[[], str],
+        new_id: Callable[[str, float], str],
     ) -> firings.Firing:
+        event = completing.triggering_event
         return firings.Firing(
-            id=new_id(),
+            id=new_id(
+                f"{self.automation_id}\x1f{self.trigger_id}\x1f{completing.id}",
+                event.occurred if event is not None else now,
+            ),
             automation_id=self.automation_id,
             trigger_id=self.trigger_id,
             trigger_type=self.trigger.type,

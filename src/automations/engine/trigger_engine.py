@@ -30,7 +30,7 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 
 from automations.domain import automations, events, firings, ids
-from automations.engine import loading, matching, records, restore, state
+from automations.engine import event_firings, loading, matching, records, restore, state
 from automations.engine import ordering as ordering_
 from automations.engine.buckets import (
     EXPIRED_BUCKET_BUFFER,
@@ -64,6 +64,7 @@ class TriggerEngine:
         max_seen: int = ordering_.MAX_SEEN,
         persist_seen: bool = True,
         clock: EventClock | None = None,
+        derive_ids: bool = False,
     ) -> None:
         """Creates an engine with nothing loaded.
 
@@ -75,9 +76,12 @@ class TriggerEngine:
                 dedup and ``follows`` survive a restart exactly; off when the caller dedups itself
                 and accepts that a follower of a pre-restart leader waits until it is lost.
             clock: The event clock, when engines share one (a cluster replica's partitions).
+            derive_ids: Derive firing ids from what determines each firing (``ids.derived``)
+                instead of ``new_id``: evaluating the same input again gives the same ids.
         """
         self.matcher = matcher
         self.new_id = new_id
+        self.derive_ids = derive_ids
         self.persist_seen = persist_seen
         self.clock = clock if clock is not None else EventClock()
         self.ordering = CausalOrdering(self.clock, max_seen=max_seen)
@@ -94,7 +98,7 @@ class TriggerEngine:
         self._firings: list[firings.Firing] = []
         self._seen = records.SeenChunks()
         self._resolving: dict[int, TriggerRuntime] = {}
-        self.metrics = MetricEngine(self.clock, self._emit, new_id)
+        self.metrics = MetricEngine(self.clock, self._emit, self.firing_id)
         """The metric triggers (``engine.metrics``)."""
 
     # ================================================================== loading
@@ -245,6 +249,10 @@ class TriggerEngine:
 
     # ================================================================== host callbacks
 
+    def firing_id(self, seed: str, at: float) -> str:
+        """A firing's id: derived from ``seed`` and ``at`` with ``derive_ids``, else ``new_id()``."""
+        return ids.derived(seed, at) if self.derive_ids else self.new_id()
+
     def fire(
         self, runtime: TriggerRuntime, key: BucketKey, event: events.Event | None, now: float
     ) -> None:
@@ -252,40 +260,21 @@ class TriggerEngine:
         bucket = runtime.buckets.get(key)
         if runtime.resolving is not None and bucket is not None:
             runtime.resolving.fired(key, bucket.end)
-        firing = firings.Firing(
-            id=self.new_id(),
-            automation_id=runtime.automation_id,
-            trigger_id=runtime.trigger_id,
-            trigger_type="event",
-            posture=runtime.trigger.posture.value,
-            triggered=now,
-            triggering_event=event,
-            triggering_labels=runtime.labels(key),
+        window = (bucket.start, bucket.end) if bucket is not None else (now, now)
+        self._emit(
+            event_firings.make(runtime, key, event, now, window, self.firing_id), runtime.parent
         )
-        self._emit(firing, runtime.parent)
 
     def resolved(
         self, runtime: TriggerRuntime, key: BucketKey, event: events.Event, now: float
     ) -> None:
         """Called when a top-level proactive trigger's key resolves (``engine.resolution``)."""
-        self._firings.append(
-            firings.Firing(
-                id=self.new_id(),
-                automation_id=runtime.automation_id,
-                trigger_id=runtime.trigger_id,
-                trigger_type="event",
-                posture=runtime.trigger.posture.value,
-                triggered=now,
-                triggering_event=event,
-                triggering_labels=runtime.labels(key),
-                state=firings.FiringState.RESOLVED,
-            )
-        )
+        self._firings.append(event_firings.make(runtime, key, event, now, None, self.firing_id))
 
     def _emit(self, firing: firings.Firing, parent: CompositeRuntime | None) -> None:
         """A leaf trigger's firing: through its composite parents, or a top-level firing."""
         while parent is not None:
-            result = parent.child_fired(firing, firing.triggered, self.new_id)
+            result = parent.child_fired(firing, firing.triggered, self.firing_id)
             if parent.dirty:
                 self._dirty_composites.add(parent)
             if result is None:

@@ -49,10 +49,10 @@ class MetricEngine:
     Args:
         clock: The engine's event clock (metric windows are on event time).
         emit: Takes each firing.
-        new_id: Makes firing ids.
+        new_id: Makes firing ids from a seed and a time.
     """
 
-    def __init__(self, clock: EventClock, emit: Emit, new_id: Callable[[], str]) -> None:
+    def __init__(self, clock: EventClock, emit: Emit, new_id: Callable[[str, float], str]) -> None:
         self._clock = clock
         self._emit = emit
         self._new_id = new_id
@@ -213,8 +213,10 @@ class MetricEngine:
     ) -> None:
         if change is firings.FiringState.RESOLVED and rt.parent is not None:
             return  # a composite trigger takes Triggered child firings only
+        at = event.occurred if event is not None else now
+        seed = f"{rt.automation_id}\x1f{rt.trigger_id}\x1f{group.key!r}\x1f{change.value}\x1f{at}"
         firing = firings.Firing(
-            id=self._new_id(),
+            id=self._new_id(seed, at),
             automation_id=rt.automation_id,
             trigger_id=rt.trigger_id,
             trigger_type="metric",
