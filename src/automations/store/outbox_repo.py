@@ -32,7 +32,7 @@ _T = tables.action_invocations
 _TOKEN_KIND = "invocations"
 
 
-def _to_row(item: Invocation) -> dict[str, Any]:
+def _to_row(item: Invocation, partition: int | None = None) -> dict[str, Any]:
     return {
         "id": item.id,
         "automation_id": item.automation_id,
@@ -48,6 +48,7 @@ def _to_row(item: Invocation) -> dict[str, Any]:
         "updated": item.updated,
         "request": invocations.encode_request(item.request),
         "result": None if item.result is None else codec.dumps(item.result),
+        "partition": partition,
     }
 
 
@@ -81,13 +82,20 @@ _COLUMNS = sql.column_names(_T)
 _SQLITE_INSERT_HEAD = f"INSERT INTO action_invocations ({sql.column_list(_T)}) VALUES "
 
 
-def add_many(conn: Connection, items: Iterable[Invocation]) -> None:
+def add_many(
+    conn: Connection, items: Iterable[Invocation], *, partition: int | None = None
+) -> None:
     """Adds invocations, skipping any whose id or idempotency key is stored (the hot path).
 
     Plain tuples straight to the DB-API cursor: SQLAlchemy's per-row bind processing and RETURNING
     were a fifth of the writer's time in the W1 benchmark (a firing every five events).
+
+    Args:
+        conn: A connection in a write transaction.
+        items: The invocations.
+        partition: Cluster mode: the partition whose owner dispatches them (None otherwise).
     """
-    rows = [tuple(row[c] for c in _COLUMNS) for row in map(_to_row, items)]
+    rows = [tuple(row[c] for c in _COLUMNS) for row in (_to_row(i, partition) for i in items)]
     if not rows:
         return
     if conn.dialect.name == "postgresql":
@@ -111,7 +119,12 @@ def get(conn: Connection, invocation_id: str) -> Invocation:
 
 
 def claim_due(
-    conn: Connection, now: float, limit: int, *, lease: float = DEFAULT_LEASE
+    conn: Connection,
+    now: float,
+    limit: int,
+    *,
+    lease: float = DEFAULT_LEASE,
+    partitions: Sequence[int] | None = None,
 ) -> list[Invocation]:
     """Claims up to ``limit`` due invocations, earliest first, and leases them.
 
@@ -125,18 +138,21 @@ def claim_due(
         now: The current time, seconds since the epoch.
         limit: The most invocations to claim.
         lease: Seconds before a claimed, unfinished invocation may be claimed again.
+        partitions: Cluster mode: only invocations of these partitions (None: every one).
 
     Returns:
         The claimed invocations as updated, in ``next_attempt_at`` order of the claim.
     """
-    if limit <= 0:
+    if limit <= 0 or (partitions is not None and not partitions):
         return []
-    if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite" and partitions is None:
         return _claim_due_sqlite(conn, now, limit, lease)
     due = sa.or_(
         sa.and_(_T.c.status == InvocationStatus.PENDING.value, _T.c.next_attempt_at <= now),
         sa.and_(_T.c.status == InvocationStatus.RUNNING.value, _T.c.next_attempt_at <= now),
     )
+    if partitions is not None:
+        due = sa.and_(_T.c.partition.in_(list(partitions)), due)
     query = sa.select(_T.c.id).where(due).order_by(_T.c.next_attempt_at, _T.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -302,18 +318,29 @@ def purge(conn: Connection, older_than: float, *, limit: int = 50_000) -> int:
     return conn.execute(sa.delete(_T).where(_T.c.id.in_(doomed.scalar_subquery()))).rowcount
 
 
-def release_running(conn: Connection, now: float) -> int:
+def release_running(
+    conn: Connection, now: float, *, partitions: Sequence[int] | None = None
+) -> int:
     """Makes every ``running`` invocation ``pending`` and due now (its attempt keeps counting).
 
     Run at start by the only dispatcher of a database: the invocations it finds ``running`` were
     in flight when the previous process stopped, and must be attempted again (executors dedupe).
+    In cluster mode, by a partition's new owner for that partition's invocations.
+
+    Args:
+        conn: A connection in a write transaction.
+        now: The current time.
+        partitions: Only invocations of these partitions (None: every one).
 
     Returns:
         The number of invocations released.
     """
+    where = _T.c.status == InvocationStatus.RUNNING.value
+    if partitions is not None:
+        where = sa.and_(where, _T.c.partition.in_(list(partitions)))
     stmt = (
         sa.update(_T)
-        .where(_T.c.status == InvocationStatus.RUNNING.value)
+        .where(where)
         .values(status=InvocationStatus.PENDING.value, next_attempt_at=now)
     )
     return conn.execute(stmt).rowcount
@@ -334,14 +361,20 @@ class Stats:
     next_due: float | None
 
 
-def stats(conn: Connection) -> Stats:
-    """Reads the outbox's open work (two index-backed aggregates)."""
+def stats(conn: Connection, *, partitions: Sequence[int] | None = None) -> Stats:
+    """Reads the outbox's open work (two index-backed aggregates).
+
+    Args:
+        conn: Any connection.
+        partitions: Cluster mode: only invocations of these partitions (None: every one).
+    """
+    mine = [] if partitions is None else [_T.c.partition.in_(list(partitions))]
     open_query = sa.select(sa.func.count(), sa.func.min(_T.c.created)).where(
-        _T.c.status.in_([InvocationStatus.PENDING.value, InvocationStatus.RUNNING.value])
+        _T.c.status.in_([InvocationStatus.PENDING.value, InvocationStatus.RUNNING.value]), *mine
     )
     count, oldest = conn.execute(open_query).one()
     due_query = sa.select(sa.func.min(_T.c.next_attempt_at)).where(
-        _T.c.status == InvocationStatus.PENDING.value
+        _T.c.status == InvocationStatus.PENDING.value, *mine
     )
     due = conn.execute(due_query).scalar()
     return Stats(

@@ -134,10 +134,17 @@ action_invocations = sa.Table(
     sa.Column("updated", sa.Double, nullable=False),
     sa.Column("request", sa.LargeBinary, nullable=False),
     sa.Column("result", sa.LargeBinary, nullable=True),
+    sa.Column(
+        "partition",
+        sa.Integer,
+        nullable=True,
+        comment="cluster mode: the partition whose owner dispatches it",
+    ),
     sa.UniqueConstraint("idempotency_key"),
     sa.Index(None, "status", "next_attempt_at"),
     sa.Index(None, "automation_id", "created"),
     sa.Index(None, "created", "id"),
+    sa.Index(None, "partition", "status", "next_attempt_at"),
 )
 """The outbox: one row per action of a firing, dispatched, retried and dead-lettered from here."""
 
@@ -244,3 +251,48 @@ partition_history = sa.Table(
     sa.Index(None, "acquired"),
 )
 """Every acquisition of a partition (who, from whom, when): failovers and their timing."""
+
+partition_state = sa.Table(
+    "partition_state",
+    metadata,
+    sa.Column("partition", sa.Integer, nullable=False),
+    sa.Column("automation_id", Key, nullable=False),
+    sa.Column("trigger_id", Key, nullable=False),
+    sa.Column("kind", Key, nullable=False),
+    sa.Column("key", Key, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("due", sa.Double, nullable=True),
+    sa.PrimaryKeyConstraint("partition", "automation_id", "trigger_id", "kind", "key"),
+    sa.Index(None, "due"),
+)
+"""Cluster mode's ``engine_state``: each partition's engine records, moved with the partition."""
+
+cluster_outbox = sa.Table(
+    "cluster_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column(
+        "partition",
+        sa.Integer,
+        nullable=False,
+        comment="whose owner relays the row (a forward's source partition)",
+    ),
+    sa.Column("stage", sa.String(8), nullable=False, comment="raw or fwd"),
+    sa.Column("destination", sa.Integer, nullable=False),
+    sa.Column("msg_id", Key, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False, comment="cluster.log_encoding"),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Index(None, "partition", "id"),
+)
+"""Log messages a commit made (forwards, automation-made events), published after it commits."""
+
+cluster_lineage = sa.Table(
+    "cluster_lineage",
+    metadata,
+    sa.Column("event_id", Key, primary_key=True),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("origin", Key, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Index(None, "created"),
+)
+"""The loop guard's causal tree of automation-made events, for the replica that evaluates them."""
