@@ -26,6 +26,7 @@ from tests.integration.engine_process import EngineProcess
 from tests.waiting import wait_until
 
 FAST = {"AUTOMATIONS_METRIC_MINIMUM_SECONDS": "1"}
+JOB = {"prefect.resource.id": "job.1"}
 
 
 @pytest.fixture(autouse=True)
@@ -188,6 +189,21 @@ def test_actions_on_resolve_run_with_the_resolved_event_and_the_lifecycle_events
                 "prefect.resource.id": f"prefect.event.{resolved['id']}",
                 "prefect.resource.role": "automation-triggered-event",
             } in close_action["related"]
+
+            simulated = client.simulate_outcome(
+                automation,
+                [
+                    {"at": 0, "event": {"id": f"s{i}", "event": "job.failed", "resource": JOB}}
+                    for i in range(2)
+                ],
+                until=20,
+            )
+            assert [(f["state"], f["triggering_value"]) for f in simulated["firings"]] == [
+                ("Triggered", 2.0)
+            ]
+            assert [(f["state"], f["triggering_value"]) for f in simulated["resolutions"]] == [
+                ("Resolved", 0.0)
+            ]
 
         listed = subprocess.run(
             [

@@ -107,6 +107,7 @@ class SimulationPool:
                 max_events=settings.simulation_max_events,
                 max_steps=settings.simulation_max_steps,
                 max_firings=settings.simulation_max_firings,
+                metric_minimum_seconds=settings.metric_minimum_seconds,
             ),
             timeout=settings.simulation_timeout_seconds,
         )

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from google.protobuf import message
 
-from automations.domain import errors
+from automations.domain import errors, metric_json, metric_queries
 from automations.engine import simulation
 from automations.v1 import automation_service_pb2
 from automations.wire import firings as wire_firings
@@ -52,12 +52,15 @@ class Limits:
         max_events: The most events in the request.
         max_steps: The most instants the virtual clock may visit.
         max_firings: The most firings the run may make.
+        metric_minimum_seconds: The smallest metric ``range`` and ``firing_for`` accepted (the
+            engine's ``metric_minimum_seconds``, applied in the worker's process too).
     """
 
     max_span_seconds: float | None = None
     max_events: int | None = None
     max_steps: int | None = None
     max_firings: int | None = None
+    metric_minimum_seconds: float = metric_queries.MIN_SECONDS
 
 
 def respond(
@@ -70,6 +73,7 @@ def respond(
             (TOO_MANY_EVENTS, SIMULATION_TOO_LONG) or its run reached ``max_steps`` or
             ``max_firings`` before ``until`` (SIMULATION_LIMIT_EXCEEDED, naming the setting).
     """
+    metric_json.minimum_seconds = limits.metric_minimum_seconds
     simulated = wire_simulation.simulation_from_proto(
         request, max_events=limits.max_events, max_span_seconds=limits.max_span_seconds
     )
