@@ -132,6 +132,20 @@ class Settings(pydantic_settings.BaseSettings):
             process is killed (DEADLINE_EXCEEDED).
         simulation_workers: Worker processes running simulations, one each at a time, off the
             process serving ingest; more calls wait for a free one.
+        cluster: Run as one replica of a cluster (PostgreSQL ``database_url`` and NATS
+            JetStream at ``nats_url``); every replica serves the whole API.
+        nats_url: The NATS server(s) with JetStream of cluster mode (``nats://host:4222``;
+            several comma-separated).
+        cluster_partitions: The partition count of a cluster created by this replica; fixed at
+            creation, and every later replica must be started with the same count.
+        cluster_stream_prefix: Names the cluster's JetStream streams (``<prefix>_RAW``,
+            ``<prefix>_FWD``) and subjects; replicas of one cluster share it.
+        cluster_stream_replicas: JetStream replicas of the streams (1 on one NATS server, 3 in
+            production).
+        cluster_lease_seconds: How long a partition lease lasts without renewal: a replica
+            stopped or cut off longer than this loses its partitions.
+        cluster_renew_seconds: How often a replica renews its leases and heartbeats.
+        cluster_probe_seconds: How often a replica probes its peers' liveness and rebalances.
     """
 
     model_config = pydantic_settings.SettingsConfigDict(
@@ -192,6 +206,16 @@ class Settings(pydantic_settings.BaseSettings):
     simulation_max_firings: int = pydantic.Field(default=10_000, ge=1, le=100_000_000)
     simulation_timeout_seconds: float = pydantic.Field(default=30.0, gt=0, le=86400)
     simulation_workers: int = pydantic.Field(default=1, ge=1, le=64)
+    cluster: bool = False
+    nats_url: str = "nats://127.0.0.1:4222"
+    cluster_partitions: int = pydantic.Field(default=32, ge=1, le=4096)
+    cluster_stream_prefix: str = pydantic.Field(
+        default="AUTOMATIONS", pattern=r"^[A-Za-z0-9_-]{1,64}$"
+    )
+    cluster_stream_replicas: int = pydantic.Field(default=1, ge=1, le=5)
+    cluster_lease_seconds: float = pydantic.Field(default=5.0, gt=0, le=600)
+    cluster_renew_seconds: float = pydantic.Field(default=1.0, gt=0, le=600)
+    cluster_probe_seconds: float = pydantic.Field(default=0.2, gt=0, le=60)
 
     @pydantic.field_validator("grpc_addr")
     @classmethod
@@ -284,6 +308,29 @@ class Settings(pydantic_settings.BaseSettings):
         if value and not (value.isascii() and value.isprintable() and " " not in value):
             raise ValueError("api_token must be printable ASCII without spaces")
         return value
+
+    @pydantic.field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str) -> str:
+        for url in value.split(","):
+            if not url.strip().startswith(("nats://", "tls://")):
+                raise ValueError(
+                    f"nats_url must be nats://HOST:PORT (comma-separated), got {url!r}"
+                )
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _check_cluster_timing(self) -> Settings:
+        if self.cluster_renew_seconds >= self.cluster_lease_seconds:
+            raise ValueError(
+                "cluster_renew_seconds must be shorter than cluster_lease_seconds "
+                f"({self.cluster_renew_seconds} >= {self.cluster_lease_seconds})"
+            )
+        return self
+
+    def nats_servers(self) -> list[str]:
+        """The NATS server URLs of ``nats_url``."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     @pydantic.model_validator(mode="after")
     def _check_tls_pairs(self) -> Settings:

@@ -140,3 +140,32 @@ WEBHOOK_EVENTS = Counter(
     "automations_webhook_events_total",
     "Events produced by webhooks and committed (new ones; duplicates are not counted).",
 )
+
+# ----------------------------------------------------------------------------- cluster mode
+
+CLUSTER_PARTITIONS_OWNED = Gauge(
+    "automations_cluster_partitions_owned", "Partitions this replica owns (cluster mode)."
+)
+CLUSTER_ACQUISITIONS = Counter(
+    "automations_cluster_partition_acquisitions_total",
+    "Partitions this replica acquired: takeover (from another replica that had not released "
+    "it: a failover) or free (released by its owner, or never owned).",
+    ["kind"],
+)
+CLUSTER_FENCED_COMMITS = Counter(
+    "automations_cluster_fenced_commits_total",
+    "Commits refused by the fence: the partition had been taken over by another replica.",
+)
+CLUSTER_RELAY_LAG = Histogram(
+    "automations_cluster_relay_lag_seconds",
+    "Time from a commit writing a log message (forward, automation-made events) to its PubAck.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+)
+CLUSTER_RELAY_PENDING = Gauge(
+    "automations_cluster_relay_pending_messages",
+    "Log messages committed and not yet relayed, of this replica's partitions.",
+)
+CLUSTER_LOG_LAG = Gauge(
+    "automations_cluster_log_lag_messages",
+    "Raw and forward log messages stored after the last one this replica read, over its partitions.",
+)

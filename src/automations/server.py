@@ -125,20 +125,10 @@ async def follow_database(
             await set_serving(True)
 
 
-async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None) -> int:
-    """Runs the engine until SIGTERM or SIGINT; returns the process exit code."""
-    logs.configure(level=settings.log_level, json_lines=settings.log_json)
-    backend = backend_.EngineBackend.from_settings(settings)
-    reads = queries.Queries(backend.database)
-    the_writer = writer.Writer(
-        backend,
-        max_pending_events=settings.max_pending_events,
-        max_group_events=settings.max_group_events,
-        group_seconds=settings.group_commit_seconds,
-    )
-    metrics.PENDING_EVENTS.set_function(lambda: the_writer.pending_events)
-    webhook_reads = webhook_queries.WebhookQueries(backend.database)
-    hooks = _webhook_endpoint(settings, the_writer, webhook_reads)
+async def start_executors(
+    settings: config.Settings,
+) -> tuple[supervisor.BundledExecutors | None, dict[str, str]]:
+    """Starts the bundled executors (unless ``no_executors``); returns them and every route."""
     bundled: supervisor.BundledExecutors | None = None
     routes: dict[str, str] = {}
     if not settings.no_executors:
@@ -159,8 +149,15 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         routes = await bundled.start()
     routes = supervisor.merged_routes(routes, settings.executor_routes())
     logger.info("executor routes", extra={"routes": routes})
-    dispatcher = dispatcher_.Dispatcher(
-        outbox.OutboxGateway(the_writer, reads),
+    return bundled, routes
+
+
+def build_dispatcher(
+    settings: config.Settings, store: dispatcher_.OutboxStore, routes: dict[str, str]
+) -> dispatcher_.Dispatcher:
+    """The outbox dispatcher over ``store``, calling the executors at ``routes``."""
+    return dispatcher_.Dispatcher(
+        store,
         executor_client.ExecutorClient(
             routes,
             timeout=settings.action_timeout_seconds,
@@ -182,13 +179,16 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
             else None
         ),
     )
-    backend.attach_dispatcher(dispatcher.submit, dispatcher.capacity)
+
+
+def grpc_server(settings: config.Settings) -> grpc.aio.Server:
+    """The gRPC server (no services yet): interceptors, message and concurrency limits."""
     server_interceptors: list[grpc.aio.ServerInterceptor] = [
         interceptors.ErrorAndMetricsInterceptor()
     ]
     if settings.api_token:
         server_interceptors.append(interceptors.BearerTokenInterceptor(settings.api_token))
-    server = grpc.aio.server(
+    return grpc.aio.server(
         interceptors=server_interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -197,6 +197,46 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
+
+
+async def listen(settings: config.Settings, server: grpc.aio.Server) -> None:
+    """Opens the gRPC port (TLS when configured) and starts serving."""
+    credentials = server_credentials(settings)
+    if credentials is None:
+        server.add_insecure_port(settings.grpc_addr)
+    else:
+        server.add_secure_port(settings.grpc_addr, credentials)
+    await server.start()
+    logger.info(
+        "gRPC listening",
+        extra={
+            "grpc_addr": settings.grpc_addr,
+            "tls": "mtls" if settings.tls_client_ca_file else bool(credentials),
+            "api_token": bool(settings.api_token),
+        },
+    )
+    if settings.api_token and credentials is None:
+        logger.warning("api_token without TLS: the token travels in the clear")
+
+
+async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None) -> int:
+    """Runs the engine until SIGTERM or SIGINT; returns the process exit code."""
+    logs.configure(level=settings.log_level, json_lines=settings.log_json)
+    backend = backend_.EngineBackend.from_settings(settings)
+    reads = queries.Queries(backend.database)
+    the_writer = writer.Writer(
+        backend,
+        max_pending_events=settings.max_pending_events,
+        max_group_events=settings.max_group_events,
+        group_seconds=settings.group_commit_seconds,
+    )
+    metrics.PENDING_EVENTS.set_function(lambda: the_writer.pending_events)
+    webhook_reads = webhook_queries.WebhookQueries(backend.database)
+    hooks = _webhook_endpoint(settings, the_writer, webhook_reads)
+    bundled, routes = await start_executors(settings)
+    dispatcher = build_dispatcher(settings, outbox.OutboxGateway(the_writer, reads), routes)
+    backend.attach_dispatcher(dispatcher.submit, dispatcher.capacity)
+    server = grpc_server(settings)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(
@@ -230,22 +270,7 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     )
     for name in ("", *services):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    credentials = server_credentials(settings)
-    if credentials is None:
-        server.add_insecure_port(settings.grpc_addr)
-    else:
-        server.add_secure_port(settings.grpc_addr, credentials)
-    await server.start()
-    logger.info(
-        "gRPC listening",
-        extra={
-            "grpc_addr": settings.grpc_addr,
-            "tls": "mtls" if settings.tls_client_ca_file else bool(credentials),
-            "api_token": bool(settings.api_token),
-        },
-    )
-    if settings.api_token and credentials is None:
-        logger.warning("api_token without TLS: the token travels in the clear")
+    await listen(settings, server)
 
     await asyncio.to_thread(the_writer.start)
     tuning = process_tuning.Tuning(

@@ -18,7 +18,6 @@ from google.protobuf import empty_pb2
 from automations.actions import checks
 from automations.api import paging, simulation_worker
 from automations.domain import automations, errors, firings, invocations
-from automations.pipeline import backend as backend_
 from automations.pipeline import writer as writer_
 from automations.v1 import (
     action_invocation_pb2,
@@ -89,7 +88,9 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
     """Creates, reads, updates, deletes and simulates automations.
 
     Args:
-        writer: The single writer; its backend applies automation changes to store and engine.
+        writer: The single writer; its backend applies automation changes to store and engine
+            (``pipeline.backend.EngineBackend``, or a cluster replica's ``ClusterBackend``: both
+            have ``changes`` and ``outbox`` with the same methods).
         reader: Read-side queries.
         clock: Wall clock, seconds since the epoch.
         on_redrive: Called after an invocation was redriven (wakes the dispatcher).
@@ -99,7 +100,7 @@ class AutomationService(automation_service_pb2_grpc.AutomationServiceServicer):
 
     def __init__(
         self,
-        writer: writer_.Writer[backend_.EngineBackend],
+        writer: writer_.Writer[Any],
         reader: Reader,
         *,
         clock: Callable[[], float] = time.time,

@@ -12,13 +12,12 @@ import concurrent.futures
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from automations import metrics
 from automations.api import errors as api_errors
 from automations.api import paging
 from automations.domain import errors, events, validation
-from automations.pipeline import writer as writer_
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from automations.wire import events as wire_events
 from automations.wire import structs
@@ -32,6 +31,20 @@ STREAM_WINDOW = 16
 EventLister = Callable[..., tuple[list[events.Event], str]]
 
 
+class Publisher(Protocol):
+    """Where accepted events go.
+
+    The single writer (``pipeline.writer``), or in cluster mode the raw stream
+    (``cluster.cluster_ingest``).
+    """
+
+    async def publish(
+        self, batch: Sequence[events.Event], prepared: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Makes ``batch`` durable; returns new (True) / duplicate per event."""
+        ...
+
+
 MAX_FILTER_VALUES = 100
 """The most event names (or resource ids) one ``ListEvents`` filter may list: each becomes a
 term of one SQL expression, and SQLite refuses an expression deeper than 1,000 terms."""
@@ -41,7 +54,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
     """Validates, commits and acknowledges events; reads the event log back.
 
     Args:
-        writer: The single writer that group-commits batches.
+        writer: The single writer that group-commits batches (in cluster mode, the ingest
+            that publishes them to the log).
         list_events: Reads the event log (runs in a worker thread).
         max_event_size: The largest serialized event accepted, in bytes.
         clock: Wall clock, seconds since the epoch.
@@ -52,7 +66,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
 
     def __init__(
         self,
-        writer: writer_.Writer[Any],
+        writer: Publisher,
         list_events: EventLister,
         *,
         max_event_size: int = events.MAX_EVENT_SIZE_BYTES,

@@ -29,6 +29,8 @@ def _settings(args: argparse.Namespace) -> config.Settings | None:
             "tls_client_ca_file",
             "prefect_api_url",
             "executor_deny_private_networks",
+            "cluster",
+            "nats_url",
         )
     }
     try:
@@ -43,11 +45,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    from automations import server
+    from automations import cluster_server, server
     from automations.domain import errors
 
     try:
-        return server.run(settings)
+        return cluster_server.run(settings) if settings.cluster else server.run(settings)
     except errors.AutomationsError as exc:  # e.g. a database it cannot write
         print(f"automations serve: cannot start: {exc.message}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from automations.cli import (
     bridge_command,
     client_commands,
+    cluster_command,
     executor_command,
     invocation_commands,
     local_commands,
@@ -88,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         "too; cloud metadata addresses are always refused "
         "(env AUTOMATIONS_EXECUTOR_DENY_PRIVATE_NETWORKS)",
     )
+    serve.add_argument(
+        "--cluster",
+        action="store_true",
+        default=None,
+        help="run as one replica of a cluster: PostgreSQL --database-url and NATS JetStream "
+        "--nats-url (env AUTOMATIONS_CLUSTER)",
+    )
+    serve.add_argument(
+        "--nats-url",
+        metavar="URL",
+        help="cluster mode's NATS server, nats://HOST:4222 (env AUTOMATIONS_NATS_URL)",
+    )
     serve.add_argument("--config", help="TOML settings file (env AUTOMATIONS_CONFIG)")
     serve.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
     serve.set_defaults(handler=local_commands.serve)
@@ -97,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(handler=local_commands.simulate)
 
     executor_command.add_parser(sub)
+    cluster_command.add_parser(sub)
 
     cfg = sub.add_parser("config", help="settings")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

@@ -1,0 +1,100 @@
+"""Ingest in cluster mode: accepted events go to the raw stream, acknowledged once every PubAck is in.
+
+Any replica takes ``PublishEvents`` / ``StreamEvents`` (``api.event_service`` validates each event
+as in single-node mode and hands the valid ones to :meth:`ClusterIngest.publish`, in place of the
+writer's). The events are split by raw partition (their resource id, ``routing``), cut into
+messages of at most 500 events with a deterministic ``Nats-Msg-Id`` (the partition and the sorted
+event ids: a client retrying the same request, on this replica or another, is stored once), and
+published; the call returns only when JetStream has stored every message, so an acknowledged event
+is durable in the log. Which replica owns the partitions does not matter, so ingest stays
+available on every live replica while partitions move. NATS not answering: ``UNAVAILABLE``.
+
+``DUPLICATE`` is best effort: an id already in the event log (committed by a partition's owner),
+or twice in the request, is answered DUPLICATE and not published. An id published but not yet
+committed is published again and answered ACCEPTED; its owner logs and evaluates it once (the
+event log's primary key is the dedup).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from automations.cluster import log, log_encoding, log_streams, partition_commit, routing
+from automations.domain import errors, events
+from automations.store import database as database_
+from automations.store import tables
+
+
+class ClusterIngest:
+    """What ``EventService`` publishes to in cluster mode.
+
+    Args:
+        publisher: The log connection to publish on.
+        database: The cluster's database (for the best-effort duplicate check).
+        partitions: ``Q``.
+    """
+
+    def __init__(
+        self, publisher: log.JetStreamLog, database: database_.Database, partitions: int
+    ) -> None:
+        self._log = publisher
+        self._database = database
+        self._partitions = partitions
+        self._accepting = True
+
+    def stop_accepting(self) -> None:
+        """Refuses new batches (UNAVAILABLE) while the replica drains."""
+        self._accepting = False
+
+    async def publish(
+        self, batch: Sequence[events.Event], prepared: Sequence[Any] | None = None
+    ) -> list[bool]:
+        """Publishes the new events of ``batch``; returns new (True) / duplicate per event.
+
+        Args:
+            batch: Validated events, each with its receive time.
+            prepared: Unused (single-node mode's pre-encoded rows).
+
+        Raises:
+            errors.Unavailable: The replica is draining, or NATS did not store every message.
+        """
+        if not self._accepting:
+            raise errors.Unavailable("this replica is not accepting events (draining)")
+        if not batch:
+            return []
+        known = await asyncio.to_thread(self._logged, [event.id for event in batch])
+        flags: list[bool] = []
+        seen: set[str] = set()
+        by_partition: dict[int, list[events.Event]] = {}
+        for event in batch:
+            new = event.id not in known and event.id not in seen
+            seen.add(event.id)
+            flags.append(new)
+            if new:
+                partition = routing.event_partition(event, self._partitions)
+                by_partition.setdefault(partition, []).append(event)
+        messages = [
+            log.Batch(partition, payload, log_encoding.batch_id(partition, ids))
+            for partition, part in sorted(by_partition.items())
+            for ids, payload in partition_commit.encode_chunks(part)
+        ]
+        if messages:
+            await self._log.publish(log_streams.Stage.RAW, messages)
+        return flags
+
+    def _logged(self, ids: list[str]) -> set[str]:
+        """The ids of ``ids`` already in the event log."""
+        t = tables.events
+        found: set[str] = set()
+        with self._database.read() as conn:
+            for start in range(0, len(ids), 1000):
+                found.update(
+                    conn.execute(
+                        sa.select(t.c.id).where(t.c.id.in_(ids[start : start + 1000]))
+                    ).scalars()
+                )
+        return found

@@ -1,0 +1,252 @@
+"""The composition root of cluster mode: one replica (``automations serve --cluster``).
+
+Start-up: PostgreSQL only (``cluster.creation.require_postgresql``), migrate, bound stalled
+transactions to the lease (``fencing``), create or read the cluster row (the partition count is
+fixed at creation), connect to NATS and create or check the streams, join the members, load every
+enabled automation, open the gRPC port (health NOT_SERVING), then start the dispatcher and the
+replica's ownership loop (``cluster.replica``) and report SERVING.
+
+Health says SERVING while PostgreSQL and NATS answer, whether or not the replica owns partitions:
+ingest (``cluster.cluster_ingest``) needs only the log, and CRUD and reads only PostgreSQL. Every
+replica serves the event and automation services; the webhook service and the ``/hooks``
+endpoint are single-node only for now. SIGTERM: health NOT_SERVING, new events refused, in-flight
+calls finished, then the partitions handed over (pumps stop, relay flushed, dispatcher drained,
+leases released) and the member leaves; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from automations import config, logs, process_tuning, server
+from automations.api import automation_service, event_service
+from automations.api import simulation_pool as simulation_pool
+from automations.cluster import (
+    cluster_ingest,
+    cluster_outbox,
+    creation,
+    fencing,
+    leases,
+    log,
+    log_streams,
+    membership,
+    partitioned,
+    relay,
+    replica,
+    replica_backend,
+)
+from automations.domain import metric_json
+from automations.pipeline import queries, writer
+from automations.store import database as database_
+from automations.v1 import (
+    automation_service_pb2,
+    automation_service_pb2_grpc,
+    event_service_pb2,
+    event_service_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def open_database(settings: config.Settings) -> tuple[database_.Database, int]:
+    """The cluster's database, migrated, and its partition count (created if it is the first).
+
+    Raises:
+        errors.InvalidArgument: ``database_url`` is not PostgreSQL (``CLUSTER_NEEDS_POSTGRESQL``).
+        errors.FailedPrecondition: The cluster has another partition count.
+    """
+    database = database_.Database(settings.database_url)
+    try:
+        creation.require_postgresql(database)
+        # before any connection of the writer engine exists: each one gets the bound
+        fencing.bound_stalled_transactions(database.writer, settings.cluster_lease_seconds)
+        database.migrate()
+        with database.write() as conn:
+            info = creation.create_or_read(conn, settings.cluster_partitions)
+    except BaseException:
+        database.dispose()
+        raise
+    return database, info.partition_count
+
+
+async def connect_log(settings: config.Settings, what: str) -> log.JetStreamLog:
+    """A connection to the cluster's log (one for publishing, one per kind of reader)."""
+    return await log.JetStreamLog.connect(
+        settings.nats_servers(),
+        log_streams.LogSettings(
+            prefix=settings.cluster_stream_prefix, replicas=settings.cluster_stream_replicas
+        ),
+        name=f"automations {settings.grpc_addr} {what}",
+    )
+
+
+async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None) -> int:
+    """Runs one replica until SIGTERM or SIGINT; returns the process exit code."""
+    logs.configure(level=settings.log_level, json_lines=settings.log_json)
+    metric_json.minimum_seconds = settings.metric_minimum_seconds
+    database, partition_count = open_database(settings)
+    logs_opened: list[log.JetStreamLog] = []
+    try:
+        for what in ("publisher", "raw readers", "forward readers"):
+            logs_opened.append(await connect_log(settings, what))
+        publisher, raw_log, fwd_log = logs_opened
+        await publisher.ensure_streams()
+        return await _serve(settings, database, partition_count, publisher, raw_log, fwd_log, ready)
+    finally:
+        for opened in logs_opened:
+            with contextlib.suppress(Exception):
+                await opened.close()
+        database.dispose()
+
+
+async def _serve(
+    settings: config.Settings,
+    database: database_.Database,
+    partition_count: int,
+    publisher: log.JetStreamLog,
+    raw_log: log.JetStreamLog,
+    fwd_log: log.JetStreamLog,
+    ready: asyncio.Event | None,
+) -> int:
+    member = await asyncio.to_thread(membership.join, database, grpc_addr=settings.grpc_addr)
+    logger.info(
+        "joined the cluster",
+        extra={"member_id": member.id, "partitions": partition_count},
+    )
+    from automations.engine.rete import runtime
+
+    engine = partitioned.PartitionedEngine(partition_count, runtime.ReteMatcher(isolate=True))
+    backend = replica_backend.ClusterBackend(
+        database,
+        member.id,
+        engine,
+        retention_seconds=settings.event_retention_seconds,
+        max_chain_depth=settings.max_chain_depth,
+        max_cascade_firings=settings.max_cascade_firings,
+        invocation_lease=settings.action_timeout_seconds * 2 + 30.0,
+    )
+    the_writer = writer.Writer(backend, group_seconds=settings.group_commit_seconds)
+    relayer = relay.Relay(database, publisher, lambda: backend.owned_partitions)
+    reads = queries.Queries(database)
+    ingest = cluster_ingest.ClusterIngest(publisher, database, partition_count)
+    bundled, routes = await server.start_executors(settings)
+    dispatcher = server.build_dispatcher(
+        settings, cluster_outbox.Gateway(the_writer, backend.outbox, relayer.wake), routes
+    )
+    backend.attach_dispatcher(dispatcher.submit, dispatcher.capacity)
+    grpc_server = server.grpc_server(settings)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(
+        event_service.EventService(ingest, reads.list_events), grpc_server
+    )
+    simulations = simulation_pool.SimulationPool.from_settings(settings)
+    automation_service_pb2_grpc.add_AutomationServiceServicer_to_server(
+        automation_service.AutomationService(
+            the_writer, reads, on_redrive=dispatcher.wake_poller, simulations=simulations
+        ),
+        grpc_server,
+    )
+    services = (
+        event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+        automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
+    )
+    reflection.enable_server_reflection(
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
+    )
+
+    async def set_health(serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *services):
+            await health_servicer.set(name, status)
+
+    await set_health(False)
+    await server.listen(settings, grpc_server)
+    if settings.http_addr:
+        logger.info("incoming webhooks are not served in cluster mode (http_addr ignored)")
+    await asyncio.to_thread(the_writer.start)
+
+    async def rejoin() -> membership.Membership:
+        return await asyncio.to_thread(
+            membership.join, database, grpc_addr=settings.grpc_addr, member_id=member.id
+        )
+
+    the_replica = replica.Replica(
+        member,
+        the_writer,
+        backend,
+        raw_log,
+        fwd_log,
+        relayer,
+        leases.LeaseTiming(
+            lease=settings.cluster_lease_seconds,
+            renew_every=settings.cluster_renew_seconds,
+            probe_every=settings.cluster_probe_seconds,
+        ),
+        rejoin,
+    )
+    tuning = process_tuning.Tuning(
+        switch_interval=settings.gil_switch_interval_seconds,
+        gc=settings.gc_tuning,
+        memory_trim_seconds=settings.memory_trim_seconds,
+    )
+    loop = asyncio.get_running_loop()
+
+    def check() -> None:  # in a thread: PostgreSQL, then the log (on the event loop)
+        database.ping()
+        asyncio.run_coroutine_threadsafe(
+            publisher.last_sequence(log_streams.Stage.RAW, 0), loop
+        ).result(timeout=server.DATABASE_PING_TIMEOUT_SECONDS)
+
+    with process_tuning.tuned(tuning):
+        await dispatcher.start()
+        the_replica.start()
+        if settings.metrics_addr:
+            host, port = settings.metrics_addr.rsplit(":", 1)
+            start_http_server(int(port), addr=host)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await set_health(True)
+        watch = asyncio.create_task(
+            server.follow_database(
+                check,
+                set_health,
+                interval=settings.database_check_seconds,
+            )
+        )
+        logger.info("replica serving", extra={"member_id": member.id})
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+
+        logger.info("draining: refusing new events, handing partitions over")
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await health_servicer.enter_graceful_shutdown()
+        ingest.stop_accepting()
+        await grpc_server.stop(settings.shutdown_grace_seconds)
+        await the_replica.stop(before_release=dispatcher.stop)
+        await asyncio.to_thread(the_writer.stop)
+    await simulations.close()
+    if bundled is not None:
+        await bundled.stop()
+    logger.info("stopped")
+    return 0
+
+
+def run(settings: config.Settings) -> int:
+    """Runs ``serve`` in a fresh event loop."""
+    return asyncio.run(serve(settings))
