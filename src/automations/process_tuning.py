@@ -20,6 +20,15 @@ Three knobs, each with a setting to turn it off:
   calls glibc's ``malloc_trim`` every interval (the call releases the GIL), which gave it back
   (to 110 MB). Off where the C library has no ``malloc_trim``.
 
+  Trimming only gives back the top of a heap, and glibc's *dynamic* mmap threshold moved large
+  buffers into the heaps: once a 12 MB buffer mmapped on its own is freed, glibc raises the
+  threshold to 12 MB, and later ones come from the heap, where the small allocations around them
+  keep the pages from being trimmed. 48 refused 12 MB requests left 70-100 MB resident that way
+  (on a busy machine; sometimes none on an idle one). With trimming on, the threshold is fixed at
+  :data:`MMAP_THRESHOLD` (``mallopt``; fixing it turns the dynamic adjustment off), so every
+  large buffer is mapped on its own and unmapped when freed: the same burst left under 2 MB.
+  glibc has no way back to the dynamic threshold, so this one setting outlives the block.
+
 :func:`tuned` applies them for the duration of a ``with`` block and puts the interpreter back as
 it found it, so an engine served inside a test process or an embedding program leaves no trace.
 """
@@ -37,6 +46,11 @@ import threading
 from collections.abc import Callable, Iterator
 
 logger = logging.getLogger(__name__)
+
+MMAP_THRESHOLD = 1 << 20
+"""Allocations from this size up get their own mapping, returned to the system when freed."""
+_M_MMAP_THRESHOLD = -3
+"""glibc's ``mallopt`` parameter number for the mmap threshold."""
 
 GC_THRESHOLDS = (10_000, 20, 20)
 """The collector's thresholds while serving (Python's default: 700, 10, 10)."""
@@ -69,6 +83,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+def _fix_mmap_threshold() -> bool:
+    """Fixes glibc's mmap threshold at :data:`MMAP_THRESHOLD`; False where that is not glibc."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
 def _trim_every(interval: float, stop: threading.Event, trim: Callable[[int], int]) -> None:
     while not stop.wait(interval):
         trim(0)
@@ -89,6 +115,7 @@ def tuned(tuning: Tuning) -> Iterator[None]:
     trimmer: threading.Thread | None = None
     trim = _malloc_trim() if tuning.memory_trim_seconds > 0 else None
     if trim is not None:
+        _fix_mmap_threshold()
         trimmer = threading.Thread(
             target=_trim_every,
             args=(tuning.memory_trim_seconds, stop, trim),

@@ -86,7 +86,7 @@ def test_memory_returns_to_its_baseline_after_a_burst_of_refused_large_requests(
                 == grpc.StatusCode.INVALID_ARGUMENT
             )
         wait_until(
-            lambda: resident_mb(engine.proc.pid) < baseline + 80,
+            lambda: resident_mb(engine.proc.pid) < baseline + 40,
             timeout=30,
             what=f"the engine's memory back near its baseline of {baseline:.0f} MB",
         )

@@ -232,8 +232,9 @@ def test_ingest_does_not_pay_for_a_simulation_running(unbounded: EngineProcess) 
     engine_share = (_cpu_seconds(engine_pid) - engine_cpu) / wall
     worker_share = (_cpu_seconds(worker) - worker_cpu) / wall
     thread.join()
-    # the simulation took a core's worth of CPU in its worker; the engine only served the calls
-    assert worker_share > 0.5, (worker_share, engine_share)
+    # the simulation's CPU went to its worker (as much as a shared machine gave it); the engine
+    # only served the calls
+    assert worker_share > 0.25 and worker_share > 2 * engine_share, (worker_share, engine_share)
     assert engine_share < 0.5, (worker_share, engine_share)
     assert max(latencies) < 1.0, latencies
 
