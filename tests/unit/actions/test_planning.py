@@ -111,7 +111,9 @@ def test_action_triggered_does_not_follow_an_event_older_than_five_minutes() -> 
 def test_actions_on_trigger_see_the_automation_triggered_event_itself() -> None:
     plan = planning.plan_firing(automation(), firing(), depth=0, now=101.0, lease=60.0)
     regular, on_trigger = plan.invocations
-    assert planning.action_event(regular.request, firing(), received=0.0).id == "e1"
+    own = planning.action_event(regular.request, firing(), received=0.0)
+    assert own is not None
+    assert own.id == "e1"
     seen = planning.action_event(on_trigger.request, firing(), received=0.0)
     assert seen is not None
     assert seen.event == lifecycle.AUTOMATION_TRIGGERED
