@@ -44,7 +44,7 @@ from automations.v1 import (
     event_service_pb2_grpc,
 )
 from automations.wire import automations as wire_automations
-from bench import dispatch, harness
+from bench import dispatch_processes, harness
 
 
 def _automation(name: str, expect: str, resource: str = "*") -> Any:
@@ -59,7 +59,7 @@ def _automation(name: str, expect: str, resource: str = "*") -> Any:
                 "threshold": 1,
                 "within": 0,
             },
-            "actions": [{"type": dispatch.ACTION_TYPE}],
+            "actions": [{"type": dispatch_processes.ACTION_TYPE}],
         }
     )
 
@@ -192,8 +192,8 @@ def run(
     source: Path | None = None,
 ) -> dict[str, Any]:
     with (
-        dispatch.noop_executor() as (executor_addr, _, _),
-        dispatch.engine(executor_addr, source=source) as engine,
+        dispatch_processes.noop_executor() as (executor_addr, _, _),
+        dispatch_processes.engine(executor_addr, source=source) as engine,
     ):
         with grpc.insecure_channel(engine.addr) as channel:
             stub = automation_service_pb2_grpc.AutomationServiceStub(channel)
