@@ -16,18 +16,22 @@ producing ``product.models.``). In the strict environment ``x|default(...)``, ``
 and ``headers.get(...)`` still work.
 
 A template without ``{{``, ``{%`` or ``{#`` is returned verbatim. Render off the event loop: a
-render may use its whole budget (``MAX_RENDER_CPU_SECONDS``).
+render may use its whole budget (``MAX_RENDER_CPU_SECONDS``); or on it with a
+:class:`ShortBudget`, which says when it ran out so that the render can be done again elsewhere.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jinja2
+from jinja2 import runtime as jinja_runtime
+from jinja2.runtime import Context
 
 from automations.actions.templates import _compiling, _humanize, _sandbox, cloudevents
 from automations.domain import errors
@@ -76,13 +80,16 @@ class Headers(dict[str, str]):
 
 
 class _WebhookEnvironment(_sandbox._UserTemplateEnvironment):
-    """The action templates' sandbox, with the webhook filters and a faster ``a.b`` on dicts.
+    """The action templates' sandbox, with the webhook filters and faster lookups on dicts.
 
     ``body.key`` on a plain dict (a JSON body) is, for Jinja, an attribute lookup that fails
     with an exception before the item lookup succeeds: a few microseconds per access, a good
     share of a webhook's render. Here a key of a plain ``dict`` (or of the headers) that is not
     one of its methods is read as an item directly, which is what Jinja would return; any other
-    object goes through the sandbox's lookup unchanged.
+    object goes through the sandbox's lookup unchanged. Likewise ``headers.get(...)`` (and the
+    other read-only lookups of ``_LOOKUPS``) on those mappings are taken and called directly,
+    without the sandbox's checks of every attribute and call (which let them through), and
+    ``tojson`` reuses one encoder: each still counts in the budget as it would.
     """
 
     def __init__(self, undefined: type[jinja2.Undefined]) -> None:
@@ -90,17 +97,33 @@ class _WebhookEnvironment(_sandbox._UserTemplateEnvironment):
         self.undefined = undefined
         self.filters.update(_humanize.FILTERS)
         self.filters["from_cloud_event"] = cloudevents.from_cloud_event
+        self.filters["tojson"] = _tojson
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``obj.attribute``: an item of a plain dict at once, else the sandbox's lookup."""
         names = _ATTRIBUTES.get(type(obj))
-        if names is not None and attribute not in names:
-            _sandbox._tick()
-            try:
-                return obj[attribute]
-            except KeyError:
-                return self.undefined(obj=obj, name=attribute)
+        if names is not None:
+            if attribute not in names:
+                _sandbox._tick()
+                try:
+                    return obj[attribute]
+                except KeyError:
+                    return self.undefined(obj=obj, name=attribute)
+            if attribute in _LOOKUPS:
+                _sandbox._tick()
+                return getattr(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Calls ``obj``: a read-only lookup of a plain dict or the headers at once."""
+        if type(getattr(obj, "__self__", None)) in _ATTRIBUTES and (
+            getattr(obj, "__name__", None) in _LOOKUPS
+        ):
+            _sandbox._tick()
+            result = obj(*args, **kwargs)
+            _sandbox._spend(result)
+            return result
+        return super().call(context, obj, *args, **kwargs)
 
 
 _ATTRIBUTES: dict[type, frozenset[str]] = {
@@ -108,6 +131,30 @@ _ATTRIBUTES: dict[type, frozenset[str]] = {
     Headers: frozenset(dir(Headers)),
 }
 """The attributes (methods) of the mappings templates read keys of as ``a.b``."""
+_LOOKUPS = frozenset({"get", "items", "keys", "values"})
+"""The read-only methods of those mappings taken and called without the sandbox's checks."""
+_ENCODER = json.JSONEncoder(default=_sandbox.json_default)
+"""``tojson``'s encoder without indent: ``json.dumps`` makes a new one each call."""
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """The sandbox's ``tojson`` (any context value as JSON, undefined as null), faster.
+
+    What ``json.dumps`` prints, with a scalar printed at once: an ``int`` as its ``repr``, a
+    finite ``float`` as its ``repr``, ``true``, ``false``, ``null``.
+    """
+    if indent is None:
+        kind = type(value)
+        if kind is int:
+            return int.__repr__(value)
+        if kind is float and math.isfinite(value):
+            return float.__repr__(value)
+        if kind is bool:
+            return "true" if value else "false"
+        if value is None:
+            return "null"
+        return _ENCODER.encode(value)
+    return json.dumps(value, default=_sandbox.json_default, indent=indent)
 
 
 def _environment(undefined: type[jinja2.Undefined]) -> jinja2.Environment:
@@ -152,6 +199,12 @@ def _compile(source: str, strict: bool) -> jinja2.Template:
         raise _compiling.InvalidTemplate(
             1, f"nests expressions more than {_compiling.MAX_NESTING} deep"
         ) from None
+
+
+@functools.lru_cache(maxsize=_compiling.COMPILED_CACHE_SIZE)
+def _compiled(source: str, strict: bool) -> jinja2.Template | None:
+    """The compiled template, or None for a text without template markers (used verbatim)."""
+    return _compile(source, strict) if _compiling.is_template(source) else None
 
 
 def validate_template(source: str, *, field: str = "template") -> None:
@@ -200,6 +253,34 @@ class _Budget(_sandbox.Budget):
                 )
 
 
+class ShortBudget(_Budget):
+    """A small budget, for a render that must not hold its thread long (the event loop).
+
+    It fails a render as any budget does once its CPU time or its characters are spent, and
+    says so afterwards (:attr:`ran_out`), so that the caller can throw the outcome away and
+    render again with the full budget elsewhere. As with the full budget, a render that makes
+    fewer than ``_CHECK_EVERY`` steps never reads the CPU clock.
+
+    Args:
+        cpu_seconds: CPU time of the rendering thread, counted from the first look.
+        characters: Characters built in all.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, cpu_seconds: float, characters: int) -> None:
+        super().__init__()
+        self._cpu_seconds = cpu_seconds
+        self._left = characters
+
+    @property
+    def ran_out(self) -> bool:
+        """Whether this budget is spent (a render that used it is to be thrown away)."""
+        if self._left < 0:
+            return True
+        return self._deadline != math.inf and time.thread_time() > self._deadline
+
+
 def render(
     source: str,
     context: Mapping[str, Any],
@@ -219,19 +300,24 @@ def render(
         WebhookTemplateError: It is invalid, fails, renders more than ``MAX_RENDERED_SIZE``
             characters or exceeds its budget.
     """
-    if not _compiling.is_template(source):
-        return source
     try:
-        template = _compile(source, strict)
+        template = _compiled(source, strict)
     except _compiling.InvalidTemplate as exc:
         raise WebhookTemplateError(f"the template is invalid: {exc}") from None
+    if template is None:
+        return source
     # the globals merged here once, not by Jinja per render (it walks a ChainMap each time)
     variables = {**_GLOBALS, **context}
     with _sandbox.budget(limits or _Budget()):
         try:
             size = 0
             parts: list[str] = []
-            for chunk in template.root_render_func(template.new_context(variables, shared=True)):
+            # Jinja's own new_context also walks the template's globals (a ChainMap) for the
+            # names a template it imports may see: nothing is imported in the sandbox
+            context_ = jinja_runtime.new_context(
+                template.environment, template.name, template.blocks, variables, True
+            )
+            for chunk in template.root_render_func(context_):
                 size += len(chunk)
                 _sandbox.refuse_size(size)
                 parts.append(chunk)
