@@ -64,6 +64,7 @@ def automation(trigger: dict[str, Any]) -> dict[str, Any]:
         SUCCESSES,
         OWN,
         {"type": "sequence", "within": None, "triggers": [SUCCESSES, OWN]},
+        {"type": "compound", "require": "any", "within": 600, "triggers": [OWN, SUCCESSES]},
         {
             "type": "metric",
             "metric": {

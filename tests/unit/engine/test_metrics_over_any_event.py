@@ -166,6 +166,23 @@ def test_a_metric_child_feeds_a_compound_trigger_with_its_triggered_firings_only
     assert len(drive.changes) == 1
 
 
+def test_a_metric_child_is_a_step_of_a_sequence_trigger_in_order() -> None:
+    sequence = {
+        "type": "sequence",
+        "within": 3600,
+        "triggers": [
+            {"type": "event", "expect": ["alarm"], "match": {"prefect.resource.id": "shop.*"}},
+            own("count", ">", 1),
+        ],
+    }
+    drive = Driver(sequence)
+    drive.send(0, order("a", 0), order("b", 0))
+    assert drive.until(1000) == []  # the metric step triggered (at 300) before the first step
+    drive.send(1000, plain("x", "alarm", 1000, "shop.eu"))
+    drive.send(1010, order("c", 1010), order("d", 1010))
+    assert drive.until(3000) == [(1310.0, "Triggered", None, {}, None)]
+
+
 def test_an_update_that_keeps_the_metric_keeps_its_state_and_a_changed_one_starts_over() -> None:
     drive = Driver(own("count", ">", 1))
     drive.send(0, order("a", 0), order("b", 0))
