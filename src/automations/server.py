@@ -392,15 +392,18 @@ def _webhook_endpoint(
         return endpoint_.WebhookEndpoint(
             settings.http_addr,
             load_all=reads.all_webhooks,
-            publish=the_writer.publish,
+            submit=the_writer.submit,
             write_deliveries=lambda batch: the_writer.call(
                 lambda backend: webhook_changes.record_deliveries(backend, batch, keep)
             ),
-            prepare=event_log.to_row,
+            decode_row=event_log.from_row,
             deliveries_kept=keep,
             threads=settings.webhook_threads,
             max_body_bytes=settings.webhook_max_body_bytes,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            log_level=settings.log_level,
+            log_json=settings.log_json,
+            memory_trim_seconds=settings.memory_trim_seconds,
         )
     except OSError as exc:
         raise errors.Unavailable(

@@ -216,10 +216,24 @@ class Writer(Generic[B]):
             errors.ResourceExhausted: Too many events are waiting already.
             errors.Unavailable: The writer is stopping or the commit failed.
         """
+        return await self.submit(batch, prepared)
+
+    def submit(
+        self, batch: Sequence[events.Event], prepared: Sequence[event_log.Row] | None = None
+    ) -> asyncio.Future[list[bool]]:
+        """:meth:`publish` without the wait: queues ``batch`` now, returns the commit's future.
+
+        For a caller on the event loop that hands batches over as they become ready, in the
+        middle of a loop turn (the webhooks), so that the writer commits them while the loop
+        goes on with the next ones. Raises what :meth:`publish` raises, at once.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool]] = loop.create_future()
         if not self._accepting:
             raise errors.Unavailable("the engine is not accepting events (starting or draining)")
         if not batch:
-            return []
+            future.set_result([])
+            return future
         n = len(batch)
         if n > self._max_pending:
             raise errors.InvalidArgument(
@@ -235,10 +249,8 @@ class Writer(Generic[B]):
                     reason="INGEST_BACKLOG_FULL",
                 )
             self._pending_events += n
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[bool]] = loop.create_future()
         self._queue.put(_EventBatch(batch, future, loop, prepared))
-        return await future
+        return future
 
     async def call(self, fn: Callable[[B], T]) -> T:
         """Runs ``fn(backend)`` on the writer thread, in queue order (see the module docstring)."""

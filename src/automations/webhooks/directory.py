@@ -4,7 +4,7 @@ A request looks its webhook up in memory (no database read per request). The dir
 every webhook after each change made through this engine's API (``refresh``, awaited before the
 API answers, so a created webhook serves at once and a disabled or rotated one stops at once), and
 every ``refresh_seconds`` besides, which picks up changes made by other engines sharing the
-database.
+database. In the front process the engine's snapshots replace its contents (``replace``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ class Directory:
     """Webhooks by slug.
 
     Args:
-        load_all: Reads every webhook (runs in a worker thread).
+        load_all: Reads every webhook (runs in a worker thread); None where the webhooks are
+            given (:meth:`replace`).
         refresh_seconds: How often :meth:`run` reloads.
     """
 
     def __init__(
         self,
-        load_all: Callable[[], Sequence[webhooks.Webhook]],
+        load_all: Callable[[], Sequence[webhooks.Webhook]] | None = None,
         *,
         refresh_seconds: float = REFRESH_SECONDS,
     ) -> None:
@@ -44,11 +45,20 @@ class Directory:
         """The webhook with that slug, enabled or not; None if there is none."""
         return self._by_slug.get(slug)
 
+    def all(self) -> list[webhooks.Webhook]:
+        """Every webhook known."""
+        return list(self._by_slug.values())
+
+    def replace(self, known: Sequence[webhooks.Webhook]) -> None:
+        """Knows exactly ``known`` from now on."""
+        self._by_slug = {w.slug: w for w in known}
+
     async def refresh(self) -> None:
         """Reloads every webhook."""
+        if self._load_all is None:
+            raise RuntimeError("this directory is given its webhooks (replace)")
         async with self._lock:
-            loaded = await asyncio.to_thread(self._load_all)
-            self._by_slug = {w.slug: w for w in loaded}
+            self.replace(await asyncio.to_thread(self._load_all))
 
     async def run(self) -> None:
         """Reloads every ``refresh_seconds`` until cancelled (a failed reload is logged)."""

@@ -1,9 +1,18 @@
-"""The webhook endpoint as the composition root starts and stops it: every part, assembled.
+"""The webhook endpoint as the composition root starts and stops it: a front process, fed and heard.
 
 ``automations.server`` binds it first (so a port in use stops the engine before anything else
-starts), starts it once the writer accepts events, and stops it first on SIGTERM: requests in
-flight finish (their events commit, their 204s go out) before the writer stops taking events, and
-the delivery history waiting in memory is written last.
+starts; the front process, ``front``, is started then too, so that its imports overlap the
+engine's start-up), starts it once the writer accepts events, and stops it first on SIGTERM:
+requests in flight finish (their events commit, their 204s go out) before the writer stops taking
+events, and the delivery history waiting in the front is written last.
+
+On this side of the link (``channel``): the front's ``publish`` requests become events again
+(from their event-log rows) and go to the writer (``Writer.submit``), answered once committed or
+refused; its ``deliveries`` are written; its ``metrics`` are added to this process's. The webhooks
+are read here and pushed to the front after every change made through the API (awaited, so a
+created webhook serves at once) and every ``directory.REFRESH_SECONDS``. A front that dies is
+started again (a second later) on the same socket: requests it had in flight get no answer, as
+with any crash, and were acknowledged only if committed.
 """
 
 from __future__ import annotations
@@ -11,35 +20,83 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from automations.domain import events, webhooks
-from automations.webhooks import (
-    deliveries,
-    directory,
-    http_app,
-    publishing,
-    receiver,
-    workers,
-)
+import orjson
+
+from automations.domain import errors, events, webhooks
+from automations.webhooks import channel, directory, http_app, messages, meter, publishing
 
 logger = logging.getLogger(__name__)
 
+RESTART_SECONDS = 1.0
+"""How long after a front process died it is started again."""
+START_SECONDS = 60.0
+"""How long the front may take to start serving."""
+
+
+class Webhooks:
+    """The webhooks, read here and pushed to the front (``refresh`` is the API's ``on_change``)."""
+
+    def __init__(self, endpoint: WebhookEndpoint, load_all: Callable[[], Sequence[Any]]) -> None:
+        self._endpoint = endpoint
+        self._directory = directory.Directory(load_all)
+
+    async def load(self) -> None:
+        """Reads every webhook."""
+        await self._directory.refresh()
+
+    async def refresh(self) -> None:
+        """Reads every webhook and waits until the front serves exactly those."""
+        await self._directory.refresh()
+        await self._endpoint.push_webhooks()
+
+    def all(self) -> list[webhooks.Webhook]:
+        """The webhooks last read."""
+        return self._directory.all()
+
+    async def run(self) -> None:
+        """Refreshes every ``directory.REFRESH_SECONDS`` until cancelled (a failure is logged)."""
+        while True:
+            await asyncio.sleep(directory.REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except Exception:
+                logger.exception("reloading the webhooks failed; serving the ones loaded before")
+
+
+class History:
+    """The front's delivery history (``flush`` is the API's ``flush_deliveries``)."""
+
+    def __init__(self, endpoint: WebhookEndpoint) -> None:
+        self._endpoint = endpoint
+
+    async def flush(self) -> None:
+        """Has the front hand its waiting deliveries over, and waits until they are written."""
+        await self._endpoint.request_front("flush")
+
 
 class WebhookEndpoint:
-    """``/hooks/<slug>`` on ``addr``: directory, worker threads, history, receiver, HTTP server.
+    """``/hooks/<slug>`` on ``addr``, served by a front process (see the module docstring).
 
     Args:
         addr: ``HOST:PORT`` to listen on (bound here).
         load_all: Reads every webhook (runs in a worker thread).
-        publish: Commits events (``Writer.publish``).
+        submit: Queues events for a commit (``Writer.submit``).
+        decode_row: Rebuilds an event from its event-log row (``event_log.from_row``).
         write_deliveries: Writes deliveries and trims each webhook's history.
-        prepare: Encodes an event's event-log row ahead of the writer.
         deliveries_kept: Deliveries kept per webhook.
-        threads: Threads for rendering.
+        threads: The front's threads for requests too large to process on its event loop.
         max_body_bytes: Larger bodies are answered 413.
         shutdown_grace_seconds: How long stopping waits for requests in flight.
+        log_level: The front's log level.
+        log_json: Whether the front logs JSON lines.
+        memory_trim_seconds: How often the front returns freed memory to the system (0 never).
 
     Raises:
         OSError: ``addr`` cannot be bound.
@@ -50,58 +107,181 @@ class WebhookEndpoint:
         addr: str,
         *,
         load_all: Callable[[], Sequence[webhooks.Webhook]],
-        publish: receiver.Publish,
+        submit: publishing.Submit,
+        decode_row: Callable[[messages.Row], events.Event],
         write_deliveries: Callable[[Sequence[webhooks.Delivery]], Awaitable[None]],
-        prepare: Callable[[events.Event], Any] | None,
         deliveries_kept: int,
         threads: int,
         max_body_bytes: int,
         shutdown_grace_seconds: float,
+        log_level: str = "INFO",
+        log_json: bool = False,
+        memory_trim_seconds: float = 10.0,
     ) -> None:
         self._sock = http_app.bind(addr)
-        self.directory = directory.Directory(load_all)
-        self.history = deliveries.DeliveryLog(write_deliveries, keep=deliveries_kept)
-        self._pool = workers.WorkerPool(threads)
-        self._receiver = receiver.Receiver(
-            self.directory,
-            publishing.BatchingPublisher(publish),
-            self._pool,
-            self.history,
-            prepare=prepare,
-        )
-        self._http = http_app.HttpServer(
-            http_app.build_app(self._receiver, max_body_bytes=max_body_bytes),
-            self._sock,
-            shutdown_grace_seconds=shutdown_grace_seconds,
-        )
+        self._submit = submit
+        self._decode_row = decode_row
+        self._write_deliveries = write_deliveries
+        self._grace = shutdown_grace_seconds
+        self._config = {
+            "deliveries_kept": deliveries_kept,
+            "threads": threads,
+            "max_body_bytes": max_body_bytes,
+            "shutdown_grace_seconds": shutdown_grace_seconds,
+            "log_level": log_level,
+            "log_json": log_json,
+            "memory_trim_seconds": memory_trim_seconds,
+        }
+        self.directory = Webhooks(self, load_all)
+        self.history = History(self)
+        self._meter = meter.PrometheusMeter()
+        self._link: channel.Channel | None = None
+        self._link_end: socket.socket | None = None
+        self._reading: asyncio.Future[None] | None = None
+        self._proc = self._spawn()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def address(self) -> str:
         """The ``HOST:PORT`` it listens on."""
-        return self._http.address
+        host, port = self._sock.getsockname()[:2]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        """Starts a front process on the listening socket, with a fresh link."""
+        mine, theirs = socket.socketpair()
+        config = {
+            **self._config,
+            "parent_pid": os.getpid(),
+            "listen_fd": self._sock.fileno(),
+            "link_fd": theirs.fileno(),
+        }
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
+                [sys.executable, "-m", "automations.webhooks.front", orjson.dumps(config).decode()],
+                pass_fds=(self._sock.fileno(), theirs.fileno()),
+                stdin=subprocess.DEVNULL,
+                # the engine's settings (its API token, database URL...) are not the front's
+                # business: it is given what it needs on its command line and over the link
+                env={k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")},
+            )
+        finally:
+            theirs.close()
+        self._link_end = mine
+        return proc
 
     async def start(self) -> None:
-        """Loads the webhooks and starts serving."""
-        await self.directory.refresh()
-        self._pool.start()
+        """Loads the webhooks and has the front serve them."""
+        await self.directory.load()
+        await self._connect()
         self._tasks = [
             asyncio.create_task(self.directory.run()),
-            asyncio.create_task(self.history.run()),
+            asyncio.create_task(self._watch()),
         ]
-        await self._http.start()
         logger.info("webhooks at /hooks/<slug>", extra={"http_addr": self.address})
 
+    async def _connect(self) -> None:
+        """Opens the link to the front just spawned, pushes the webhooks, waits until it serves."""
+        assert self._link_end is not None
+        link = channel.Channel(
+            {"publish": self._on_publish, "deliveries": self._on_deliveries},
+            {"metrics": self._on_metrics},
+        )
+        await link.open(self._link_end)
+        self._link_end = None
+        self._link = link
+        self._reading = asyncio.ensure_future(link.run())
+        items = [messages.webhook_to_data(webhook) for webhook in self.directory.all()]
+        try:
+            await asyncio.wait_for(link.request("webhooks", items=items), START_SECONDS)
+            await asyncio.wait_for(link.request("serve"), START_SECONDS)
+        except (errors.AutomationsError, TimeoutError):
+            raise errors.Unavailable(
+                "the webhook front process did not start (exit code "
+                f"{self._proc.poll()}); the log above says why"
+            ) from None
+
+    async def _reap(self) -> int:
+        """Waits for the front process to exit (killed after 5 s); its exit code."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._proc.wait), 5)
+        except TimeoutError:
+            self._proc.kill()
+            return await asyncio.to_thread(self._proc.wait)
+
+    async def _watch(self) -> None:
+        """Starts the front again whenever it dies, until :meth:`stop`."""
+        while True:
+            assert self._reading is not None
+            await self._reading
+            if self._stopping:
+                return
+            code = await self._reap()
+            logger.error("the webhook front process died; starting it again", extra={"code": code})
+            while True:
+                await asyncio.sleep(RESTART_SECONDS)
+                if self._stopping:
+                    return
+                self._proc = self._spawn()
+                try:
+                    await self._connect()
+                    break
+                except Exception:
+                    logger.exception("starting the webhook front process failed")
+                    if self._link is not None:
+                        self._link.close()
+                    await self._reap()
+
+    async def push_webhooks(self) -> None:
+        """Has the front serve the webhooks last read (while it is down, its restart will)."""
+        items = [messages.webhook_to_data(webhook) for webhook in self.directory.all()]
+        link = self._link
+        if link is None or link.closed:
+            return
+        try:
+            await link.request("webhooks", items=items)
+        except errors.Unavailable:
+            logger.warning("the webhook front process is down; it gets the webhooks on restart")
+
+    async def request_front(self, op: str) -> None:
+        """Asks the front something and waits for its answer (nothing while it is down)."""
+        link = self._link
+        if link is not None and not link.closed:
+            await link.request(op)
+
+    # --------------------------------------------------------------------- the front's requests
+
+    async def _on_publish(self, message: dict[str, Any]) -> list[bool]:
+        rows = messages.rows_from_data(message["rows"])
+        decode = self._decode_row
+        flags: list[bool] = await self._submit([decode(row) for row in rows], rows)
+        return flags
+
+    async def _on_deliveries(self, message: dict[str, Any]) -> bool:
+        await self._write_deliveries(
+            [messages.delivery_from_data(item) for item in message["items"]]
+        )
+        return True
+
+    def _on_metrics(self, message: dict[str, Any]) -> None:
+        self._meter.apply(message["tally"])
+
     async def stop(self) -> None:
-        """Stops taking requests, finishes those in flight, writes the waiting history."""
-        await self._http.stop()
+        """Stops the front: no new requests, those in flight finish, the history is written."""
+        self._stopping = True
+        link = self._link
+        if link is not None and not link.closed:
+            try:
+                await asyncio.wait_for(link.request("stop"), self._grace + 10)
+            except Exception:
+                logger.exception("stopping the webhook front process cleanly failed")
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        try:
-            await self.history.flush()
-        except Exception:
-            logger.exception("writing the last webhook deliveries failed")
-        await asyncio.to_thread(self._pool.stop)
+        if link is not None:
+            link.close()
+        await self._reap()
+        self._sock.close()

@@ -1,11 +1,11 @@
-"""The HTTP side of webhooks: a Starlette app on uvicorn, in the engine's own event loop.
+"""The HTTP side of webhooks: a Starlette app on uvicorn, in the webhook front process's event loop.
 
 Why uvicorn and Starlette: uvicorn is the maintained ASGI server with a C HTTP/1.1 parser
-(httptools) that runs on an asyncio loop it is given, so the webhooks share the engine's loop
-with the gRPC server and hand events to the same single writer without a thread hop; Starlette is
-the thin, typed ASGI toolkit beneath FastAPI (routing, request and response objects), with no
-dependency of its own. Both are widely used and maintained (the ``bench/webhooks.py`` ceiling is
-this same stack answering 204 with no work).
+(httptools) that runs on an asyncio loop it is given and serves an already bound socket, which the
+front process (``front``) inherits from the engine; Starlette is the thin, typed ASGI toolkit
+beneath FastAPI, with no dependency of its own (only its router is used: the endpoint reads the
+body and answers with raw ASGI messages). Both are widely used and maintained (the
+``bench/webhooks.py`` ceiling is this same stack answering 204 with no work).
 
 Routes: ``/hooks/<slug>`` and ``/hooks/<slug>/<path>`` (the part after the slug is the
 template's ``path``) for GET, HEAD, DELETE, POST, PUT, PATCH and OPTIONS (the CloudEvents
@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import uvicorn
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
@@ -64,21 +64,24 @@ def build_app(
         max_body_bytes: Larger bodies are answered 413.
         clock: Wall clock, seconds since the epoch.
     """
+    too_large = receiver_.error_answer(
+        413, f"the body is larger than the limit of {max_body_bytes} bytes"
+    )
 
-    async def hook(request: Request) -> receiver_.Answer:
+    async def hook(scope: Scope, receive: Receive) -> receiver_.Answer:
         received = clock()
-        slug = request.path_params["slug"]
-        rest = request.path_params.get("rest", "")
+        params = scope["path_params"]
+        slug = params["slug"]
+        rest = params.get("rest", "")
         webhook = receiver.webhook(slug)
         if webhook is None:
-            receiver_.count("not_found")
-            return receiver_.NOT_FOUND
-        method = request.method
+            return receiver.not_found()
+        method = scope["method"]
         meta = requests.Request(
             method,
-            requests.Headers.from_asgi(request.scope["headers"]),
+            requests.Headers.from_asgi(scope["headers"]),
             b"",
-            query=request.scope["query_string"].decode("latin-1"),
+            query=scope["query_string"].decode("latin-1"),
             path=f"/{rest}" if rest else "",
             received=received,
         )
@@ -87,20 +90,12 @@ def build_app(
                 405, f"method {method} is not allowed", ("Allow", _ALLOW)
             )
             return receiver.refuse(webhook, meta, answer, "method_not_allowed")
-        too_large = receiver_.error_answer(
-            413, f"the body is larger than the limit of {max_body_bytes} bytes"
-        )
         declared = meta.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_body_bytes:
             return receiver.refuse(webhook, meta, too_large, "too_large")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body_bytes:
-                return receiver.refuse(webhook, meta, too_large, "too_large")
-            chunks.append(chunk)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = await read_body(receive, max_body_bytes)
+        if body is None:
+            return receiver.refuse(webhook, meta, too_large, "too_large")
         full = requests.Request(
             method, meta.headers, body, query=meta.query, path=meta.path, received=received
         )
@@ -117,6 +112,30 @@ def build_app(
     )
 
 
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """Reads a request's body from its ASGI messages; None once it is larger than ``limit``.
+
+    What Starlette's ``Request.stream()`` does, without an asynchronous generator per request.
+
+    Raises:
+        ClientDisconnect: The client went away before the end of the body.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 class _AsgiEndpoint:
     """The endpoint as a plain ASGI app, so that its Route takes every method.
 
@@ -124,11 +143,11 @@ class _AsgiEndpoint:
     unrecorded.
     """
 
-    def __init__(self, hook: Callable[[Request], Awaitable[receiver_.Answer]]) -> None:
+    def __init__(self, hook: Callable[[Scope, Receive], Awaitable[receiver_.Answer]]) -> None:
         self._hook = hook
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _send(await self._hook(Request(scope, receive)), send)
+        await _send(await self._hook(scope, receive), send)
 
 
 def bind(addr: str) -> socket.socket:

@@ -82,14 +82,17 @@ def process(
     *,
     delivery_id: str | None,
     prepare: Callable[[events.Event], Any] | None = None,
+    budget: webhook_templates.ShortBudget | None = None,
 ) -> Processed:
-    """Renders a request into events (call it off the event loop).
+    """Renders a request into events (off the event loop, unless with a short ``budget``).
 
     Args:
         webhook: The webhook.
         request: The request (authenticated already).
         delivery_id: The provider's delivery id, if any (for deterministic event ids).
         prepare: Encodes an event's event-log row ahead of the writer.
+        budget: The render's budget (the full one when None). When it runs out, the outcome,
+            ``Failed`` or not, is to be thrown away (``budget.ran_out``).
 
     Raises:
         Failed: The template failed, or its result is not valid events.
@@ -99,7 +102,9 @@ def process(
     headers = masked_headers(visible)
     rendered = ""
     try:
-        rendered = webhook_templates.render(webhook.template, ctx, strict=webhook.strict)
+        rendered = webhook_templates.render(
+            webhook.template, ctx, strict=webhook.strict, limits=budget
+        )
         built = rendering.build_events(
             rendered,
             webhook=webhook,

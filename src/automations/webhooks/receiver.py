@@ -11,7 +11,8 @@
 5. Azure Event Grid's subscription validation (``aeg-event-type: SubscriptionValidation``, a
    ``Microsoft.EventGrid.SubscriptionValidationEvent``): **200** ``{"validationResponse":
    "<validationCode>"}``, no event.
-6. The template and the events (``processing``, on a worker thread): **400** ``{"error": ...}``
+6. The template and the events (``processing``, on the event loop for a small request, else on
+   a worker thread: ``inline``): **400** ``{"error": ...}``
    when it fails to render or its result is not valid events; a
    ``prefect-cloud.webhook.failed`` event is published then, so an automation can alert on a
    broken integration.
@@ -32,11 +33,12 @@ from typing import Any
 
 import orjson
 
-from automations import metrics
 from automations.domain import errors, events, webhooks
 from automations.webhooks import (
     deliveries,
     directory,
+    inline,
+    meter,
     processing,
     rate_limit,
     requests,
@@ -57,27 +59,6 @@ MAX_ERROR_CHARS = 1000
 """The longest error message sent back in a 400."""
 
 _VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
-
-OUTCOMES = (
-    "accepted",
-    "duplicate",
-    "invalid",
-    "unauthenticated",
-    "forbidden",
-    "not_found",
-    "method_not_allowed",
-    "too_large",
-    "rate_limited",
-    "unavailable",
-    "handshake",
-)
-"""The ``outcome`` label values of ``automations_webhook_requests_total``."""
-_COUNTERS = {outcome: metrics.WEBHOOK_REQUESTS.labels(outcome) for outcome in OUTCOMES}
-
-
-def count(outcome: str) -> None:
-    """Counts a request by its outcome."""
-    _COUNTERS[outcome].inc()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,6 +111,8 @@ class Receiver:
         history: The delivery history.
         prepare: Encodes an event's event-log row ahead of the writer.
         limiter: The per-webhook rate limits.
+        inline_policy: Which requests are processed on the event loop (``inline``).
+        metered: Where the metrics go (the engine's Prometheus metrics by default).
         clock: Wall clock, seconds since the epoch.
     """
 
@@ -142,6 +125,8 @@ class Receiver:
         *,
         prepare: Callable[[events.Event], Any] | None = None,
         limiter: rate_limit.RateLimiter | None = None,
+        inline_policy: inline.InlinePolicy | None = None,
+        metered: meter.Meter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._directory = webhooks_by_slug
@@ -150,12 +135,19 @@ class Receiver:
         self._history = history
         self._prepare = prepare
         self._limiter = limiter or rate_limit.RateLimiter()
+        self._inline = inline_policy or inline.InlinePolicy()
+        self._meter: meter.Meter = metered or meter.PrometheusMeter()
         self._clock = clock
 
     def webhook(self, slug: str) -> webhooks.Webhook | None:
         """The enabled webhook with that slug, or None."""
         found = self._directory.get(slug)
         return found if found is not None and found.enabled else None
+
+    def not_found(self) -> Answer:
+        """Counts a request to an unknown or disabled webhook and answers it (404)."""
+        self._meter.request("not_found", None)
+        return NOT_FOUND
 
     def refuse(
         self, webhook: webhooks.Webhook, request: requests.Request, answer: Answer, outcome: str
@@ -168,8 +160,7 @@ class Receiver:
         """Answers one request to ``/hooks/<slug>``."""
         webhook = self.webhook(slug)
         if webhook is None:
-            count("not_found")
-            return NOT_FOUND
+            return self.not_found()
         wait = self._limiter.acquire(webhook.id, webhook.rate_limit)
         if wait > 0:
             answer = error_answer(
@@ -203,16 +194,37 @@ class Receiver:
             return self.refuse(webhook, request, answer, "handshake")
         return await self._process(webhook, request, delivery_id)
 
+    async def _render(
+        self, webhook: webhooks.Webhook, request: requests.Request, delivery_id: str | None
+    ) -> processing.Processed:
+        """The request's events: on the event loop when ``inline`` allows, else on a thread.
+
+        Raises:
+            processing.Failed: The template failed, or its result is not valid events.
+        """
+        prepare = self._prepare
+        budget = self._inline.budget(webhook.id, len(request.body))
+        if budget is not None:
+            try:
+                done = processing.process(
+                    webhook, request, delivery_id=delivery_id, prepare=prepare, budget=budget
+                )
+            except processing.Failed:
+                if not budget.ran_out:
+                    raise
+            else:
+                if not budget.ran_out:
+                    return done
+            self._inline.ran_out(webhook.id)  # thrown away: again with the full budget
+        return await self._pool.run(
+            lambda: processing.process(webhook, request, delivery_id=delivery_id, prepare=prepare)
+        )
+
     async def _process(
         self, webhook: webhooks.Webhook, request: requests.Request, delivery_id: str | None
     ) -> Answer:
-        prepare = self._prepare
         try:
-            done = await self._pool.run(
-                lambda: processing.process(
-                    webhook, request, delivery_id=delivery_id, prepare=prepare
-                )
-            )
+            done = await self._render(webhook, request, delivery_id)
         except processing.Failed as exc:
             await self._publish_failure(exc.failed_event)
             answer = error_answer(400, exc.message)
@@ -233,11 +245,7 @@ class Receiver:
         except errors.InvalidArgument as exc:
             return self.refuse(webhook, request, error_answer(400, exc.message), "invalid")
         fresh = sum(flags)
-        if fresh:
-            metrics.EVENTS_ACCEPTED.inc(fresh)
-            metrics.WEBHOOK_EVENTS.inc(fresh)
-        if fresh < len(flags):
-            metrics.EVENTS_DUPLICATE.inc(len(flags) - fresh)
+        self._meter.events(fresh, len(flags) - fresh)
         answer = Answer(204)
         self._record(
             webhook,
@@ -269,9 +277,8 @@ class Receiver:
         event_ids: tuple[str, ...] = (),
         headers: dict[str, str] | None = None,
     ) -> None:
-        count(outcome)
         duration = max(0.0, self._clock() - request.received)
-        metrics.WEBHOOK_LATENCY.observe(duration)
+        self._meter.request(outcome, duration)
         self._history.add(
             deliveries.Pending(
                 webhook.id,

@@ -1,11 +1,11 @@
 """A small pool of threads for the CPU work of webhook requests, handing results back in batches.
 
 Rendering a template may use its whole budget (a second of CPU), and parsing a 5 MiB body takes
-milliseconds: neither may run on the event loop, which serves gRPC too. A thread hop per request
-costs as much as a small render, though (a wake-up each way), so jobs submitted in the same turn
-of the event loop go to the threads as one item, a worker takes every item queued when it wakes
-(up to ``MAX_BATCH`` jobs), runs the jobs one after the other, and hands all their results back to
-the event loop with one ``call_soon_threadsafe``.
+milliseconds: neither may hold the event loop, which serves every other request. A thread hop per
+request costs as much as a small render, though (a wake-up each way), so jobs submitted in the
+same turn of the event loop go to the threads as one item, a worker takes every item queued when
+it wakes (up to ``MAX_BATCH`` jobs), runs the jobs one after the other, and hands all their
+results back to the event loop with one ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations

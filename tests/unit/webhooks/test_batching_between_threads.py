@@ -38,30 +38,72 @@ def _event(i: int) -> events.Event:
     return events.Event(id=str(i), event="e", occurred=0.0, resource={"prefect.resource.id": "r"})
 
 
-async def test_publishes_of_one_turn_are_one_writer_call_and_each_gets_its_flags() -> None:
-    calls: list[int] = []
+class FakeWriter:
+    """``Writer.submit``: records each hand-over; its futures are resolved by the test."""
 
-    async def publish(batch: Sequence[events.Event], prepared: Any) -> list[bool]:
-        calls.append(len(batch))
-        return [int(e.id) % 2 == 0 for e in batch]
+    def __init__(self, refuse: BaseException | None = None) -> None:
+        self.refuse = refuse
+        self.handed: list[tuple[list[str], asyncio.Future[list[bool]]]] = []
 
-    publisher = publishing.BatchingPublisher(publish)
-    results = await asyncio.gather(
-        publisher([_event(1), _event(2)], None), publisher([_event(4)], None)
+    def submit(self, batch: Sequence[events.Event], prepared: Any) -> asyncio.Future[list[bool]]:
+        if self.refuse is not None:
+            raise self.refuse
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        self.handed.append(([e.id for e in batch], future))
+        return future
+
+    def commit_all(self) -> None:
+        for ids, future in self.handed:
+            if not future.done():
+                future.set_result([int(i) % 2 == 0 for i in ids])
+
+
+async def _settle(writer: FakeWriter, *calls: Any) -> list[Any]:
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    for _ in range(100):
+        await asyncio.sleep(0)
+        writer.commit_all()
+        if all(task.done() for task in tasks):
+            break
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_publishes_of_one_turn_are_one_hand_over_and_each_gets_its_flags() -> None:
+    writer = FakeWriter()
+    publisher = publishing.BatchingPublisher(writer.submit)
+    results = await _settle(
+        writer, publisher([_event(1), _event(2)], None), publisher([_event(4)], None)
     )
-    assert calls == [3]
+    assert [ids for ids, _ in writer.handed] == [["1", "2", "4"]]
     assert results == [[False, True], [True]]
 
 
-async def test_a_refused_batch_refuses_every_request_in_it() -> None:
-    async def publish(batch: Sequence[events.Event], prepared: Any) -> list[bool]:
-        raise errors.ResourceExhausted("full")
+async def test_a_turn_with_many_events_hands_them_over_before_its_end() -> None:
+    writer = FakeWriter()
+    publisher = publishing.BatchingPublisher(writer.submit, flush_events=4)
+    results = await _settle(writer, *(publisher([_event(i)], None) for i in range(10)))
+    assert [len(ids) for ids, _ in writer.handed] == [4, 4, 2]
+    assert results == [[i % 2 == 0] for i in range(10)]
 
-    publisher = publishing.BatchingPublisher(publish)
+
+async def test_a_refused_batch_refuses_every_request_in_it() -> None:
+    publisher = publishing.BatchingPublisher(FakeWriter(errors.ResourceExhausted("full")).submit)
     results = await asyncio.gather(
         publisher([_event(1)], None), publisher([_event(2)], None), return_exceptions=True
     )
     assert all(isinstance(r, errors.ResourceExhausted) for r in results)
+
+
+async def test_a_failed_commit_fails_every_request_of_its_batch_and_no_other() -> None:
+    writer = FakeWriter()
+    publisher = publishing.BatchingPublisher(writer.submit, flush_events=2)
+    calls = [asyncio.ensure_future(publisher([_event(i)], None)) for i in range(4)]
+    while len(writer.handed) < 2:
+        await asyncio.sleep(0)
+    writer.handed[0][1].set_exception(errors.Unavailable("commit failed"))
+    writer.commit_all()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["Unavailable", "Unavailable", "list", "list"]
 
 
 async def test_the_history_keeps_only_the_newest_of_each_webhook_until_written() -> None:

@@ -1,0 +1,166 @@
+"""The webhook front process: started with the engine, restarted if it dies, gone with the engine."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import signal
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import automations
+from tests.integration.engine_process import EngineProcess
+from tests.waiting import wait_until
+
+TEMPLATE = (
+    '{"event": "front.hit", "id": "{{ body.id }}", '
+    '"resource": {"prefect.resource.id": "front.{{ body.id }}"}}'
+)
+
+
+def _fronts_of(engine: EngineProcess) -> list[int]:
+    """The pids of the engine's webhook front processes (its children running the front)."""
+    assert engine.proc is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == engine.proc.pid and b"automations.webhooks.front" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _metric(engine: EngineProcess, name: str) -> float:
+    with urllib.request.urlopen(f"http://{engine.metrics_addr}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[EngineProcess]:
+    started = EngineProcess(tmp_path).start()
+    yield started
+    started.stop()
+
+
+def _hook_url(engine: EngineProcess) -> str:
+    with automations.Client(engine.grpc_addr) as api:
+        return str(api.create_webhook("front", TEMPLATE)["url"])
+
+
+def test_a_killed_front_is_started_again_and_serves_the_same_webhooks(
+    engine: EngineProcess,
+) -> None:
+    url = _hook_url(engine)
+    with httpx.Client(timeout=10) as http:
+        assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
+        (front,) = _fronts_of(engine)
+        os.kill(front, signal.SIGKILL)
+        wait_until(
+            lambda: [pid for pid in _fronts_of(engine) if pid != front and _alive(pid)],
+            what="a new front process",
+        )
+        event_id = str(uuid.uuid4())
+        wait_until(lambda: _post_ok(http, url, event_id), what="the new front answering 204")
+    with automations.Client(engine.grpc_addr) as api:
+        assert event_id in {e["id"] for e in api.list_events(names=["front.hit"])}
+    assert "the webhook front process died" in engine.log()
+
+
+def _post_ok(http: httpx.Client, url: str, event_id: str) -> bool:
+    try:
+        return http.post(url, json={"id": event_id}).status_code == 204
+    except httpx.HTTPError:
+        return False
+
+
+def test_kill_9_of_the_engine_takes_the_front_and_frees_the_port(tmp_path: Path) -> None:
+    engine = EngineProcess(tmp_path).start()
+    try:
+        (front,) = _fronts_of(engine)
+        engine.kill9()
+        wait_until(lambda: not _alive(front), what="the front to exit")
+        engine.start()  # the same HTTP port
+        assert len(_fronts_of(engine)) == 1
+        url = _hook_url(engine)
+        with httpx.Client(timeout=10) as http:
+            assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
+    finally:
+        engine.stop()
+
+
+def test_sigterm_drains_the_front_every_204_committed_and_the_counts_relayed(
+    tmp_path: Path,
+) -> None:
+    engine = EngineProcess(tmp_path).start()
+    try:
+        url = _hook_url(engine)
+        acknowledged: list[str] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def send(http: httpx.Client) -> None:
+            while not stop.is_set():
+                event_id = str(uuid.uuid4())
+                try:
+                    reply = http.post(url, json={"id": event_id})
+                except httpx.HTTPError:
+                    return  # the front stopped taking requests
+                if reply.status_code == 204:
+                    with lock:
+                        acknowledged.append(event_id)
+                elif reply.status_code != 503:
+                    raise AssertionError(f"{reply.status_code}: {reply.text}")
+
+        with (
+            httpx.Client(timeout=10) as http,
+            concurrent.futures.ThreadPoolExecutor(4) as pool,
+        ):
+            senders = [pool.submit(send, http) for _ in range(4)]
+            wait_until(lambda: len(acknowledged) >= 100, what="100 acknowledged requests")
+            wait_until(
+                lambda: (
+                    _metric(engine, 'automations_webhook_requests_total{outcome="accepted"}') >= 100
+                ),
+                what="the front's counts on the engine's /metrics",
+            )
+            (front,) = _fronts_of(engine)
+            assert engine.terminate() == 0
+            stop.set()
+            for sender in senders:
+                sender.result()
+        assert not _alive(front)
+        with lock:
+            answered = set(acknowledged)
+            last = acknowledged[-1]
+        engine.start()
+        with automations.Client(engine.grpc_addr) as api:
+            stored = {e["id"] for e in api.list_events(names=["front.hit"])}
+            hook_id = api.list_webhooks()[0]["id"]
+            recorded = api.list_webhook_deliveries(hook_id)
+        assert answered <= stored, f"{len(answered - stored)} acknowledged events were lost"
+        # the history waiting in the front (written every second) was handed over on SIGTERM
+        assert last in {event_id for d in recorded for event_id in d["event_ids"]}
+    finally:
+        engine.stop()
