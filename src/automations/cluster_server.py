@@ -1,10 +1,11 @@
 """The composition root of cluster mode: one replica (``automations serve --cluster``).
 
-Start-up: PostgreSQL only (``cluster.creation.require_postgresql``), migrate, bound stalled
-transactions to the lease (``fencing``), create or read the cluster row (the partition count is
-fixed at creation), connect to NATS and create or check the streams, join the members, load every
-enabled automation, open the gRPC port (health NOT_SERVING), then start the dispatcher and the
-replica's ownership loop (``cluster.replica``) and report SERVING.
+Start-up: PostgreSQL only (``cluster.creation.require_postgresql``), the engine lock taken
+shared (``store.engine_lock``: replicas hold it together, a single-node engine is refused),
+migrate, bound stalled transactions to the lease (``fencing``), create or read the cluster row
+(the partition count is fixed at creation), connect to NATS and create or check the streams,
+join the members, load every enabled automation, open the gRPC port (health NOT_SERVING), then
+start the dispatcher and the replica's ownership loop (``cluster.replica``) and report SERVING.
 
 Health says SERVING while PostgreSQL and NATS answer, whether or not the replica owns partitions:
 ingest (``cluster.cluster_ingest``) needs only the log, and CRUD and reads only PostgreSQL. Every
@@ -45,6 +46,7 @@ from automations.cluster import (
 from automations.domain import metric_json
 from automations.pipeline import queries, writer
 from automations.store import database as database_
+from automations.store import engine_lock
 from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
@@ -60,11 +62,16 @@ def open_database(settings: config.Settings) -> tuple[database_.Database, int]:
 
     Raises:
         errors.InvalidArgument: ``database_url`` is not PostgreSQL (``CLUSTER_NEEDS_POSTGRESQL``).
-        errors.FailedPrecondition: The cluster has another partition count.
+        errors.FailedPrecondition: The cluster has another partition count, or a single-node
+            engine holds the database (``DATABASE_IN_USE``, naming it).
     """
     database = database_.Database(settings.database_url)
     try:
         creation.require_postgresql(database)
+        # shared with the other replicas; refused while a single-node engine holds the database
+        holder = engine_lock.holder_description(settings.grpc_addr, what="automations replica")
+        lock = engine_lock.acquire(database, holder=holder, shared=True)
+        database.on_dispose(lock.release)
         # before any connection of the writer engine exists: each one gets the bound
         fencing.bound_stalled_transactions(database.writer, settings.cluster_lease_seconds)
         database.migrate()

@@ -13,6 +13,10 @@ database, and a second one refuses to start, naming the holder:
   killed engine's lock goes with its connection.
 
 An in-memory SQLite database needs no lock: no other process can open it.
+
+Cluster replicas (PostgreSQL only) take the same advisory lock **shared**: any number of replicas
+hold it together, while a single-node engine, which takes it exclusively, is refused on a database
+a cluster runs on, and a replica on a database a single-node engine holds.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ PG_LOCK_KEY = zlib.crc32(b"automations engine") & 0x7FFFFFFF
 """The advisory lock's key (the migration lock uses another)."""
 
 
-def holder_description(grpc_addr: str) -> str:
-    """Who holds the lock, as the refusal of a second engine names it."""
+def holder_description(grpc_addr: str, *, what: str = "automations") -> str:
+    """Who holds the lock, as the refusal of a second engine names it (``what``: which kind)."""
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     host = socket.gethostname()
-    return f"automations on {host} pid {os.getpid()} gRPC {grpc_addr}, since {started}"
+    return f"{what} on {host} pid {os.getpid()} gRPC {grpc_addr}, since {started}"
 
 
 class EngineLock:
@@ -52,12 +56,14 @@ class EngineLock:
         self._release.close()
 
 
-def acquire(database: database_.Database, *, holder: str) -> EngineLock:
+def acquire(database: database_.Database, *, holder: str, shared: bool = False) -> EngineLock:
     """Takes the engine lock of ``database`` for this process.
 
     Args:
         database: The database (not migrated yet: the lock comes first).
         holder: Who takes it (``holder_description``), recorded for a second engine to name.
+        shared: Take it shared (a cluster replica, PostgreSQL only), so that replicas hold it
+            together and only an engine that takes it exclusively is refused.
 
     Raises:
         errors.FailedPrecondition: Another engine holds it (reason ``DATABASE_IN_USE``); the
@@ -69,7 +75,7 @@ def acquire(database: database_.Database, *, holder: str) -> EngineLock:
         if path and path != ":memory:" and not path.startswith("file::memory:"):
             _lock_file(Path(path.removeprefix("file:").split("?", 1)[0]), holder, stack)
     elif database.dialect == "postgresql":
-        _lock_postgresql(database, holder, stack)
+        _lock_postgresql(database, holder, stack, shared=shared)
     return EngineLock(stack)
 
 
@@ -96,7 +102,7 @@ def _lock_file(database_file: Path, holder: str, stack: contextlib.ExitStack) ->
 
 
 def _lock_postgresql(
-    database: database_.Database, holder: str, stack: contextlib.ExitStack
+    database: database_.Database, holder: str, stack: contextlib.ExitStack, *, shared: bool
 ) -> None:
     engine = sa.create_engine(database.url, poolclass=sa.pool.NullPool)
     stack.callback(engine.dispose)
@@ -104,7 +110,8 @@ def _lock_postgresql(
     name = holder[:63]  # PostgreSQL keeps 63 bytes of it
     conn.execute(sa.text("SELECT set_config('application_name', :name, false)"), {"name": name})
     conn.commit()
-    got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": PG_LOCK_KEY}).scalar()
+    function = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+    got = conn.execute(sa.text(f"SELECT {function}(:key)"), {"key": PG_LOCK_KEY}).scalar()
     conn.commit()
     if got:
         return
@@ -112,7 +119,8 @@ def _lock_postgresql(
         sa.text(
             "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.objid = :key AND l.granted LIMIT 1"
+            "WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :key "
+            "AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid() LIMIT 1"
         ),
         {"key": PG_LOCK_KEY},
     ).first()
