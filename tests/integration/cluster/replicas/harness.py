@@ -60,6 +60,8 @@ class Cluster:
         self.partitions = partitions
         self.prefix = f"T{uuid.uuid4().hex[:12]}"
         self.replicas: list[EngineProcess] = []
+        self.replica_args: tuple[str, ...] = ()
+        """More arguments of ``serve`` for replicas started from now on (executor routes)."""
         self.acked: list[str] = []
         """Ids of the events acknowledged (ACCEPTED or DUPLICATE), in order."""
         self._next = itertools.count()
@@ -78,7 +80,7 @@ class Cluster:
         replica = EngineProcess(
             directory,
             database_url=self.database_url,
-            extra_args=("--cluster", "--nats-url", self.nats_url),
+            extra_args=("--cluster", "--nats-url", self.nats_url, *self.replica_args),
             env={
                 **TIMING,
                 "AUTOMATIONS_CLUSTER_PARTITIONS": str(self.partitions),
@@ -181,6 +183,15 @@ class Cluster:
         return sorted(
             (row[0], row[1], json.dumps(orjson.loads(row[2]), sort_keys=True)) for row in rows
         )
+
+    def invocations(self) -> list[tuple[str, str, str]]:
+        """``(automation id, idempotency key, status)`` of every action invocation."""
+        i = tables.action_invocations
+        with self._engine.connect() as conn:
+            return [
+                (r[0], r[1], r[2])
+                for r in conn.execute(sa.select(i.c.automation_id, i.c.idempotency_key, i.c.status))
+            ]
 
     def logged(self) -> list[str]:
         """The ids in the event log (each once: they are its primary key)."""

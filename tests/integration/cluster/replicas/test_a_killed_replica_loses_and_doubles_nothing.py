@@ -1,27 +1,58 @@
-"""kill -9 of a replica under load: its partitions move, nothing is lost or done twice."""
+"""kill -9 of a replica under load: its partitions move, nothing is lost or done twice.
+
+The ALIGNED automation calls a webhook (through a webhook executor process, to a recording HTTP
+receiver, slow enough that calls are in flight at the kill): every invocation the cluster committed
+reaches the receiver, and each idempotency key once. The oracle runs the same triggers with
+do-nothing actions: only firings are compared with it.
+"""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster.replicas import harness, workload
+from tests.integration.executors.executor_process import ExecutorProcess, Receiver, Reply
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        r.reply = Reply(delay=0.02)
+        yield r
+
+
+@pytest.fixture
+def webhook_executor(tmp_path: Path) -> Iterator[ExecutorProcess]:
+    executor = ExecutorProcess("webhook", tmp_path).start()
+    try:
+        yield executor
+    finally:
+        executor.stop()
+
+
 def test_a_killed_replicas_partitions_move_and_its_windows_fire_once_elsewhere(
-    cluster: harness.Cluster, tmp_path: Path
+    cluster: harness.Cluster,
+    tmp_path: Path,
+    receiver: Receiver,
+    webhook_executor: ExecutorProcess,
 ) -> None:
+    cluster.replica_args = ("--executor", f"call-webhook={webhook_executor.addr}")
     replicas = [cluster.start_replica() for _ in range(3)]
     with harness.Oracle(tmp_path) as oracle:
         for automation_id, spec in workload.EVERY.items():
-            cluster.create_automation(spec, automation_id)
+            called = workload.calling(spec, receiver.url + "/hook")
+            cluster.create_automation(
+                called if automation_id == workload.ALIGNED_ID else spec, automation_id
+            )
             oracle.create_automation(spec, automation_id)
         wait_until(
             lambda: len({o for o in cluster.owners().values() if o}) == 3,
@@ -45,7 +76,11 @@ def test_a_killed_replicas_partitions_move_and_its_windows_fire_once_elsewhere(
             what="the windows committed by the victim",
         )
         # load through every replica while the victim is killed
-        batches = [workload.pings(range(start, start + 25)) for start in range(0, 500, 25)]
+        # 200 resources pinged 2 or 3 times: one ALIGNED firing (a webhook call) each
+        batches = [
+            workload.pings([r % 200 for r in range(start, start + 25)])
+            for start in range(0, 500, 25)
+        ]
         published: list[list[dict[str, object]]] = []
         loader = threading.Thread(target=_load, args=(cluster, batches, published))
         loader.start()
@@ -81,6 +116,19 @@ def test_a_killed_replicas_partitions_move_and_its_windows_fire_once_elsewhere(
     assert got == expected
     takeovers = [h for h in cluster.partition_history() if h[0] in doomed and h[1] > 1]
     assert {h[0] for h in takeovers} == doomed
+    # every committed invocation reached the receiver, each idempotency key once
+    committed = [i for i in cluster.invocations() if i[0] == workload.ALIGNED_ID]
+    assert len(committed) == sum(f[0] == workload.ALIGNED_ID for f in got) > 0
+    wait_until(
+        lambda: (
+            {i[2] for i in cluster.invocations() if i[0] == workload.ALIGNED_ID} == {"succeeded"}
+        ),
+        timeout=30,
+        what="every invocation succeeded",
+    )
+    keys = collections.Counter(r.headers["idempotency-key"] for r in receiver.requests)
+    assert set(keys) == {i[1] for i in committed}
+    assert max(keys.values()) == 1, keys.most_common(3)
     print(f"partitions of the killed replica owned elsewhere {moved_in:.2f} s after kill -9")
 
 

@@ -70,6 +70,12 @@ ABSENCE = {
 EVERY = {ALIGNED_ID: ALIGNED, KEYED_ID: KEYED, ABSENCE_ID: ABSENCE}
 
 
+def calling(spec: dict[str, Any], url: str) -> dict[str, Any]:
+    """``spec`` with a call-webhook action to ``url`` (carrying the event's id) as its action."""
+    action = {"type": "call-webhook", "url": url, "payload": '{"event": "{{ event.id }}"}'}
+    return {**spec, "actions": [action]}
+
+
 def event(name: str, resource: int, *, groups: int = 3) -> dict[str, Any]:
     """A test event of resource ``res.<resource>`` in group ``g<resource mod groups>``."""
     return {
