@@ -195,7 +195,7 @@ class EngineBackend(writer.Backend):
 
         ``prepared``: the events' ``event_log.to_row`` rows when the caller encoded them already.
         """
-        with self.cascade.transaction(self.database) as conn:
+        with self.cascade.transaction(self.database, defer=True) as conn:
             flags = event_log.append(conn, batch, rows=prepared)
             fresh = batch if all(flags) else [e for e, new in zip(batch, flags, strict=True) if new]
             if fresh:
@@ -206,6 +206,10 @@ class EngineBackend(writer.Backend):
         metrics.COMMIT_EVENTS.observe(len(batch))
         self._update_gauges(now)
         return flags
+
+    def answered(self) -> None:
+        """Hands the invocations of the events just committed to the dispatcher."""
+        self.cascade.hand_off()
 
     def next_due(self) -> float | None:
         """The earliest of the engine's next deadline and the next retention purge."""

@@ -79,6 +79,7 @@ class Cascade:
         self._lineage: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
         self._tree_firings: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._jobs: list[planning.Job] = []
+        self._deferred: list[planning.Job] = []
         self._handoff: Callable[[list[planning.Job]], None] | None = None
         self._capacity: Callable[[], int] = lambda: 0
 
@@ -95,12 +96,26 @@ class Cascade:
         self._capacity = capacity
 
     @contextlib.contextmanager
-    def transaction(self, database: database_.Database) -> Iterator[Any]:
-        """A write transaction; the invocations it plans go to the dispatcher once committed."""
+    def transaction(self, database: database_.Database, *, defer: bool = False) -> Iterator[Any]:
+        """A write transaction; the invocations it plans go to the dispatcher once committed.
+
+        With ``defer`` they wait for :meth:`hand_off` instead: the writer answers the callers
+        whose events the transaction committed first (``Writer``), since the hand-over may wait
+        for the event loop (``DispatchSettings.handoff_wait``), and their acknowledgements need
+        not wait for their actions to be on their way.
+        """
         self._jobs = []
         with database.write() as conn:
             yield conn
         jobs, self._jobs = self._jobs, []
+        if defer:
+            self._deferred.extend(jobs)
+        elif jobs and self._handoff is not None:
+            self._handoff(jobs)
+
+    def hand_off(self) -> None:
+        """Hands the invocations of deferred transactions (``transaction``) to the dispatcher."""
+        jobs, self._deferred = self._deferred, []
         if jobs and self._handoff is not None:
             self._handoff(jobs)
 

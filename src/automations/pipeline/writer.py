@@ -101,6 +101,13 @@ class Backend:
         """
         raise NotImplementedError
 
+    def answered(self) -> None:
+        """Called after each ``commit_events`` that committed, once its callers are answered.
+
+        What the commit set off that its callers need not wait for goes here (the engine hands
+        the firings' invocations to the dispatcher).
+        """
+
     def run_call(self, fn: Callable[[Any], T]) -> T:
         """Runs ``fn(self)`` (automation CRUD and the like open their own transactions)."""
         return fn(self)
@@ -422,6 +429,7 @@ class Writer(Generic[B]):
             n = len(item.events)
             item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
             offset += n
+        self._backend.answered()
 
     def commits_recovered(self) -> None:
         """Says that the store takes writes again (a probe committed); see ``commits_failing``."""
