@@ -98,7 +98,11 @@ def test_a_killed_replicas_partitions_move_and_its_windows_fire_once_elsewhere(
         assert not loader.is_alive()
         for batch in published:
             oracle.publish(batch)
-        time.sleep(workload.ABSENCE_SECONDS)  # the windows are due
+        wait_until(  # the windows come due
+            lambda: sum(f[0] == workload.ABSENCE_ID for f in cluster.firings()) >= len(starts),
+            timeout=workload.ABSENCE_SECONDS + 15,
+            what="the windows fired by survivors",
+        )
         cluster.wait_quiescent()
         wait_until(
             lambda: sum(f[0] == workload.ABSENCE_ID for f in oracle.firings()) == len(starts),

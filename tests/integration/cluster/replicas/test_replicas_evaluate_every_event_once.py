@@ -19,7 +19,7 @@ def test_events_sent_to_any_replica_fire_as_a_single_node_does(
     cluster.start_replica()
     cluster.start_replica()
     with harness.Oracle(tmp_path) as oracle:
-        for automation_id in (workload.ALIGNED_ID, workload.KEYED_ID):
+        for automation_id in (workload.ALIGNED_ID, workload.KEYED_ID, workload.WHOLE_ID):
             cluster.create_automation(workload.EVERY[automation_id], automation_id)
             oracle.create_automation(workload.EVERY[automation_id], automation_id)
         # both replicas own partitions before the events arrive (the second one joined)
@@ -46,12 +46,13 @@ def test_events_sent_to_any_replica_fire_as_a_single_node_does(
     assert len(logged) == len(set(logged))
     got = workload.comparable(cluster.firings())
     assert got == expected
-    assert {a for a, _, _ in got} == {workload.ALIGNED_ID, workload.KEYED_ID}
-    # the KEYED buckets were reached through the forward stream
+    assert {a for a, _, _ in got} == {workload.ALIGNED_ID, workload.KEYED_ID, workload.WHOLE_ID}
+    assert sum(a == workload.WHOLE_ID for a, _, _ in got) == 1  # one bucket, one window
+    # the KEYED and WHOLE buckets were reached through the forward stream
     assert any(fwd > 0 for fwd in cluster.offsets()["fwd"].values())
 
 
 def _loaded_everywhere(cluster: harness.Cluster) -> bool:
     return all(
-        harness.metric(replica, "automations_loaded_automations") == 2 for replica in cluster.live()
+        harness.metric(replica, "automations_loaded_automations") == 3 for replica in cluster.live()
     )

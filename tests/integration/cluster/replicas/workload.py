@@ -2,14 +2,15 @@
 
 ``ALIGNED`` (for each resource: evaluated in the event's raw partition) and ``KEYED`` (for each
 ``group`` label, which spans resources and so raw partitions: forwarded to the partition of its
-key) count ``test.ping`` events; ``ABSENCE`` is a proactive window per resource (a
+key) count ``test.ping`` events; ``WHOLE`` (no ``for_each``: one bucket, at the automation's home partition) counts every
+``test.ping`` (fires once a window, at the fifth); ``ABSENCE`` is a proactive window per resource (a
 ``test.start`` not followed by a ``test.done`` within a few seconds fires once).
 
 A KEYED bucket takes events from several raw partitions; between partitions there is no order
 (each partition relays in its own commit order, as Prefect's replicas consume in no common
 order), so which event of a group completes a threshold may differ from the single-node run:
-KEYED firings are compared by automation and bucket (their labels), the others with their
-triggering event too.
+KEYED and WHOLE firings are compared by automation and bucket (their labels), the others with
+their triggering event too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.integration.cluster.replicas import harness
 
 ALIGNED_ID = "aligned"
 KEYED_ID = "keyed"
+WHOLE_ID = "whole"
 ABSENCE_ID = "absence"
 ABSENCE_SECONDS = 10
 
@@ -53,6 +55,18 @@ KEYED = {
     },
     "actions": [{"type": "do-nothing"}],
 }
+WHOLE = {
+    "name": "whole",
+    "trigger": {
+        "type": "event",
+        "posture": "Reactive",
+        "expect": ["test.ping"],
+        "match": {"prefect.resource.id": "res.*"},
+        "threshold": 5,
+        "within": 3600,
+    },
+    "actions": [{"type": "do-nothing"}],
+}
 ABSENCE = {
     "name": "absence",
     "trigger": {
@@ -67,7 +81,7 @@ ABSENCE = {
     },
     "actions": [{"type": "do-nothing"}],
 }
-EVERY = {ALIGNED_ID: ALIGNED, KEYED_ID: KEYED, ABSENCE_ID: ABSENCE}
+EVERY = {ALIGNED_ID: ALIGNED, KEYED_ID: KEYED, WHOLE_ID: WHOLE, ABSENCE_ID: ABSENCE}
 
 
 def calling(spec: dict[str, Any], url: str) -> dict[str, Any]:
@@ -103,8 +117,8 @@ def resources_in(partitions: set[int], count: int, *, partition_count: int) -> l
 
 
 def comparable(firings: list[harness.Firing]) -> list[harness.Firing]:
-    """Firings as compared across runs: KEYED ones without their triggering event."""
+    """Firings as compared across runs: KEYED and WHOLE ones without their triggering event."""
     return sorted(
-        (automation, None if automation == KEYED_ID else event_id, labels)
+        (automation, None if automation in (KEYED_ID, WHOLE_ID) else event_id, labels)
         for automation, event_id, labels in firings
     )
