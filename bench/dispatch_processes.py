@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
 from bench import harness
@@ -56,42 +56,10 @@ def engine(
 
     ``source`` runs another checkout's engine (its ``src``), e.g. the code before a change.
     """
-    with tempfile.TemporaryDirectory(prefix="automations-bench-dispatch-") as tmp:
-        addr = f"127.0.0.1:{harness.free_port()}"
-        metrics_addr = f"127.0.0.1:{harness.free_port()}"
-        log_path = Path(tmp) / "engine.log"
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "automations.cli.main",
-                    "serve",
-                    "--grpc-addr",
-                    addr,
-                    "--metrics-addr",
-                    metrics_addr,
-                    "--database-url",
-                    f"sqlite:///{tmp}/bench.db",
-                    "--no-executors",
-                    "--executor",
-                    f"{ACTION_TYPE}={executor_addr}",
-                ],
-                stdout=log,
-                stderr=log,
-                env={**harness.source_env(source), **(extra_env or {})},
-                cwd=tmp,
-            )
-            try:
-                _wait_serving(addr, proc, log_path)
-                yield Engine(addr, metrics_addr, proc, tmp)
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+    with harness.serve(
+        "--executor", f"{ACTION_TYPE}={executor_addr}", extra_env=extra_env, source=source
+    ) as served:
+        yield Engine(served.addr, served.metrics_addr, served.proc, served.tmp)
 
 
 @contextlib.contextmanager
@@ -129,7 +97,7 @@ def noop_executor(metrics: bool = False) -> Iterator[tuple[str, str, int]]:
                 cwd=tmp,
             )
             try:
-                _wait_serving(addr, proc, log_path)
+                harness.wait_serving(addr, proc, log_path)
                 yield addr, metrics_addr, proc.pid
             finally:
                 proc.terminate()
@@ -138,20 +106,6 @@ def noop_executor(metrics: bool = False) -> Iterator[tuple[str, str, int]]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-
-
-def _wait_serving(addr: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log_path.read_text())
-        with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(addr) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        time.sleep(0.1)
 
 
 class _RecordingServicer(executor_service_pb2_grpc.ExecutorServiceServicer):
@@ -271,7 +225,7 @@ class RecordingExecutorProcess:
                 env=harness._env(),
                 cwd=harness.ROOT,
             )
-        _wait_serving(self.addr, self._proc, self._log)
+        harness.wait_serving(self.addr, self._proc, self._log)
         return self
 
     def __exit__(self, *exc: object) -> None:

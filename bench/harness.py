@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -45,15 +46,30 @@ def ceiling() -> Iterator[str]:
         proc.wait()
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """An engine process started by :func:`serve`: its addresses, process and working directory."""
+
+    addr: str
+    metrics_addr: str
+    proc: subprocess.Popen[bytes]
+    tmp: str
+
+
 @contextlib.contextmanager
-def engine(
+def serve(
+    *args: str,
     extra_env: dict[str, str] | None = None,
     workdir: str | None = None,
     source: Path | None = None,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Serves an engine (no executors) on a free port until the block ends; yields (addr, proc).
+) -> Iterator[Served]:
+    """``automations serve`` on SQLite (no bundled executors) until the block ends, once SERVING.
 
-    ``source`` runs another checkout's engine (its ``src``), e.g. the code before a change.
+    Args:
+        args: More ``serve`` arguments (``--executor``, ...).
+        extra_env: Environment on top of the harness's.
+        workdir: Where the database and ``engine.log`` go (a temporary directory by default).
+        source: Another checkout whose ``src`` is run, e.g. the code before a change.
     """
     env = source_env(source)
     with contextlib.ExitStack() as stack:
@@ -61,46 +77,65 @@ def engine(
             tempfile.TemporaryDirectory(prefix="automations-bench-")
         )
         addr = f"127.0.0.1:{free_port()}"
-        log = open(Path(tmp) / "engine.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "automations.cli.main",
-                "serve",
-                "--grpc-addr",
-                addr,
-                "--metrics-addr",
-                f"127.0.0.1:{free_port()}",
-                "--database-url",
-                f"sqlite:///{tmp}/bench.db",
-                "--no-executors",
-            ],
-            stdout=log,
-            stderr=log,
-            env={**env, **(extra_env or {})},
-            cwd=tmp,
-        )
+        metrics_addr = f"127.0.0.1:{free_port()}"
+        log_path = Path(tmp) / "engine.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "automations.cli.main",
+                    "serve",
+                    "--grpc-addr",
+                    addr,
+                    "--metrics-addr",
+                    metrics_addr,
+                    "--database-url",
+                    f"sqlite:///{tmp}/bench.db",
+                    "--no-executors",
+                    *args,
+                ],
+                stdout=log,
+                stderr=log,
+                env={**env, **(extra_env or {})},
+                cwd=tmp,
+            )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((Path(tmp) / "engine.log").read_text())
-                with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(addr) as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(), timeout=1
-                    )
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                time.sleep(0.2)
-            yield addr, proc
+            wait_serving(addr, proc, log_path)
+            yield Served(addr, metrics_addr, proc, tmp)
         finally:
             proc.terminate()
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            log.close()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def engine(
+    extra_env: dict[str, str] | None = None,
+    workdir: str | None = None,
+    source: Path | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`serve` with nothing more; yields (its gRPC address, its process)."""
+    with serve(extra_env=extra_env, workdir=workdir, source=source) as served:
+        yield served.addr, served.proc
+
+
+def wait_serving(addr: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Waits up to 60 s until ``addr`` answers SERVING; raises with the log if the process ends."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log_path.read_text())
+        with contextlib.suppress(grpc.RpcError), grpc.insecure_channel(addr) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        time.sleep(0.1)
 
 
 def rss_mb(pid: int) -> float:

@@ -18,8 +18,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from automations.executors.supervisor import free_port
 from automations.v1 import (
     automation_service_pb2,
     automation_service_pb2_grpc,
@@ -37,6 +33,7 @@ from automations.v1 import (
     event_service_pb2_grpc,
 )
 from automations.wire import automations as wire_automations
+from bench import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -87,41 +84,8 @@ def _rss_mb(pid: int, key: str = "VmRSS") -> float:
 
 @contextlib.contextmanager
 def _engine(source: Path, env: dict[str, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    with tempfile.TemporaryDirectory(prefix="automations-attack-") as tmp:
-        addr = f"127.0.0.1:{free_port()}"
-        with open(Path(tmp) / "engine.log", "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "automations.cli.main",
-                    "serve",
-                    "--grpc-addr",
-                    addr,
-                    "--metrics-addr",
-                    f"127.0.0.1:{free_port()}",
-                    "--database-url",
-                    f"sqlite:///{tmp}/attack.db",
-                    "--no-executors",
-                ],
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "PYTHONPATH": str(source / "src"), **env},
-                cwd=tmp,
-            )
-            try:
-                with grpc.insecure_channel(addr) as channel:
-                    health = health_pb2_grpc.HealthStub(channel)
-                    for _ in range(600):
-                        with contextlib.suppress(grpc.RpcError):
-                            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                                break
-                        time.sleep(0.1)
-                yield addr, proc
-            finally:
-                proc.kill()
-                proc.wait()
+    with harness.serve(extra_env=env, source=source) as served:
+        yield served.addr, served.proc
 
 
 class _Bystander(threading.Thread):
