@@ -9,6 +9,8 @@ configured Prefect UI.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -245,3 +247,15 @@ def test_a_proactive_key_resolves_when_its_events_resume_and_runs_actions_on_res
         assert resolved_event["payload"]["triggering_labels"] == {"prefect.resource.id": job}
         assert resolved_event["payload"]["triggering_event"]["id"] == finished
         assert resolved_event["resource"]["prefect.posture"] == "Proactive"
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "automations.cli.main", "firings", "list"]
+        + ["--server", engine.grpc_addr, "--automation", created],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = listed.stdout.splitlines()
+    assert len(lines) == 2
+    assert [line.endswith("  Resolved") for line in sorted(lines)] == [False, True]
