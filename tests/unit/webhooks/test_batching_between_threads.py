@@ -78,14 +78,6 @@ async def test_publishes_of_one_turn_are_one_hand_over_and_each_gets_its_flags()
     assert results == [[False, True], [True]]
 
 
-async def test_a_turn_with_many_events_hands_them_over_before_its_end() -> None:
-    writer = FakeWriter()
-    publisher = publishing.BatchingPublisher(writer.submit, flush_events=4)
-    results = await _settle(writer, *(publisher([_event(i)], None) for i in range(10)))
-    assert [len(ids) for ids, _ in writer.handed] == [4, 4, 2]
-    assert results == [[i % 2 == 0] for i in range(10)]
-
-
 async def test_a_refused_batch_refuses_every_request_in_it() -> None:
     publisher = publishing.BatchingPublisher(FakeWriter(errors.ResourceExhausted("full")).submit)
     results = await asyncio.gather(
@@ -96,10 +88,14 @@ async def test_a_refused_batch_refuses_every_request_in_it() -> None:
 
 async def test_a_failed_commit_fails_every_request_of_its_batch_and_no_other() -> None:
     writer = FakeWriter()
-    publisher = publishing.BatchingPublisher(writer.submit, flush_events=2)
-    calls = [asyncio.ensure_future(publisher([_event(i)], None)) for i in range(4)]
+    publisher = publishing.BatchingPublisher(writer.submit)
+    calls = [asyncio.ensure_future(publisher([_event(i)], None)) for i in range(2)]
+    while len(writer.handed) < 1:
+        await asyncio.sleep(0)
+    calls += [asyncio.ensure_future(publisher([_event(i)], None)) for i in range(2, 4)]
     while len(writer.handed) < 2:
         await asyncio.sleep(0)
+    assert [ids for ids, _ in writer.handed] == [["0", "1"], ["2", "3"]]  # one per loop turn
     writer.handed[0][1].set_exception(errors.Unavailable("commit failed"))
     writer.commit_all()
     results = await asyncio.gather(*calls, return_exceptions=True)
