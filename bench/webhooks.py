@@ -10,13 +10,14 @@ Issue #20's figures, side by side in one run, each load from a process of its ow
   SQLite before each 204. Median of ``--runs`` runs, ceiling and engine alternated.
 * **latency at 1,000 requests/s**: a constant-rate sender of its own (``python -m bench.webhooks
   rate``: raw HTTP/1.1 over keep-alive connections, each request timed from its *scheduled* send
-  time, so a stall counts against the engine) for 10 s: request -> 204 p50/p99, first with no
-  automation (the webhook path alone), then with a threshold-1 automation on those events whose
-  action goes to a recording executor in a process of its own (``python -m bench.webhooks
-  record``); the request's send time travels in the body
-  into the event's resource, and the executor records receive time minus send time: request ->
-  firing p50/p99, the firing's action having reached its executor (an upper bound of request ->
-  firing committed, which precedes the 204).
+  time, so a stall counts against the engine) for ``--seconds``: request -> 204 p50/p99, first
+  with no automation (the webhook path alone), then with a threshold-1 automation on those events
+  whose action goes to a recording executor in a process of its own (``python -m bench.webhooks
+  record``). The request's send time travels in the body into the event's resource: request ->
+  firing is the firing's ``triggered`` time (the commit that holds the firing, which precedes the
+  204, starts then) minus the send time, and request -> action is the time the recording executor
+  received the firing's action minus the send time. The CPU time the engine's process and its
+  webhook front process spent per request is read from ``/proc`` around each run.
 * **gRPC ingest** (``bench.loadgen``, as ``python -m bench ingest``) on the engine with its
   webhook endpoint off (``--http-addr ''``) and on, same run.
 
@@ -28,21 +29,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import harness
+from bench import webhook_load as load
+
+T = TypeVar("T")
 
 TEMPLATE = (
     '{"event": "bench.hook", "resource": {"prefect.resource.id": "bench.{{ body.key }}", '
@@ -51,14 +55,6 @@ TEMPLATE = (
 )
 """A dynamic template: values from the body and a header, a payload of its own."""
 TARGETS = {"rate": 5_000.0, "share": 0.40, "ack_p99_ms": 20.0, "firing_p99_ms": 25.0}
-WRK_SCRIPT = """
-counter = 0
-request = function()
-  counter = counter + 1
-  local body = '{"key": "k' .. counter .. '", "n": ' .. counter .. ', "t": 0}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
-end
-"""
 SLUG = "bench-ceiling-slug"
 
 
@@ -98,19 +94,19 @@ def _process(args: list[str], tmp: str, name: str) -> Iterator[subprocess.Popen[
 
 
 @contextlib.contextmanager
-def ceiling_server() -> Iterator[str]:
-    """The ceiling in its own process; yields its ``/hooks/<slug>`` URL."""
+def ceiling_server() -> Iterator[tuple[str, int]]:
+    """The ceiling in its own process; yields its ``/hooks/<slug>`` URL and its pid."""
     addr = f"127.0.0.1:{harness.free_port()}"
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
         with _process(["-m", "bench.webhooks", "ceiling", "--addr", addr], tmp, "ceiling") as proc:
             url = f"http://{addr}/hooks/{SLUG}"
             _wait_http(url, proc, Path(tmp) / "ceiling.log")
-            yield url
+            yield url, proc.pid
 
 
 @contextlib.contextmanager
-def engine(*extra: str) -> Iterator[tuple[str, str]]:
-    """An engine process serving webhooks; yields (gRPC address, HTTP address)."""
+def engine(*extra: str) -> Iterator[tuple[str, int]]:
+    """An engine process serving webhooks; yields (its gRPC address, its pid)."""
     grpc_addr = f"127.0.0.1:{harness.free_port()}"
     http_addr = f"127.0.0.1:{harness.free_port()}"
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
@@ -143,7 +139,7 @@ def engine(*extra: str) -> Iterator[tuple[str, str]]:
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 time.sleep(0.2)
-            yield grpc_addr, http_addr
+            yield grpc_addr, proc.pid
 
 
 def _hook_url(grpc_addr: str) -> str:
@@ -153,167 +149,18 @@ def _hook_url(grpc_addr: str) -> str:
         return str(client.create_webhook("bench", TEMPLATE)["url"])
 
 
-# ----------------------------------------------------------------------------- wrk
+class _Cpu:
+    """The CPU time an engine's process and its front process spend in a block."""
 
+    def __init__(self, pid: int) -> None:
+        self._pids = (pid, load.front_of(pid) or 0)
 
-def wrk(url: str, seconds: int, connections: int = 64) -> dict[str, float]:
-    """Runs wrk against ``url``; returns requests/s, non-2xx answers and latency percentiles."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            script.name,
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    Path(script.name).unlink()
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-    return {
-        "rate": rate,
-        "non_2xx": float(errors.group(1)) if errors else 0.0,
-        "socket_errors": 1.0 if socket_errors else 0.0,
-        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
-    }
-
-
-# ----------------------------------------------------------------------------- ceiling server
-
-
-def serve_ceiling(addr: str) -> None:
-    """The engine's HTTP plumbing with no work: uvicorn (httptools, the engine's settings),
-    Starlette's router, an ASGI endpoint reading the body through Starlette's request, a 204."""
-    from starlette.requests import Request
-    from starlette.routing import Route, Router
-    from starlette.types import Receive, Scope, Send
-
-    from automations.webhooks import http_app
-
-    class Endpoint:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            request = Request(scope, receive)
-            async for _ in request.stream():
-                pass
-            headers = [(b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-
-    app = Router(routes=[Route("/hooks/{slug}", Endpoint())])
-
-    async def main() -> None:
-        server = http_app.HttpServer(app, http_app.bind(addr), shutdown_grace_seconds=1)
-        await server.start()
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-# ----------------------------------------------------------------------------- recording executor
-
-
-def serve_recorder(addr: str, out_path: str) -> None:
-    """An ExecutorService that writes, per invocation, receive time minus the request's send time
-    (the event's ``bench.sent`` label) in milliseconds."""
-    from grpc_health.v1 import health
-
-    from automations.executor.v1 import executor_service_pb2, executor_service_pb2_grpc
-
-    out = open(out_path, "a", buffering=1)  # noqa: SIM115 - open for the process's life
-
-    def record(received: float, one: Any) -> None:
-        sent = one.triggering_event.resource.labels.get("bench.sent", "0")
-        out.write(f"{(received - float(sent)) * 1000:.3f}\n")
-
-    class Recorder(executor_service_pb2_grpc.ExecutorServiceServicer):
-        async def ExecuteAction(self, request: Any, context: Any) -> Any:  # noqa: N802
-            record(time.time(), request)
-            return executor_service_pb2.ExecuteActionResponse()
-
-        async def ExecuteActions(self, request: Any, context: Any) -> Any:  # noqa: N802
-            received = time.time()
-            response = executor_service_pb2.ExecuteActionsResponse()
-            for one in request.requests:
-                record(received, one)
-                response.results.add().status.code = 0
-            return response
-
-    async def main() -> None:
-        server = grpc.aio.server()
-        executor_service_pb2_grpc.add_ExecutorServiceServicer_to_server(Recorder(), server)
-        health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
-        server.add_insecure_port(addr)
-        await server.start()
-        await server.wait_for_termination()
-
-    asyncio.run(main())
-
-
-# ----------------------------------------------------------------------------- constant rate
-
-
-async def _constant_rate(url: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
-    """Sends ``rate`` requests/s for ``seconds``; each timed from its scheduled send time."""
-    match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
-    assert match is not None
-    host, port, path = match.group(1), int(match.group(2)), match.group(3)
-    total = int(rate * seconds)
-    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    async def connection() -> None:
-        reader, writer = await asyncio.open_connection(host, port)
-        while True:
-            item = await queue.get()
-            if item is None:
-                writer.close()
-                return
-            n, scheduled = item
-            body = json.dumps({"key": f"k{n}", "n": n, "t": repr(scheduled)}).encode()
-            writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            if length and int(length.group(1)):
-                await reader.readexactly(int(length.group(1)))
-            latencies.append((time.time() - scheduled) * 1000)
-            statuses[status] = statuses.get(status, 0) + 1
-
-    workers = [asyncio.create_task(connection()) for _ in range(connections)]
-    start = time.time() + 0.2
-    for n in range(total):
-        scheduled = start + n / rate
-        delay = scheduled - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        queue.put_nowait((n, scheduled))
-    for _ in workers:
-        queue.put_nowait(None)
-    await asyncio.gather(*workers)
-    latencies.sort()
-    return {
-        "sent": total,
-        "statuses": statuses,
-        "p50_ms": latencies[len(latencies) // 2],
-        "p99_ms": latencies[int(len(latencies) * 0.99)],
-        "max_ms": latencies[-1],
-    }
+    def measure(self, fn: Callable[[], T]) -> tuple[T, float, float]:
+        """``fn()``, and the engine's and the front's CPU seconds meanwhile."""
+        before = [load.cpu_seconds(pid) for pid in self._pids]
+        result = fn()
+        after = [load.cpu_seconds(pid) for pid in self._pids]
+        return result, after[0] - before[0], after[1] - before[1]
 
 
 def constant_rate(url: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -349,8 +196,43 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
+def _firing_delays(grpc_addr: str) -> list[float]:
+    """Each firing's ``triggered`` time minus its request's send time, in milliseconds."""
+    import automations
+
+    with automations.Client(grpc_addr) as client:
+        fired = client.list_firings()
+    delays = []
+    for firing in fired:
+        sent = float(firing["triggering_event"]["resource"]["bench.sent"])
+        triggered = datetime.datetime.fromisoformat(firing["triggered"]).timestamp()
+        delays.append((triggered - sent) * 1000)
+    return delays
+
+
+def throughput_run(seconds: int) -> dict[str, float]:
+    """wrk against the ceiling, then against the engine; requests/s and the engine's CPU."""
+    with ceiling_server() as (url, ceiling_pid):
+        before = load.cpu_seconds(ceiling_pid)
+        ceiling = load.wrk(url, seconds)
+        ceiling_cpu = load.cpu_seconds(ceiling_pid) - before
+    with engine("--no-executors") as (grpc_addr, pid):
+        url = _hook_url(grpc_addr)
+        result, engine_cpu, front_cpu = _Cpu(pid).measure(lambda: load.wrk(url, seconds))
+    requests = result["rate"] * seconds
+    return {
+        "ceiling": ceiling["rate"],
+        "engine": result["rate"],
+        "share": result["rate"] / ceiling["rate"],
+        "engine_non_2xx": result["non_2xx"],
+        "sat_ceiling_us": ceiling_cpu / (ceiling["rate"] * seconds) * 1e6,
+        "sat_engine_us": engine_cpu / requests * 1e6,
+        "sat_front_us": front_cpu / requests * 1e6,
+    }
+
+
 def latency_run(seconds: float) -> dict[str, float]:
-    """Request -> 204 and request -> firing at 1,000 requests/s, one engine."""
+    """Request -> 204, -> firing and -> action at 1,000 requests/s, one engine."""
     import automations
 
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
@@ -363,10 +245,17 @@ def latency_run(seconds: float) -> dict[str, float]:
                 tmp,
                 "recorder",
             ),
-            engine("--no-executors", "--executor", f"bench.noop={recorder_addr}") as (grpc_addr, _),
+            engine("--no-executors", "--executor", f"bench.noop={recorder_addr}") as (
+                grpc_addr,
+                pid,
+            ),
         ):
             url = _hook_url(grpc_addr)
-            plain = constant_rate(url, 1000.0, seconds)  # no automation: the webhook path alone
+            cpu = _Cpu(pid)
+            constant_rate(url, 1000.0, 1)  # warm-up, before any automation
+            plain, plain_engine, plain_front = cpu.measure(
+                lambda: constant_rate(url, 1000.0, seconds)
+            )
             with automations.Client(grpc_addr) as client:
                 client.create_automation(
                     {
@@ -381,23 +270,34 @@ def latency_run(seconds: float) -> dict[str, float]:
                         "actions": [{"type": "bench.noop"}],
                     }
                 )
-            result = constant_rate(url, 1000.0, seconds)
+            result, fired_engine, fired_front = cpu.measure(
+                lambda: constant_rate(url, 1000.0, seconds)
+            )
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                firings = [float(x) for x in calls.read_text().split()]
-                if len(firings) >= result["statuses"].get("204", 0):
+                actions = [float(x) for x in calls.read_text().split()]
+                if len(actions) >= result["statuses"].get("204", 0):
                     break
                 time.sleep(0.2)
+            firings = _firing_delays(grpc_addr)
+    sent = float(result["sent"])
     return {
         "plain_p50_ms": plain["p50_ms"],
         "plain_p99_ms": plain["p99_ms"],
+        "plain_engine_us": plain_engine / plain["sent"] * 1e6,
+        "plain_front_us": plain_front / plain["sent"] * 1e6,
         "ack_p50_ms": result["p50_ms"],
         "ack_p99_ms": result["p99_ms"],
+        "fired_engine_us": fired_engine / sent * 1e6,
+        "fired_front_us": fired_front / sent * 1e6,
         "ok": float(result["statuses"].get("204", 0)),
-        "sent": float(result["sent"]),
+        "sent": sent,
         "firings": float(len(firings)),
         "firing_p50_ms": _percentile(firings, 0.5),
         "firing_p99_ms": _percentile(firings, 0.99),
+        "actions": float(len(actions)),
+        "action_p50_ms": _percentile(actions, 0.5),
+        "action_p99_ms": _percentile(actions, 0.99),
     }
 
 
@@ -410,52 +310,71 @@ def ingest_run(events: int, webhooks_on: bool) -> dict[str, float]:
     return {"rate": result["events_per_s"], "p99": result["ack_p99_ms"]}
 
 
-def run(runs: int = 3, seconds: int = 10, events: int = 200_000) -> None:
-    """Prints the figures (medians of ``runs``)."""
+def _spread(values: list[float], fmt: str) -> str:
+    return "/".join(format(value, fmt) for value in values)
+
+
+def run(runs: int = 3, seconds: int = 10, events: int = 200_000, ingest: bool = True) -> None:
+    """Prints the figures (medians of ``runs``, each run's in parentheses)."""
     print(
         f"== webhooks: wrk -t1 -c64 {seconds}s POSTs, ceiling and engine alternated; "
-        f"1,000 requests/s for {seconds}s; median of {runs} runs"
+        f"1,000 requests/s for {seconds}s; median of {runs} runs (each run's in parentheses)",
+        flush=True,
     )
     figures: dict[str, list[float]] = {}
-
-    def add(key: str, value: float) -> None:
-        figures.setdefault(key, []).append(value)
-
     for run_index in range(runs):
-        with ceiling_server() as url:
-            add("ceiling", wrk(url, seconds)["rate"])
-        with engine("--no-executors") as (grpc_addr, _):
-            result = wrk(_hook_url(grpc_addr), seconds)
-            add("engine", result["rate"])
-            add("engine_non_2xx", result["non_2xx"])
-        for key, value in latency_run(seconds).items():
-            add(key, value)
-        for on in (False, True) if run_index % 2 == 0 else (True, False):  # no order bias
-            result = ingest_run(events, on)
-            add(f"ingest_{on}", result["rate"])
-            add(f"ingest_p99_{on}", result["p99"])
+        for key, value in (*throughput_run(seconds).items(), *latency_run(seconds).items()):
+            figures.setdefault(key, []).append(value)
+        if ingest:
+            for on in (False, True) if run_index % 2 == 0 else (True, False):  # no order bias
+                result = ingest_run(events, on)
+                figures.setdefault(f"ingest_{on}", []).append(result["rate"])
+                figures.setdefault(f"ingest_p99_{on}", []).append(result["p99"])
+        print(
+            f"   run {run_index + 1}: ceiling {figures['ceiling'][-1]:,.0f}/s, engine "
+            f"{figures['engine'][-1]:,.0f}/s; at 1,000/s ack p99 {figures['ack_p99_ms'][-1]:.1f} "
+            f"ms, firing p99 {figures['firing_p99_ms'][-1]:.1f} ms",
+            flush=True,
+        )
     med = {key: statistics.median(values) for key, values in figures.items()}
-    print(f"ceiling (uvicorn + Starlette, read body, 204):   {med['ceiling']:9,.0f} requests/s")
     print(
-        f"engine  (template, validate, SQLite commit, 204): {med['engine']:9,.0f} requests/s"
-        f" = {med['engine'] / med['ceiling']:.0%} of the ceiling (non-2xx: {med['engine_non_2xx']:.0f})"
+        f"ceiling (uvicorn + Starlette, read body, 204):   {med['ceiling']:9,.0f} requests/s "
+        f"({_spread(figures['ceiling'], ',.0f')})"
+    )
+    print(
+        f"engine  (template, validate, SQLite commit, 204): {med['engine']:9,.0f} requests/s "
+        f"({_spread(figures['engine'], ',.0f')}) = {med['share']:.0%} of the ceiling "
+        f"({_spread([100 * s for s in figures['share']], '.0f')} %), non-2xx: "
+        f"{med['engine_non_2xx']:.0f}"
+    )
+    print(
+        f"   CPU per request at saturation: ceiling {med['sat_ceiling_us']:.0f} us; engine "
+        f"{med['sat_engine_us']:.0f} us + its front process {med['sat_front_us']:.0f} us"
     )
     print(
         f"at 1,000 requests/s, no automation: request -> 204 p50 {med['plain_p50_ms']:.1f} ms, "
-        f"p99 {med['plain_p99_ms']:.1f} ms"
+        f"p99 {med['plain_p99_ms']:.1f} ms ({_spread(figures['plain_p99_ms'], '.1f')}); "
+        f"CPU per request: engine {med['plain_engine_us']:.0f} us, "
+        f"front {med['plain_front_us']:.0f} us"
     )
     print(
         f"at 1,000 requests/s, each firing a threshold-1 automation: request -> 204 p50 "
-        f"{med['ack_p50_ms']:.1f} ms, p99 "
-        f"{med['ack_p99_ms']:.1f} ms; request -> firing (action at its executor) p50 "
+        f"{med['ack_p50_ms']:.1f} ms, p99 {med['ack_p99_ms']:.1f} ms "
+        f"({_spread(figures['ack_p99_ms'], '.1f')}); request -> firing p50 "
         f"{med['firing_p50_ms']:.1f} ms, p99 {med['firing_p99_ms']:.1f} ms "
-        f"({med['ok']:.0f}/{med['sent']:.0f} answered 204, {med['firings']:.0f} firings)"
+        f"({_spread(figures['firing_p99_ms'], '.1f')}); request -> action at its executor p50 "
+        f"{med['action_p50_ms']:.1f} ms, p99 {med['action_p99_ms']:.1f} ms "
+        f"({_spread(figures['action_p99_ms'], '.1f')}); {med['ok']:.0f}/{med['sent']:.0f} "
+        f"answered 204, {med['firings']:.0f} firings, {med['actions']:.0f} actions; CPU per "
+        f"request: engine {med['fired_engine_us']:.0f} us, front {med['fired_front_us']:.0f} us"
     )
-    print(
-        f"gRPC ingest (StreamEvents, {events} events): webhooks off {med['ingest_False']:,.0f} "
-        f"events/s (ack p99 {med['ingest_p99_False']:.0f} ms), webhooks on "
-        f"{med['ingest_True']:,.0f} events/s (ack p99 {med['ingest_p99_True']:.0f} ms)"
-    )
+    if ingest:
+        print(
+            f"gRPC ingest (StreamEvents, {events} events): webhooks off "
+            f"{med['ingest_False']:,.0f} events/s (ack p99 {med['ingest_p99_False']:.0f} ms), "
+            f"webhooks on {med['ingest_True']:,.0f} events/s (ack p99 "
+            f"{med['ingest_p99_True']:.0f} ms)"
+        )
     print(
         f"targets: >= {TARGETS['rate']:,.0f} requests/s and >= {TARGETS['share']:.0%} of the "
         f"ceiling; p99 request -> 204 <= {TARGETS['ack_p99_ms']:.0f} ms and request -> firing "
@@ -475,16 +394,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--no-ingest", action="store_true", help="skip the gRPC ingest runs")
     args = parser.parse_args()
     if args.what == "ceiling":
-        serve_ceiling(args.addr)
+        load.serve_ceiling(args.addr)
     elif args.what == "record":
-        serve_recorder(args.addr, args.out)
+        load.serve_recorder(args.addr, args.out)
     elif args.what == "rate":
-        result = asyncio.run(_constant_rate(args.url, args.rate, args.seconds, connections=32))
+        result = asyncio.run(load.constant_rate(args.url, args.rate, args.seconds, connections=32))
         print(json.dumps(result))
     else:
-        run(args.runs, int(args.seconds), args.events)
+        run(args.runs, int(args.seconds), args.events, ingest=not args.no_ingest)
 
 
 if __name__ == "__main__":
