@@ -4,7 +4,9 @@ Runs as its own process so the server under test gets its own core. Batches are 
 the clock starts (the client must not be the bottleneck); each request carries ``--batch`` events and
 up to ``--window`` requests per stream are in flight. Prints one JSON object.
 
-Run: python -m bench.loadgen --addr HOST:PORT --events N [--batch 1000] [--window 8] [--streams 2]
+Several ``--addr`` (comma-separated, e.g. a cluster's replicas) take the streams in turn.
+
+Run: python -m bench.loadgen --addr HOST:PORT[,HOST:PORT...] --events N [--batch 1000] [--window 8] [--streams 2]
      [--ids uuid7|uuid4] [--vary-batch] [--distinct-keys]
 """
 
@@ -114,7 +116,9 @@ def run_stream(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--addr", required=True)
+    parser.add_argument(
+        "--addr", required=True, help="HOST:PORT, or several comma-separated (streams alternate)"
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--window", type=int, default=8)
@@ -138,21 +142,28 @@ def main() -> None:
         sequence = workloads.w1_sequence(args.events)
     occurred = time.time()
     requests = build_requests(sequence, args.batch, occurred, args.ids, args.vary_batch)
-    channel = grpc.insecure_channel(args.addr, options=[("grpc.max_send_message_length", 64 << 20)])
-    grpc.channel_ready_future(channel).result(timeout=30)
+    channels = [
+        grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)])
+        for addr in args.addr.split(",")
+    ]
+    for channel in channels:
+        grpc.channel_ready_future(channel).result(timeout=30)
     shares = [requests[i :: args.streams] for i in range(args.streams)]
     outs: list[dict[str, Any]] = [{} for _ in shares]
     threads = [
-        threading.Thread(target=run_stream, args=(channel, share, args.window, out))
-        for share, out in zip(shares, outs, strict=True)
+        threading.Thread(
+            target=run_stream, args=(channels[i % len(channels)], share, args.window, out)
+        )
+        for i, (share, out) in enumerate(zip(shares, outs, strict=True))
     ]
+    started = time.time()
     start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    latencies = sorted(x for o in outs for x in o["latencies"])
+    latencies: list[float] = sorted(x for o in outs for x in o["latencies"])
     accepted = sum(o["accepted"] for o in outs)
 
     def pct(p: float) -> float:
@@ -169,6 +180,7 @@ def main() -> None:
             "ack_p99_ms": pct(0.99),
             "ack_median_ms": statistics.median(latencies) * 1000,
             "occurred": occurred,
+            "started": started,
         },
         sys.stdout,
     )
