@@ -1,6 +1,8 @@
 """``make bench``: the ingest ceiling comparison and the peer workloads, side by side in one run.
 
 python -m bench [ingest|peers|scale|dispatch|metrics|webhooks|all] [--events N] [--runs K]
+python -m bench cluster [--runs K]: cluster mode beside single-node (PostgreSQL and NATS needed;
+    not part of ``all``; ``python -m bench.cluster --help`` for the parts and their sizes)
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from bench import dispatch, harness, metric_triggers, peers, webhooks
+from bench import cluster, dispatch, harness, metric_triggers, peers, webhooks
 
 
 def ingest(events: int, runs: int) -> None:
@@ -54,7 +56,7 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["ingest", "peers", "scale", "dispatch", "metrics", "webhooks", "all"],
+        choices=["ingest", "peers", "scale", "dispatch", "metrics", "webhooks", "cluster", "all"],
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
@@ -73,6 +75,8 @@ def main() -> None:
         metric_triggers.report("all", 20_000, args.runs)
     if args.what in ("webhooks", "all"):
         webhooks.run(runs=args.runs, events=args.events)
+    if args.what == "cluster":
+        cluster.run(runs=args.runs)
 
 
 if __name__ == "__main__":
