@@ -76,11 +76,13 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], tmp: str, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    args: list[str], tmp: str, name: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     log_path = Path(tmp) / f"{name}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, *args], stdout=log, stderr=log, env=harness._env(), cwd=tmp
+            [sys.executable, *args], stdout=log, stderr=log, env=env or harness._env(), cwd=tmp
         )
     try:
         yield proc
@@ -105,8 +107,11 @@ def ceiling_server() -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def engine(*extra: str) -> Iterator[tuple[str, int]]:
-    """An engine process serving webhooks; yields (its gRPC address, its pid)."""
+def engine(*extra: str, source: Path | None = None) -> Iterator[tuple[str, int]]:
+    """An engine process serving webhooks; yields (its gRPC address, its pid).
+
+    ``source`` runs another checkout's engine (its ``src``), e.g. the code before a change.
+    """
     grpc_addr = f"127.0.0.1:{harness.free_port()}"
     http_addr = f"127.0.0.1:{harness.free_port()}"
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
@@ -124,7 +129,7 @@ def engine(*extra: str) -> Iterator[tuple[str, int]]:
             f"sqlite:///{tmp}/bench.db",
             *extra,
         ]
-        with _process(args, tmp, "engine") as proc:
+        with _process(args, tmp, "engine", harness.source_env(source)) as proc:
             deadline = time.monotonic() + 60
             while True:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -210,29 +215,44 @@ def _firing_delays(grpc_addr: str) -> list[float]:
     return delays
 
 
-def throughput_run(seconds: int) -> dict[str, float]:
-    """wrk against the ceiling, then against the engine; requests/s and the engine's CPU."""
+def throughput_run(seconds: int, compare: Path | None = None) -> dict[str, float]:
+    """Runs wrk against the ceiling, then the engine (and ``compare``'s engine, if given)."""
     with ceiling_server() as (url, ceiling_pid):
         before = load.cpu_seconds(ceiling_pid)
         ceiling = load.wrk(url, seconds)
         ceiling_cpu = load.cpu_seconds(ceiling_pid) - before
-    with engine("--no-executors") as (grpc_addr, pid):
+    figures = {
+        "ceiling": ceiling["rate"],
+        "sat_ceiling_us": ceiling_cpu / (ceiling["rate"] * seconds) * 1e6,
+        **_engine_rate(seconds, None),
+    }
+    if compare is not None:
+        other = _engine_rate(seconds, compare)
+        figures["compared"] = other["engine"]
+        figures["compared_share"] = other["engine"] / ceiling["rate"]
+    figures["share"] = figures["engine"] / ceiling["rate"]
+    return figures
+
+
+def _engine_rate(seconds: int, source: Path | None) -> dict[str, float]:
+    """Runs wrk against an engine's ``/hooks/<slug>``: requests/s and CPU per request."""
+    with engine("--no-executors", source=source) as (grpc_addr, pid):
         url = _hook_url(grpc_addr)
         result, engine_cpu, front_cpu = _Cpu(pid).measure(lambda: load.wrk(url, seconds))
     requests = result["rate"] * seconds
     return {
-        "ceiling": ceiling["rate"],
         "engine": result["rate"],
-        "share": result["rate"] / ceiling["rate"],
         "engine_non_2xx": result["non_2xx"],
-        "sat_ceiling_us": ceiling_cpu / (ceiling["rate"] * seconds) * 1e6,
         "sat_engine_us": engine_cpu / requests * 1e6,
         "sat_front_us": front_cpu / requests * 1e6,
     }
 
 
-def latency_run(seconds: float) -> dict[str, float]:
-    """Request -> 204, -> firing and -> action at 1,000 requests/s, one engine."""
+def latency_run(seconds: float, source: Path | None = None) -> dict[str, float]:
+    """Request -> 204, -> firing and -> action at 1,000 requests/s, one engine.
+
+    ``source`` runs another checkout's engine (its ``src``).
+    """
     import automations
 
     with tempfile.TemporaryDirectory(prefix="automations-bench-") as tmp:
@@ -245,10 +265,9 @@ def latency_run(seconds: float) -> dict[str, float]:
                 tmp,
                 "recorder",
             ),
-            engine("--no-executors", "--executor", f"bench.noop={recorder_addr}") as (
-                grpc_addr,
-                pid,
-            ),
+            engine(
+                "--no-executors", "--executor", f"bench.noop={recorder_addr}", source=source
+            ) as (grpc_addr, pid),
         ):
             url = _hook_url(grpc_addr)
             cpu = _Cpu(pid)
@@ -314,8 +333,17 @@ def _spread(values: list[float], fmt: str) -> str:
     return "/".join(format(value, fmt) for value in values)
 
 
-def run(runs: int = 3, seconds: int = 10, events: int = 200_000, ingest: bool = True) -> None:
-    """Prints the figures (medians of ``runs``, each run's in parentheses)."""
+def run(
+    runs: int = 3,
+    seconds: int = 10,
+    events: int = 200_000,
+    ingest: bool = True,
+    compare: Path | None = None,
+) -> None:
+    """Prints the figures (medians of ``runs``, each run's in parentheses).
+
+    ``compare``: another checkout whose engine is measured too, in the same runs.
+    """
     print(
         f"== webhooks: wrk -t1 -c64 {seconds}s POSTs, ceiling and engine alternated; "
         f"1,000 requests/s for {seconds}s; median of {runs} runs (each run's in parentheses)",
@@ -323,8 +351,14 @@ def run(runs: int = 3, seconds: int = 10, events: int = 200_000, ingest: bool = 
     )
     figures: dict[str, list[float]] = {}
     for run_index in range(runs):
-        for key, value in (*throughput_run(seconds).items(), *latency_run(seconds).items()):
+        for key, value in (
+            *throughput_run(seconds, compare).items(),
+            *latency_run(seconds).items(),
+        ):
             figures.setdefault(key, []).append(value)
+        if compare is not None:
+            for key, value in latency_run(seconds, compare).items():
+                figures.setdefault(f"compared_{key}", []).append(value)
         if ingest:
             for on in (False, True) if run_index % 2 == 0 else (True, False):  # no order bias
                 result = ingest_run(events, on)
@@ -368,6 +402,16 @@ def run(runs: int = 3, seconds: int = 10, events: int = 200_000, ingest: bool = 
         f"answered 204, {med['firings']:.0f} firings, {med['actions']:.0f} actions; CPU per "
         f"request: engine {med['fired_engine_us']:.0f} us, front {med['fired_front_us']:.0f} us"
     )
+    if compare is not None:
+        print(
+            f"the engine of {compare}, same runs: {med['compared']:,.0f} requests/s "
+            f"({_spread(figures['compared'], ',.0f')}) = {med['compared_share']:.0%} of the "
+            f"ceiling; at 1,000 requests/s request -> 204 p99 {med['compared_plain_p99_ms']:.1f} "
+            f"ms without automation, {med['compared_ack_p99_ms']:.1f} ms with; request -> firing "
+            f"p50 {med['compared_firing_p50_ms']:.1f} ms, p99 {med['compared_firing_p99_ms']:.1f} "
+            f"ms ({_spread(figures['compared_firing_p99_ms'], '.1f')}); CPU per request at 1,000/s "
+            f"with firings: {med['compared_fired_engine_us']:.0f} us"
+        )
     if ingest:
         print(
             f"gRPC ingest (StreamEvents, {events} events): webhooks off "
@@ -395,6 +439,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--no-ingest", action="store_true", help="skip the gRPC ingest runs")
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout whose engine is measured in the same runs"
+    )
     args = parser.parse_args()
     if args.what == "ceiling":
         load.serve_ceiling(args.addr)
@@ -404,7 +451,13 @@ def main() -> None:
         result = asyncio.run(load.constant_rate(args.url, args.rate, args.seconds, connections=32))
         print(json.dumps(result))
     else:
-        run(args.runs, int(args.seconds), args.events, ingest=not args.no_ingest)
+        run(
+            args.runs,
+            int(args.seconds),
+            args.events,
+            ingest=not args.no_ingest,
+            compare=args.compare,
+        )
 
 
 if __name__ == "__main__":
