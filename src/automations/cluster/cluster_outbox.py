@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from automations.actions import outcomes, planning, settling
-from automations.cluster import cluster_changes, partition_commit, partition_store
+from automations.cluster import cluster_changes, crash_points, partition_commit, partition_store
 from automations.dispatch import dispatcher
 from automations.domain import errors, invocations
 from automations.pipeline import writer as writer_
@@ -161,6 +161,7 @@ class Gateway(dispatcher.OutboxStore):
 
     async def record(self, results: Sequence[outcomes.Outcome]) -> None:
         """Records outcomes in one writer transaction."""
+        crash_points.reached("after-executor-call")
         written = await self._writer.call(lambda backend: backend.outbox.record(results))
         if written:
             self._on_messages()

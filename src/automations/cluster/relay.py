@@ -26,7 +26,14 @@ import time
 from collections.abc import Callable, Sequence
 
 from automations import metrics
-from automations.cluster import log, log_errors, log_reader, log_streams, partition_store
+from automations.cluster import (
+    crash_points,
+    log,
+    log_errors,
+    log_reader,
+    log_streams,
+    partition_store,
+)
 from automations.store import database as database_
 
 logger = logging.getLogger(__name__)
@@ -109,6 +116,7 @@ class Relay:
                 if self._failing:
                     logger.info("relaying again")
                     self._failing = False
+                crash_points.reached("mid-relay")
                 await asyncio.to_thread(self._delete, [row.id for row in rows])
                 now = time.time()
                 for row in rows:

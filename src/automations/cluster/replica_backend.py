@@ -40,6 +40,7 @@ from automations.actions import planning
 from automations.cluster import (
     cluster_changes,
     cluster_outbox,
+    crash_points,
     fencing,
     leases,
     log_reader,
@@ -195,6 +196,8 @@ class ClusterBackend(writer.Backend):
             return []
         with self.database.write() as conn:
             grants = leases.acquire(conn, self.member_id, wanted, dead=dead, lease=lease)
+        if grants:
+            crash_points.reached("during-takeover")
         for grant in grants:
             started = time.perf_counter()
             with self.database.read() as conn:
@@ -357,6 +360,7 @@ class ClusterBackend(writer.Backend):
                     + [fencing.Checkpoint(c.partition, c.epoch, clock=clock) for c in first],
                 )
                 written = partition_commit.persist(conn, outcomes, self.planner, now)
+                crash_points.reached("before-commit")
         except fencing.OwnershipLost as lost:
             metrics.CLUSTER_FENCED_COMMITS.inc()
             logger.warning(
@@ -372,6 +376,7 @@ class ClusterBackend(writer.Backend):
             )
             self._drop(touched)
             return False
+        crash_points.reached("after-commit")
         if written.jobs and self._handoff is not None:
             self._handoff(written.jobs)
         if written.messages or written.firings:

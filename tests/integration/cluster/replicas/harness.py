@@ -72,8 +72,8 @@ class Cluster:
 
     # ------------------------------------------------------------------ processes
 
-    def start_replica(self) -> EngineProcess:
-        """Starts one more replica and waits until it serves."""
+    def start_replica(self, env: Mapping[str, str] | None = None) -> EngineProcess:
+        """Starts one more replica (``env``: more environment) and waits until it serves."""
         number = len(self.replicas)
         directory = self.workdir / f"replica-{number}"
         directory.mkdir()
@@ -85,6 +85,7 @@ class Cluster:
                 **TIMING,
                 "AUTOMATIONS_CLUSTER_PARTITIONS": str(self.partitions),
                 "AUTOMATIONS_CLUSTER_STREAM_PREFIX": self.prefix,
+                **(env or {}),
             },
         )
         self.replicas.append(replica)
