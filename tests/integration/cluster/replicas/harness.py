@@ -74,6 +74,12 @@ class Cluster:
 
     def start_replica(self, env: Mapping[str, str] | None = None) -> EngineProcess:
         """Starts one more replica (``env``: more environment) and waits until it serves."""
+        replica = self.add_replica(env)
+        replica.start(timeout=60)
+        return replica
+
+    def add_replica(self, env: Mapping[str, str] | None = None) -> EngineProcess:
+        """One more replica, not started yet (``env``: more environment)."""
         number = len(self.replicas)
         directory = self.workdir / f"replica-{number}"
         directory.mkdir()
@@ -89,7 +95,6 @@ class Cluster:
             },
         )
         self.replicas.append(replica)
-        replica.start(timeout=60)
         return replica
 
     def live(self) -> list[EngineProcess]:

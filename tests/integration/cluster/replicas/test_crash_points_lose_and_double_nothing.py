@@ -1,7 +1,7 @@
 """A replica exiting at each crash point under load: nothing lost, nothing done twice.
 
-Two replicas run throughout; for each crash point (``cluster.crash_points``) a third one joins with
-``AUTOMATIONS_TEST_CRASH_AT`` set, takes partitions over and exits there (as kill -9 would leave
+Two replicas run throughout; for each crash point (``cluster.crash_points``) one more joins with
+``AUTOMATIONS_TEST_CRASH_AT`` set (the five together), takes partitions over and exits there (as kill -9 would leave
 it: no lease released, a transaction cut short, rows published and not deleted, an executor's
 answer not recorded). Then, after quiescence: every acknowledged event is logged once, the firings
 equal a single-node oracle's, and every committed webhook invocation reached the receiver with
@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -59,47 +58,45 @@ def test_a_replica_exiting_at_any_crash_point_loses_and_doubles_nothing(
     webhook_executor: ExecutorProcess,
 ) -> None:
     cluster.replica_args = ("--executor", f"call-webhook={webhook_executor.addr}")
-    cluster.start_replica()
-    cluster.start_replica()
+    oracle = harness.Oracle(tmp_path)
     specs = {
         workload.ALIGNED_ID: workload.calling(workload.ALIGNED, receiver.url + "/hook"),
         workload.KEYED_ID: workload.KEYED,
     }
-    for automation_id, spec in specs.items():
-        cluster.create_automation(spec, automation_id)
-    wait_until(
-        lambda: (
-            len({o for o in cluster.owners().values() if o}) == 2
-            and all(
-                harness.metric(r, "automations_loaded_automations") == len(specs)
-                for r in cluster.live()
-            )
-        ),
-        timeout=20,
-        what="both replicas owning partitions, the automations synced",
-    )
-    published: list[list[dict[str, Any]]] = []
-    stop = threading.Event()
-    loader = threading.Thread(target=_load, args=(cluster, published, stop))
-    loader.start()
     try:
-        for crash in CRASHES:
-            crasher = _start_crasher(cluster, crash)
-            wait_until(_exited(crasher), timeout=30, what=f"the replica exiting at {crash}")
-            assert crasher.proc is not None
-            assert crasher.proc.returncode == crash_points.EXIT_CODE, crasher.log()[-3000:]
-            assert f"crash point {crash.split(':')[0]} reached" in crasher.log()
-    finally:
-        stop.set()
-        loader.join(timeout=60)
-    cluster.wait_quiescent(timeout=60)
-
-    with harness.Oracle(tmp_path) as oracle:
-        for automation_id in specs:
+        _start_together([cluster.add_replica(), cluster.add_replica(), oracle.engine])
+        for automation_id, spec in specs.items():
+            cluster.create_automation(spec, automation_id)
             oracle.create_automation(workload.EVERY[automation_id], automation_id)
-        for batch in published:
-            oracle.publish(batch)
+        wait_until(
+            lambda: (
+                len({o for o in cluster.owners().values() if o}) == 2
+                and all(
+                    harness.metric(r, "automations_loaded_automations") == len(specs)
+                    for r in cluster.live()
+                )
+            ),
+            timeout=20,
+            what="both replicas owning partitions, the automations synced",
+        )
+        stop = threading.Event()
+        loader = threading.Thread(target=_load, args=(cluster, oracle, stop))
+        loader.start()
+        try:  # they join together, each exits at its point
+            crashers = [cluster.add_replica({crash_points.ENV: crash}) for crash in CRASHES]
+            _start_together(crashers, exiting=True)
+            for crash, crasher in zip(CRASHES, crashers, strict=True):
+                wait_until(_exited(crasher), timeout=30, what=f"the replica exiting at {crash}")
+                assert crasher.proc is not None
+                assert crasher.proc.returncode == crash_points.EXIT_CODE, crasher.log()[-3000:]
+                assert f"crash point {crash.split(':')[0]} reached" in crasher.log()
+        finally:
+            stop.set()
+            loader.join(timeout=60)
+        cluster.wait_quiescent(timeout=60)
         expected = workload.comparable(oracle.firings())
+    finally:
+        oracle.engine.stop()
     logged = collections.Counter(cluster.logged())
     assert all(logged[event_id] == 1 for event_id in cluster.acked)
     assert workload.comparable(cluster.firings()) == expected
@@ -121,22 +118,34 @@ def _exited(replica: EngineProcess) -> Callable[[], bool]:
     return lambda: replica.proc is not None and replica.proc.poll() is not None
 
 
-def _start_crasher(cluster: harness.Cluster, crash: str) -> EngineProcess:
-    try:
-        return cluster.start_replica(env={crash_points.ENV: crash})
-    except RuntimeError:  # exited before it served: at its crash point (checked by the caller)
-        return cluster.replicas[-1]
+def _start_together(processes: list[EngineProcess], *, exiting: bool = False) -> None:
+    """Starts processes at once; ``exiting``: one may exit before it serves (its crash point)."""
+    errors: list[BaseException] = []
+
+    def start(process: EngineProcess) -> None:
+        try:
+            process.start(timeout=60)
+        except RuntimeError as exc:  # exited while starting
+            if not exiting:
+                errors.append(exc)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(p,)) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
 
 
-def _load(
-    cluster: harness.Cluster, published: list[list[dict[str, Any]]], stop: threading.Event
-) -> None:
+def _load(cluster: harness.Cluster, oracle: harness.Oracle, stop: threading.Event) -> None:
     """Batches of 10 new resources pinged twice each (10 ALIGNED firings) until stopped."""
     start = 0
     while not stop.is_set():
         resources = list(range(start, start + 10))
         batch = workload.pings(resources + resources)
         cluster.publish(batch)
-        published.append(batch)
+        oracle.publish(batch)
         start += 10
-        time.sleep(0.05)
+        time.sleep(0.1)
