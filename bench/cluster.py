@@ -4,6 +4,7 @@ Not a test. Usage::
 
     .venv/bin/python -m bench cluster                 # everything, the issue's sizes
     .venv/bin/python -m bench.cluster throughput --events 50000 --runs 3
+    .venv/bin/python -m bench.cluster bound --events 50000 --delay 0.02
     .venv/bin/python -m bench.cluster latency --seconds 15
     .venv/bin/python -m bench.cluster failover --kills 5 --buckets 100000
 
@@ -18,6 +19,9 @@ Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS wi
   committed offsets reach the log's end). CPU per event is the engine processes' and their
   children's (the rete worker) user + system time over the run, divided by the events; NATS's
   and PostgreSQL's (every backend on the machine: other load counts too) are printed apart.
+- **bound**: the same W1 into 1, 2 and 3 replicas whose every partition commit first waits
+  ``--delay`` (20 ms), as a distant database would: the writers wait rather than compute, so the
+  speed-up across replicas shows on 2 cores too.
 - **latency** (W2): 20 events/s, each its own PublishEvents, a threshold-1 for-each automation;
   event sent -> firing visible in the database (polled every 5 ms), single-node on PostgreSQL
   beside a 3-replica cluster (events sent to the replicas in turn).
@@ -43,7 +47,7 @@ from typing import Any
 
 import grpc
 
-from automations.cluster import routing
+from automations.cluster import crash_points, routing
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from bench import cluster_processes as cp
 from bench import harness, peers, workloads
@@ -89,13 +93,13 @@ def _process_cpu(name: str) -> float:
 # ----------------------------------------------------------------------------- throughput
 
 
-def _w1_once(kind: str, events: int) -> dict[str, Any]:
+def _w1_once(kind: str, events: int, env: dict[str, str] | None = None) -> dict[str, Any]:
     expected = workloads.w1_expected_firings(workloads.w1_sequence(events))
     if kind.startswith("single-node"):
         with cp.single_node(kind.split()[1]) as (node, _url):
             return _w1_measure([node], events, expected, streams=2, cluster=None)
     count = int(kind.rsplit("x", 1)[1])
-    with cp.BenchCluster(PARTITIONS) as cluster:
+    with cp.BenchCluster(PARTITIONS, env) as cluster:
         nodes = [cluster.start_replica() for _ in range(count)]
         cp.wait(cluster.settled, 60, "partitions settled")
         return _w1_measure(nodes, events, expected, streams=max(2, count), cluster=cluster)
@@ -156,6 +160,26 @@ def throughput(events: int, runs: int) -> None:
             f"  + PostgreSQL (machine) {med['postgres_us']:4.0f}  firings "
             f"{'= expected' if right else 'WRONG'} ({rows[0]['firings']})"
         )
+
+
+def latency_bound(events: int, delay: float, runs: int) -> None:
+    """W1 into 1, 2 and 3 replicas whose every commit waits ``delay`` s (a distant database)."""
+    print(
+        f"== W1 latency-bound: {events} events, every partition commit waits {delay * 1000:.0f} ms"
+        f" before its COMMIT (AUTOMATIONS_TEST_COMMIT_DELAY_SECONDS); median of {runs} runs"
+    )
+    env = {crash_points.DELAY_ENV: str(delay)}
+    kinds = ("cluster x1", "cluster x2", "cluster x3")
+    rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(runs):
+        for kind in kinds:
+            result = _w1_once(kind, events, env)
+            assert result["firings"] == result["expected"], result
+            rates[kind].append(result["processed"])
+    base = statistics.median(rates[kinds[0]])
+    for kind in kinds:
+        rate = statistics.median(rates[kind])
+        print(f"{kind:<24} processed {rate:8,.0f}/s  = {rate / base:.2f} x one replica")
 
 
 # ----------------------------------------------------------------------------- latency (W2)
@@ -398,6 +422,7 @@ def run(events: int = 50_000, runs: int = 3, seconds: float = 15.0, kills: int =
         buckets: int = 100_000) -> None:  # fmt: skip
     """Everything, in the order of the module docstring."""
     throughput(events, runs)
+    latency_bound(events // 2, 0.02, runs)
     latency(seconds)
     failover(kills, buckets)
 
@@ -405,16 +430,22 @@ def run(events: int = 50_000, runs: int = 3, seconds: float = 15.0, kills: int =
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster")
     parser.add_argument(
-        "what", nargs="?", default="all", choices=["throughput", "latency", "failover", "all"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["throughput", "bound", "latency", "failover", "all"],
     )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--buckets", type=int, default=100_000)
+    parser.add_argument("--delay", type=float, default=0.02, help="the bound run's commit delay")
     args = parser.parse_args()
     if args.what in ("throughput", "all"):
         throughput(args.events, args.runs)
+    if args.what in ("bound", "all"):
+        latency_bound(args.events // 2, args.delay, args.runs)
     if args.what in ("latency", "all"):
         latency(args.seconds)
     if args.what in ("failover", "all"):

@@ -360,6 +360,7 @@ class ClusterBackend(writer.Backend):
                     + [fencing.Checkpoint(c.partition, c.epoch, clock=clock) for c in first],
                 )
                 written = partition_commit.persist(conn, outcomes, self.planner, now)
+                crash_points.commit_delay()
                 crash_points.reached("before-commit")
         except fencing.OwnershipLost as lost:
             metrics.CLUSTER_FENCED_COMMITS.inc()
