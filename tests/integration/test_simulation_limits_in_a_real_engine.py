@@ -8,6 +8,7 @@ and simulations within the bounds answer as they did before (the conformance cor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -123,10 +124,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _children(pid: int) -> list[int]:
+def _simulation_workers(pid: int) -> list[int]:
+    """The engine's children running simulations (not its webhook front process, say)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"simulation_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
     return found
 
 
@@ -134,7 +139,7 @@ def _busy_worker(engine: EngineProcess) -> int:
     """The engine's simulation worker, once it has spent some CPU."""
     assert engine.proc is not None
     engine_pid = engine.proc.pid
-    (worker,) = wait_until(lambda: _children(engine_pid), what="a simulation worker")
+    (worker,) = wait_until(lambda: _simulation_workers(engine_pid), what="a simulation worker")
     wait_until(lambda: _cpu_seconds(worker) > 0.5, what="the worker computing")
     return worker
 
