@@ -11,7 +11,8 @@ the replica's writer thread (``replica_backend``). Three periodic tasks:
   release the owned partitions another member should own (gracefully: the commit in flight ends
   first, the writer runs calls in order) and acquire the free ones this replica should own;
 * **renew** (every ``renew_every``, 1 s): a heartbeat on the membership's lock session, then the
-  leases (the partitions taken over meanwhile are dropped);
+  leases (the partitions taken over meanwhile are dropped), then the log purged of what the owned
+  partitions committed since the last time (the streams' ``max_age`` bounds the rest);
 * **sync** (every second): the automations other replicas changed (``cluster_changes``).
 
 An owned partition has two readers (``log_reader``), of the raw stream from its committed raw
@@ -107,6 +108,8 @@ class Replica:
         self._partition_count = backend.engine.router.partitions
         self._runs: dict[int, _Run] = {}
         self._lag: dict[tuple[int, str], int] = {}
+        self._purged: dict[int, tuple[int, int]] = {}
+        """The offsets each partition's log was last purged through."""
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -213,6 +216,29 @@ class Replica:
             return
         lease = self._timing.lease
         await self._writer.call(lambda backend: backend.renew(lease))
+        await self._purge()
+
+    async def _purge(self) -> None:
+        """Deletes what the owned partitions committed from the log (nobody reads it again).
+
+        A new owner reads from the committed offsets + 1, so messages up to them are never read
+        again, whoever owns the partition next; a replica that lost a partition meanwhile purges
+        at most up to an offset its successor has passed.
+        """
+        committed = await self._writer.call(
+            lambda backend: {p: (o.raw_seq, o.fwd_seq) for p, o in backend.owned.items()}
+        )
+        for partition, (raw_seq, fwd_seq) in committed.items():
+            done = self._purged.get(partition, (0, 0))
+            try:
+                if raw_seq > done[0]:
+                    await self._raw_log.purge(log_streams.Stage.RAW, partition, raw_seq)
+                if fwd_seq > done[1]:
+                    await self._fwd_log.purge(log_streams.Stage.FWD, partition, fwd_seq)
+            except log_errors.LogUnavailable as exc:
+                logger.warning("purging partition %d failed; later: %s", partition, exc)
+                return
+            self._purged[partition] = (raw_seq, fwd_seq)
 
     async def _sync(self) -> None:
         await self._writer.call(lambda backend: backend.changes.sync())

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import nats
 import orjson
 import sqlalchemy as sa
 
@@ -240,6 +241,22 @@ class Cluster:
         return outbox == 0 and all(
             row[3] in live and row[1] >= raw[row[0]] and row[2] >= fwd[row[0]] for row in rows
         )
+
+    def stored_messages(self) -> int:
+        """How many messages the cluster's two streams hold now."""
+        return asyncio.run(self._stored_messages())
+
+    async def _stored_messages(self) -> int:
+        client = await nats.connect(self.nats_url)
+        try:
+            jsm = client.jsm()
+            settings = self._log_settings()
+            total = 0
+            for stage in (log_streams.Stage.RAW, log_streams.Stage.FWD):
+                total += (await jsm.stream_info(settings.stream(stage))).state.messages
+            return total
+        finally:
+            await client.close()
 
     async def _last_sequences(self) -> tuple[dict[int, int], dict[int, int]]:
         opened = await log.JetStreamLog.connect(self.nats_url, self._log_settings())
