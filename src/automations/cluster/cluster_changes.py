@@ -8,12 +8,13 @@ partitioned engine.
 
 Every other replica learns of the change by **polling**: :meth:`ClusterChanges.sync`, run every
 second on each replica, reads the enabled automations' ids and versions (every change bumps the
-version) and loads, reloads or unloads what differs. Polling rather than ``LISTEN/NOTIFY``: a
+version) and loads, reloads or unloads what differs. Each change also increments the cluster's
+change counter (``cluster.automations_version``) in its transaction, and a replica reads that
+counter before every partition commit (:meth:`ClusterChanges.sync_if_changed`), syncing first when
+it moved: an event published after a change returned, through any replica, is evaluated with it. Polling rather than ``LISTEN/NOTIFY``: a
 notification is lost while a replica is disconnected, so a reconciling poll is needed anyway (as
 Prefect's own ``reconcile_automations`` next to its change listener), and one mechanism with a
 bounded delay (a second) is simpler to reason about; the query reads two columns of a small table.
-Until a replica has synced, events it evaluates see the previous definition: changes are
-eventually consistent across replicas (Prefect's are too).
 
 Trigger state follows the single-node rules: an update keeps the state of triggers whose
 definition did not change (their ids are kept) and deletes the others', a delete or disable
@@ -66,6 +67,8 @@ class ClusterChanges:
         self._owned = owned
         self._clock = clock
         self._after: list[Callable[[], None]] = []
+        self._synced = -1
+        """The change counter as of the last sync (-1: none yet)."""
 
     # ------------------------------------------------------------------ transactions
 
@@ -160,6 +163,16 @@ class ClusterChanges:
         self._count()
         return len(enabled)
 
+    def sync_if_changed(self) -> int:
+        """:meth:`sync` when the cluster's change counter moved since the last one (one query).
+
+        Called before every partition commit: an automation change committed before an event
+        was published (through any replica) is then loaded before the event is evaluated.
+        """
+        with self._database.read() as conn:
+            version = _changes_counted(conn)
+        return 0 if version == self._synced else self.sync()
+
     def sync(self) -> int:
         """Applies the changes other replicas made since the last sync; returns how many.
 
@@ -168,6 +181,7 @@ class ClusterChanges:
         """
         t = tables.automations
         with self._database.read() as conn:
+            counted = _changes_counted(conn)  # first: a change committed after it is seen next time
             stored = {
                 row[0]: int(row[1])
                 for row in conn.execute(sa.select(t.c.id, t.c.version).where(t.c.enabled))
@@ -180,6 +194,7 @@ class ClusterChanges:
                     fresh.append(automations_repo.get(conn, automation_id))
         gone = [i for i in loaded if i not in stored]
         if not fresh and not gone:
+            self._synced = counted
             return 0
         owned = list(self._owned())
         with self._database.write() as conn:
@@ -195,6 +210,7 @@ class ClusterChanges:
             self._apply(automation)
         for automation_id in gone:
             self._unload(automation_id)
+        self._synced = counted
         logger.info(
             "automations synced from the database",
             extra={"loaded": len(fresh), "unloaded": len(gone)},
@@ -229,7 +245,12 @@ class ClusterChanges:
         depth: int = 0,
         origin: str = "",
     ) -> None:
-        """Writes ``prefect.automation.<kind>`` (payload: the automation) for the relay."""
+        """Writes ``prefect.automation.<kind>`` for the relay and counts the change.
+
+        The event's payload is the automation; the count is ``cluster.automations_version``.
+        """
+        c = tables.cluster
+        conn.execute(sa.update(c).values(automations_version=c.c.automations_version + 1))
         now = self._clock()
         event = lifecycle.automation_changed(kind, pj.dump_automation(automation), now=now)
         caused = planning.Caused(event, depth, origin or event.id)
@@ -239,3 +260,8 @@ class ClusterChanges:
         partition_store.add_messages(conn, messages, now)
         if depth > 0:
             partition_store.add_lineage(conn, [(event.id, depth, caused.origin)], now)
+
+
+def _changes_counted(conn: Any) -> int:
+    """The cluster's automation change counter (``cluster.automations_version``)."""
+    return int(conn.execute(sa.select(tables.cluster.c.automations_version)).scalar_one())

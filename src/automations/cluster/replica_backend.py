@@ -278,6 +278,7 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.raw_seq]
         if not entries:
             return True
+        self._sync_changes()
         batch: list[events.Event] = [event for entry in entries for event in entry.events()]
         last = entries[-1].sequence
         now = self._clock()
@@ -310,6 +311,7 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.fwd_seq]
         if not entries:
             return True
+        self._sync_changes()
         marks = dict(owned.watermarks)
         batch: list[events.Event] = []
         for entry in entries:
@@ -338,6 +340,13 @@ class ClusterBackend(writer.Backend):
         owned.fwd_seq = last
         owned.watermarks = marks
         return True
+
+    def _sync_changes(self) -> None:
+        """Loads automation changes committed since the last sync (see ``cluster_changes``)."""
+        try:
+            self.changes.sync_if_changed()
+        except Exception:  # the commit goes on with what is loaded; the periodic sync retries
+            logger.exception("loading automation changes before a commit failed")
 
     def _commit(self, first: list[fencing.Checkpoint], work: Work, now: float) -> bool:
         """One fenced transaction: ``first``'s fence, ``work``, the outcomes' partitions, persist.

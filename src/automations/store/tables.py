@@ -197,8 +197,16 @@ cluster = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False, comment="always 1"),
     sa.Column("partition_count", sa.Integer, nullable=False),
     sa.Column("created", sa.Double, nullable=False),
+    sa.Column(
+        "automations_version",
+        sa.BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="incremented by every automation change in cluster mode",
+    ),
 )
-"""The cluster's one row: its partition count, fixed when the first replica created it."""
+"""The cluster's one row: its partition count, fixed when the first replica created it, and a
+counter of automation changes (replicas load the changes before a commit when it moved)."""
 
 cluster_members = sa.Table(
     "cluster_members",
