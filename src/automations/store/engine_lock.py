@@ -120,7 +120,10 @@ def _lock_postgresql(
             "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.classid = 0 AND l.objid = :key "
-            "AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid() LIMIT 1"
+            "AND l.objsubid = 1 AND l.granted AND l.pid <> pg_backend_pid() "
+            # advisory locks are per database: another database's engine is not the holder
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "LIMIT 1"
         ),
         {"key": PG_LOCK_KEY},
     ).first()

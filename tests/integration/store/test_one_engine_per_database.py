@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from automations.store import engine_lock
 from tests.integration.engine_process import EngineProcess
 
 
@@ -53,3 +56,27 @@ def test_the_lock_goes_with_an_engine_killed_outright(database_url: str, tmp_pat
     first.kill9()
     second = EngineProcess(tmp_path, database_url=database_url).start()
     second.stop()
+
+
+def test_the_holder_named_is_in_this_database_not_another(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Advisory locks are per database: an engine holding the same key elsewhere is not named."""
+    other_url = sa.make_url(postgres_url).set(database="postgres")
+    other = sa.create_engine(other_url, poolclass=sa.pool.NullPool)
+    with other.connect() as decoy:
+        decoy.execute(
+            sa.text("SELECT set_config('application_name', 'decoy in another db', false)")
+        )
+        decoy.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": engine_lock.PG_LOCK_KEY})
+        decoy.commit()
+        first = EngineProcess(tmp_path, database_url=postgres_url).start()
+        try:
+            refused = second_serve(postgres_url, tmp_path)
+            assert refused.returncode == 1
+            (line,) = [t for t in refused.stderr.splitlines() if t.startswith("automations serve")]
+            assert "decoy" not in line
+            assert "another engine holds this database: automations on " in line
+        finally:
+            first.stop()
+    other.dispose()
