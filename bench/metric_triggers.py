@@ -216,6 +216,8 @@ def w1(n: int, runs: int) -> dict[str, Any]:
         "events": n,
         "rates_without": [round(r["rate"]) for r in without],
         "rates_with": [round(r["rate"]) for r in beside],
+        "cpu_without": [round(r["cpu_us"], 1) for r in without],
+        "cpu_with": [round(r["cpu_us"], 1) for r in beside],
         "median_without": rate_without,
         "median_with": rate_with,
         "ratio": rate_with / rate_without,
@@ -583,7 +585,7 @@ def report(what: str, events_n: int, runs: int) -> None:
             f"W1 firings exact in every run: {r['exact']} {r['not_exact'] or ''}; RSS "
             f"{r['rss_without_mb']:.0f} / {r['rss_with_mb']:.0f} MB; the engine's CPU per event "
             f"(its process and children, median) {r['cpu_us_without']:.1f} / "
-            f"{r['cpu_us_with']:.1f} us"
+            f"{r['cpu_us_with']:.1f} us, runs {r['cpu_without']} / {r['cpu_with']}"
         )
         cpu = engine_cpu()
         print(
