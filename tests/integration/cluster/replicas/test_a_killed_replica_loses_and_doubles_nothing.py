@@ -20,7 +20,7 @@ from tests.integration.cluster.replicas import harness, workload
 from tests.integration.executors.executor_process import ExecutorProcess, Receiver, Reply
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]  # slow on a busy machine
 
 
 @pytest.fixture

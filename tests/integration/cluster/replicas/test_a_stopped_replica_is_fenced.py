@@ -10,7 +10,7 @@ import pytest
 from tests.integration.cluster.replicas import harness, workload
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]  # slow on a busy machine
 
 
 def test_a_replica_stopped_past_its_lease_commits_nothing_after_it_resumes(

@@ -24,7 +24,7 @@ from tests.integration.engine_process import EngineProcess
 from tests.integration.executors.executor_process import ExecutorProcess, Receiver, Reply
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]  # slow on a busy machine
 
 CRASHES = (
     "during-takeover:1",

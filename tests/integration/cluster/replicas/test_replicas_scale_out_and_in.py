@@ -13,7 +13,7 @@ import pytest
 from tests.integration.cluster.replicas import harness, workload
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]  # slow on a busy machine
 
 
 def test_partitions_follow_replicas_joining_and_leaving_under_load(

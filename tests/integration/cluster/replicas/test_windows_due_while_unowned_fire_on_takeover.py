@@ -9,7 +9,7 @@ import pytest
 from tests.integration.cluster.replicas import harness, workload
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(240)]  # slow on a busy machine
 
 
 def test_windows_due_during_an_outage_fire_once_as_soon_as_a_replica_takes_over(
