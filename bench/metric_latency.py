@@ -1,4 +1,6 @@
-"""Metric triggers: how soon a transition is committed (``python -m bench.metric_triggers latency``).
+"""Metric triggers: how soon a transition is committed.
+
+``python -m bench.metric_triggers latency``.
 
 An EngineBackend on a SQLite file (the writer's code, on the real clock): metric groups breaching
 on a schedule beside thousands of other groups being fed; from the instant ``firing_for`` is
@@ -53,7 +55,8 @@ def latency(
 
     ``per_second`` groups a second start to breach (two failures each): each triggers when
     ``firing_for`` (2 s) is reached, then resolves 2 s after its failures left the 6 s window;
-    both changes come from the deadline (reached exactly, on event time). Meanwhile ``load_rate`` failures a second,
+    both changes come from the deadline (reached exactly, on event time). Meanwhile
+    ``load_rate`` failures a second,
     in batches every 100 ms, go to ``load_keys`` other groups of the same automation (each seen
     about every 20 s, so thousands of groups come and go); that whole stream is first replayed
     for one window so the load is in its steady state when the measurement starts.

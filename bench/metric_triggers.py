@@ -463,7 +463,8 @@ def report(what: str, events_n: int, runs: int) -> None:
             f"{lat['load_rate']} events/s: p50 {lat['p50_ms']:.1f} ms, p99 "
             f"{lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms (target p99 <= 20 ms); of the "
             f"p99, the advance itself {lat['tick_work_p99_ms']:.1f} ms (the rest: waking up); the "
-            f"advance's own CPU time p50 {lat['cpu_p50_ms']:.1f} ms, p99 {lat['cpu_p99_ms']:.1f} ms; "
+            f"advance's own CPU time p50 {lat['cpu_p50_ms']:.1f} ms, "
+            f"p99 {lat['cpu_p99_ms']:.1f} ms; "
             f"meanwhile a process that only wakes up every 50 ms woke late by p50 "
             f"{lat['probe_p50_ms']:.1f} ms, p99 {lat['probe_p99_ms']:.1f} ms (the machine alone)"
         )
