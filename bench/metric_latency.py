@@ -56,10 +56,10 @@ def latency(
     ``per_second`` groups a second start to breach (two failures each): each triggers when
     ``firing_for`` (2 s) is reached, then resolves 2 s after its failures left the 6 s window;
     both changes come from the deadline (reached exactly, on event time). Meanwhile
-    ``load_rate`` failures a second,
-    in batches every 100 ms, go to ``load_keys`` other groups of the same automation (each seen
-    about every 20 s, so thousands of groups come and go); that whole stream is first replayed
-    for one window so the load is in its steady state when the measurement starts.
+    ``load_rate`` failures a second, in batches every 100 ms, go to ``load_keys`` other groups of
+    the same automation (each seen about every 20 s, so thousands of groups come and go); that
+    whole stream is first replayed for one window so the load is in its steady state when the
+    measurement starts.
     """
     metric_json.minimum_seconds = 1.0
     with (
