@@ -166,16 +166,22 @@ class Group:
         When ``since + firing_for`` is reached; when its oldest sample (or open interval) leaves,
         but not sooner than ``TICK`` after its last evaluation.
         """
-        due = math.inf
-        oldest = self.window.oldest()
-        if oldest is not None:
-            due = oldest + range_seconds
+        window = self.window
+        times = window.times
+        due = times[window.head] + range_seconds if window.head < len(times) else math.inf
         if self.open:
-            due = min(due, self.open_floor + horizon)
+            floor = self.open_floor + horizon
+            if floor < due:
+                due = floor
         if due != math.inf:
-            due = max(due, self.evaluated + TICK)
-        if self.since is not None:
-            due = min(due, self.since + firing_for)
+            earliest = self.evaluated + TICK
+            if earliest > due:
+                due = earliest
+        since = self.since
+        if since is not None:
+            pending = since + firing_for
+            if pending < due:
+                due = pending
         return None if due == math.inf else quantize(due)
 
     def idle(self) -> bool:

@@ -171,7 +171,8 @@ class MetricEngine:
             event, group.last_event = group.last_event, None
             if not (rt.alive and group.alive):
                 continue
-            if rt.forgettable(group, as_of):  # everything left the window, nothing pending
+            # a group fed samples in this call is never forgettable: skip the call
+            if group.unsaved_times is None and rt.forgettable(group, as_of):
                 group.alive = False
                 del rt.groups[group.key]
                 continue
