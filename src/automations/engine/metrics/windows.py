@@ -210,10 +210,6 @@ class Window:
         if self._sorted is not None:
             self._sorted.remove(value)
 
-    def oldest(self) -> float | None:
-        """The time of the oldest live sample, or None."""
-        return self.times[self.head] if self.head < len(self.times) else None
-
     def expire(self, cutoff: float) -> list[Any]:
         """Drops the samples taken at or before ``cutoff``; returns their entities (outcome)."""
         times, values, entities = self.times, self.values, self.entities
