@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from automations.actions import outcomes, planning, settling
 from automations.cluster import cluster_changes, crash_points, partition_commit, partition_store
 from automations.dispatch import dispatcher
-from automations.domain import errors, invocations
+from automations.domain import invocations
 from automations.pipeline import writer as writer_
 from automations.store import database as database_
 from automations.store import firings_repo, outbox_repo
@@ -119,20 +119,7 @@ class ClusterOutbox:
             errors.FailedPrecondition: It is neither failed nor dead-lettered.
         """
         with self._database.write() as conn:
-            current = outbox_repo.get(conn, invocation_id)
-            if current.status not in invocations.REDRIVABLE:
-                raise errors.FailedPrecondition(
-                    f"invocation {invocation_id!r} is {current.status}; only failed or "
-                    "dead-lettered invocations can be redriven",
-                    reason="INVOCATION_NOT_REDRIVABLE",
-                )
-            outbox_repo.redrive(
-                conn,
-                now=self._clock(),
-                ids=[invocation_id],
-                statuses=sorted(invocations.REDRIVABLE),
-            )
-            return outbox_repo.get(conn, invocation_id)
+            return outbox_repo.redrive_one(conn, invocation_id, now=self._clock())
 
     def stats(self) -> outbox_repo.Stats:
         """The open work of the owned partitions (read side, any thread)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from automations.actions import outcomes, planning, settling
-from automations.domain import errors, invocations
+from automations.domain import invocations
 from automations.pipeline import automation_changes as changes_
 from automations.pipeline import cascade as cascade_
 from automations.store import database as database_
@@ -91,17 +91,4 @@ class OutboxRecorder:
             errors.FailedPrecondition: It is neither failed nor dead-lettered.
         """
         with self._database.write() as conn:
-            current = outbox_repo.get(conn, invocation_id)
-            if current.status not in invocations.REDRIVABLE:
-                raise errors.FailedPrecondition(
-                    f"invocation {invocation_id!r} is {current.status}; only failed or "
-                    "dead-lettered invocations can be redriven",
-                    reason="INVOCATION_NOT_REDRIVABLE",
-                )
-            outbox_repo.redrive(
-                conn,
-                now=self._clock(),
-                ids=[invocation_id],
-                statuses=sorted(invocations.REDRIVABLE),
-            )
-            return outbox_repo.get(conn, invocation_id)
+            return outbox_repo.redrive_one(conn, invocation_id, now=self._clock())

@@ -208,6 +208,24 @@ def _claim_due_sqlite(conn: Connection, now: float, limit: int, lease: float) ->
     return [claimed[i] for i in ids if i in claimed]
 
 
+def redrive_one(conn: Connection, invocation_id: str, *, now: float) -> Invocation:
+    """Puts one failed or dead-lettered invocation back to ``pending``, due ``now``; returns it.
+
+    Raises:
+        errors.NotFound: Unknown invocation.
+        errors.FailedPrecondition: It is neither failed nor dead-lettered.
+    """
+    current = get(conn, invocation_id)
+    if current.status not in invocations.REDRIVABLE:
+        raise errors.FailedPrecondition(
+            f"invocation {invocation_id!r} is {current.status}; only failed or "
+            "dead-lettered invocations can be redriven",
+            reason="INVOCATION_NOT_REDRIVABLE",
+        )
+    redrive(conn, now=now, ids=[invocation_id], statuses=sorted(invocations.REDRIVABLE))
+    return get(conn, invocation_id)
+
+
 def redrive(
     conn: Connection,
     *,
