@@ -18,10 +18,11 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from automations.actions import outcomes, planning, settling
+from automations.actions import outcomes, planning
 from automations.cluster import cluster_changes, crash_points, partition_commit, partition_store
 from automations.dispatch import dispatcher
 from automations.domain import invocations
+from automations.pipeline import outbox_recording
 from automations.pipeline import writer as writer_
 from automations.store import database as database_
 from automations.store import firings_repo, outbox_repo
@@ -67,25 +68,7 @@ class ClusterOutbox:
         """
         with self._changes.transaction() as conn:
             now = self._clock()
-            current = outbox_repo.running_attempts(
-                conn, [outcome.job.invocation.id for outcome in results]
-            )
-            finishes: list[invocations.Finish] = []
-            derived: list[planning.Caused] = []
-            for outcome in results:
-                invocation = outcome.job.invocation
-                if current.pop(invocation.id, None) != invocation.attempts:
-                    continue
-                finish, made = settling.settle(
-                    outcome,
-                    now=now,
-                    set_enabled=lambda target, enabled, depth, origin: self._changes.set_enabled_in(
-                        conn, target, enabled, now, depth=depth, origin=origin
-                    ),
-                )
-                finishes.append(finish)
-                derived.extend(made)
-            outbox_repo.finish_many(conn, finishes, now=now)
+            derived = outbox_recording.finish_current(conn, results, now, self._changes)
             messages = partition_commit.event_messages(
                 derived, self._partition_count, relayed_by=None
             )

@@ -9,13 +9,61 @@ resume-automation) and publishes ``prefect.automation.action.executed`` / ``.fai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from automations.actions import outcomes, planning, settling
-from automations.domain import invocations
+from automations.domain import automations, invocations
 from automations.pipeline import automation_changes as changes_
 from automations.pipeline import cascade as cascade_
 from automations.store import database as database_
 from automations.store import firings_repo, outbox_repo
+
+
+class EnablingChanges(Protocol):
+    """What settling needs of the automation changes: pause or resume one in a transaction."""
+
+    def set_enabled_in(
+        self,
+        conn: Any,
+        automation_id: str,
+        enabled: bool,
+        now: float,
+        *,
+        depth: int = 0,
+        origin: str = "",
+    ) -> automations.Automation:
+        """Pauses or resumes ``automation_id`` in ``conn``'s transaction; returns it."""
+        ...
+
+
+def finish_current(
+    conn: Any, results: Sequence[outcomes.Outcome], now: float, changes: EnablingChanges
+) -> list[planning.Caused]:
+    """Finishes the invocations whose claim is still current; returns the events settling made.
+
+    Those are action events and the changes of pause/resume actions.
+
+    An outcome whose claim is no longer current (its lease ended and the invocation was claimed
+    again, in a cluster also by another replica) is dropped: the newer attempt records its own.
+    """
+    current = outbox_repo.running_attempts(conn, [outcome.job.invocation.id for outcome in results])
+    finishes: list[invocations.Finish] = []
+    derived: list[planning.Caused] = []
+    for outcome in results:
+        invocation = outcome.job.invocation
+        if current.pop(invocation.id, None) != invocation.attempts:
+            continue
+        finish, made = settling.settle(
+            outcome,
+            now=now,
+            set_enabled=lambda target, enabled, depth, origin: changes.set_enabled_in(
+                conn, target, enabled, now, depth=depth, origin=origin
+            ),
+        )
+        finishes.append(finish)
+        derived.extend(made)
+    outbox_repo.finish_many(conn, finishes, now=now)
+    return derived
 
 
 class OutboxRecorder:
@@ -49,25 +97,7 @@ class OutboxRecorder:
         """
         with self._cascade.transaction(self._database) as conn:
             now = self._clock()
-            current = outbox_repo.running_attempts(
-                conn, [outcome.job.invocation.id for outcome in results]
-            )
-            finishes: list[invocations.Finish] = []
-            derived: list[planning.Caused] = []
-            for outcome in results:
-                invocation = outcome.job.invocation
-                if current.pop(invocation.id, None) != invocation.attempts:
-                    continue
-                finish, made = settling.settle(
-                    outcome,
-                    now=now,
-                    set_enabled=lambda target, enabled, depth, origin: self._changes.set_enabled_in(
-                        conn, target, enabled, now, depth=depth, origin=origin
-                    ),
-                )
-                finishes.append(finish)
-                derived.extend(made)
-            outbox_repo.finish_many(conn, finishes, now=now)
+            derived = finish_current(conn, results, now, self._changes)
             self._cascade.feed(conn, derived, now)
 
     def claim(self, limit: int) -> list[planning.Job]:
