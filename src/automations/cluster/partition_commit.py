@@ -22,9 +22,7 @@ is counted per replica.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,17 +30,14 @@ from automations import metrics
 from automations.actions import planning
 from automations.cluster import log_encoding, partition_store, partitioned, routing
 from automations.domain import automations, events, firings, invocations
+from automations.pipeline import cascade
 from automations.store import firings_repo, outbox_repo
-
-logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_EVENTS = 500
 """The most events in one log message the relay publishes."""
 MAX_MESSAGE_BYTES = 512 * 1024
 """About the most bytes of one log message the relay publishes (NATS' default limit is 1 MiB)."""
 _VERSION = bytes((log_encoding.VERSION,))
-MAX_REMEMBERED_TREES = 100_000
-"""Causal trees whose firing budget a replica remembers (the oldest are forgotten)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -83,11 +78,10 @@ class Planner:
         self.automations = automations
         self.partitions = partitions
         self.max_chain_depth = max_chain_depth
-        self.max_cascade_firings = max_cascade_firings
         self.lease = lease
         self.capacity: Callable[[], int] = lambda: 0
         """How many invocations the dispatcher takes now (the rest are written ``pending``)."""
-        self._tree_firings: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._trees = cascade.TreeBudget(max_cascade_firings)
 
     def plan(
         self,
@@ -104,50 +98,17 @@ class Planner:
             now: The time of the commit.
             budget: ``[invocations the dispatcher may still take in this commit]``, spent here.
         """
-        plan = planning.Plan()
-        for firing in fired:
-            automation = self.automations.get(firing.automation_id)
-            if automation is None:
-                continue
-            trigger_event = firing.triggering_event
-            if trigger_event is None:  # a deadline's firing roots its own tree
-                depth, origin = 0, firing.id
-            else:
-                depth, origin = lineage.get(trigger_event.id) or (0, trigger_event.id)
-            cut = self._spend(origin) if depth > 0 else None
-            wanted = len(planning.planned_actions(automation, firing))
-            dispatch_now = budget[0] >= wanted
-            if dispatch_now:
-                budget[0] -= wanted
-            planning.plan_firing(
-                automation,
-                firing,
-                depth=depth,
-                origin=origin,
-                now=now,
-                lease=self.lease,
-                max_depth=self.max_chain_depth,
-                cut=cut,
-                dispatch_now=dispatch_now,
-                into=plan,
-            )
-        for firing in plan.capped:
-            metrics.CHAINS_CUT.inc()
-            logger.warning(
-                "automation chain cut by the loop guard",
-                extra={"automation_id": firing.automation_id, "firing_id": firing.id},
-            )
+        plan, budget[0] = cascade.plan_fired(
+            fired,
+            self.automations,
+            lineage,
+            self._trees,
+            now=now,
+            lease=self.lease,
+            max_depth=self.max_chain_depth,
+            budget=budget[0],
+        )
         return plan
-
-    def _spend(self, origin: str) -> str | None:
-        """Counts a firing on an automation-made event of ``origin``'s tree; a reason past budget."""
-        spent = self._tree_firings.pop(origin, 0) + 1
-        self._tree_firings[origin] = spent
-        while len(self._tree_firings) > MAX_REMEMBERED_TREES:
-            self._tree_firings.popitem(last=False)
-        if spent > self.max_cascade_firings:
-            return planning.tree_cut_reason(self.max_cascade_firings)
-        return None
 
 
 def persist(

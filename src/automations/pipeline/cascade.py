@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from automations import metrics
@@ -74,10 +74,9 @@ class Cascade:
         self.automations: dict[str, automations.Automation] = {}
         """The enabled automations loaded into ``engine``, by id."""
         self.max_chain_depth = max_chain_depth
-        self.max_cascade_firings = max_cascade_firings
         self.lease = lease
         self._lineage: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
-        self._tree_firings: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self._trees = TreeBudget(max_cascade_firings)
         self._jobs: list[planning.Job] = []
         self._deferred: list[planning.Job] = []
         self._handoff: Callable[[list[planning.Job]], None] | None = None
@@ -138,40 +137,17 @@ class Cascade:
 
     def _plan(self, conn: Any, fired: Sequence[firings.Firing], now: float) -> list[events.Event]:
         """Writes the firings' invocations; returns their lifecycle events, appended to the log."""
-        plan = planning.Plan()
         budget = self._capacity() if self._handoff is not None else 0
-        for firing in fired:
-            automation = self.automations.get(firing.automation_id)
-            if automation is None:
-                continue
-            trigger_event = firing.triggering_event
-            if trigger_event is None:  # a deadline's firing roots its own tree
-                depth, origin = 0, firing.id
-            else:
-                depth, origin = self._lineage.get(trigger_event.id) or (0, trigger_event.id)
-            cut = self._spend(origin) if depth > 0 else None
-            wanted = len(planning.planned_actions(automation, firing))
-            dispatch_now = budget >= wanted
-            if dispatch_now:
-                budget -= wanted
-            planning.plan_firing(
-                automation,
-                firing,
-                depth=depth,
-                origin=origin,
-                now=now,
-                lease=self.lease,
-                max_depth=self.max_chain_depth,
-                cut=cut,
-                dispatch_now=dispatch_now,
-                into=plan,
-            )
-        for firing in plan.capped:
-            metrics.CHAINS_CUT.inc()
-            logger.warning(
-                "automation chain cut by the loop guard",
-                extra={"automation_id": firing.automation_id, "firing_id": firing.id},
-            )
+        plan, _ = plan_fired(
+            fired,
+            self.automations,
+            self._lineage,
+            self._trees,
+            now=now,
+            lease=self.lease,
+            max_depth=self.max_chain_depth,
+            budget=budget,
+        )
         if plan.invocations:
             outbox_repo.add_many(conn, plan.invocations)
             by_id = {firing.id: firing for firing in fired}
@@ -181,16 +157,6 @@ class Cascade:
                 if invocation.status == invocations.InvocationStatus.RUNNING
             )
         return self._publish(conn, plan.events)
-
-    def _spend(self, origin: str) -> str | None:
-        """Counts a firing on an automation-made event of ``origin``'s tree; a reason past budget."""
-        spent = self._tree_firings.pop(origin, 0) + 1
-        self._tree_firings[origin] = spent  # the most recently active trees are kept
-        while len(self._tree_firings) > MAX_REMEMBERED_EVENTS:
-            self._tree_firings.popitem(last=False)
-        if spent > self.max_cascade_firings:
-            return planning.tree_cut_reason(self.max_cascade_firings)
-        return None
 
     def _publish(self, conn: Any, derived: Sequence[planning.Caused]) -> list[events.Event]:
         """Appends automation-made events to the log; returns the new ones."""
@@ -226,3 +192,90 @@ class Cascade:
                         "event_id": firing.triggering_event_id,
                     },
                 )
+
+
+class TreeBudget:
+    """Firings on automation-made events per causal tree, for the most recently active trees.
+
+    Args:
+        max_firings: The budget of one tree (``max_cascade_firings``).
+        remembered: How many trees are remembered (the least recently active are forgotten).
+    """
+
+    def __init__(self, max_firings: int, remembered: int = MAX_REMEMBERED_EVENTS) -> None:
+        self.max_firings = max_firings
+        self._remembered = remembered
+        self._spent: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    def spend(self, origin: str) -> str | None:
+        """Counts a firing on an automation-made event of ``origin``'s tree; a reason past budget."""
+        spent = self._spent.pop(origin, 0) + 1
+        self._spent[origin] = spent  # the most recently active trees are kept
+        while len(self._spent) > self._remembered:
+            self._spent.popitem(last=False)
+        if spent > self.max_firings:
+            return planning.tree_cut_reason(self.max_firings)
+        return None
+
+
+def plan_fired(
+    fired: Sequence[firings.Firing],
+    automations_by_id: Mapping[str, automations.Automation],
+    lineage: Mapping[str, tuple[int, str]],
+    trees: TreeBudget,
+    *,
+    now: float,
+    lease: float,
+    max_depth: int,
+    budget: int,
+) -> tuple[planning.Plan, int]:
+    """Plans the invocations and lifecycle events of ``fired`` under the loop guard.
+
+    Args:
+        fired: The firings of one round.
+        automations_by_id: The loaded automations (a firing of one since deleted plans nothing).
+        lineage: Chain depth and origin of the automation-made events that caused firings.
+        trees: The firing budget per causal tree.
+        now: The time of the commit.
+        lease: How long a dispatched invocation's claim lasts.
+        max_depth: The chain depth past which nothing is published (``max_chain_depth``).
+        budget: How many invocations the dispatcher may still take now; the rest are written
+            pending.
+
+    Returns:
+        The plan and the dispatcher's budget left.
+    """
+    plan = planning.Plan()
+    for firing in fired:
+        automation = automations_by_id.get(firing.automation_id)
+        if automation is None:
+            continue
+        trigger_event = firing.triggering_event
+        if trigger_event is None:  # a deadline's firing roots its own tree
+            depth, origin = 0, firing.id
+        else:
+            depth, origin = lineage.get(trigger_event.id) or (0, trigger_event.id)
+        cut = trees.spend(origin) if depth > 0 else None
+        wanted = len(planning.planned_actions(automation, firing))
+        dispatch_now = budget >= wanted
+        if dispatch_now:
+            budget -= wanted
+        planning.plan_firing(
+            automation,
+            firing,
+            depth=depth,
+            origin=origin,
+            now=now,
+            lease=lease,
+            max_depth=max_depth,
+            cut=cut,
+            dispatch_now=dispatch_now,
+            into=plan,
+        )
+    for firing in plan.capped:
+        metrics.CHAINS_CUT.inc()
+        logger.warning(
+            "automation chain cut by the loop guard",
+            extra={"automation_id": firing.automation_id, "firing_id": firing.id},
+        )
+    return plan, budget
