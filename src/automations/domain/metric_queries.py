@@ -22,6 +22,9 @@ Values:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator as _op
+from collections.abc import Callable
 
 PREFECT_METRICS = ("successes", "duration", "lateness")
 """The metric names Prefect knows (``PrefectMetric``)."""
@@ -201,6 +204,12 @@ def named_events(value: ValueSpec) -> tuple[str, ...]:
     if isinstance(value, Outcome):
         return tuple(dict.fromkeys(value.start + value.failure + (value.success or ())))
     return ()
+
+
+def breach_test(operator: str, threshold: float) -> Callable[[float], bool]:
+    """:func:`breaches` for one operator and threshold, as one C-level call per value."""
+    compare = {"<": _op.gt, "<=": _op.ge, ">": _op.lt, ">=": _op.le}[operator]
+    return functools.partial(compare, threshold)  # threshold <op'> value == value <op> threshold
 
 
 def breaches(value: float, operator: str, threshold: float) -> bool:

@@ -442,17 +442,20 @@ class TriggerEngine:
             return
         matches = matching.without_own_lifecycle(order, matches)
         by_object = self._by_object
-        metric = self.metrics.feed
+        inbox = self.metrics.inbox  # metric triggers take their events in one call per batch
         for event, touches in zip(order, matches, strict=True):
             for touch in touches:
                 rt = by_object.get(id(touch.trigger))
                 if rt is None or rt.trigger is not touch.trigger:
-                    if metric(touch, event, now):
+                    fed = inbox.get(id(touch.trigger))
+                    if fed is not None:
+                        fed.append(event)
                         continue
                     rt = self._by_id.get((touch.automation_id, touch.trigger.id))
                     if rt is None:
                         continue
                 rt.on_event(event, touch.after, touch.expect, now)
+        self.metrics.take_inbox(now)
 
     def _finish(self, now: float) -> Step:
         """Hands over the step's firings and the records of everything it changed."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import array
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from automations.domain import events, firings, metric_queries
+from automations.domain import events, firings
 from automations.engine.clock import quantize
 from automations.engine.metrics.entities import EntityKey
 from automations.engine.metrics.windows import Window
@@ -133,32 +134,30 @@ class Group:
                 self.unsaved_values.append(value)
 
     def step(
-        self, value: float | None, as_of: float, query: metric_queries.MetricQuery
+        self, value: float | None, as_of: float, breach: Callable[[float], bool], firing_for: float
     ) -> firings.FiringState | None:
-        """Runs the state machine for ``value`` at event time ``as_of``; returns a change or None."""
-        if value is None:
-            self._set_since(None)
+        """Runs the state machine for ``value`` at event time ``as_of``; returns a change or None.
+
+        ``breach`` tells whether a value breaches (``metric_queries.breach_test``).
+        """
+        since = self.since
+        # pending: the value shows the other state (a breach while Resolved, a recovery while
+        # Triggered); no data holds the state and clears a pending change
+        if value is None or breach(value) == self.triggered:
+            if since is not None:
+                self.since = None
+                self.state_dirty = True
             return None
-        pending = metric_queries.breaches(value, query.operator, query.threshold)
-        if self.triggered:
-            pending = not pending
-        if not pending:
-            self._set_since(None)
-            return None
-        if self.since is None:
-            self._set_since(as_of)
-            assert self.since is not None
-        if quantize(as_of - self.since) < query.firing_for:
+        if since is None:
+            self.since = as_of
+            self.state_dirty = True
+            since = as_of
+        if quantize(as_of - since) < firing_for:
             return None
         self.triggered = not self.triggered
         self.since = None
         self.state_dirty = True
         return firings.FiringState.TRIGGERED if self.triggered else firings.FiringState.RESOLVED
-
-    def _set_since(self, since: float | None) -> None:
-        if self.since != since:
-            self.since = since
-            self.state_dirty = True
 
     def next_due(self, range_seconds: float, firing_for: float, horizon: float) -> float | None:
         """The event time at which the group next needs evaluating, or None.

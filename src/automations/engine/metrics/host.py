@@ -3,8 +3,9 @@
 The facade hands this object the events that touch metric triggers and calls it at the end of
 every ``process`` and ``advance``:
 
-* :meth:`MetricEngine.feed` takes one covered event into its group (a sample, an interval, an
-  outcome) and marks the group for evaluation;
+* the facade appends each covered event to its metric trigger's list in :attr:`MetricEngine.inbox`
+  and :meth:`MetricEngine.take_inbox` feeds every list to its trigger in one call (each event into
+  its group: a sample, an interval, an outcome), marking the groups fed for evaluation;
 * :meth:`MetricEngine.settle` evaluates the marked groups at the engine's event time: samples that
   left the window are dropped, the value is computed and the group's state machine is stepped; a
   change is a firing (Triggered ones go through composite parents like any child firing, Resolved
@@ -57,6 +58,9 @@ class MetricEngine:
         self._emit = emit
         self._new_id = new_id
         self._by_object: dict[int, MetricRuntime] = {}
+        self.inbox: dict[int, list[events.Event]] = {}
+        """Per metric trigger (by ``id`` of its match trigger): the covered events of the current
+        batch, in order, to feed at the next :meth:`take_inbox`."""
         # the groups due at each instant, and a heap of those instants
         self._ticks: dict[float, list[tuple[Group, int]]] = {}
         self._tick_heap: list[float] = []
@@ -86,6 +90,7 @@ class MetricEngine:
         """Registers a runtime (new, reused or restored) and schedules its groups."""
         rt.alive = True
         self._by_object[id(rt.match_trigger)] = rt
+        self.inbox[id(rt.match_trigger)] = []
         if not rt.label_names and () not in rt.groups:
             rt.group(())  # one series without for_each: evaluated from the start, data or not
         for group in rt.groups.values():
@@ -96,6 +101,7 @@ class MetricEngine:
         """Unregisters a runtime (its automation was unloaded or its trigger replaced)."""
         rt.alive = False
         self._by_object.pop(id(rt.match_trigger), None)
+        self.inbox.pop(id(rt.match_trigger), None)
 
     def deletes(self, rt: MetricRuntime) -> list[StateRecord]:
         """Deletions of every record of a removed metric trigger."""
@@ -117,21 +123,20 @@ class MetricEngine:
 
     # ------------------------------------------------------------------ work
 
-    def feed(self, touch: matching.Touch, event: events.Event, now: float) -> bool:
-        """Takes one event a metric trigger covers; False when ``touch`` is no metric trigger's."""
-        rt = self._by_object.get(id(touch.trigger))
-        if rt is None or rt.match_trigger is not touch.trigger:
-            return False
+    def take_inbox(self, now: float) -> None:
+        """Feeds each metric trigger the events appended to its :attr:`inbox` list, in order.
+
+        A list is keyed by the ``id`` of its trigger's match trigger, which the runtime holds:
+        an id in the inbox is always that live object's.
+        """
         as_of = self._as_of
-        if as_of is None:  # the clock took up the whole batch before it is evaluated
-            as_of = self._as_of = self._clock.as_of(now)
-        group = rt.feed(event, as_of)
-        if group is not None:
-            group.last_event = event
-            if not group.marked:
-                group.marked = True
-                self._marked.append(group)
-        return True
+        marked = self._marked
+        for key, fed in self.inbox.items():
+            if fed:
+                if as_of is None:  # the clock took up the whole batch before it is evaluated
+                    as_of = self._as_of = self._clock.as_of(now)
+                self._by_object[key].feed_many(fed, as_of, marked)
+                fed.clear()
 
     def _mark(self, group: Group) -> None:
         if not group.marked:
@@ -178,10 +183,10 @@ class MetricEngine:
                 continue
             value = rt.slide(group, as_of)
             group.evaluated = as_of
-            change = group.step(value, as_of, rt.query)
+            change = group.step(value, as_of, rt.breach, rt.firing_for)
             if change is not None:
                 changes.append((rt, group, change, value, event))
-            due = group.next_due(rt.range, rt.query.firing_for, rt.horizon)
+            due = group.next_due(rt.range, rt.firing_for, rt.horizon)
             if due is None and group.idle():
                 group.alive = False
                 del rt.groups[group.key]

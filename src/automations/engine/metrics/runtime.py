@@ -123,6 +123,8 @@ class MetricRuntime:
         self.value = value
         self.aggregation = aggregation
         self.range = query.range
+        self.firing_for = query.firing_for
+        self.breach = metric_queries.breach_test(query.operator, query.threshold)
         self.horizon = max(query.range, MIN_OPEN_HORIZON)
         self.match_trigger = triggers.EventTrigger(
             id=trigger.id,
@@ -221,28 +223,43 @@ class MetricRuntime:
             self._codes[name] = code
         return code
 
-    def feed(self, event: events.Event, as_of: float) -> Group | None:
-        """Takes up one covered event at event time ``as_of``; returns the group it fed."""
+    def feed_many(self, batch: Sequence[events.Event], as_of: float, marked: list[Group]) -> None:
+        """Takes up covered events, in order, at event time ``as_of``.
+
+        Each group fed gets the event as its ``last_event``; a group fed that was not marked is
+        marked and appended to ``marked`` (to evaluate at the engine's next settle).
+        """
+        if not self._counts:
+            feed = self.feed
+            for event in batch:
+                group = feed(event, as_of)
+                if group is not None:
+                    group.last_event = event
+                    if not group.marked:
+                        group.marked = True
+                        marked.append(group)
+            return
+        # a count, the most common metric: inlined (one sample of 1 per fresh event)
         if as_of != self._as_of:
             self._as_of = as_of
             self._cutoff = quantize(as_of - self.range)
-        occurred = event.occurred
-        at = occurred if occurred < as_of else as_of
-        fresh = at > self._cutoff
-        if self._counts:
-            if not fresh:
-                return None
-            readers = self._readers
-            if len(readers) == 1:
-                key: BucketKey = readers[0](event)
-            else:
-                key = self.group_key(event)
-            group = self.groups.get(key)
+        cutoff = self._cutoff
+        readers = self._readers
+        read = readers[0] if len(readers) == 1 else self.group_key
+        groups = self.groups
+        for event in batch:
+            occurred = event.occurred
+            at = occurred if occurred < as_of else as_of
+            if at <= cutoff:
+                continue
+            key = read(event)
+            group = groups.get(key)
             if group is None:
                 group = self.group(key)
-            times = group.window.times
+            window = group.window
+            times = window.times
             if times and at < times[-1]:
-                group.window.add(at, 1.0)
+                window.add(at, 1.0)
             else:
                 times.append(at)
             unsaved = group.unsaved_times
@@ -250,7 +267,19 @@ class MetricRuntime:
                 group.unsaved_times = array.array("d", (at,))
             else:
                 unsaved.append(at)
-            return group
+            group.last_event = event
+            if not group.marked:
+                group.marked = True
+                marked.append(group)
+
+    def feed(self, event: events.Event, as_of: float) -> Group | None:
+        """Takes up one covered event of a metric that is no count (see :meth:`feed_many`)."""
+        if as_of != self._as_of:
+            self._as_of = as_of
+            self._cutoff = quantize(as_of - self.range)
+        occurred = event.occurred
+        at = occurred if occurred < as_of else as_of
+        fresh = at > self._cutoff
         value = self.value
         if self._field is not None:
             number = self._field(event)
