@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from automations.domain import codec
+from automations.engine import state
 from automations.store import sql, tables
 
 RAW = "raw"
@@ -111,6 +112,24 @@ def delete_state(conn: Connection, partition: int, records: Iterable[Any]) -> in
             },
         )
     return len(keys)
+
+
+def held_followers(conn: Connection, partition: int, event_ids: Iterable[str]) -> set[str]:
+    """Those of ``event_ids`` that ``partition`` holds as followers (logged, not processed)."""
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return set()
+    s = _STATE
+    rows = conn.execute(
+        sa.select(s.c.key).where(
+            s.c.partition == partition,
+            s.c.automation_id == "",
+            s.c.trigger_id == "",
+            s.c.kind == state.FOLLOWER,
+            s.c.key.in_(wanted),
+        )
+    )
+    return {row[0] for row in rows}
 
 
 def iter_state(conn: Connection, partition: int) -> Iterator[tuple[Any, ...]]:
@@ -231,6 +250,23 @@ def pending_messages(
         )
         for row in rows
     ]
+
+
+def pending_spans(conn: Connection, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """``partition -> (lowest, highest row id)`` of the messages its relay has not published.
+
+    Partitions with nothing waiting are left out.
+    """
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return {}
+    o = _OUTBOX
+    rows = conn.execute(
+        sa.select(o.c.partition, sa.func.min(o.c.id), sa.func.max(o.c.id))
+        .where(o.c.partition.in_(wanted))
+        .group_by(o.c.partition)
+    )
+    return {int(row[0]): (int(row[1]), int(row[2])) for row in rows}
 
 
 def delete_messages(conn: Connection, ids: Sequence[int]) -> int:

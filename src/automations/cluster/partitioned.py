@@ -17,6 +17,11 @@ Two kinds of input reach partition ``p``:
 * **forwarded** events, from other partitions: evaluated for the touches that live in ``p`` only,
   never forwarded again, and without ``follows`` (their order was settled at their raw partition).
 
+A follower's leader may be processed in another partition. One of this replica's partitions
+releases the followers the others hold for it at once (:meth:`PartitionedEngine.process_raw`); a
+leader processed by another replica is found in the event log by the caller, which names it
+``processed_elsewhere`` (``cluster.remote_leaders``).
+
 Which engine holds an automation: every engine holds the ``ALIGNED`` and ``KEYED`` ones (their
 buckets may be anywhere); a ``WHOLE`` one is held by its home partition's engine only, so that a
 trigger with one bucket, or a composite, exists once in the cluster.
@@ -25,7 +30,7 @@ trigger with one bucket, or a composite, exists once in the cluster.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from automations.cluster import routing
 from automations.domain import automations, events, ids, triggers
@@ -178,6 +183,7 @@ class PartitionedEngine:
         self._derive_ids = derive_ids
         self.engines: dict[int, TriggerEngine] = {}
         self.automations: dict[str, automations.Automation] = {}
+        self._elsewhere: Collection[str] = ()
 
     # --- automations ---
 
@@ -251,14 +257,58 @@ class PartitionedEngine:
     # --- work ---
 
     def process_raw(
-        self, partition: int, batch: Sequence[events.Event], now: float
+        self,
+        partition: int,
+        batch: Sequence[events.Event],
+        now: float,
+        *,
+        processed_elsewhere: Collection[str] = (),
     ) -> list[Outcome]:
         """Takes up raw events of ``partition`` (their resource ids hash to it).
 
-        Returns its outcome first, then those of partitions whose held followers the batch's
-        events released (a ``follows`` across resources in different partitions).
+        Args:
+            partition: The partition.
+            batch: Its raw events.
+            now: Wall time.
+            processed_elsewhere: Leaders another replica processed (committed), whose followers
+                in the batch are taken up at once.
+
+        Returns:
+            Its outcome first, then those of partitions whose held followers the batch's events
+            released (a ``follows`` across resources in different partitions).
         """
-        return self._with_releases(partition, self.engines[partition].process(batch, now), now)
+        self._elsewhere = processed_elsewhere
+        try:
+            step = self.engines[partition].process(batch, now)
+            return self._with_releases(partition, step, now)
+        finally:
+            self._elsewhere = ()
+
+    def awaited_leaders(self, now: float) -> list[str]:
+        """Leaders that followers held in owned partitions wait for, unknown to all of them."""
+        awaited = {x for e in self.engines.values() for x in e.ordering.awaited()}
+        return sorted(leader for leader in awaited if not self.knows(leader, now))
+
+    def knows(self, event_id: str, now: float) -> bool:
+        """Whether an owned partition processed ``event_id`` or holds it as a follower.
+
+        (A partition holding it releases the event's own followers when it processes it.)
+        """
+        return self.seen(event_id, now) or any(
+            event_id in e.ordering.held for e in self.engines.values()
+        )
+
+    def release_followers(self, leaders: Collection[str], now: float) -> list[Outcome]:
+        """Takes up the followers owned partitions hold for ``leaders``, processed elsewhere.
+
+        For leaders another replica committed (found in the event log): their followers are
+        processed in every owned partition, and so are those followers' own followers.
+        """
+        self._elsewhere = leaders
+        try:
+            return self._releases([(None, list(leaders))], now)
+        finally:
+            self._elsewhere = ()
 
     def process_forwarded(
         self, partition: int, batch: Sequence[events.Event], now: float
@@ -288,8 +338,14 @@ class PartitionedEngine:
     def _with_releases(self, partition: int, step: state.Step, now: float) -> list[Outcome]:
         """``partition``'s outcome, then the followers its evaluated events released elsewhere."""
         forwards, evaluated = _routed(self.engines[partition]).take_forwards()
-        out = [Outcome(partition, step, forwards)]
-        queue = [(partition, evaluated)]
+        return [Outcome(partition, step, forwards), *self._releases([(partition, evaluated)], now)]
+
+    def _releases(self, queue: list[tuple[int | None, list[str]]], now: float) -> list[Outcome]:
+        """The outcomes of the followers each ``(source partition, leaders)`` releases, in turn.
+
+        A released follower's own followers in other partitions are released after it.
+        """
+        out: list[Outcome] = []
         while queue:
             source, leaders = queue.pop(0)
             if not leaders:
@@ -305,8 +361,16 @@ class PartitionedEngine:
                     queue.append((other, evaluated))
         return out
 
-    def _seen_in_another_partition(self, event_id: str, now: float) -> bool:
+    def seen(self, event_id: str, now: float) -> bool:
+        """Whether an owned partition processed ``event_id`` (remembered as a leader)."""
         return any(e.ordering.has_been_seen(event_id, now) for e in self.engines.values())
+
+    def holds_followers(self) -> bool:
+        """Whether an owned partition holds followers (waiting for their leaders)."""
+        return any(e.ordering.awaited() for e in self.engines.values())
+
+    def _seen_in_another_partition(self, event_id: str, now: float) -> bool:
+        return event_id in self._elsewhere or self.seen(event_id, now)
 
 
 def _merge_clock(clock: EventClock, before: tuple[float | None, float | None]) -> None:

@@ -47,6 +47,7 @@ from automations.cluster import (
     partition_commit,
     partition_store,
     partitioned,
+    remote_leaders,
 )
 from automations.domain import events
 from automations.pipeline import writer
@@ -135,6 +136,9 @@ class ClusterBackend(writer.Backend):
         self.on_written: Callable[[partition_commit.Written], None] = lambda written: None
         """Called (writer thread) after each commit that wrote something."""
         self._handoff: Callable[[list[planning.Job]], None] | None = None
+        self.leaders = remote_leaders.RemoteLeaders(engine.router.partitions)
+        """Leaders other replicas processed, for the followers held here (``follows``)."""
+        self._last_leader_poll = 0.0
         self._next_purge = clock() + PURGE_INTERVAL
         self._next_gauges = 0.0
 
@@ -164,26 +168,55 @@ class ClusterBackend(writer.Backend):
         self.engine.matcher.close()
 
     def next_due(self) -> float | None:
-        """The earliest deadline of an owned partition, or the next retention purge."""
-        due = self.engine.next_due()
-        return self._next_purge if due is None else min(due, self._next_purge)
+        """The earliest deadline of an owned partition, a leader look-up, or the next purge."""
+        due = [self._next_purge]
+        deadline = self.engine.next_due()
+        if deadline is not None:
+            due.append(deadline)
+        if self.engine.holds_followers():
+            due.append(self._last_leader_poll + remote_leaders.POLL_INTERVAL)
+        return min(due)
 
     def advance(self, now: float) -> None:
-        """Fires what is due in every owned partition, one fenced transaction; purges."""
+        """Fires what is due, releases followers of leaders committed elsewhere; purges.
+
+        The deadlines of every owned partition are one fenced transaction, the released
+        followers another.
+        """
         due = self.engine.next_due()
         if due is not None and due <= now:
-            outcomes = [o for o in self.engine.advance(now) if _changes_something(o)]
-            if outcomes:
-                touched = sorted({o.partition for o in outcomes})
-                clock = self.engine.clock.to_data()
-                first = [fencing.Checkpoint(p, self.owned[p].epoch, clock=clock) for p in touched]
-                self._commit(first, lambda conn: outcomes, now)
+            self._commit_outcomes(self.engine.advance(now), now)
             metrics.DEADLINE_LAG.observe(max(0.0, self._clock() - due))
+        if now >= self._last_leader_poll + remote_leaders.POLL_INTERVAL:
+            self._release_followers(now)
         if now >= self._next_purge:
             self._next_purge = now + PURGE_INTERVAL
             if 0 in self.owned:
                 self._purge(now)
         self._gauges(now)
+
+    def _release_followers(self, now: float) -> None:
+        """Processes the held followers whose leaders other replicas committed (and relayed)."""
+        self._last_leader_poll = now
+        awaited = self.engine.awaited_leaders(now)
+        self.leaders.keep_only(set(awaited))
+        if not awaited:
+            return
+        with self.database.read() as conn:
+            ready = self.leaders.ready(conn, awaited)
+        if ready:
+            self._commit_outcomes(self.engine.release_followers(ready, now), now)
+
+    def _commit_outcomes(self, outcomes: list[partitioned.Outcome], now: float) -> None:
+        """Commits outcomes made outside any input (deadlines, released followers), if any."""
+        changed = [o for o in outcomes if _changes_something(o)]
+        if changed:
+            clock = self.engine.clock.to_data()
+            first = [
+                fencing.Checkpoint(p, self.owned[p].epoch, clock=clock)
+                for p in sorted({o.partition for o in changed})
+            ]
+            self._commit(first, lambda conn: changed, now)
 
     # ------------------------------------------------------------------ ownership
 
@@ -289,7 +322,8 @@ class ClusterBackend(writer.Backend):
             if not fresh:
                 return []
             started = time.perf_counter()
-            outcomes = self.engine.process_raw(partition, fresh, now)
+            elsewhere = self._leaders_elsewhere(conn, batch, fresh, now)
+            outcomes = self.engine.process_raw(partition, fresh, now, processed_elsewhere=elsewhere)
             metrics.EVALUATION_LATENCY.observe(time.perf_counter() - started)
             return outcomes
 
@@ -298,6 +332,20 @@ class ClusterBackend(writer.Backend):
         owned.raw_seq = last
         metrics.COMMIT_EVENTS.observe(len(batch))
         return True
+
+    def _leaders_elsewhere(
+        self, conn: Any, batch: Sequence[events.Event], fresh: Sequence[events.Event], now: float
+    ) -> set[str]:
+        """The leaders of ``fresh`` followers that other replicas committed (and relayed).
+
+        The batch's own ids are left out: this transaction has just logged them, unprocessed.
+        """
+        leaders = {e.follows for e in fresh if e.follows is not None and e.follows != e.id}
+        if not leaders:
+            return set()
+        leaders.difference_update(e.id for e in batch)
+        unknown = [leader for leader in leaders if not self.engine.knows(leader, now)]
+        return self.leaders.ready(conn, unknown) if unknown else set()
 
     def commit_fwd(self, partition: int, entries: Sequence[log_reader.LogEntry]) -> bool:
         """Commits forward log entries of ``partition`` not applied yet (see the watermarks).

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import collections
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from automations.domain import events
 from automations.engine.clock import EventClock, quantize
@@ -264,6 +264,10 @@ class CausalOrdering:
             return True
         elsewhere = self.leader_seen
         return elsewhere is not None and elsewhere(leader, now)
+
+    def awaited(self) -> Collection[str]:
+        """The ids held followers wait for (a live view)."""
+        return self._followers.keys()
 
     def waiting_for(self, leaders: Iterable[str]) -> list[str]:
         """The ids among ``leaders`` that held followers wait for."""

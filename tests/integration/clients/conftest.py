@@ -17,16 +17,27 @@ def node_ready() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def go_quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The Go quickstart built offline, or the test is skipped saying why."""
+def _go_example(example: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """clients/go/examples/<example> built offline, or the test is skipped saying why."""
     reason = toolchains.ensure_go()
     if reason is not None:
         print(f"skipping Go client test: {reason}")
         pytest.skip(reason)
-    binary = tmp_path_factory.mktemp("go") / "quickstart"
+    binary = tmp_path_factory.mktemp("go") / example
     try:
-        toolchains.build_go_quickstart(binary)
+        toolchains.build_go_example(example, binary)
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"go build failed:\n{exc.stderr.decode(errors='replace')}")
     return binary
+
+
+@pytest.fixture(scope="session")
+def go_quickstart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go quickstart built offline, or the test is skipped saying why."""
+    return _go_example("quickstart", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def go_metric_automations(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go metric automations example built offline, or the test is skipped saying why."""
+    return _go_example("metricautomations", tmp_path_factory)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import automations
 from tests.integration.clients import toolchains
+from tests.integration.clients.metric_automation_checks import (
+    LATENCY_BETWEEN,
+    check_stored_as_prefect_json,
+)
 from tests.integration.engine_process import EngineProcess
 
 pytestmark = pytest.mark.usefixtures("node_ready")
@@ -92,50 +94,6 @@ def test_node_client_creates_and_reads_metric_automations_as_prefect_json(
     )
     child = compound["automation"]["trigger"]["compound"]["triggers"][0]["metric"]["metric"]
     assert child["aggregation"] == "METRIC_AGGREGATION_P99"
-    assert child["value"]["between"] == {
-        "from": ["order.placed"],
-        "to": ["order.shipped"],
-        "key": "order.id",
-    }
+    assert child["value"]["between"] == LATENCY_BETWEEN
 
-    with automations.Client(engine.grpc_addr) as client:
-        stored = client.get_automation(successes["id"])
-        nested = client.get_automation(compound["id"])
-    assert without_ids(stored["trigger"]) == {
-        "type": "metric",
-        "posture": "Metric",
-        "match": {"prefect.resource.id": "prefect.flow-run.*"},
-        "match_related": {
-            "prefect.resource.id": "prefect.tag.production",
-            "prefect.resource.role": "tag",
-        },
-        "metric": {
-            "name": "successes",
-            "threshold": 0.9,
-            "operator": "<",
-            "range": 3600,
-            "firing_for": 300,
-        },
-    }
-    assert stored["actions_on_resolve"] == [{"type": "do-nothing"}]
-    assert without_ids(nested["trigger"]["triggers"][0])["metric"] == {
-        "name": "order latency",
-        "threshold": 3600,
-        "operator": ">",
-        "range": 86400,
-        "firing_for": 600,
-        "aggregation": "p99",
-        "value": {
-            "between": {"from": ["order.placed"], "to": ["order.shipped"], "key": "order.id"}
-        },
-        "for_each": ["related:customer:prefect.resource.id"],
-    }
-
-
-def without_ids(trigger: Any) -> Any:
-    """A printed trigger without the ids the engine gives triggers."""
-    if isinstance(trigger, dict):
-        return {k: without_ids(v) for k, v in trigger.items() if k != "id"}
-    if isinstance(trigger, list):
-        return [without_ids(t) for t in trigger]
-    return trigger
+    check_stored_as_prefect_json(engine.grpc_addr, successes["id"], compound["id"])

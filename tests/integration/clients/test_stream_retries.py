@@ -28,7 +28,6 @@ from automations.v1 import (
 )
 from tests.integration.clients import toolchains
 
-
 # 2,000 events over 100 customers: 20 orders each, below the threshold, so no firing is expected
 # and the quickstart does not wait for any.
 ENV = {"EVENTS": "2000", "CUSTOMERS": "100"}

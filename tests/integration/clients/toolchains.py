@@ -77,10 +77,10 @@ def ensure_go() -> str | None:
     return None
 
 
-def build_go_quickstart(output: Path) -> None:
-    """Builds clients/go/examples/quickstart offline (GOPATH mode over /usr/share/gocode)."""
+def build_go_example(example: str, output: Path) -> None:
+    """Builds clients/go/examples/<example> offline (GOPATH mode over /usr/share/gocode)."""
     subprocess.run(
-        [str(GO_DIR / "scripts" / "build-offline.sh"), str(output)],
+        [str(GO_DIR / "scripts" / "build-offline.sh"), str(output), example],
         check=True,
         timeout=300,
         capture_output=True,

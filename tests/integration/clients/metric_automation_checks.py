@@ -1,0 +1,59 @@
+"""What every client's metric automations (Node, Go) must be in the engine: Prefect's JSON.
+
+Both clients create the same two automations: "successes" (Prefect's ``successes`` metric over
+production flow runs) and "compound" (a compound trigger whose child is a metric of one's own,
+the p99 of the seconds between ``order.placed`` and ``order.shipped`` per customer). These are
+the fields they must read back with, whatever the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import automations
+
+LATENCY_BETWEEN = {"from": ["order.placed"], "to": ["order.shipped"], "key": "order.id"}
+"""The ``between`` value of the compound automation's metric, as every client writes it."""
+
+
+def check_stored_as_prefect_json(target: str, successes_id: str, compound_id: str) -> None:
+    """Checks the engine's own view (Prefect's JSON, through the Python client) of both."""
+    with automations.Client(target) as client:
+        stored = client.get_automation(successes_id)
+        nested = client.get_automation(compound_id)
+    assert without_ids(stored["trigger"]) == {
+        "type": "metric",
+        "posture": "Metric",
+        "match": {"prefect.resource.id": "prefect.flow-run.*"},
+        "match_related": {
+            "prefect.resource.id": "prefect.tag.production",
+            "prefect.resource.role": "tag",
+        },
+        "metric": {
+            "name": "successes",
+            "threshold": 0.9,
+            "operator": "<",
+            "range": 3600,
+            "firing_for": 300,
+        },
+    }
+    assert stored["actions_on_resolve"] == [{"type": "do-nothing"}]
+    assert without_ids(nested["trigger"]["triggers"][0])["metric"] == {
+        "name": "order latency",
+        "threshold": 3600,
+        "operator": ">",
+        "range": 86400,
+        "firing_for": 600,
+        "aggregation": "p99",
+        "value": {"between": LATENCY_BETWEEN},
+        "for_each": ["related:customer:prefect.resource.id"],
+    }
+
+
+def without_ids(trigger: Any) -> Any:
+    """A printed trigger without the ids the engine gives triggers."""
+    if isinstance(trigger, dict):
+        return {k: without_ids(v) for k, v in trigger.items() if k != "id"}
+    if isinstance(trigger, list):
+        return [without_ids(t) for t in trigger]
+    return trigger
