@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
 from automations.engine.metrics.entities import EntityKeys
+from tests.unit.engine.helpers import T0
 from tests.unit.engine.metric_helpers import Driver, run_event
 
 
@@ -32,8 +34,9 @@ def test_a_restart_writes_and_reads_the_run_ids_as_they_were() -> None:
     }
     drive = Driver(trigger)
     drive.send(0, run_event("s", "Running", run, 0))
-    (record,) = [r for r in drive.store.rows.values() if r.kind == "metric_entity"]
-    assert record.key == f'["prefect.flow-run.{run}"]'
+    (record,) = [r for r in drive.store.rows.values() if r.kind == "metric_samples"]
+    data = orjson.loads(record.data) if isinstance(record.data, bytes) else record.data
+    assert data["e"] == [[f"prefect.flow-run.{run}", [], T0]]
     drive.restart(10)
     drive.send(500, run_event("e", "Completed", run, 500))
     assert drive.until(800) == [(800.0, "Triggered", 500.0, {}, None)]

@@ -53,7 +53,9 @@ class Group:
         state_dirty: Its state changed since the last step.
         unsaved_times: Times of the samples added since the last step (to write as a chunk).
         unsaved_values: Their values.
-        entity_dirty: Entities changed since the last step -> whether they were stored before.
+        entity_dirty: Entities changed since the last step -> until when the record stored for
+            it before the step matters (None: no record, or one that time already made stale):
+            how long the deletion written for it, if it is gone, must be kept.
         marked: Waiting to be evaluated by the engine's next ``settle``.
         dirty: Waiting to be written by the engine's next ``write``.
     """
@@ -96,7 +98,7 @@ class Group:
         self.state_dirty = False
         self.unsaved_times: array.array[float] | None = None
         self.unsaved_values: array.array[float] | None = None
-        self.entity_dirty: dict[EntityKey, bool] | None = None
+        self.entity_dirty: dict[EntityKey, float | None] | None = None
         self.marked = False
         self.dirty = False
         self.token = 0
@@ -109,18 +111,22 @@ class Group:
         """Groups due at the same instant are not ordered (the engine sorts what it pops)."""
         return False
 
-    def mark_entity(self, entity: EntityKey, existed: bool) -> None:
-        """Notes that ``entity``'s record must be written (``existed``: it was stored before)."""
+    def mark_entity(self, entity: EntityKey, stored_until: float | None) -> None:
+        """Notes that ``entity``'s record must be written.
+
+        ``stored_until``: until when the entity's record as stored before this step matters
+        (None when it has none, or when time made it stale); the first call of a step counts.
+        """
         dirty = self.entity_dirty
         if dirty is None:
-            self.entity_dirty = {entity: existed}
+            self.entity_dirty = {entity: stored_until}
         elif entity not in dirty:
-            dirty[entity] = existed
+            dirty[entity] = stored_until
 
     def add_sample(self, at: float, value: float) -> None:
         """Adds a new sample, to be written with the step.
 
-        ``outcome`` samples do not come this way: their entities' records hold them.
+        ``outcome`` samples do not come this way: their entities hold them.
         """
         self.window.add(at, value)
         times = self.unsaved_times

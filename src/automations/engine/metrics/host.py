@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from automations.domain import events, firings, triggers
-from automations.engine import matching
 from automations.engine.clock import EventClock
 from automations.engine.metrics import records
 from automations.engine.metrics.groups import Group
@@ -256,7 +255,7 @@ class MetricEngine:
 
     def write(self, step: Step, now: float) -> None:
         """Adds the records of everything changed since the last call to ``step``."""
-        by_runtime: dict[int, tuple[MetricRuntime, list[list[Any]]]] = {}
+        chunks: dict[int, tuple[MetricRuntime, records.Chunk]] = {}
         dirty, self._dirty = self._dirty, []
         for group in dirty:
             group.dirty = False
@@ -265,17 +264,13 @@ class MetricEngine:
             rt: MetricRuntime = group.runtime  # type: ignore[assignment]
             if not rt.alive:
                 continue
-            entry = records.write_group(rt, group, step)
-            if entry is None:
-                continue
-            found = by_runtime.get(id(rt))
+            found = chunks.get(id(rt))
             if found is None:
-                by_runtime[id(rt)] = (rt, [entry])
-            else:
-                found[1].append(entry)
+                found = chunks[id(rt)] = (rt, records.Chunk())
+            records.write_group(rt, group, step, found[1])
         as_of = self._clock.as_of(now)
-        for rt, rows in by_runtime.values():
-            records.write_chunk(rt, rows, step)
+        for rt, chunk in chunks.values():
+            records.write_chunk(rt, chunk, step)
         for rt in self._by_object.values():
             if rt.chunks and rt.chunks[0][0] <= as_of:
                 records.expire_chunks(rt, as_of, step)

@@ -1,28 +1,33 @@
 """A metric trigger's state as :class:`~automations.engine.state.StateRecord` s, and back.
 
-Three kinds, all under the automation and the metric trigger's id:
+Two kinds, all under the automation and the metric trigger's id:
 
 * ``metric_state``: one per group that is Triggered or has a pending change; ``key`` is the JSON
   list of the group's ``for_each`` values (``[]`` without ``for_each``), ``data``
   ``{"triggered": bool, "since": float or null}``. A group back to Resolved with nothing pending
   has no record.
-* ``metric_samples``: the samples a step added, for all groups of the trigger: ``key`` is a
-  sequence number, ``data`` ``{"s": [[[group values...], [times...], [values...] or null], ...]}``
-  (one entry per group; null values: all 1, a count), ``due`` the time the last of them leaves
-  the window, when the chunk is deleted. Append-only: a step writes one chunk per trigger it fed,
-  never rewrites a window.
-* ``metric_entity``: an open interval (``between``: ``{"t": start}``) or an outcome
-  (``outcome``: ``{"t": sample time, "ok": bool}``) of one entity; ``key`` the JSON list
-  ``[entity, group values...]``. Written when it changes, deleted when it closes or leaves.
+* ``metric_samples``: what a step changed, for all groups of the trigger: ``key`` is a sequence
+  number, ``data`` ``{"s": [[[group values...], [times...], [values...] or null], ...], "e":
+  [[entity, [group values...], time or null, ok], ...]}``. ``s``: the samples added (one entry
+  per group; null values: all 1, a count). ``e``: the entities whose open interval (``between``:
+  its start) or outcome (``outcome``: its sample's time and whether it is a success) changed, in
+  the state the step left them; a null time: the interval closed. ``due`` is when all of it is
+  stale (samples out of the window, intervals past the horizon, the closed intervals' starts
+  with them): the chunk is then deleted. Append-only: a step writes one chunk per trigger it
+  changed, never rewrites one, so a run in flight costs no row of its own.
 
-After a restart the groups are rebuilt from these (samples sorted into their windows), so a
-breach in progress keeps its start, a Triggered group stays Triggered (no second Triggered firing)
-and its Resolved still comes.
+On restart the chunks are replayed in sequence order (the last word on an entity wins), and the
+groups rebuilt (samples sorted into their windows), so a breach in progress keeps its start, a
+Triggered group stays Triggered (no second Triggered firing) and its Resolved still comes. An
+entity whose last word was deleted with its chunk is stale by then: the first evaluation drops
+it. ``metric_entity`` records (one row per entity, written before the chunks carried entities)
+are read, and replaced by a chunk at the next write.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,11 +46,6 @@ def key_text(rt: MetricRuntime, group: Group) -> str:
     return orjson.dumps(rt.key_values(group.key)).decode()
 
 
-def _entity_key(rt: MetricRuntime, group: Group, entity: EntityKey) -> str:
-    text = rt.entity_keys.unpack(entity)
-    return orjson.dumps([text, *rt.key_values(group.key)]).decode()
-
-
 def _record(
     rt: MetricRuntime, kind: str, key: str, data: Any = None, due: float | None = None
 ) -> StateRecord:
@@ -56,20 +56,37 @@ def _state_data(group: Group) -> bytes:
     return orjson.dumps({"triggered": group.triggered, "since": group.since})
 
 
-def _entity_data(group: Group, entity: EntityKey) -> dict[str, Any] | None:
+def _entity_op(
+    rt: MetricRuntime, group: Group, entity: EntityKey
+) -> tuple[list[Any], float] | None:
+    """The chunk entry for an entity as the step leaves it, and until when it matters."""
     if group.open is not None and entity in group.open:
-        return {"t": group.open[entity]}
+        start = group.open[entity]
+        return [rt.entity_keys.unpack(entity), _group_values(rt, group), start], start + rt.horizon
     if group.entities is not None and entity in group.entities:
-        return {"t": group.entities[entity], "ok": not (group.failed and entity in group.failed)}
+        at = group.entities[entity]
+        ok = not (group.failed and entity in group.failed)
+        return [rt.entity_keys.unpack(entity), _group_values(rt, group), at, ok], at + rt.range
     return None
 
 
-Entry = list[Any]
-"""One group's new samples in a chunk: ``[group values, times, values or None]``."""
+def _group_values(rt: MetricRuntime, group: Group) -> list[Any]:
+    return list(rt.key_values(group.key))
 
 
-def write_group(rt: MetricRuntime, group: Group, step: Step) -> Entry | None:
-    """Adds a changed group's state and entity records to ``step``; returns its new samples."""
+class Chunk:
+    """What one step changed in one metric trigger, written as one ``metric_samples`` record."""
+
+    __slots__ = ("samples", "entities", "due")
+
+    def __init__(self) -> None:
+        self.samples: list[list[Any]] = []
+        self.entities: list[list[Any]] = []
+        self.due = -math.inf
+
+
+def write_group(rt: MetricRuntime, group: Group, step: Step, chunk: Chunk) -> None:
+    """Adds a changed group's state record to ``step``, its new samples and entities to ``chunk``."""
     if group.state_dirty:
         group.state_dirty = False
         if group.alive and (group.triggered or group.since is not None):
@@ -80,39 +97,52 @@ def write_group(rt: MetricRuntime, group: Group, step: Step) -> Entry | None:
         elif group.stored:
             step.deletes.append(_record(rt, state.METRIC_STATE, key_text(rt, group)))
             group.stored = False
-    if group.entity_dirty:
-        for entity, existed in group.entity_dirty.items():
-            data = _entity_data(group, entity) if group.alive else None
-            if data is not None:
-                key = _entity_key(rt, group, entity)
-                step.upserts.append(_record(rt, state.METRIC_ENTITY, key, data))
-            elif existed:
-                step.deletes.append(
-                    _record(rt, state.METRIC_ENTITY, _entity_key(rt, group, entity))
-                )
+    dirty = group.entity_dirty
+    if dirty:
         group.entity_dirty = None
+        for entity, stored_until in dirty.items():
+            op = _entity_op(rt, group, entity) if group.alive else None
+            if op is not None:
+                entry, until = op
+            elif stored_until is not None:  # gone: the older word on it stays denied
+                entry = [rt.entity_keys.unpack(entity), _group_values(rt, group), None]
+                until = stored_until
+            else:
+                continue
+            chunk.entities.append(entry)
+            if until > chunk.due:
+                chunk.due = until
     times, values = group.unsaved_times, group.unsaved_values
     if times is None:
-        return None
-    group.unsaved_times = group.unsaved_values = None
-    return [
-        list(rt.key_values(group.key)),
-        times.tolist(),
-        None if values is None else values.tolist(),
-    ]
-
-
-def write_chunk(rt: MetricRuntime, entries: list[Entry], step: Step) -> None:
-    """Adds one chunk of new samples of ``rt`` to ``step``."""
-    if not entries:
         return
-    seq = rt.next_seq
-    rt.next_seq += 1
-    expires = max(max(entry[1]) for entry in entries) + rt.range
-    step.upserts.append(
-        _record(rt, state.METRIC_SAMPLES, str(seq), orjson.dumps({"s": entries}), expires)
+    group.unsaved_times = group.unsaved_values = None
+    chunk.samples.append(
+        [_group_values(rt, group), times.tolist(), None if values is None else values.tolist()]
     )
-    heapq.heappush(rt.chunks, (expires, seq))
+    last = max(times) + rt.range
+    if last > chunk.due:
+        chunk.due = last
+
+
+def write_chunk(rt: MetricRuntime, chunk: Chunk, step: Step) -> None:
+    """Adds ``chunk`` (if it holds anything) to ``step``.
+
+    Also deletes the trigger's ``metric_entity`` rows of an older release, their entities being
+    in this chunk (they were marked when read back).
+    """
+    if chunk.samples or chunk.entities:
+        seq = rt.next_seq
+        rt.next_seq += 1
+        data: dict[str, Any] = {"s": chunk.samples}
+        if chunk.entities:
+            data["e"] = chunk.entities
+        step.upserts.append(
+            _record(rt, state.METRIC_SAMPLES, str(seq), orjson.dumps(data), chunk.due)
+        )
+        heapq.heappush(rt.chunks, (chunk.due, seq))
+    if rt.legacy_entities:
+        step.deletes.extend(_record(rt, state.METRIC_ENTITY, k) for k in rt.legacy_entities)
+        rt.legacy_entities = []
 
 
 def expire_chunks(rt: MetricRuntime, as_of: float, step: Step) -> None:
@@ -125,40 +155,44 @@ def expire_chunks(rt: MetricRuntime, as_of: float, step: Step) -> None:
 
 def all_deletes(rt: MetricRuntime) -> list[StateRecord]:
     """Deletions of every record a metric trigger may have stored (its trigger was removed)."""
-    out: list[StateRecord] = []
-    for group in rt.groups.values():
-        if group.stored:
-            out.append(_record(rt, state.METRIC_STATE, key_text(rt, group)))
-        for entity in (*(group.open or ()), *(group.entities or ()), *(group.entity_dirty or ())):
-            out.append(_record(rt, state.METRIC_ENTITY, _entity_key(rt, group, entity)))
+    out = [
+        _record(rt, state.METRIC_STATE, key_text(rt, group))
+        for group in rt.groups.values()
+        if group.stored
+    ]
+    out.extend(_record(rt, state.METRIC_ENTITY, key) for key in rt.legacy_entities)
     out.extend(_record(rt, state.METRIC_SAMPLES, str(seq)) for _, seq in rt.chunks)
-    unique = {record.identity: record for record in out}
-    return list(unique.values())
+    return out
 
 
 def snapshot(rt: MetricRuntime) -> list[StateRecord]:
-    """Every record of a metric trigger's current state (its samples in one chunk)."""
+    """Every record of a metric trigger's current state (samples and entities in one chunk)."""
     out: list[StateRecord] = []
-    entries: list[Entry] = []
+    chunk = Chunk()
     is_outcome = isinstance(rt.value, metric_queries.Outcome)
     for group in rt.groups.values():
         if group.triggered or group.since is not None:
             out.append(_record(rt, state.METRIC_STATE, key_text(rt, group), _state_data(group)))
         for entity in (*(group.open or ()), *(group.entities or ())):
-            data = _entity_data(group, entity)
-            out.append(_record(rt, state.METRIC_ENTITY, _entity_key(rt, group, entity), data))
+            op = _entity_op(rt, group, entity)
+            if op is not None:
+                chunk.entities.append(op[0])
+                chunk.due = max(chunk.due, op[1])
         samples = list(group.window.samples())
         if samples and not is_outcome:
-            entries.append(
+            chunk.samples.append(
                 [
-                    list(rt.key_values(group.key)),
+                    _group_values(rt, group),
                     [at for at, _, _ in samples],
                     None if group.window.values is None else [v for _, v, _ in samples],
                 ]
             )
-    if entries:
-        expires = max(max(entry[1]) for entry in entries) + rt.range
-        out.append(_record(rt, state.METRIC_SAMPLES, "0", {"s": entries}, expires))
+            chunk.due = max(chunk.due, max(at for at, _, _ in samples) + rt.range)
+    if chunk.samples or chunk.entities:
+        data: dict[str, Any] = {"s": chunk.samples}
+        if chunk.entities:
+            data["e"] = chunk.entities
+        out.append(_record(rt, state.METRIC_SAMPLES, "0", data, chunk.due))
     return out
 
 
@@ -168,6 +202,8 @@ class Restoring:
     def __init__(self, rt: MetricRuntime) -> None:
         self.rt = rt
         self._samples: dict[Any, list[tuple[float, float, EntityKey | None]]] = {}
+        self._entities: list[tuple[int, list[Any]]] = []  # (chunk seq, entry), replayed in order
+        self._legacy: list[list[Any]] = []  # metric_entity records, as chunk entries
 
     def add(self, kind: str, key: str, data: Mapping[str, Any], due: float | None) -> None:
         """Takes one record (``data`` decoded)."""
@@ -194,30 +230,58 @@ class Restoring:
                     held.extend(
                         (float(at), float(v), None) for at, v in zip(times, values, strict=True)
                     )
+            self._entities.extend((seq, entry) for entry in data.get("e") or ())
         elif kind == state.METRIC_ENTITY:
             text, *values = orjson.loads(key)
-            entity = rt.entity_keys.pack(text)
-            group_key = rt.key_from_values(values)
-            group = rt.group(group_key)
-            at = float(data["t"])
-            if isinstance(rt.value, metric_queries.Outcome):
-                ok = bool(data.get("ok", True))
-                if group.entities is None:
-                    group.entities = {}
-                group.entities[entity] = at
-                if not ok:
-                    group.failed = group.failed or set()
-                    group.failed.add(entity)
-                self._samples.setdefault(group_key, []).append((at, 1.0 if ok else 0.0, entity))
+            rt.legacy_entities.append(key)
+            self._legacy.append([text, values, data["t"], data.get("ok", True)])
+
+    def _apply(self, entry: list[Any], rewrite: bool) -> None:
+        rt = self.rt
+        text, group_values, at = entry[0], entry[1], entry[2]
+        entity = rt.entity_keys.pack(text)
+        group = rt.group(rt.key_from_values([str(v) for v in group_values]))
+        if rewrite:  # a metric_entity record: into the next chunk
+            group.mark_entity(entity, None)
+        if isinstance(rt.value, metric_queries.Outcome):
+            if group.entities is None:
+                group.entities = {}
+            if at is None:
+                group.entities.pop(entity, None)
             else:
-                if group.open is None:
-                    group.open = {}
-                group.open[entity] = at
-                group.open_floor = min(group.open_floor, at)
+                group.entities[entity] = float(at)
+            if group.failed is not None:
+                group.failed.discard(entity)
+            if at is not None and not (len(entry) > 3 and entry[3]):
+                group.failed = group.failed or set()
+                group.failed.add(entity)
+        else:
+            if group.open is None:
+                group.open = {}
+            if at is None:
+                group.open.pop(entity, None)
+            else:
+                group.open[entity] = float(at)
 
     def finish(self) -> Iterable[Group]:
-        """Fills the windows (in time order); returns every restored group."""
+        """Replays the entities, fills the windows (in time order); returns every group."""
         rt = self.rt
+        for entry in self._legacy:
+            self._apply(entry, rewrite=True)
+        self._entities.sort(key=lambda item: item[0])  # stable: a chunk's entries in order
+        for _, entry in self._entities:
+            self._apply(entry, rewrite=False)
+        self._legacy, self._entities = [], []
+        for group in rt.groups.values():
+            if group.open:
+                group.open_floor = min(group.open.values())
+            if group.entities:  # outcome samples live with their entities
+                held = self._samples.setdefault(group.key, [])
+                failed = group.failed or set()
+                held.extend(
+                    (at, 0.0 if entity in failed else 1.0, entity)
+                    for entity, at in group.entities.items()
+                )
         for group_key, samples in self._samples.items():
             group = rt.group(group_key)
             samples.sort(key=lambda s: s[0])

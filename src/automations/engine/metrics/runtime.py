@@ -101,7 +101,7 @@ class MetricRuntime:
         match_trigger: The event trigger the matcher is given for it.
         parent: The composite runtime it reports to, or None at the top level.
         groups: The live groups by key.
-        chunks: ``(expires, seq)`` of the sample chunks written (see ``metrics.records``).
+        chunks: ``(expires, seq)`` of the chunks written (see ``metrics.records``).
         next_seq: The next chunk's number.
         alive: False once unloaded or replaced.
     """
@@ -142,6 +142,7 @@ class MetricRuntime:
         self.groups: dict[BucketKey, Group] = {}
         self.chunks: list[tuple[float, int]] = []
         self.next_seq = 0
+        self.legacy_entities: list[str] = []  # keys of metric_entity records still stored
         self._codes: dict[str, int] = {}
         self._field = (
             field_reader(value.path) if isinstance(value, metric_queries.FieldValue) else None
@@ -303,21 +304,21 @@ class MetricRuntime:
     ) -> Group | None:
         key = self.group_key(event)
         group = self.groups.get(key)
+        horizon = self.horizon
         if code & END and group is not None and group.open:
             start = group.open.pop(entity, None)
             if start is not None:
-                group.mark_entity(entity, True)
+                group.mark_entity(entity, start + horizon)
                 length = quantize(event.occurred - start)
-                if fresh and length >= 0:
+                # a stale interval (see _forget_stale) is forgotten, never measured
+                if fresh and length >= 0 and start > self._as_of - horizon:
                     group.add_sample(at, length)
         if code & START:
             group = self.group(key)
             if group.open is None:
                 group.open = {}
-            if entity not in group.open:
-                group.mark_entity(entity, False)
-            else:
-                group.mark_entity(entity, True)
+            previous = group.open.get(entity)
+            group.mark_entity(entity, None if previous is None else previous + horizon)
             group.open[entity] = event.occurred
             if event.occurred < group.open_floor:
                 group.open_floor = event.occurred
@@ -341,7 +342,7 @@ class MetricRuntime:
                 group.failed = group.failed or set()
                 group.failed.add(entity)
             group.window.add(at, 0.0 if failed else 1.0, entity)
-            group.mark_entity(entity, False)
+            group.mark_entity(entity, None)
             return group
         assert group is not None
         if code & FAILURE:
@@ -358,7 +359,7 @@ class MetricRuntime:
             elif group.failed is not None:
                 group.failed.discard(entity)
             group.window.replace(taken, entity, 0.0 if failed else 1.0)
-            group.mark_entity(entity, True)
+            group.mark_entity(entity, taken + self.range)
         return group
 
     # ------------------------------------------------------------------ time
@@ -405,12 +406,10 @@ class MetricRuntime:
             for entity in gone:
                 group.entities.pop(entity, None)
                 if group.failed is not None:
-                    group.failed.discard(entity)
-                group.mark_entity(entity, True)
+                    group.failed.discard(entity)  # its record is stale by now: none written
 
     def _forget_stale(self, group: Group, stale: float) -> None:
         assert group.open is not None
         for entity in [e for e, start in group.open.items() if start <= stale]:
-            del group.open[entity]
-            group.mark_entity(entity, True)
+            del group.open[entity]  # its record is stale by now: none written
         group.open_floor = min(group.open.values(), default=math.inf)
