@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from automations.cluster import routing
 from automations.domain import automations, events, ids, triggers
-from automations.engine import matching, state
+from automations.engine import deferred, matching, state
 from automations.engine.clock import EventClock
 from automations.engine.metrics.runtime import MetricRuntime
 from automations.engine.trigger_engine import TriggerEngine
@@ -226,6 +226,8 @@ class PartitionedEngine:
         records: Iterable[state.RecordLike] = (),
         *,
         now: float | None = None,
+        lazy: bool = False,
+        load_ahead: float = deferred.LOAD_AHEAD,
     ) -> TriggerEngine:
         """Starts evaluating ``partition``: its engine, restored from its records.
 
@@ -233,6 +235,10 @@ class PartitionedEngine:
             partition: The partition taken over.
             records: Every state record of the partition (engine-wide ones included).
             now: Wall time of the takeover.
+            lazy: Restore the ``for_each`` buckets due more than ``load_ahead`` seconds (event
+                time) after ``now`` on demand (``engine.deferred``: on touch, when due, or by
+                :meth:`restore_deferred`) instead of now.
+            load_ahead: See ``lazy``.
         """
         engine = TriggerEngine(
             RoutedMatcher(self.matcher, self.router, partition),
@@ -246,9 +252,29 @@ class PartitionedEngine:
         engine.restore_global(r for r in rows if _automation_of(r) == "")
         _merge_clock(self.clock, before)
         held = [a for a in self.automations.values() if self.router.loads_in(a, partition)]
-        engine.load_automations(held, (r for r in rows if _automation_of(r) != ""), now=now)
+        defer_after = None
+        if lazy and now is not None:
+            defer_after = self.clock.as_of(now) + load_ahead
+        engine.load_automations(
+            held, (r for r in rows if _automation_of(r) != ""), now=now, defer_after=defer_after
+        )
         self.engines[partition] = engine
         return engine
+
+    def deferred_buckets(self) -> int:
+        """How many buckets of owned partitions wait to be restored (``engine.deferred``)."""
+        return sum(len(e.deferred) for e in self.engines.values() if e.deferred is not None)
+
+    def restore_deferred(self, limit: int) -> int:
+        """Restores up to ``limit`` waiting buckets of owned partitions; returns how many."""
+        done = 0
+        for engine in self.engines.values():
+            waiting = engine.deferred
+            if waiting is not None and done < limit:
+                done += waiting.restore_some(limit - done)
+            if waiting is not None and not waiting:
+                engine.deferred = None  # all restored: the evaluation path skips the look-up
+        return done
 
     def drop_partition(self, partition: int) -> None:
         """Stops evaluating ``partition`` (lost or handed over): its engine is dropped."""

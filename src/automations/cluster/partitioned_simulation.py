@@ -45,10 +45,15 @@ def run(
     partitions: int,
     matcher_factory: Callable[[], matching.Matcher] = simulation.rete_matcher,
     start: float = simulation.EPOCH,
+    lazy: bool = False,
+    takeovers: bool = False,
 ) -> list[firings.Firing]:
     """Runs ``automation`` over timed events through ``partitions`` partitions.
 
-    Arguments as ``engine.simulation.run``; returns the firings of every partition.
+    Arguments as ``engine.simulation.run``; returns the firings of every partition. ``lazy``
+    rebuilds partitions as a lazy takeover does, with nothing loaded ahead (every ``for_each``
+    bucket not due yet waits until an event touches it or it comes due); ``takeovers`` rebuilds
+    every partition from its records before each instant, as if each were taken over again.
     """
     counter = itertools.count(1)
     stores = _Stores()
@@ -64,7 +69,9 @@ def run(
         engine.router.add(automation)
         engine.matcher.load(automation.id, partitioned.matcher_triggers(automation))
         for p in range(partitions):
-            engine.add_partition(p, stores.rows.get(p, {}).values(), now=now)
+            engine.add_partition(
+                p, stores.rows.get(p, {}).values(), now=now, lazy=lazy, load_ahead=0.0
+            )
         return engine
 
     engine = build(start)
@@ -96,6 +103,8 @@ def run(
         start=start,
         next_due=lambda: engine.next_due(),  # noqa: B023 - the engine of the moment
     ):
+        if takeovers:
+            engine = build(instant)
         settle(engine.advance(instant), instant)
         batch: list[events.Event] = []
         for event in items:
@@ -121,6 +130,8 @@ def scenario_outcome(
     partitions: int,
     matcher_factory: Callable[[], matching.Matcher] = simulation.rete_matcher,
     epoch: float = simulation.EPOCH,
+    lazy: bool = False,
+    takeovers: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Replays one conformance scenario through ``partitions`` partitions.
 
@@ -144,6 +155,8 @@ def scenario_outcome(
         partitions=partitions,
         matcher_factory=matcher_factory,
         start=epoch,
+        lazy=lazy,
+        takeovers=takeovers,
     )
     triggered, resolved = simulation.split(fired)
     return {

@@ -61,6 +61,10 @@ PURGE_INTERVAL = 60.0
 LINEAGE_SECONDS = 24 * 3600.0
 """How long the lineage of an automation-made event is kept (the streams keep messages 24 h)."""
 GAUGE_INTERVAL = 1.0
+RESTORE_CHUNK = 1000
+"""Deferred buckets of taken-over partitions restored per background step (~10-25 ms)."""
+RESTORE_PAUSE = 0.002
+"""Seconds between two background steps, in which queued commits go first."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -141,6 +145,7 @@ class ClusterBackend(writer.Backend):
         self._last_leader_poll = 0.0
         self._next_purge = clock() + PURGE_INTERVAL
         self._next_gauges = 0.0
+        self._next_restore = 0.0
 
     def attach_dispatcher(
         self, handoff: Callable[[list[planning.Job]], None], capacity: Callable[[], int]
@@ -168,8 +173,13 @@ class ClusterBackend(writer.Backend):
         self.engine.matcher.close()
 
     def next_due(self) -> float | None:
-        """The earliest deadline of an owned partition, a leader look-up, or the next purge."""
+        """The earliest deadline of an owned partition, a leader look-up, or the next purge.
+
+        While taken-over partitions have deferred buckets: also the next background step.
+        """
         due = [self._next_purge]
+        if self.engine.deferred_buckets():
+            due.append(self._next_restore)
         deadline = self.engine.next_due()
         if deadline is not None:
             due.append(deadline)
@@ -181,7 +191,8 @@ class ClusterBackend(writer.Backend):
         """Fires what is due, releases followers of leaders committed elsewhere; purges.
 
         The deadlines of every owned partition are one fenced transaction, the released
-        followers another.
+        followers another. Between commits, restores a chunk of the buckets of taken-over
+        partitions that were left to restore on demand (``engine.deferred``).
         """
         due = self.engine.next_due()
         if due is not None and due <= now:
@@ -193,6 +204,9 @@ class ClusterBackend(writer.Backend):
             self._next_purge = now + PURGE_INTERVAL
             if 0 in self.owned:
                 self._purge(now)
+        if now >= self._next_restore and self.engine.deferred_buckets():
+            self.engine.restore_deferred(RESTORE_CHUNK)
+            self._next_restore = self._clock() + RESTORE_PAUSE
         self._gauges(now)
 
     def _release_followers(self, now: float) -> None:
@@ -235,7 +249,9 @@ class ClusterBackend(writer.Backend):
             started = time.perf_counter()
             with self.database.read() as conn:
                 records = list(partition_store.iter_state(conn, grant.partition))
-            self.engine.add_partition(grant.partition, records, now=self._clock())
+            engine = self.engine.add_partition(
+                grant.partition, records, now=self._clock(), lazy=True
+            )
             self.owned[grant.partition] = Owned(
                 grant.epoch, grant.raw_seq, grant.fwd_seq, dict(grant.watermarks)
             )
@@ -250,6 +266,7 @@ class ClusterBackend(writer.Backend):
                     "raw_seq": grant.raw_seq,
                     "fwd_seq": grant.fwd_seq,
                     "records": len(records),
+                    "deferred": 0 if engine.deferred is None else len(engine.deferred),
                     "load_seconds": round(time.perf_counter() - started, 4),
                 },
             )

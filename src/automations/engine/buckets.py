@@ -430,3 +430,31 @@ class TriggerRuntime:
         if self.reactive:
             return quantize(bucket.end + EXPIRED_BUCKET_BUFFER)
         return bucket.end
+
+
+def scheduled(rt: TriggerRuntime, bucket: Bucket, token: int) -> bool:
+    """Whether a deadline-heap entry ``(due, bucket, token)`` of ``rt`` is still current."""
+    return (
+        rt.alive and bucket.alive and bucket.token == token and rt.buckets.get(bucket.key) is bucket
+    )
+
+
+Satisfied = tuple[float, TriggerRuntime, Bucket]
+"""A proactive bucket that met its threshold: (wall time it did, its runtime, the bucket)."""
+
+
+def drop_satisfied(satisfied: list[Satisfied], now: float) -> list[Satisfied]:
+    """Drops the satisfied buckets marked before ``now`` (still current); returns the others."""
+    keep: list[Satisfied] = []
+    for item in satisfied:
+        marked, rt, bucket = item
+        if marked >= now:
+            keep.append(item)
+        elif (
+            rt.alive
+            and bucket.alive
+            and rt.buckets.get(bucket.key) is bucket
+            and bucket.count >= rt.threshold
+        ):
+            rt.remove(bucket)
+    return keep

@@ -30,6 +30,7 @@ import heapq
 from collections.abc import Callable, Iterable, Sequence
 
 from automations.domain import automations, events, firings, ids
+from automations.engine import deferred as deferred_
 from automations.engine import event_firings, loading, matching, records, restore, state
 from automations.engine import ordering as ordering_
 from automations.engine.buckets import (
@@ -38,6 +39,8 @@ from automations.engine.buckets import (
     BucketKey,
     DueEntry,
     TriggerRuntime,
+    drop_satisfied,
+    scheduled,
 )
 from automations.engine.clock import EventClock, quantize
 from automations.engine.composite import CompositeRuntime
@@ -100,6 +103,8 @@ class TriggerEngine:
         self._resolving: dict[int, TriggerRuntime] = {}
         self.metrics = MetricEngine(self.clock, self._emit, self.firing_id)
         """The metric triggers (``engine.metrics``)."""
+        self.deferred: deferred_.DeferredBuckets | None = None
+        """Bucket records not restored yet (``engine.deferred``), or None once all are."""
 
     # ================================================================== loading
 
@@ -138,6 +143,7 @@ class TriggerEngine:
         state_records: Iterable[state.RecordLike] = (),
         *,
         now: float | None = None,
+        defer_after: float | None = None,
     ) -> int:
         """Loads several automations (in order) and their records, in any order, in one pass.
 
@@ -150,12 +156,21 @@ class TriggerEngine:
             items: The automations (enabled ones), in load order.
             state_records: Their persisted records, each naming its automation.
             now: Wall time of loading, if known.
+            defer_after: Event time: ``for_each`` buckets due after it are restored on demand
+                (``engine.deferred``); None restores every record now.
 
         Returns:
-            The number of records read.
+            The number of records read (deferred ones included).
         """
         prepared = {automation.id: self._prepare(automation) for automation in items}
         targets = {aid: loaded.target(kept) for aid, (loaded, kept) in prepared.items()}
+        if defer_after is not None:
+            if self.deferred is None:
+                self.deferred = deferred_.DeferredBuckets(
+                    self._automations, self._heap, self._pending_deletes, self.clock
+                )
+            runtimes = [rt for ld, _ in prepared.values() for rt in ld.event_runtimes.values()]
+            state_records = self.deferred.split(state_records, runtimes, defer_after)
         metric_records: list[MetricRecord] = []
         read = restore.restore_records(
             targets.get, state_records, self._heap, self._pending_deletes, metric_records
@@ -167,6 +182,8 @@ class TriggerEngine:
 
     def _prepare(self, automation: automations.Automation) -> tuple[loading.Loaded, set[str]]:
         """Builds an automation's runtimes, taking over the state of unchanged triggers."""
+        if self.deferred is not None:  # an update keeps or deletes them as loaded ones
+            self.deferred.restore_automation(automation.id)
         old = self._automations.pop(automation.id, None)
         if old is not None:
             order = old.order
@@ -222,6 +239,8 @@ class TriggerEngine:
 
     def unload_automation(self, automation_id: str) -> None:
         """Unloads an automation (deleted or disabled); its stored state is left to the caller."""
+        if self.deferred is not None:
+            self.deferred.drop_automation(automation_id)
         loaded = self._automations.pop(automation_id, None)
         if loaded is None:
             return
@@ -229,8 +248,9 @@ class TriggerEngine:
         self.matcher.unload(automation_id)
 
     def live_buckets(self) -> int:
-        """How many buckets (per trigger and ``for_each`` key) are held in memory."""
-        return sum(len(runtime.buckets) for runtime in self._by_id.values())
+        """How many buckets (per trigger and ``for_each`` key) are held (restored or deferred)."""
+        waiting = 0 if self.deferred is None else len(self.deferred)
+        return waiting + sum(len(runtime.buckets) for runtime in self._by_id.values())
 
     def scheduled_deadlines(self) -> int:
         """Entries in the deadline heap (stale ones included until they are popped)."""
@@ -329,11 +349,13 @@ class TriggerEngine:
         """
         self._begin(now)
         as_of = self.clock.as_of(now)
+        if self.deferred is not None:
+            self.deferred.restore_due(as_of)
         deadlines: list[tuple[TriggerRuntime, Bucket]] = []
         sweeps: list[tuple[TriggerRuntime, Bucket, int]] = []
         for bucket, token in self._pop_due(as_of):
             rt = bucket.runtime
-            if rt is None or not self._valid(rt, bucket, token):
+            if rt is None or not scheduled(rt, bucket, token):
                 continue
             if rt.reactive:
                 sweeps.append((rt, bucket, token))
@@ -351,14 +373,14 @@ class TriggerEngine:
         requeue: list[tuple[TriggerRuntime, Bucket, int]] = []
         for bucket, token in self._pop_due(as_of):
             rt = bucket.runtime
-            if rt is None or not self._valid(rt, bucket, token):
+            if rt is None or not scheduled(rt, bucket, token):
                 continue
             if rt.reactive:
                 sweeps.append((rt, bucket, token))
             else:
                 requeue.append((rt, bucket, token))
         for rt, bucket, token in sweeps:
-            if self._valid(rt, bucket, token):
+            if scheduled(rt, bucket, token):
                 rt.remove(bucket)
         # buckets that lost followers just opened with an end long past are swept at once too
         for rt in list(self._dirty_runtimes):
@@ -383,11 +405,12 @@ class TriggerEngine:
         while heap:
             due, bucket, token = heap[0]
             rt = bucket.runtime
-            if rt is not None and self._valid(rt, bucket, token):
+            if rt is not None and scheduled(rt, bucket, token):
                 best = self.clock.due_at(due)
                 break
             heapq.heappop(heap)
-        for other in (self.ordering.next_lost(), self.metrics.next_due()):
+        waiting = None if self.deferred is None else self.deferred.next_due()
+        for other in (self.ordering.next_lost(), self.metrics.next_due(), waiting):
             if other is not None and (best is None or other < best):
                 best = other
         return best
@@ -401,30 +424,9 @@ class TriggerEngine:
             out.append((bucket, token))
         return out
 
-    @staticmethod
-    def _valid(rt: TriggerRuntime, bucket: Bucket, token: int) -> bool:
-        return (
-            rt.alive
-            and bucket.alive
-            and bucket.token == token
-            and rt.buckets.get(bucket.key) is bucket
-        )
-
     def _begin(self, now: float) -> None:
         if self._satisfied:
-            keep: list[tuple[float, TriggerRuntime, Bucket]] = []
-            for item in self._satisfied:
-                marked, rt, bucket = item
-                if marked >= now:
-                    keep.append(item)
-                elif (
-                    rt.alive
-                    and bucket.alive
-                    and rt.buckets.get(bucket.key) is bucket
-                    and bucket.count >= rt.threshold
-                ):
-                    rt.remove(bucket)
-            self._satisfied = keep
+            self._satisfied = drop_satisfied(self._satisfied, now)
         if self._pending_open:
             as_of = self.clock.as_of(now)
             for rt in self._pending_open:
@@ -442,6 +444,7 @@ class TriggerEngine:
             return
         matches = matching.without_own_lifecycle(order, matches)
         by_object = self._by_object
+        deferred = self.deferred
         inbox = self.metrics.inbox  # metric triggers take their events in one call per batch
         for event, touches in zip(order, matches, strict=True):
             for touch in touches:
@@ -454,6 +457,8 @@ class TriggerEngine:
                     rt = self._by_id.get((touch.automation_id, touch.trigger.id))
                     if rt is None:
                         continue
+                if deferred is not None:
+                    deferred.touch(rt, rt.bucketing_key(event))
                 rt.on_event(event, touch.after, touch.expect, now)
         self.metrics.take_inbox(now)
 
@@ -473,13 +478,15 @@ class TriggerEngine:
         if self._pending_deletes:
             written = {r.identity for r in step.upserts}
             step.deletes.extend(r for r in self._pending_deletes if r.identity not in written)
-            self._pending_deletes = []
+            self._pending_deletes.clear()  # (kept: the deferred buckets' restores append to it)
         return step
 
     # ================================================================== snapshots
 
     def snapshot(self) -> list[StateRecord]:
         """Every piece of current state as records (what the store should hold after a step)."""
+        if self.deferred is not None:
+            self.deferred.restore_some(len(self.deferred))
         out = records.snapshot(
             self.clock,
             self.ordering,
