@@ -199,8 +199,8 @@ class Replica:
             dead = sorted(probe.dead_ids)
             lease = self._timing.lease
             grants = await self._writer.call(lambda backend: backend.acquire(take, dead, lease))
-            for grant in grants:
-                await self._open(grant)
+            # their readers opened together: each open waits for JetStream to create 2 consumers
+            await asyncio.gather(*(self._open(grant) for grant in grants))
         metrics.CLUSTER_LOG_LAG.set(sum(self._lag.values()))
 
     async def _renew(self) -> None:

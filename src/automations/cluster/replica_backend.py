@@ -4,8 +4,10 @@ Everything that changes a partition's memory or its row in ``partitions`` runs o
 writer thread (``pipeline.writer``, reused as it is: a queue of calls with deadline wake-ups):
 
 * **ownership**: :meth:`ClusterBackend.acquire` (one short transaction, committed before the
-  partition's state is loaded, so the load sees the previous owner's last commit; then the
-  invocations that were in flight there are made due again), :meth:`~ClusterBackend.renew` and
+  partition's state is loaded, so the load sees the previous owner's last commit; its
+  ``for_each`` buckets not due soon are restored on demand, see ``engine.deferred``, and in the
+  background between commits by :meth:`~ClusterBackend.advance`; then the invocations that were
+  in flight there are made due again), :meth:`~ClusterBackend.renew` and
   :meth:`~ClusterBackend.release`. Renewals and releases lock partition rows as commits do, so
   running them on the same thread as the commits keeps a replica from deadlocking with itself;
 * **commits**: a batch of a partition's raw log entries (:meth:`~ClusterBackend.commit_raw`),
@@ -61,8 +63,11 @@ PURGE_INTERVAL = 60.0
 LINEAGE_SECONDS = 24 * 3600.0
 """How long the lineage of an automation-made event is kept (the streams keep messages 24 h)."""
 GAUGE_INTERVAL = 1.0
-RESTORE_CHUNK = 1000
-"""Deferred buckets of taken-over partitions restored per background step (~10-25 ms)."""
+RESTORE_DELAY = 1.0
+"""Seconds after an acquisition before the background restores deferred buckets (its first
+commits go first; touched and due buckets are restored meanwhile all the same)."""
+RESTORE_CHUNK = 250
+"""Deferred buckets restored per background step (a few ms: a queued commit waits one step)."""
 RESTORE_PAUSE = 0.002
 """Seconds between two background steps, in which queued commits go first."""
 
@@ -245,6 +250,7 @@ class ClusterBackend(writer.Backend):
             grants = leases.acquire(conn, self.member_id, wanted, dead=dead, lease=lease)
         if grants:
             crash_points.reached("during-takeover")
+            self._next_restore = self._clock() + RESTORE_DELAY
         for grant in grants:
             started = time.perf_counter()
             with self.database.read() as conn:
