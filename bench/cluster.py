@@ -7,6 +7,7 @@ Not a test. Usage::
     .venv/bin/python -m bench.cluster bound --events 50000 --delay 0.02
     .venv/bin/python -m bench.cluster latency --seconds 15
     .venv/bin/python -m bench.cluster failover --kills 5 --buckets 100000
+    .venv/bin/python -m bench.cluster moves --cycles 5 --interval 0.2
 
 Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS with JetStream
 (``AUTOMATIONS_NATS_URL``, default ``nats://127.0.0.1:4222``; a stream prefix per cluster).
@@ -32,6 +33,10 @@ Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS wi
   survivor, kill -> its first commit there (its committed offset passing the one it had when it
   was taken), and each window's lag after it was due (fired on a survivor). The victim is then
   restarted and the partitions rebalance before the next kill.
+- **moves**: graceful moves under a steady load, 2 -> 3 replicas (a join) and 3 -> 2 (SIGTERM):
+  each moved partition's pause (last commit on the old owner -> first on the new) beside the
+  gap between two commits of one owner, and event -> firing latency in moved partitions
+  (``bench.cluster_moves``).
 """
 
 from __future__ import annotations
@@ -41,16 +46,15 @@ import os
 import statistics
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from automations.cluster import crash_points, routing
+from automations.cluster import crash_points
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from bench import cluster_moves, harness, peers, workloads
 from bench import cluster_processes as cp
-from bench import harness, peers, workloads
 
 W1_KINDS = (
     "single-node sqlite",
@@ -65,14 +69,6 @@ PARTITIONS = 32
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _loaded(node: cp.Node) -> float:
-    with urllib.request.urlopen(f"http://{node.metrics_addr}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith("automations_loaded_automations "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def _process_cpu(name: str) -> float:
@@ -115,7 +111,7 @@ def _w1_measure(
 ) -> dict[str, Any]:
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     ids = [peers.create(a_stub, a) for a in workloads.w1_automations()]
-    cp.wait(lambda: all(_loaded(n) == len(ids) for n in nodes), 30, "automations loaded")
+    cp.wait(lambda: all(cp.loaded(n) == len(ids) for n in nodes), 30, "automations loaded")
     cpu0 = [n.cpu() for n in nodes]
     other0 = (_process_cpu("nats-server"), _process_cpu("postgres"))
     lg = harness.loadgen(",".join(n.addr for n in nodes), events=events, streams=streams)
@@ -191,7 +187,7 @@ def _w2_run(nodes: list[cp.Node], database_url: str, seconds: float) -> dict[str
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     for automation in spec["automations"]:
         peers.create(a_stub, automation)
-    cp.wait(lambda: all(_loaded(n) == 1 for n in nodes), 30, "automation loaded")
+    cp.wait(lambda: all(cp.loaded(n) == 1 for n in nodes), 30, "automation loaded")
     channel.close()
     channels = [grpc.insecure_channel(n.addr) for n in nodes]
     stubs = [event_service_pb2_grpc.EventServiceStub(c) for c in channels]
@@ -233,7 +229,7 @@ def _w3_run(nodes: list[cp.Node], database_url: str) -> dict[str, float]:
     within = float(automation["trigger"]["within"])
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     peers.create(a_stub, automation)
-    cp.wait(lambda: all(_loaded(n) == 2 for n in nodes), 30, "automation loaded")
+    cp.wait(lambda: all(cp.loaded(n) == 2 for n in nodes), 30, "automation loaded")
     channel.close()
     due: dict[str, float] = {}
     with cp.FiringWatcher(database_url) as watcher:
@@ -303,14 +299,6 @@ WINDOWS = {
 }
 
 
-def _resource_in(partition: int, tag: str) -> str:
-    for n in range(1_000_000):
-        resource = f"bench.{tag}.{n}"
-        if routing.raw_partition(resource, PARTITIONS) == partition:
-            return resource
-    raise AssertionError(partition)
-
-
 def _publish(node: cp.Node, events: list[event_pb2.Event]) -> None:
     with grpc.insecure_channel(node.addr) as channel:
         event_service_pb2_grpc.EventServiceStub(channel).PublishEvents(
@@ -325,10 +313,12 @@ def _one_kill(cluster: cp.BenchCluster, number: int) -> dict[str, list[float]]:
     victim_id = cluster.member_of(victim)
     rows = cluster.partitions_rows()
     doomed = sorted(p for p, row in rows.items() if row[0] == victim_id)
-    starts = [peers._event("bench.start", _resource_in(p, f"w{number}")) for p in doomed]
+    starts = [
+        peers._event("bench.start", cp.resource_in(p, f"w{number}", PARTITIONS)) for p in doomed
+    ]
     _publish(survivors[0], starts)
     due = {e.id: peers._ts(e.occurred) + WINDOW_SECONDS for e in starts}
-    ticks = [_resource_in(p, "tick") for p in doomed]
+    ticks = [cp.resource_in(p, "tick", PARTITIONS) for p in doomed]
     stop = threading.Event()
 
     def ticker() -> None:
@@ -391,7 +381,7 @@ def failover(kills: int, buckets: int) -> None:
         peers.create(a_stub, BUCKETS)
         peers.create(a_stub, WINDOWS)
         channel.close()
-        cp.wait(lambda: all(_loaded(n) == 2 for n in cluster.live()), 30, "automations loaded")
+        cp.wait(lambda: all(cp.loaded(n) == 2 for n in cluster.live()), 30, "automations loaded")
         started = time.time()
         addrs = ",".join(n.addr for n in cluster.live())
         harness.loadgen(addrs, events=3 * buckets, distinct_keys=True, streams=3)
@@ -425,6 +415,7 @@ def run(events: int = 50_000, runs: int = 3, seconds: float = 15.0, kills: int =
     latency_bound(events // 2, 0.02, runs)
     latency(seconds)
     failover(kills, buckets)
+    cluster_moves.moves(5, 0.2, PARTITIONS)
 
 
 def main() -> None:
@@ -433,13 +424,17 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["throughput", "bound", "latency", "failover", "all"],
+        choices=["throughput", "bound", "latency", "failover", "moves", "all"],
     )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--buckets", type=int, default=100_000)
+    parser.add_argument("--cycles", type=int, default=5, help="moves: joins and leaves")
+    parser.add_argument(
+        "--interval", type=float, default=0.2, help="moves: s between events to a partition"
+    )
     parser.add_argument("--delay", type=float, default=0.02, help="the bound run's commit delay")
     args = parser.parse_args()
     if args.what in ("throughput", "all"):
@@ -450,6 +445,8 @@ def main() -> None:
         latency(args.seconds)
     if args.what in ("failover", "all"):
         failover(args.kills, args.buckets)
+    if args.what in ("moves", "all"):
+        cluster_moves.moves(args.cycles, args.interval, PARTITIONS)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from automations.cluster import log, log_streams
+from automations.cluster import log, log_streams, routing
 from automations.executors.supervisor import free_port
 from automations.store import tables
 from bench import cluster_leases, harness
@@ -68,6 +69,24 @@ def tree_cpu_seconds(pid: int) -> float:
         total += cpu.get(one, 0.0)
         todo.extend(children.get(one, []))
     return total
+
+
+def resource_in(partition: int, tag: str, partitions: int) -> str:
+    """A resource id whose events go to ``partition`` (of ``partitions``)."""
+    for n in range(1_000_000):
+        resource = f"bench.{tag}.{n}"
+        if routing.raw_partition(resource, partitions) == partition:
+            return resource
+    raise AssertionError(partition)
+
+
+def loaded(node: Node) -> float:
+    """How many automations ``node`` has loaded (its metrics endpoint)."""
+    with urllib.request.urlopen(f"http://{node.metrics_addr}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("automations_loaded_automations "):
+                return float(line.split()[1])
+    return 0.0
 
 
 class Node:
