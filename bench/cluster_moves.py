@@ -23,7 +23,9 @@ import threading
 import time
 
 import grpc
+import sqlalchemy as sa
 
+from automations.store import tables
 from automations.v1 import event_service_pb2, event_service_pb2_grpc
 from bench import cluster_processes as cp
 from bench import peers
@@ -85,6 +87,9 @@ class Move:
     last_old: float
     first_new: float
     kind: str
+    new_owner: str
+    acquired: float | None = None
+    """When the new owner's acquisition committed (``partition_history``, PostgreSQL's clock)."""
 
     @property
     def pause(self) -> float:
@@ -106,8 +111,23 @@ def _moves(
             for started, name in phases:
                 if started <= t1:
                     kind = name
-            moves.append(Move(partition, t0, t1, kind))
+            moves.append(Move(partition, t0, t1, kind, o1))
     return moves, gaps
+
+
+def _acquisitions(cluster: cp.BenchCluster, found: list[Move]) -> None:
+    """Sets each move's ``acquired`` from the new owner's ``partition_history`` row."""
+    h = tables.partition_history
+    assert cluster.engine is not None
+    with cluster.engine.connect() as conn:
+        rows = conn.execute(sa.select(h.c.partition, h.c.owner, h.c.acquired)).all()
+    for move in found:
+        times = [
+            float(r[2])
+            for r in rows
+            if r[0] == move.partition and r[1] == move.new_owner and r[2] <= move.first_new
+        ]
+        move.acquired = max(times) if times else None
 
 
 def _ticker(
@@ -168,12 +188,9 @@ def moves(cycles: int, interval: float, partitions: int = 32) -> None:
                 time.sleep(3)
             stop.set()
             ticker.join(10)
-            cp.wait(
-                lambda: set(sent) <= set(firings.seen),
-                120,
-                f"every firing visible ({len(set(sent) - set(firings.seen))} of {len(sent)} not)",
-            )
+            cp.wait(lambda: set(sent) <= set(firings.seen), 120, "every firing visible")
         found, gaps = _moves(watcher.commits, phases)
+        _acquisitions(cluster, found)
         latency = {i: firings.seen[i] - at for i, (_p, at) in sent.items()}
     _report(found, gaps, latency, sent, interval)
 
@@ -194,8 +211,15 @@ def _report(
 
     line("same owner: gap between two commits", gaps)
     for kind in ("join", "leave"):
-        line(f"{kind}: last commit on old owner -> first on new", [
-            m.pause for m in found if m.kind == kind
+        these = [m for m in found if m.kind == kind]
+        print(f"{kind}: {len(these)} moves of {len({m.partition for m in these})} partitions")
+        line("  last commit on the old owner -> first on the new", [m.pause for m in these])
+        acquired = [m for m in these if m.acquired is not None]
+        line("  last commit on the old owner -> acquired by the new", [
+            m.acquired - m.last_old for m in acquired if m.acquired is not None
+        ])  # fmt: skip
+        line("  acquired by the new owner -> its first commit", [
+            m.first_new - m.acquired for m in acquired if m.acquired is not None
         ])  # fmt: skip
     during = {
         event_id
