@@ -27,7 +27,7 @@ class RowsBackend(FakeBackend):
         super().__init__(gate=gate)
         self.prepared: list[Any] = []
 
-    def commit_events(  # type: ignore[override]
+    def commit_events(
         self, batch: Sequence[events.Event], now: float, *, prepared: Any = None
     ) -> list[bool]:
         self.prepared.extend(prepared or [])
