@@ -280,11 +280,7 @@ class Writer(Generic[B]):
         self._queue.put(_EventBatch(batch, None, None, prepared, reply))
 
     def _admit(self, n: int) -> bool:
-        """Counts ``n`` events in as pending; False for an empty batch.
-
-        Raises:
-            errors.Unavailable, errors.InvalidArgument, errors.ResourceExhausted: see publish.
-        """
+        """Counts ``n`` events in as pending (False for none); raises what ``publish`` raises."""
         if not self._accepting:
             raise errors.Unavailable("the engine is not accepting events (starting or draining)")
         if not n:
