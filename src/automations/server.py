@@ -392,7 +392,7 @@ def _webhook_endpoint(
         return endpoint_.WebhookEndpoint(
             settings.http_addr,
             load_all=reads.all_webhooks,
-            submit=the_writer.submit,
+            submit=the_writer.submit_replying,
             write_deliveries=lambda batch: the_writer.call(
                 lambda backend: webhook_changes.record_deliveries(backend, batch, keep)
             ),

@@ -6,9 +6,10 @@ engine's start-up), starts it once the writer accepts events, and stops it first
 requests in flight finish (their events commit, their 204s go out) before the writer stops taking
 events, and the delivery history waiting in the front is written last.
 
-On this side of the link (``channel``): the front's ``publish`` requests become events again
-(from their event-log rows) and go to the writer (``Writer.submit``), answered once committed or
-refused; its ``deliveries`` are written; its ``metrics`` are added to this process's. The webhooks
+The events of requests come over a socket pair of their own, the publish lane (``lane``): a
+thread here rebuilds them from their event-log rows and queues them for the writer
+(``Writer.submit_replying``), which answers the front itself once they are committed. On the
+link (``channel``): the front's ``deliveries`` are written; its ``metrics`` are added to this process's. The webhooks
 are read here and pushed to the front after every change made through the API (awaited, so a
 created webhook serves at once) and every ``directory.REFRESH_SECONDS``. A front that dies is
 started again (a second later) on the same socket: requests it had in flight get no answer, as
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 
 from automations.domain import errors, events, webhooks
-from automations.webhooks import channel, directory, http_app, messages, meter, publishing
+from automations.webhooks import channel, directory, http_app, lane, messages, meter
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class WebhookEndpoint:
     Args:
         addr: ``HOST:PORT`` to listen on (bound here).
         load_all: Reads every webhook (runs in a worker thread).
-        submit: Queues events for a commit (``Writer.submit``).
+        submit: Queues events for a commit from the lane's thread (``Writer.submit_replying``).
         decode_row: Rebuilds an event from its event-log row (``event_log.from_row``).
         write_deliveries: Writes deliveries and trims each webhook's history.
         deliveries_kept: Deliveries kept per webhook.
@@ -107,7 +108,7 @@ class WebhookEndpoint:
         addr: str,
         *,
         load_all: Callable[[], Sequence[webhooks.Webhook]],
-        submit: publishing.Submit,
+        submit: lane.Submit,
         decode_row: Callable[[messages.Row], events.Event],
         write_deliveries: Callable[[Sequence[webhooks.Delivery]], Awaitable[None]],
         deliveries_kept: int,
@@ -137,6 +138,8 @@ class WebhookEndpoint:
         self._meter = meter.PrometheusMeter()
         self._link: channel.Channel | None = None
         self._link_end: socket.socket | None = None
+        self._lane_end: socket.socket | None = None
+        self._lane: lane.LaneServer | None = None
         self._reading: asyncio.Future[None] | None = None
         self._proc = self._spawn()
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,16 +154,18 @@ class WebhookEndpoint:
     def _spawn(self) -> subprocess.Popen[bytes]:
         """Starts a front process on the listening socket, with a fresh link."""
         mine, theirs = socket.socketpair()
+        lane_mine, lane_theirs = socket.socketpair()
         config = {
             **self._config,
             "parent_pid": os.getpid(),
             "listen_fd": self._sock.fileno(),
             "link_fd": theirs.fileno(),
+            "lane_fd": lane_theirs.fileno(),
         }
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
                 [sys.executable, "-m", "automations.webhooks.front", orjson.dumps(config).decode()],
-                pass_fds=(self._sock.fileno(), theirs.fileno()),
+                pass_fds=(self._sock.fileno(), theirs.fileno(), lane_theirs.fileno()),
                 stdin=subprocess.DEVNULL,
                 # the engine's settings (its API token, database URL...) are not the front's
                 # business: it is given what it needs on its command line and over the link
@@ -168,7 +173,9 @@ class WebhookEndpoint:
             )
         finally:
             theirs.close()
+            lane_theirs.close()
         self._link_end = mine
+        self._lane_end = lane_mine
         return proc
 
     async def start(self) -> None:
@@ -183,11 +190,15 @@ class WebhookEndpoint:
 
     async def _connect(self) -> None:
         """Opens the link to the front just spawned, pushes the webhooks, waits until it serves."""
-        assert self._link_end is not None
-        link = channel.Channel(
-            {"publish": self._on_publish, "deliveries": self._on_deliveries},
-            {"metrics": self._on_metrics},
+        assert self._link_end is not None and self._lane_end is not None
+        if self._lane is not None:  # the dead front's
+            self._lane.close()
+        self._lane = lane.LaneServer(
+            self._lane_end, submit=self._submit, decode_row=self._decode_row
         )
+        self._lane_end = None
+        self._lane.start()
+        link = channel.Channel({"deliveries": self._on_deliveries}, {"metrics": self._on_metrics})
         await link.open(self._link_end)
         self._link_end = None
         self._link = link
@@ -252,12 +263,6 @@ class WebhookEndpoint:
 
     # --------------------------------------------------------------------- the front's requests
 
-    async def _on_publish(self, message: dict[str, Any]) -> list[bool]:
-        rows = messages.rows_from_data(message["rows"])
-        decode = self._decode_row
-        flags: list[bool] = await self._submit([decode(row) for row in rows], rows)
-        return flags
-
     async def _on_deliveries(self, message: dict[str, Any]) -> bool:
         await self._write_deliveries(
             [messages.delivery_from_data(item) for item in message["items"]]
@@ -284,4 +289,6 @@ class WebhookEndpoint:
         if link is not None:
             link.close()
         await self._reap()
+        if self._lane is not None:
+            await asyncio.to_thread(self._lane.close)
         self._sock.close()
