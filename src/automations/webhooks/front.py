@@ -5,7 +5,9 @@ listening socket it bound and one end of a socket pair (``channel``) as inherite
 serves ``/hooks/<slug>`` exactly as the engine would in its own process (``http_app``,
 ``receiver``, ``processing``...), with three things relayed over the link: the events of requests,
 as event-log rows, which the engine commits before the front answers 204 (``publish``); the
-delivery history (``deliveries``); and the metrics (``metrics``, every second). The engine pushes
+delivery history (``deliveries``); the metrics (``metrics``, every second); and, in cluster
+mode, a request for a slug not served here (``sync``: the engine reloads the webhooks if another
+replica changed them, and pushes them before it answers). The engine pushes
 the webhooks (``webhooks``, awaited by its API after every change) and says when to serve
 (``serve``), to flush the history (``flush``) and to stop (``stop``: requests in flight finish,
 the history and metrics are handed over, then the process exits).
@@ -86,6 +88,7 @@ class Front:
             self.history,
             prepare=event_log.to_row,
             metered=self.tally,
+            on_miss=self._sync if config.get("sync_on_miss") else None,
         )
         self._http = http_app.HttpServer(
             http_app.build_app(self._receiver, max_body_bytes=int(config["max_body_bytes"])),
@@ -103,6 +106,9 @@ class Front:
             "publish", rows=messages.rows_to_data(encoded)
         )
         return published
+
+    async def _sync(self) -> None:
+        await self._link.request("sync")
 
     async def _write_deliveries(self, batch: Sequence[webhooks.Delivery]) -> None:
         await self._link.request(
