@@ -113,10 +113,12 @@ def test_a_webhook_created_on_one_replica_serves_on_every_replica_and_retries_de
         body = json.dumps({"n": 2}).encode()
         signed = {"X-Hub-Signature-256": github_signature(secret, body), "X-GitHub-Event": "push"}
         wait_until(
-            lambda: http.post(
-                f"http://{b.http_addr}/hooks/{hook['slug']}", content=body, headers=signed
-            ).status_code
-            == 400,
+            lambda: (
+                http.post(
+                    f"http://{b.http_addr}/hooks/{hook['slug']}", content=body, headers=signed
+                ).status_code
+                == 400
+            ),
             timeout=10,
             what="the update served on another replica",
         )
@@ -131,8 +133,9 @@ def test_a_webhook_created_on_one_replica_serves_on_every_replica_and_retries_de
             api.disable_webhook(hook["id"])
         for replica in (a, c):
             wait_until(
-                lambda r=replica: http.post(f"http://{r.http_addr}/hooks/{hook['slug']}").status_code
-                == 404,
+                lambda r=replica: (
+                    http.post(f"http://{r.http_addr}/hooks/{hook['slug']}").status_code == 404
+                ),
                 timeout=10,
                 what="the disabled webhook gone from every replica",
             )
