@@ -10,6 +10,7 @@ the others; and the events of every 204 of a replica killed right after them are
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from typing import Any
 
@@ -155,3 +156,14 @@ def test_every_204_of_a_replica_killed_right_after_is_evaluated(cluster: harness
         f"github.repo.acme/etl.{n}" for n in range(30)
     )
     assert _fired(cluster) == sorted(e["id"] for e in pushed)
+
+
+def test_a_replica_whose_http_addr_is_in_use_exits_1_naming_it(cluster: harness.Cluster) -> None:
+    replica = cluster.add_replica()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        replica.http_addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(RuntimeError, match="engine exited with 1") as failed:
+            replica.start(timeout=60)
+    assert f"cannot serve webhooks on http_addr {replica.http_addr}" in str(failed.value)
