@@ -287,7 +287,7 @@ def _webhook_endpoint(
     return server.webhook_endpoint(
         settings,
         load_all=webhook_queries.WebhookQueries(database).all_webhooks,
-        submit=lambda batch, rows: asyncio.ensure_future(ingest.publish(batch, rows)),
+        submit=cluster_webhooks.publisher(ingest),
         write_deliveries=lambda batch: asyncio.to_thread(
             webhook_changes.record_deliveries, database, batch, keep
         ),

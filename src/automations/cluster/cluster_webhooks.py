@@ -13,13 +13,16 @@ every replica from the moment the call answered.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from automations.actions import planning
-from automations.cluster import cluster_changes
-from automations.domain import events
+from automations.cluster import cluster_changes, cluster_ingest, log_errors
+from automations.domain import errors, events
 from automations.pipeline import webhook_changes
 from automations.store import database as database_
+from automations.webhooks import publishing
 
 
 def changes(database: database_.Database, partitions: int) -> webhook_changes.WebhookChanges:
@@ -36,3 +39,21 @@ def changes_counted(database: database_.Database) -> int:
     """The cluster's change counter now (one small query)."""
     with database.read() as conn:
         return cluster_changes.changes_counted(conn)
+
+
+def publisher(ingest: cluster_ingest.ClusterIngest) -> publishing.Submit:
+    """Hands a webhook request's events to cluster ingest (``WebhookEndpoint``'s ``submit``).
+
+    An event too large for the NATS server (its ``max_payload``) is the request's own fault:
+    ``InvalidArgument`` (400), not the ``ResourceExhausted`` (503, retry) of a full log.
+    """
+
+    async def publish(batch: Sequence[events.Event], rows: Sequence[Any] | None) -> list[bool]:
+        try:
+            return await ingest.publish(batch, rows)
+        except log_errors.LogMessageTooLarge as exc:
+            raise errors.InvalidArgument(
+                "event", f"too large for the cluster's log: {exc.message}", reason=exc.reason
+            ) from None
+
+    return lambda batch, rows: asyncio.ensure_future(publish(batch, rows))

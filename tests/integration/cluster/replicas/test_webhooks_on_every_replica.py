@@ -109,6 +109,19 @@ def test_a_webhook_created_on_one_replica_serves_on_every_replica_and_retries_de
             statuses = sorted(d["status"] for d in api.list_webhook_deliveries(hook["id"]))
         assert statuses == [204, 204, 401, 401]
 
+        huge = json.dumps({"n": 3, "blob": "x" * 1_100_000, "repository": {"full_name": "a/b"}})
+        refused = http.post(
+            f"http://{b.http_addr}/hooks/{hook['slug']}",
+            content=huge,
+            headers={
+                "content-type": "application/json",
+                "X-GitHub-Event": "push",
+                "X-Hub-Signature-256": github_signature(secret, huge.encode()),
+            },
+        )
+        assert refused.status_code == 400  # not a 503 a provider would retry forever
+        assert "too large for the cluster's log" in refused.json()["error"]
+
         with cluster.client(a) as api:  # a template that fails to render on replica B: 400
             api.update_webhook(hook["id"], template='{"event": "x", "resource": {{ body }}}')
         body = json.dumps({"n": 2}).encode()
