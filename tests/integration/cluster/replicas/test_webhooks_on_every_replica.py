@@ -79,6 +79,7 @@ def _hook(cluster: harness.Cluster, replica: EngineProcess, secret: str) -> dict
 def test_a_webhook_created_on_one_replica_serves_on_every_replica_and_retries_dedupe(
     cluster: harness.Cluster,
 ) -> None:
+    cluster.webhooks = True
     a, b, c = cluster.start_replica(), cluster.start_replica(), cluster.start_replica()
     secret = uuid.uuid4().hex
     hook = _hook(cluster, a, secret)
@@ -156,6 +157,7 @@ def test_a_webhook_created_on_one_replica_serves_on_every_replica_and_retries_de
 
 
 def test_every_204_of_a_replica_killed_right_after_is_evaluated(cluster: harness.Cluster) -> None:
+    cluster.webhooks = True
     a, b = cluster.start_replica(), cluster.start_replica()
     secret = uuid.uuid4().hex
     hook = _hook(cluster, a, secret)
@@ -172,6 +174,7 @@ def test_every_204_of_a_replica_killed_right_after_is_evaluated(cluster: harness
 
 
 def test_a_replica_whose_http_addr_is_in_use_exits_1_naming_it(cluster: harness.Cluster) -> None:
+    cluster.webhooks = True
     replica = cluster.add_replica()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
