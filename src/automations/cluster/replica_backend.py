@@ -40,6 +40,7 @@ from automations.actions import planning
 from automations.cluster import (
     cluster_changes,
     cluster_outbox,
+    cluster_webhooks,
     crash_points,
     fencing,
     leases,
@@ -124,6 +125,8 @@ class ClusterBackend(writer.Backend):
             clock=clock,
         )
         """Recording outcomes, claiming due invocations, redrive."""
+        self.webhooks = cluster_webhooks.changes(database, engine.router.partitions)
+        """Webhook create / update / delete (``cluster_webhooks``)."""
         self.planner = partition_commit.Planner(
             engine.automations,
             engine.router.partitions,

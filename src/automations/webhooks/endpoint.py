@@ -42,11 +42,35 @@ START_SECONDS = 60.0
 
 
 class Webhooks:
-    """The webhooks, read here and pushed to the front (``refresh`` is the API's ``on_change``)."""
+    """The webhooks, read here and pushed to the front (``refresh`` is the API's ``on_change``).
 
-    def __init__(self, endpoint: WebhookEndpoint, load_all: Callable[[], Sequence[Any]]) -> None:
+    Args:
+        endpoint: The endpoint whose front serves them.
+        load_all: Reads every webhook (runs in a worker thread).
+        changes_counted: Reads a counter every webhook change increments (in a worker thread;
+            a cluster's change counter), or None: then the webhooks are reloaded every
+            ``directory.REFRESH_SECONDS`` whether or not they changed.
+    """
+
+    def __init__(
+        self,
+        endpoint: WebhookEndpoint,
+        load_all: Callable[[], Sequence[Any]],
+        changes_counted: Callable[[], int] | None = None,
+    ) -> None:
         self._endpoint = endpoint
-        self._directory = directory.Directory(load_all)
+        self._load_all = load_all
+        self._counted = changes_counted
+        self._seen: int | None = None
+        self._directory = directory.Directory(self._load_counted)
+        self._running: asyncio.Future[None] | None = None
+        self._queued: asyncio.Future[None] | None = None
+
+    def _load_counted(self) -> Sequence[webhooks.Webhook]:
+        counted = self._counted() if self._counted is not None else None  # first: see sync
+        found: Sequence[webhooks.Webhook] = self._load_all()
+        self._seen = counted
+        return found
 
     async def load(self) -> None:
         """Reads every webhook."""
@@ -61,12 +85,34 @@ class Webhooks:
         """The webhooks last read."""
         return self._directory.all()
 
+    def sync(self) -> Awaitable[None]:
+        """Refreshes if the change counter moved since the last read (without one: refreshes).
+
+        Calls that come while a check runs share the next one, which starts after it: a change
+        committed before the call is seen, and misses in a burst cost one query, not one each.
+        """
+        if self._queued is None:
+            self._queued = asyncio.ensure_future(self._check_after(self._running))
+            self._running = self._queued
+        return asyncio.shield(self._queued)
+
+    async def _check_after(self, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        self._queued = None  # a call from now on waits for the next check
+        if self._counted is not None:
+            counted = await asyncio.to_thread(self._counted)
+            if counted == self._seen:
+                return
+        await self.refresh()
+
     async def run(self) -> None:
-        """Refreshes every ``directory.REFRESH_SECONDS`` until cancelled (a failure is logged)."""
+        """Syncs every ``directory.REFRESH_SECONDS`` until cancelled (a failure is logged)."""
         while True:
             await asyncio.sleep(directory.REFRESH_SECONDS)
             try:
-                await self.refresh()
+                await self.sync()
             except Exception:
                 logger.exception("reloading the webhooks failed; serving the ones loaded before")
 
@@ -98,6 +144,9 @@ class WebhookEndpoint:
         log_level: The front's log level.
         log_json: Whether the front logs JSON lines.
         memory_trim_seconds: How often the front returns freed memory to the system (0 never).
+        changes_counted: Reads the counter webhook changes increment (cluster mode: other
+            replicas change webhooks too). With it, a request for a slug the front does not
+            serve first has the directory synced (``sync``), then is looked up again.
 
     Raises:
         OSError: ``addr`` cannot be bound.
@@ -118,6 +167,7 @@ class WebhookEndpoint:
         log_level: str = "INFO",
         log_json: bool = False,
         memory_trim_seconds: float = 10.0,
+        changes_counted: Callable[[], int] | None = None,
     ) -> None:
         self._sock = http_app.bind(addr)
         self._submit = submit
@@ -132,8 +182,9 @@ class WebhookEndpoint:
             "log_level": log_level,
             "log_json": log_json,
             "memory_trim_seconds": memory_trim_seconds,
+            "sync_on_miss": changes_counted is not None,
         }
-        self.directory = Webhooks(self, load_all)
+        self.directory = Webhooks(self, load_all, changes_counted)
         self.history = History(self)
         self._meter = meter.PrometheusMeter()
         self._link: channel.Channel | None = None
@@ -198,7 +249,10 @@ class WebhookEndpoint:
         )
         self._lane_end = None
         self._lane.start()
-        link = channel.Channel({"deliveries": self._on_deliveries}, {"metrics": self._on_metrics})
+        link = channel.Channel(
+            {"deliveries": self._on_deliveries, "sync": self._on_sync},
+            {"metrics": self._on_metrics},
+        )
         await link.open(self._link_end)
         self._link_end = None
         self._link = link
@@ -267,6 +321,10 @@ class WebhookEndpoint:
         await self._write_deliveries(
             [messages.delivery_from_data(item) for item in message["items"]]
         )
+        return True
+
+    async def _on_sync(self, message: dict[str, Any]) -> bool:
+        await self.directory.sync()
         return True
 
     def _on_metrics(self, message: dict[str, Any]) -> None:

@@ -4,9 +4,11 @@
 listening socket it bound and one end of a socket pair (``channel``) as inherited descriptors. It
 serves ``/hooks/<slug>`` exactly as the engine would in its own process (``http_app``,
 ``receiver``, ``processing``...). The events of requests go as event-log rows over a socket pair
-of their own, the publish lane (``lane``), and the engine commits them before the front answers
-204. Two things are relayed over the link: the
-delivery history (``deliveries``); and the metrics (``metrics``, every second). The engine pushes
+of their own, the publish lane (``lane``), and the engine makes them durable before the front
+answers 204. Three things go over the link: the delivery history (``deliveries``); the metrics
+(``metrics``, every second); and, in cluster mode, a request for a slug not served here (``sync``:
+the engine reloads the webhooks if another replica changed them, and pushes them before it
+answers). The engine pushes
 the webhooks (``webhooks``, awaited by its API after every change) and says when to serve
 (``serve``), to flush the history (``flush``) and to stop (``stop``: requests in flight finish,
 the history and metrics are handed over, then the process exits).
@@ -94,6 +96,7 @@ class Front:
             self.history,
             prepare=event_log.to_row,
             metered=self.tally,
+            on_miss=self._sync if config.get("sync_on_miss") else None,
         )
         self._http = http_app.HttpServer(
             http_app.build_app(self._receiver, max_body_bytes=int(config["max_body_bytes"])),
@@ -108,6 +111,9 @@ class Front:
     ) -> asyncio.Future[list[bool]]:
         encoded = rows if rows is not None else [event_log.to_row(event) for event in batch]
         return self._lane.publish(encoded)
+
+    async def _sync(self) -> None:
+        await self._link.request("sync")
 
     async def _write_deliveries(self, batch: Sequence[webhooks.Delivery]) -> None:
         await self._link.request(

@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from automations.domain import errors, events
-from automations.webhooks import channel, messages
+from automations.webhooks import channel, messages, publishing
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,33 @@ Submit = Callable[[Sequence[events.Event], Sequence[messages.Row] | None, Reply]
 """Queues events for a commit from any thread (``Writer.submit_replying``); raises if refused."""
 
 _HEAD = channel.HEAD
+
+
+def from_async(submit: publishing.Submit, loop: asyncio.AbstractEventLoop) -> Submit:
+    """A lane ``Submit`` over an asynchronous one run on ``loop``.
+
+    Cluster mode: a request's events are published to the cluster's log from the engine's event
+    loop (``cluster_webhooks.publisher``), not queued for a local writer. The reply is made on the
+    loop once the publish is acknowledged (a small answer to a socket pair the front reads).
+    """
+
+    def lane_submit(
+        batch: Sequence[events.Event], rows: Sequence[Any] | None, reply: Reply
+    ) -> None:
+        def settle(done: asyncio.Future[list[bool]]) -> None:
+            if done.cancelled():
+                reply(None, errors.Unavailable("the publish was cancelled (shutting down)"))
+            elif done.exception() is not None:
+                reply(None, done.exception())
+            else:
+                reply(done.result(), None)
+
+        def start() -> None:
+            submit(batch, rows).add_done_callback(settle)
+
+        loop.call_soon_threadsafe(start)
+
+    return lane_submit
 
 
 def take_frames(buffer: bytearray) -> list[dict[str, Any]]:

@@ -63,6 +63,10 @@ class Cluster:
         self.replicas: list[EngineProcess] = []
         self.replica_args: tuple[str, ...] = ()
         """More arguments of ``serve`` for replicas started from now on (executor routes)."""
+        self.webhooks = False
+        """Whether replicas started from now on serve ``/hooks`` on their ``http_addr``: only
+        the webhook tests need their front processes (five replicas joining at once with one
+        each is five more process start-ups on a small machine)."""
         self.acked: list[str] = []
         """Ids of the events acknowledged (ACCEPTED or DUPLICATE), in order."""
         self._next = itertools.count()
@@ -87,7 +91,13 @@ class Cluster:
         replica = EngineProcess(
             directory,
             database_url=self.database_url,
-            extra_args=("--cluster", "--nats-url", self.nats_url, *self.replica_args),
+            extra_args=(
+                "--cluster",
+                "--nats-url",
+                self.nats_url,
+                *(() if self.webhooks else ("--http-addr", "")),
+                *self.replica_args,
+            ),
             env={
                 **TIMING,
                 "AUTOMATIONS_CLUSTER_PARTITIONS": str(self.partitions),
