@@ -10,8 +10,9 @@ Every other replica learns of the change by **polling**: :meth:`ClusterChanges.s
 second on each replica, reads the enabled automations' ids and versions (every change bumps the
 version) and loads, reloads or unloads what differs. Each change also increments the cluster's
 change counter (``cluster.automations_version``) in its transaction, and a replica reads that
-counter before every partition commit (:meth:`ClusterChanges.sync_if_changed`), syncing first when
-it moved: an event published after a change returned, through any replica, is evaluated with it. Polling rather than ``LISTEN/NOTIFY``: a
+counter in the fence of every partition commit (:meth:`ClusterChanges.is_current`), syncing and
+committing again when it moved: an event published after a change returned, through any replica,
+is evaluated with it. Polling rather than ``LISTEN/NOTIFY``: a
 notification is lost while a replica is disconnected, so a reconciling poll is needed anyway (as
 Prefect's own ``reconcile_automations`` next to its change listener), and one mechanism with a
 bounded delay (a second) is simpler to reason about; the query reads two columns of a small table.
@@ -163,15 +164,14 @@ class ClusterChanges:
         self._count()
         return len(enabled)
 
-    def sync_if_changed(self) -> int:
-        """:meth:`sync` when the cluster's change counter moved since the last one (one query).
+    def is_current(self, counted: int | None) -> bool:
+        """Whether the change counter ``counted`` (read by a commit's fence) is the one synced.
 
-        Called before every partition commit: an automation change committed before an event
+        Every partition commit reads the counter with its fence and, when it moved since the last
+        sync, rolls back, syncs and starts again: an automation change committed before an event
         was published (through any replica) is then loaded before the event is evaluated.
         """
-        with self._database.read() as conn:
-            version = changes_counted(conn)
-        return 0 if version == self._synced else self.sync()
+        return counted is None or counted == self._synced
 
     def sync(self) -> int:
         """Applies the changes other replicas made since the last sync; returns how many.

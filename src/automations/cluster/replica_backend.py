@@ -314,7 +314,6 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.raw_seq]
         if not entries:
             return True
-        self._sync_changes()
         batch: list[events.Event] = [event for entry in entries for event in entry.events()]
         last = entries[-1].sequence
         now = self._clock()
@@ -330,7 +329,8 @@ class ClusterBackend(writer.Backend):
             metrics.EVALUATION_LATENCY.observe(time.perf_counter() - started)
             return outcomes
 
-        if not self._commit([fencing.Checkpoint(partition, owned.epoch, raw_seq=last)], work, now):
+        first = [fencing.Checkpoint(partition, owned.epoch, raw_seq=last)]
+        if not self._commit(first, work, now, check_changes=True):
             return False
         owned.raw_seq = last
         metrics.COMMIT_EVENTS.observe(len(batch))
@@ -362,7 +362,6 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.fwd_seq]
         if not entries:
             return True
-        self._sync_changes()
         marks = dict(owned.watermarks)
         batch: list[events.Event] = []
         for entry in entries:
@@ -386,21 +385,26 @@ class ClusterBackend(writer.Backend):
             return [self.engine.process_forwarded(partition, batch, now)]
 
         first = fencing.Checkpoint(partition, owned.epoch, fwd_seq=last, watermarks=marks)
-        if not self._commit([first], work, now):
+        if not self._commit([first], work, now, check_changes=True):
             return False
         owned.fwd_seq = last
         owned.watermarks = marks
         return True
 
-    def _sync_changes(self) -> None:
-        """Loads automation changes committed since the last sync (see ``cluster_changes``)."""
-        try:
-            self.changes.sync_if_changed()
-        except Exception:  # the commit goes on with what is loaded; the periodic sync retries
-            logger.exception("loading automation changes before a commit failed")
-
-    def _commit(self, first: list[fencing.Checkpoint], work: Work, now: float) -> bool:
+    def _commit(
+        self,
+        first: list[fencing.Checkpoint],
+        work: Work,
+        now: float,
+        *,
+        check_changes: bool = False,
+    ) -> bool:
         """One fenced transaction: ``first``'s fence, ``work``, the outcomes' partitions, persist.
+
+        With ``check_changes`` (a commit of log entries, whose work evaluates them), automation
+        changes committed since the last sync are loaded first: the fence reads the change
+        counter, and when it moved the transaction is rolled back (nothing was done yet), the
+        changes are synced and the commit starts again.
 
         Returns:
             Whether it committed (False: the touched partitions were dropped).
@@ -408,7 +412,9 @@ class ClusterBackend(writer.Backend):
         touched = {c.partition for c in first}
         try:
             with self.database.write() as conn:
-                fencing.fence(conn, self.member_id, first)
+                counted = fencing.fence(conn, self.member_id, first)
+                if check_changes and not self.changes.is_current(counted):
+                    raise _ChangesToLoad
                 outcomes = work(conn)
                 more = sorted({o.partition for o in outcomes} - touched)
                 touched.update(more)
@@ -422,6 +428,12 @@ class ClusterBackend(writer.Backend):
                 written = partition_commit.persist(conn, outcomes, self.planner, now)
                 crash_points.commit_delay()
                 crash_points.reached("before-commit")
+        except _ChangesToLoad:
+            try:
+                self.changes.sync()
+            except Exception:  # the commit goes on with what is loaded; the periodic sync retries
+                logger.exception("loading automation changes before a commit failed")
+            return self._commit(first, work, now)
         except fencing.OwnershipLost as lost:
             metrics.CLUSTER_FENCED_COMMITS.inc()
             logger.warning(
@@ -466,6 +478,10 @@ class ClusterBackend(writer.Backend):
             engines = list(self.engine.engines.values())
             metrics.LIVE_BUCKETS.set(sum(e.live_buckets() for e in engines))
             metrics.OPEN_DEADLINES.set(sum(e.scheduled_deadlines() for e in engines))
+
+
+class _ChangesToLoad(Exception):
+    """Raised inside a commit whose fence saw automation changes not loaded yet (rolls it back)."""
 
 
 def _changes_something(outcome: partitioned.Outcome) -> bool:
