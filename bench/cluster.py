@@ -7,6 +7,7 @@ Not a test. Usage::
     .venv/bin/python -m bench.cluster bound --events 50000 --delay 0.02
     .venv/bin/python -m bench.cluster latency --seconds 15
     .venv/bin/python -m bench.cluster failover --kills 5 --buckets 100000
+    .venv/bin/python -m bench.cluster moves --cycles 5 --interval 0.2
 
 Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS with JetStream
 (``AUTOMATIONS_NATS_URL``, default ``nats://127.0.0.1:4222``; a stream prefix per cluster).
@@ -23,8 +24,10 @@ Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS wi
   ``--delay`` (20 ms), as a distant database would: the writers wait rather than compute, so the
   speed-up across replicas shows on 2 cores too.
 - **latency** (W2): 20 events/s, each its own PublishEvents, a threshold-1 for-each automation;
-  event sent -> firing visible in the database (polled every 5 ms), single-node on PostgreSQL
-  beside a 3-replica cluster (events sent to the replicas in turn).
+  event sent -> firing visible in the database (its commit, notified to a listener:
+  ``cluster_processes.FiringWatcher``), single-node on PostgreSQL beside a 3-replica cluster
+  (events sent to the replicas in turn); W3: 20 absence windows, deadline -> firing visible.
+  ``--runs`` runs of each, alternated; medians of the runs' percentiles.
 - **failover**: 3 replicas of 32 partitions hold ``--buckets`` live for-each buckets each; then
   ``--kills`` times: absence windows (10 s) are opened in the victim's partitions, a ticker
   publishes one event per victim partition every 20 ms through the survivors, the victim is
@@ -32,6 +35,10 @@ Needs PostgreSQL (127.0.0.1:5432, a throw-away database per cluster) and NATS wi
   survivor, kill -> its first commit there (its committed offset passing the one it had when it
   was taken), and each window's lag after it was due (fired on a survivor). The victim is then
   restarted and the partitions rebalance before the next kill.
+- **moves**: graceful moves under a steady load, 2 -> 3 replicas (a join) and 3 -> 2 (SIGTERM):
+  each moved partition's pause (last commit on the old owner -> first on the new) beside the
+  gap between two commits of one owner, and event -> firing latency in moved partitions
+  (``bench.cluster_moves``).
 """
 
 from __future__ import annotations
@@ -41,16 +48,15 @@ import os
 import statistics
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from automations.cluster import crash_points, routing
+from automations.cluster import crash_points
 from automations.v1 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from bench import cluster_moves, harness, peers, workloads
 from bench import cluster_processes as cp
-from bench import harness, peers, workloads
 
 W1_KINDS = (
     "single-node sqlite",
@@ -65,14 +71,6 @@ PARTITIONS = 32
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _loaded(node: cp.Node) -> float:
-    with urllib.request.urlopen(f"http://{node.metrics_addr}/metrics", timeout=5) as reply:
-        for line in reply.read().decode().splitlines():
-            if line.startswith("automations_loaded_automations "):
-                return float(line.split()[1])
-    return 0.0
 
 
 def _process_cpu(name: str) -> float:
@@ -115,7 +113,7 @@ def _w1_measure(
 ) -> dict[str, Any]:
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     ids = [peers.create(a_stub, a) for a in workloads.w1_automations()]
-    cp.wait(lambda: all(_loaded(n) == len(ids) for n in nodes), 30, "automations loaded")
+    cp.wait(lambda: all(cp.loaded(n) == len(ids) for n in nodes), 30, "automations loaded")
     cpu0 = [n.cpu() for n in nodes]
     other0 = (_process_cpu("nats-server"), _process_cpu("postgres"))
     lg = harness.loadgen(",".join(n.addr for n in nodes), events=events, streams=streams)
@@ -191,7 +189,7 @@ def _w2_run(nodes: list[cp.Node], database_url: str, seconds: float) -> dict[str
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     for automation in spec["automations"]:
         peers.create(a_stub, automation)
-    cp.wait(lambda: all(_loaded(n) == 1 for n in nodes), 30, "automation loaded")
+    cp.wait(lambda: all(cp.loaded(n) == 1 for n in nodes), 30, "automation loaded")
     channel.close()
     channels = [grpc.insecure_channel(n.addr) for n in nodes]
     stubs = [event_service_pb2_grpc.EventServiceStub(c) for c in channels]
@@ -233,7 +231,7 @@ def _w3_run(nodes: list[cp.Node], database_url: str) -> dict[str, float]:
     within = float(automation["trigger"]["within"])
     a_stub, _e, channel = peers._stubs(nodes[0].addr)
     peers.create(a_stub, automation)
-    cp.wait(lambda: all(_loaded(n) == 2 for n in nodes), 30, "automation loaded")
+    cp.wait(lambda: all(cp.loaded(n) == 2 for n in nodes), 30, "automation loaded")
     channel.close()
     due: dict[str, float] = {}
     with cp.FiringWatcher(database_url) as watcher:
@@ -250,25 +248,39 @@ def _w3_run(nodes: list[cp.Node], database_url: str) -> dict[str, float]:
     return {"p50": _pct(lags, 0.5) * 1000, "p99": _pct(lags, 0.99) * 1000}
 
 
-def latency(seconds: float) -> None:
-    print(
-        f"== W2 latency: {int(20 * seconds)} events at 20/s, one per call; event sent -> firing "
-        "visible in the database (polled every 5 ms). W3: 20 absence windows (10 s) spread over "
-        "7.4 s; deadline -> firing visible"
-    )
-    with cp.single_node("postgresql") as (node, url):
-        single = _w2_run([node], url, seconds)
-        single.update({f"w3_{k}": v for k, v in _w3_run([node], url).items()})
+def _latency_once(kind: str, seconds: float) -> dict[str, float]:
+    if kind == "single-node postgresql":
+        with cp.single_node("postgresql") as (node, url):
+            result = _w2_run([node], url, seconds)
+            result.update({f"w3_{k}": v for k, v in _w3_run([node], url).items()})
+            return result
     with cp.BenchCluster(PARTITIONS) as cluster:
         nodes = [cluster.start_replica() for _ in range(3)]
         cp.wait(cluster.settled, 60, "partitions settled")
-        clustered = _w2_run(nodes, cluster.database_url, seconds)
-        clustered.update({f"w3_{k}": v for k, v in _w3_run(nodes, cluster.database_url).items()})
-    for name, r in (("single-node postgresql", single), ("cluster x3", clustered)):
+        result = _w2_run(nodes, cluster.database_url, seconds)
+        result.update({f"w3_{k}": v for k, v in _w3_run(nodes, cluster.database_url).items()})
+        return result
+
+
+def latency(seconds: float, runs: int = 1) -> None:
+    print(
+        f"== W2 latency: {int(20 * seconds)} events at 20/s, one per call; event sent -> firing "
+        "visible in the database (its commit, notified to a listener). W3: 20 absence windows "
+        f"(10 s) spread over 7.4 s; deadline -> firing visible. Median of {runs} runs, alternated"
+    )
+    kinds = ("single-node postgresql", "cluster x3")
+    results: dict[str, list[dict[str, float]]] = {kind: [] for kind in kinds}
+    for _ in range(runs):
+        for kind in kinds:
+            results[kind].append(_latency_once(kind, seconds))
+    for kind in kinds:
+        rows = results[kind]
+        r = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+        each = " / ".join(f"{row['p99']:.1f}" for row in rows)
         print(
-            f"{name:<24} W2 event -> firing p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms   "
-            f"(ack p50 {r['ack_p50']:5.1f} ms  p99 {r['ack_p99']:5.1f} ms);  W3 deadline -> "
-            f"firing p50 {r['w3_p50']:6.1f} ms  p99 {r['w3_p99']:6.1f} ms"
+            f"{kind:<24} W2 event -> firing p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms "
+            f"({each})  (ack p50 {r['ack_p50']:5.1f} ms  p99 {r['ack_p99']:5.1f} ms);  W3 "
+            f"deadline -> firing p50 {r['w3_p50']:6.1f} ms  p99 {r['w3_p99']:6.1f} ms"
         )
     print("target (cluster): W2 event -> firing p99 <= 20 ms; W3 lag p99 <= 50 ms")
 
@@ -303,14 +315,6 @@ WINDOWS = {
 }
 
 
-def _resource_in(partition: int, tag: str) -> str:
-    for n in range(1_000_000):
-        resource = f"bench.{tag}.{n}"
-        if routing.raw_partition(resource, PARTITIONS) == partition:
-            return resource
-    raise AssertionError(partition)
-
-
 def _publish(node: cp.Node, events: list[event_pb2.Event]) -> None:
     with grpc.insecure_channel(node.addr) as channel:
         event_service_pb2_grpc.EventServiceStub(channel).PublishEvents(
@@ -325,10 +329,12 @@ def _one_kill(cluster: cp.BenchCluster, number: int) -> dict[str, list[float]]:
     victim_id = cluster.member_of(victim)
     rows = cluster.partitions_rows()
     doomed = sorted(p for p, row in rows.items() if row[0] == victim_id)
-    starts = [peers._event("bench.start", _resource_in(p, f"w{number}")) for p in doomed]
+    starts = [
+        peers._event("bench.start", cp.resource_in(p, f"w{number}", PARTITIONS)) for p in doomed
+    ]
     _publish(survivors[0], starts)
     due = {e.id: peers._ts(e.occurred) + WINDOW_SECONDS for e in starts}
-    ticks = [_resource_in(p, "tick") for p in doomed]
+    ticks = [cp.resource_in(p, "tick", PARTITIONS) for p in doomed]
     stop = threading.Event()
 
     def ticker() -> None:
@@ -391,7 +397,7 @@ def failover(kills: int, buckets: int) -> None:
         peers.create(a_stub, BUCKETS)
         peers.create(a_stub, WINDOWS)
         channel.close()
-        cp.wait(lambda: all(_loaded(n) == 2 for n in cluster.live()), 30, "automations loaded")
+        cp.wait(lambda: all(cp.loaded(n) == 2 for n in cluster.live()), 30, "automations loaded")
         started = time.time()
         addrs = ",".join(n.addr for n in cluster.live())
         harness.loadgen(addrs, events=3 * buckets, distinct_keys=True, streams=3)
@@ -423,8 +429,9 @@ def run(events: int = 50_000, runs: int = 3, seconds: float = 15.0, kills: int =
     """Everything, in the order of the module docstring."""
     throughput(events, runs)
     latency_bound(events // 2, 0.02, runs)
-    latency(seconds)
+    latency(seconds, runs)
     failover(kills, buckets)
+    cluster_moves.moves(5, 0.2, PARTITIONS)
 
 
 def main() -> None:
@@ -433,13 +440,17 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["throughput", "bound", "latency", "failover", "all"],
+        choices=["throughput", "bound", "latency", "failover", "moves", "all"],
     )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--buckets", type=int, default=100_000)
+    parser.add_argument("--cycles", type=int, default=5, help="moves: joins and leaves")
+    parser.add_argument(
+        "--interval", type=float, default=0.2, help="moves: s between events to a partition"
+    )
     parser.add_argument("--delay", type=float, default=0.02, help="the bound run's commit delay")
     args = parser.parse_args()
     if args.what in ("throughput", "all"):
@@ -447,9 +458,11 @@ def main() -> None:
     if args.what in ("bound", "all"):
         latency_bound(args.events // 2, args.delay, args.runs)
     if args.what in ("latency", "all"):
-        latency(args.seconds)
+        latency(args.seconds, args.runs)
     if args.what in ("failover", "all"):
         failover(args.kills, args.buckets)
+    if args.what in ("moves", "all"):
+        cluster_moves.moves(args.cycles, args.interval, PARTITIONS)
 
 
 if __name__ == "__main__":

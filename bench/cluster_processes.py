@@ -5,10 +5,11 @@
   its CPU counted over the process and its children (the rete worker).
 - :class:`BenchCluster` is a cluster on a throw-away database with a stream prefix of its own:
   replicas started and killed, who owns what, and when everything in the log is committed.
-- :class:`FiringWatcher` polls a database's firings table every few milliseconds and records when
-  each firing became visible (wall clock): the latency a reader of the database sees, measured
-  the same way in both modes (a firing's own time is engine time, which in cluster mode is the
-  ingest's receive time of its event, so that replays agree).
+- :class:`FiringWatcher` records when each firing became visible in a database (wall clock): a
+  bench-only trigger on the firings table notifies its listener as the firing's transaction
+  commits. The latency a reader of the database sees, measured the same way in both modes (a
+  firing's own time is engine time, which in cluster mode is the ingest's receive time of its
+  event, so that replays agree).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import psycopg
 import sqlalchemy as sa
 
-from automations.cluster import log, log_streams
+from automations.cluster import log, log_streams, routing
 from automations.executors.supervisor import free_port
 from automations.store import tables
 from bench import cluster_leases, harness
@@ -68,6 +71,24 @@ def tree_cpu_seconds(pid: int) -> float:
         total += cpu.get(one, 0.0)
         todo.extend(children.get(one, []))
     return total
+
+
+def resource_in(partition: int, tag: str, partitions: int) -> str:
+    """A resource id whose events go to ``partition`` (of ``partitions``)."""
+    for n in range(1_000_000):
+        resource = f"bench.{tag}.{n}"
+        if routing.raw_partition(resource, partitions) == partition:
+            return resource
+    raise AssertionError(partition)
+
+
+def loaded(node: Node) -> float:
+    """How many automations ``node`` has loaded (its metrics endpoint)."""
+    with urllib.request.urlopen(f"http://{node.metrics_addr}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith("automations_loaded_automations "):
+                return float(line.split()[1])
+    return 0.0
 
 
 class Node:
@@ -243,38 +264,66 @@ class BenchCluster:
             await opened.close()
 
 
-class FiringWatcher:
-    """Records when each firing (by triggering event id) became visible in a database."""
+_NOTIFY_CHANNEL = "bench_firings"
+_NOTIFY_SETUP = f"""
+CREATE OR REPLACE FUNCTION bench_notify_firing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{_NOTIFY_CHANNEL}', COALESCE(NEW.triggering_event_id::text, ''));
+    RETURN NULL;
+END $$;
+DROP TRIGGER IF EXISTS bench_notify_firing ON firings;
+CREATE TRIGGER bench_notify_firing AFTER INSERT ON firings
+    FOR EACH ROW EXECUTE FUNCTION bench_notify_firing();
+"""
 
-    def __init__(self, database_url: str, interval: float = 0.005) -> None:
-        url = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        self._engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+class FiringWatcher:
+    """Records when each firing (by triggering event id) became visible in a database.
+
+    A bench-only row trigger on the firings table sends a notification with the triggering
+    event's id; PostgreSQL delivers it when the inserting transaction commits, and a listening
+    thread timestamps it on arrival (wall clock). So the time recorded is the firing's commit
+    as any reader sees it, with no polling interval in it and no query re-reading the table
+    (polling every 5 ms cost the machine more than the engine under measurement). The same
+    trigger and listener measure single-node PostgreSQL and the cluster.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self._conninfo = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.seen: dict[str, float] = {}
-        self._interval = interval
         self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> FiringWatcher:
         self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
-        self._engine.dispose()
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER IF EXISTS bench_notify_firing ON firings")
 
     def _run(self) -> None:
-        f = tables.firings
-        last = 0.0
-        with self._engine.connect() as conn:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn.execute(_NOTIFY_SETUP)
+            conn.execute(f"LISTEN {_NOTIFY_CHANNEL}")
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        with conn:
             while not self._stop.is_set():
-                rows = conn.execute(
-                    sa.select(f.c.triggering_event_id, f.c.fired).where(f.c.fired >= last)
-                ).all()
-                conn.rollback()  # a fresh snapshot next time
-                now = time.time()
-                for event_id, fired in rows:
-                    if event_id is not None and event_id not in self.seen:
-                        self.seen[str(event_id)] = now
-                    last = max(last, float(fired) - 60.0)
-                time.sleep(self._interval)
+                for note in conn.notifies(timeout=0.2):
+                    now = time.time()
+                    if note.payload and note.payload not in self.seen:
+                        self.seen[note.payload] = now
+                    if self._stop.is_set():
+                        break

@@ -133,3 +133,7 @@ _.open_reader
 _.last_sequences
 # how often a reader recreated its consumer: asserted by the tests, a metric for the runtime
 _.recreated
+# asyncio.Protocol callbacks of the webhook publish lane (webhooks/lane.py), called by asyncio
+_.connection_made
+_.data_received
+_.connection_lost

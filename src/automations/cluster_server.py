@@ -9,10 +9,12 @@ start the dispatcher and the replica's ownership loop (``cluster.replica``) and 
 
 Health says SERVING while PostgreSQL and NATS answer, whether or not the replica owns partitions:
 ingest (``cluster.cluster_ingest``) needs only the log, and CRUD and reads only PostgreSQL. Every
-replica serves the event and automation services; the webhook service and the ``/hooks``
-endpoint are single-node only for now. SIGTERM: health NOT_SERVING, new events refused, in-flight
-calls finished, then the partitions handed over (pumps stop, relay flushed, dispatcher drained,
-leases released) and the member leaves; exit 0.
+replica serves the event, automation and webhook services, and ``/hooks/<slug>`` on
+``http_addr`` (the single-node front process, its events published as ingest publishes them,
+``cluster.cluster_webhooks``). SIGTERM: health NOT_SERVING, the webhook front drained (its
+requests in flight published), new events refused, in-flight calls finished, then the partitions
+handed over (pumps stop, relay flushed, dispatcher drained, leases released) and the member
+leaves; exit 0.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from automations import config, logs, process_tuning, server
-from automations.api import automation_service, event_service
+from automations.api import automation_service, event_service, webhook_service
 from automations.api import simulation_pool as simulation_pool
 from automations.cluster import (
     cluster_ingest,
     cluster_outbox,
+    cluster_webhooks,
     creation,
     fencing,
     leases,
@@ -44,7 +47,7 @@ from automations.cluster import (
     replica_backend,
 )
 from automations.domain import metric_json
-from automations.pipeline import queries, writer
+from automations.pipeline import queries, webhook_changes, webhook_queries, writer
 from automations.store import database as database_
 from automations.store import engine_lock
 from automations.v1 import (
@@ -52,7 +55,11 @@ from automations.v1 import (
     automation_service_pb2_grpc,
     event_service_pb2,
     event_service_pb2_grpc,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
 )
+from automations.webhooks import endpoint as endpoint_
+from automations.webhooks import lane
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +129,8 @@ async def _serve(
     fwd_log: log.JetStreamLog,
     ready: asyncio.Event | None,
 ) -> int:
+    ingest = cluster_ingest.ClusterIngest(publisher, database, partition_count)
+    hooks = _webhook_endpoint(settings, database, ingest)  # a port in use stops it here
     member = await asyncio.to_thread(membership.join, database, grpc_addr=settings.grpc_addr)
     logger.info(
         "joined the cluster",
@@ -142,7 +151,6 @@ async def _serve(
     the_writer = writer.Writer(backend, group_seconds=settings.group_commit_seconds)
     relayer = relay.Relay(database, publisher, lambda: backend.owned_partitions)
     reads = queries.Queries(database)
-    ingest = cluster_ingest.ClusterIngest(publisher, database, partition_count)
     bundled, routes = await server.start_executors(settings)
     dispatcher = server.build_dispatcher(
         settings, cluster_outbox.Gateway(the_writer, backend.outbox, relayer.wake), routes
@@ -161,9 +169,20 @@ async def _serve(
         ),
         grpc_server,
     )
+    webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server(
+        webhook_service.WebhookService(
+            the_writer,
+            webhook_queries.WebhookQueries(database),
+            base_url=settings.webhook_url_base(),
+            on_change=hooks.directory.refresh if hooks else None,
+            flush_deliveries=hooks.history.flush if hooks else None,
+        ),
+        grpc_server,
+    )
     services = (
         event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
         automation_service_pb2.DESCRIPTOR.services_by_name["AutomationService"].full_name,
+        webhook_service_pb2.DESCRIPTOR.services_by_name["WebhookService"].full_name,
     )
     reflection.enable_server_reflection(
         (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), grpc_server
@@ -180,8 +199,6 @@ async def _serve(
 
     await set_health(False)
     await server.listen(settings, grpc_server)
-    if settings.http_addr:
-        logger.info("incoming webhooks are not served in cluster mode (http_addr ignored)")
     await asyncio.to_thread(the_writer.start)
 
     async def rejoin() -> membership.Membership:
@@ -219,6 +236,8 @@ async def _serve(
     with process_tuning.tuned(tuning):
         await dispatcher.start()
         the_replica.start()
+        if hooks is not None:
+            await hooks.start()
         if settings.metrics_addr:
             host, port = settings.metrics_addr.rsplit(":", 1)
             start_http_server(int(port), addr=host)
@@ -243,6 +262,8 @@ async def _serve(
         with contextlib.suppress(asyncio.CancelledError):
             await watch
         await health_servicer.enter_graceful_shutdown()
+        if hooks is not None:  # its requests in flight are published before ingest stops
+            await hooks.stop()
         ingest.stop_accepting()
         await grpc_server.stop(settings.shutdown_grace_seconds)
         await the_replica.stop(before_release=dispatcher.stop)
@@ -252,6 +273,27 @@ async def _serve(
         await bundled.stop()
     logger.info("stopped")
     return 0
+
+
+def _webhook_endpoint(
+    settings: config.Settings, database: database_.Database, ingest: cluster_ingest.ClusterIngest
+) -> endpoint_.WebhookEndpoint | None:
+    """``/hooks/<slug>`` on ``http_addr`` (None when empty): events published as ingest does.
+
+    A request's events are acknowledged (204) once JetStream stored them; the delivery history
+    is written by this replica directly (not on its writer thread); the directory follows the
+    cluster's change counter (``cluster_webhooks``).
+    """
+    keep = settings.webhook_deliveries_kept
+    return server.webhook_endpoint(
+        settings,
+        load_all=webhook_queries.WebhookQueries(database).all_webhooks,
+        submit=lane.from_async(cluster_webhooks.publisher(ingest), asyncio.get_running_loop()),
+        write_deliveries=lambda batch: asyncio.to_thread(
+            webhook_changes.record_deliveries, database, batch, keep
+        ),
+        changes_counted=lambda: cluster_webhooks.changes_counted(database),
+    )
 
 
 def run(settings: config.Settings) -> int:

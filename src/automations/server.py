@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -32,7 +32,7 @@ from automations.api import automation_service, event_service, interceptors, web
 from automations.api import simulation_pool as simulation_pool
 from automations.dispatch import dispatcher as dispatcher_
 from automations.dispatch import executor_client, prefect_context, retry
-from automations.domain import errors
+from automations.domain import errors, webhooks
 from automations.executors import supervisor
 from automations.pipeline import backend as backend_
 from automations.pipeline import outbox, queries, webhook_changes, webhook_queries, writer
@@ -46,6 +46,7 @@ from automations.v1 import (
     webhook_service_pb2_grpc,
 )
 from automations.webhooks import endpoint as endpoint_
+from automations.webhooks import lane
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,15 @@ async def serve(settings: config.Settings, *, ready: asyncio.Event | None = None
     )
     metrics.PENDING_EVENTS.set_function(lambda: the_writer.pending_events)
     webhook_reads = webhook_queries.WebhookQueries(backend.database)
-    hooks = _webhook_endpoint(settings, the_writer, webhook_reads)
+    keep = settings.webhook_deliveries_kept
+    hooks = webhook_endpoint(
+        settings,
+        load_all=webhook_reads.all_webhooks,
+        submit=the_writer.submit_replying,
+        write_deliveries=lambda batch: the_writer.call(
+            lambda backend: webhook_changes.record_deliveries(backend.database, batch, keep)
+        ),
+    )
     bundled, routes = await start_executors(settings)
     dispatcher = build_dispatcher(settings, outbox.OutboxGateway(the_writer, reads), routes)
     backend.attach_dispatcher(dispatcher.submit, dispatcher.capacity)
@@ -375,35 +384,44 @@ async def _serve_loaded(
     await asyncio.to_thread(the_writer.stop)
 
 
-def _webhook_endpoint(
+def webhook_endpoint(
     settings: config.Settings,
-    the_writer: writer.Writer[backend_.EngineBackend],
-    reads: webhook_queries.WebhookQueries,
+    *,
+    load_all: Callable[[], Sequence[webhooks.Webhook]],
+    submit: lane.Submit,
+    write_deliveries: Callable[[Sequence[webhooks.Delivery]], Awaitable[None]],
+    changes_counted: Callable[[], int] | None = None,
 ) -> endpoint_.WebhookEndpoint | None:
     """Binds the webhook endpoint on ``http_addr`` (None when it is empty).
+
+    Args:
+        settings: The engine's settings.
+        load_all: Reads every webhook.
+        submit: Queues a request's events from the publish lane's thread; its reply comes once
+            they are durable (``Writer.submit_replying``, or ``lane.from_async``).
+        write_deliveries: Writes the delivery history.
+        changes_counted: A counter of webhook changes (cluster mode), see ``endpoint``.
 
     Raises:
         errors.Unavailable: The address cannot be bound (e.g. in use).
     """
     if not settings.http_addr:
         return None
-    keep = settings.webhook_deliveries_kept
     try:
         return endpoint_.WebhookEndpoint(
             settings.http_addr,
-            load_all=reads.all_webhooks,
-            submit=the_writer.submit,
-            write_deliveries=lambda batch: the_writer.call(
-                lambda backend: webhook_changes.record_deliveries(backend, batch, keep)
-            ),
+            load_all=load_all,
+            submit=submit,
+            write_deliveries=write_deliveries,
             decode_row=event_log.from_row,
-            deliveries_kept=keep,
+            deliveries_kept=settings.webhook_deliveries_kept,
             threads=settings.webhook_threads,
             max_body_bytes=settings.webhook_max_body_bytes,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             log_level=settings.log_level,
             log_json=settings.log_json,
             memory_trim_seconds=settings.memory_trim_seconds,
+            changes_counted=changes_counted,
         )
     except OSError as exc:
         raise errors.Unavailable(

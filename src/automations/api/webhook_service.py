@@ -1,7 +1,8 @@
 """``automations.v1.WebhookService``: webhook CRUD, rotation, the dry run and delivery history.
 
 Writes go through the single writer (the ``webhooks`` table and the ``prefect-cloud.webhook.*``
-audit event commit together, ``pipeline.webhook_changes``); reads use their own connections. After
+audit event commit together, ``pipeline.webhook_changes``: the backend's ``webhooks``, in
+single-node mode or on a cluster replica); reads use their own connections. After
 every change the HTTP endpoint's directory is reloaded before the call answers, so a created
 webhook serves at once and a disabled, deleted or rotated one stops at once.
 """
@@ -20,8 +21,7 @@ from google.protobuf import empty_pb2
 from automations.actions.templates import webhooks as webhook_templates
 from automations.api import paging
 from automations.domain import errors, webhooks
-from automations.pipeline import backend as backend_
-from automations.pipeline import webhook_changes, webhook_queries
+from automations.pipeline import webhook_queries
 from automations.pipeline import writer as writer_
 from automations.v1 import webhook_pb2, webhook_service_pb2, webhook_service_pb2_grpc
 from automations.webhooks import processing, requests
@@ -38,7 +38,8 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
     """Creates, reads, updates, deletes, rotates and tests webhooks.
 
     Args:
-        writer: The single writer.
+        writer: The single writer; its backend's ``webhooks`` (``pipeline.webhook_changes``)
+            makes the changes (``EngineBackend`` or a cluster replica's ``ClusterBackend``).
         reader: Read-side queries.
         base_url: The webhooks' base URL (``http://HOST:PORT``), for their ``url``.
         on_change: Awaited after every change (reloads the HTTP endpoint's directory).
@@ -48,7 +49,7 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
 
     def __init__(
         self,
-        writer: writer_.Writer[backend_.EngineBackend],
+        writer: writer_.Writer[Any],
         reader: webhook_queries.WebhookQueries,
         *,
         base_url: str,
@@ -89,7 +90,7 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
         _check(webhook)
         if request.validate_only:
             return self._out(webhook)
-        stored = await self._writer.call(lambda backend: webhook_changes.create(backend, webhook))
+        stored = await self._writer.call(lambda backend: backend.webhooks.create(webhook))
         await self._changed()
         return self._out(stored)
 
@@ -127,7 +128,7 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
         _check(updated)
         if request.validate_only:
             return self._out(updated)
-        stored = await self._writer.call(lambda backend: webhook_changes.update(backend, updated))
+        stored = await self._writer.call(lambda backend: backend.webhooks.update(updated))
         await self._changed()
         return self._out(stored)
 
@@ -139,7 +140,7 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
         if request.etag and request.etag != wire_webhooks.etag(current):
             raise errors.Aborted(f"the webhook changed since it was read (etag {request.etag!r})")
         now = self._clock()
-        await self._writer.call(lambda backend: webhook_changes.delete(backend, current.id, now))
+        await self._writer.call(lambda backend: backend.webhooks.delete(current.id, now))
         await self._changed()
         return empty_pb2.Empty()
 
@@ -149,7 +150,7 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
         """Gives a webhook a new slug; the old URL stops answering."""
         current = await self._get(request.name)
         rotated = dataclasses.replace(current, slug=webhooks.new_slug(), updated=self._clock())
-        stored = await self._writer.call(lambda backend: webhook_changes.update(backend, rotated))
+        stored = await self._writer.call(lambda backend: backend.webhooks.update(rotated))
         await self._changed()
         return self._out(stored)
 

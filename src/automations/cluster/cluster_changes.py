@@ -10,8 +10,9 @@ Every other replica learns of the change by **polling**: :meth:`ClusterChanges.s
 second on each replica, reads the enabled automations' ids and versions (every change bumps the
 version) and loads, reloads or unloads what differs. Each change also increments the cluster's
 change counter (``cluster.automations_version``) in its transaction, and a replica reads that
-counter before every partition commit (:meth:`ClusterChanges.sync_if_changed`), syncing first when
-it moved: an event published after a change returned, through any replica, is evaluated with it. Polling rather than ``LISTEN/NOTIFY``: a
+counter in the fence of every partition commit (:meth:`ClusterChanges.is_current`), syncing and
+committing again when it moved: an event published after a change returned, through any replica,
+is evaluated with it. Polling rather than ``LISTEN/NOTIFY``: a
 notification is lost while a replica is disconnected, so a reconciling poll is needed anyway (as
 Prefect's own ``reconcile_automations`` next to its change listener), and one mechanism with a
 bounded delay (a second) is simpler to reason about; the query reads two columns of a small table.
@@ -163,15 +164,14 @@ class ClusterChanges:
         self._count()
         return len(enabled)
 
-    def sync_if_changed(self) -> int:
-        """:meth:`sync` when the cluster's change counter moved since the last one (one query).
+    def is_current(self, counted: int | None) -> bool:
+        """Whether the change counter ``counted`` (read by a commit's fence) is the one synced.
 
-        Called before every partition commit: an automation change committed before an event
+        Every partition commit reads the counter with its fence and, when it moved since the last
+        sync, rolls back, syncs and starts again: an automation change committed before an event
         was published (through any replica) is then loaded before the event is evaluated.
         """
-        with self._database.read() as conn:
-            version = _changes_counted(conn)
-        return 0 if version == self._synced else self.sync()
+        return counted is None or counted == self._synced
 
     def sync(self) -> int:
         """Applies the changes other replicas made since the last sync; returns how many.
@@ -181,7 +181,7 @@ class ClusterChanges:
         """
         t = tables.automations
         with self._database.read() as conn:
-            counted = _changes_counted(conn)  # first: a change committed after it is seen next time
+            counted = changes_counted(conn)  # first: a change committed after it is seen next time
             stored = {
                 row[0]: int(row[1])
                 for row in conn.execute(sa.select(t.c.id, t.c.version).where(t.c.enabled))
@@ -249,19 +249,35 @@ class ClusterChanges:
 
         The event's payload is the automation; the count is ``cluster.automations_version``.
         """
-        c = tables.cluster
-        conn.execute(sa.update(c).values(automations_version=c.c.automations_version + 1))
+        count_change(conn)
         now = self._clock()
         event = lifecycle.automation_changed(kind, pj.dump_automation(automation), now=now)
         caused = planning.Caused(event, depth, origin or event.id)
-        messages = partition_commit.event_messages(
-            [caused], self._engine.router.partitions, relayed_by=None
-        )
-        partition_store.add_messages(conn, messages, now)
-        if depth > 0:
-            partition_store.add_lineage(conn, [(event.id, depth, caused.origin)], now)
+        publish_in(conn, caused, self._engine.router.partitions, now)
 
 
-def _changes_counted(conn: Any) -> int:
-    """The cluster's automation change counter (``cluster.automations_version``)."""
+def count_change(conn: Any) -> None:
+    """Increments the cluster's change counter in the transaction of a change.
+
+    Automation changes (here) and webhook changes (``cluster_webhooks``) count: every replica
+    compares it with the value it last synced before relying on what it has in memory.
+    """
+    c = tables.cluster
+    conn.execute(sa.update(c).values(automations_version=c.c.automations_version + 1))
+
+
+def changes_counted(conn: Any) -> int:
+    """The cluster's change counter (``cluster.automations_version``, see :func:`count_change`)."""
     return int(conn.execute(sa.select(tables.cluster.c.automations_version)).scalar_one())
+
+
+def publish_in(conn: Any, caused: planning.Caused, partitions: int, now: float) -> None:
+    """Writes a change's event into the outbox, for its raw partition, with its lineage.
+
+    The relay publishes it and the partition's owner evaluates it; the lineage (chain depth and
+    origin) is written only for an event with a cause (``depth > 0``).
+    """
+    messages = partition_commit.event_messages([caused], partitions, relayed_by=None)
+    partition_store.add_messages(conn, messages, now)
+    if caused.depth > 0:
+        partition_store.add_lineage(conn, [(caused.event.id, caused.depth, caused.origin)], now)

@@ -10,9 +10,13 @@ is durable in the log. Which replica owns the partitions does not matter, so ing
 available on every live replica while partitions move. NATS not answering: ``UNAVAILABLE``.
 
 ``DUPLICATE`` is best effort: an id already in the event log (committed by a partition's owner),
-or twice in the request, is answered DUPLICATE and not published. An id published but not yet
-committed is published again and answered ACCEPTED; its owner logs and evaluates it once (the
-event log's primary key is the dedup).
+or twice in the request, is answered DUPLICATE. The look-up of the log runs while the batch is
+published, not before (it was a database round trip on every event's way to its owner): an id
+twice in the request is published once, an id already logged is published again, and its owner
+skips it (the event log's primary key is the dedup: only new rows are evaluated). The look-up may
+run after the owner committed this very publish: a logged row with this request's receive time is
+that, and is answered ACCEPTED. An id published but not yet committed is published again and
+answered ACCEPTED; its owner logs and evaluates it once.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from automations.cluster import log, log_encoding, log_streams, partition_commit
 from automations.domain import errors, events
 from automations.store import database as database_
 from automations.store import tables
+
+_SAME_RECEIPT = 2e-6
+"""Seconds within which a logged receive time is this request's (the log keeps microseconds)."""
 
 
 class ClusterIngest:
@@ -66,35 +73,49 @@ class ClusterIngest:
             raise errors.Unavailable("this replica is not accepting events (draining)")
         if not batch:
             return []
-        known = await asyncio.to_thread(self._logged, [event.id for event in batch])
-        flags: list[bool] = []
-        seen: set[str] = set()
-        by_partition: dict[int, list[events.Event]] = {}
-        for event in batch:
-            new = event.id not in known and event.id not in seen
-            seen.add(event.id)
-            flags.append(new)
-            if new:
-                partition = routing.event_partition(event, self._partitions)
-                by_partition.setdefault(partition, []).append(event)
-        messages = [
-            log.Batch(partition, payload, log_encoding.batch_id(partition, ids))
-            for partition, part in sorted(by_partition.items())
-            for ids, payload in partition_commit.encode_chunks(part)
-        ]
-        if messages:
+        # the look-up of logged ids runs while the batch is published: it only decides the answer
+        # (an id the log holds is answered DUPLICATE), and its owner skips a logged id anyway
+        lookup = asyncio.ensure_future(
+            asyncio.to_thread(self._logged, [event.id for event in batch])
+        )
+        try:
+            seen: set[str] = set()
+            by_partition: dict[int, list[events.Event]] = {}
+            for event in batch:
+                if event.id not in seen:
+                    seen.add(event.id)
+                    partition = routing.event_partition(event, self._partitions)
+                    by_partition.setdefault(partition, []).append(event)
+            messages = [
+                log.Batch(partition, payload, log_encoding.batch_id(partition, ids))
+                for partition, part in sorted(by_partition.items())
+                for ids, payload in partition_commit.encode_chunks(part)
+            ]
             await self._log.publish(log_streams.Stage.RAW, messages)
+            known = await lookup
+        finally:
+            if not lookup.done():
+                lookup.cancel()
+        flags: list[bool] = []
+        seen.clear()
+        for event in batch:
+            logged = known.get(event.id)
+            # logged with this request's receive time: it is this very publish, committed already
+            earlier = logged is not None and abs(logged - event.received) > _SAME_RECEIPT
+            flags.append(not earlier and event.id not in seen)
+            seen.add(event.id)
         return flags
 
-    def _logged(self, ids: list[str]) -> set[str]:
-        """The ids of ``ids`` already in the event log."""
+    def _logged(self, ids: list[str]) -> dict[str, float]:
+        """The ids of ``ids`` already in the event log, with the receive time logged."""
         t = tables.events
-        found: set[str] = set()
+        found: dict[str, float] = {}
         with self._database.read() as conn:
             for start in range(0, len(ids), 1000):
                 found.update(
-                    conn.execute(
-                        sa.select(t.c.id).where(t.c.id.in_(ids[start : start + 1000]))
-                    ).scalars()
+                    (str(row[0]), float(row[1]))
+                    for row in conn.execute(
+                        sa.select(t.c.id, t.c.received).where(t.c.id.in_(ids[start : start + 1000]))
+                    )
                 )
         return found

@@ -98,21 +98,27 @@ _FENCE = sa.text(
     FROM held, v
     WHERE p."partition" = held."partition" AND v.pt = held."partition"
       AND p.epoch = v.ep AND p.owner = :me
-    RETURNING p."partition"
+    RETURNING p."partition", (SELECT automations_version FROM cluster) AS changes
     """
 )
 
 
-def fence(conn: Connection, member_id: str, checkpoints: Iterable[Checkpoint]) -> None:
+def fence(conn: Connection, member_id: str, checkpoints: Iterable[Checkpoint]) -> int | None:
     """Records the checkpoints if ``member_id`` still owns every partition with its epoch.
 
     Run it first in the commit's transaction (its row locks then cover the whole commit), and
-    roll back on :class:`OwnershipLost`. One statement for any number of partitions.
+    roll back on :class:`OwnershipLost`. One statement for any number of partitions; it also
+    reads the cluster's automation change counter (``cluster.automations_version``), so that a
+    commit learns whether automations changed without a query of its own.
 
     Args:
         conn: The commit's connection, in its transaction (PostgreSQL).
         member_id: The owner.
         checkpoints: One per partition the commit covers (at most one each).
+
+    Returns:
+        The change counter as of the statement; None when ``checkpoints`` is empty (or the
+        cluster has no row yet).
 
     Raises:
         OwnershipLost: Some partition is no longer owned with the given epoch; the statement
@@ -121,13 +127,12 @@ def fence(conn: Connection, member_id: str, checkpoints: Iterable[Checkpoint]) -
     """
     ordered = sorted(checkpoints, key=lambda checkpoint: checkpoint.partition)
     if not ordered:
-        return
+        return None
     wanted = [checkpoint.partition for checkpoint in ordered]
     if len(set(wanted)) != len(wanted):
         raise ValueError(f"one checkpoint per partition, got {wanted}")
-    fenced = {
-        int(row[0])
-        for row in conn.execute(
+    rows = list(
+        conn.execute(
             _FENCE,
             {
                 "me": member_id,
@@ -143,9 +148,12 @@ def fence(conn: Connection, member_id: str, checkpoints: Iterable[Checkpoint]) -
                 ],
             },
         )
-    }
+    )
+    fenced = {int(row[0]) for row in rows}
     if len(fenced) != len(wanted):
         raise OwnershipLost(set(wanted) - fenced, member_id)
+    changes = rows[0][1]
+    return None if changes is None else int(changes)
 
 
 def bound_stalled_transactions(engine: sa.Engine, seconds: float) -> None:

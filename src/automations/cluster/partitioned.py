@@ -39,6 +39,14 @@ from automations.engine.clock import EventClock
 from automations.engine.metrics.runtime import MetricRuntime
 from automations.engine.trigger_engine import TriggerEngine
 
+RESTORE_DELAY = 1.0
+"""Seconds after an acquisition before deferred buckets are restored in the background (its
+first commits go first; touched and due buckets are restored meanwhile all the same)."""
+RESTORE_CHUNK = 250
+"""Deferred buckets restored per background step (a few ms: a queued commit waits one step)."""
+RESTORE_PAUSE = 0.002
+"""Seconds between two background steps, in which queued commits go first."""
+
 
 def matcher_triggers(automation: automations.Automation) -> list[triggers.EventTrigger]:
     """What the shared matcher is given for ``automation`` (what an engine would give it).

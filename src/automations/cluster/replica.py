@@ -188,12 +188,11 @@ class Replica:
         probe = await asyncio.to_thread(self.member.probe)
         if probe.dead:
             await asyncio.to_thread(self.member.prune, probe.dead)
-        fresh = _fresh(probe, self._timing.lease) or [self.id]
-        desired = assignment.assign(self._partition_count, fresh)
+        desired = desired_owners(probe, self.id, self._timing.lease, self._partition_count)
         owned = set(self._backend.owned_partitions)
         give = sorted(p for p in owned if desired.get(p) != self.id)
-        for partition in give:
-            await self._release(partition)
+        if give:
+            await self._release(give)
         take = sorted(p for p, owner in desired.items() if owner == self.id and p not in owned)
         if take and not self._stopping:
             dead = sorted(probe.dead_ids)
@@ -273,15 +272,19 @@ class Replica:
         )
         self._relay.wake()  # the previous owner may have left rows unrelayed
 
-    async def _release(self, partition: int) -> None:
-        """Hands ``partition`` over: its pumps stop, the writer releases it after its commits."""
-        run = self._runs.pop(partition, None)
-        if run is not None:
+    async def _release(self, partitions: list[int]) -> None:
+        """Hands ``partitions`` over at once, after the commits already queued.
+
+        Their pumps stop, then one relay flush and one writer call release them all (a release
+        per partition made the last one wait for every earlier one's flush and writer turn).
+        """
+        runs = [run for p in partitions if (run := self._runs.pop(p, None)) is not None]
+        for run in runs:
             for task in run.tasks:
                 task.cancel()
         await self._relay.flush()
-        await self._writer.call(lambda backend: backend.release([partition]))
-        if run is not None:
+        await self._writer.call(lambda backend: backend.release(partitions))
+        for run in runs:
             await run.close()
 
     def _dropped(self, partitions: list[int]) -> None:
@@ -328,9 +331,18 @@ def _commit(
     return backend.commit_raw(partition, entries)
 
 
-def _fresh(probe: membership.Probe, lease: float) -> list[str]:
-    """The live members whose last heartbeat is less than ``lease`` older than the newest one."""
-    if not probe.live:
-        return []
-    newest = max(member.heartbeat for member in probe.live)
-    return [member.id for member in probe.live if newest - member.heartbeat < lease]
+def desired_owners(
+    probe: membership.Probe, me: str, lease: float, partition_count: int
+) -> dict[int, str]:
+    """Who should own each partition in the view of member ``me``.
+
+    The members counted are the live ones whose last heartbeat is less than ``lease`` older than
+    the newest one (a replica stopped longer than its lease is left out), and ``me`` whatever its
+    own heartbeat says: a replica running this is not stopped, and one whose heartbeat lagged
+    (its renewal loop slowed by load) used to find itself stale and hand every partition over,
+    only to take them back at its next heartbeat.
+    """
+    live = probe.live
+    newest = max((member.heartbeat for member in live), default=0.0)
+    fresh = {member.id for member in live if newest - member.heartbeat < lease}
+    return assignment.assign(partition_count, fresh | {me})

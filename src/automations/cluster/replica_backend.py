@@ -4,10 +4,8 @@ Everything that changes a partition's memory or its row in ``partitions`` runs o
 writer thread (``pipeline.writer``, reused as it is: a queue of calls with deadline wake-ups):
 
 * **ownership**: :meth:`ClusterBackend.acquire` (one short transaction, committed before the
-  partition's state is loaded, so the load sees the previous owner's last commit; its
-  ``for_each`` buckets not due soon are restored on demand, see ``engine.deferred``, and in the
-  background between commits by :meth:`~ClusterBackend.advance`; then the invocations that were
-  in flight there are made due again), :meth:`~ClusterBackend.renew` and
+  partition's state is loaded, lazily, see ``engine.deferred``, so the load sees the previous
+  owner's last commit; then the invocations that were in flight there are made due again), :meth:`~ClusterBackend.renew` and
   :meth:`~ClusterBackend.release`. Renewals and releases lock partition rows as commits do, so
   running them on the same thread as the commits keeps a replica from deadlocking with itself;
 * **commits**: a batch of a partition's raw log entries (:meth:`~ClusterBackend.commit_raw`),
@@ -42,6 +40,7 @@ from automations.actions import planning
 from automations.cluster import (
     cluster_changes,
     cluster_outbox,
+    cluster_webhooks,
     crash_points,
     fencing,
     leases,
@@ -63,13 +62,6 @@ PURGE_INTERVAL = 60.0
 LINEAGE_SECONDS = 24 * 3600.0
 """How long the lineage of an automation-made event is kept (the streams keep messages 24 h)."""
 GAUGE_INTERVAL = 1.0
-RESTORE_DELAY = 1.0
-"""Seconds after an acquisition before the background restores deferred buckets (its first
-commits go first; touched and due buckets are restored meanwhile all the same)."""
-RESTORE_CHUNK = 250
-"""Deferred buckets restored per background step (a few ms: a queued commit waits one step)."""
-RESTORE_PAUSE = 0.002
-"""Seconds between two background steps, in which queued commits go first."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -133,6 +125,8 @@ class ClusterBackend(writer.Backend):
             clock=clock,
         )
         """Recording outcomes, claiming due invocations, redrive."""
+        self.webhooks = cluster_webhooks.changes(database, engine.router.partitions)
+        """Webhook create / update / delete (``cluster_webhooks``)."""
         self.planner = partition_commit.Planner(
             engine.automations,
             engine.router.partitions,
@@ -178,10 +172,7 @@ class ClusterBackend(writer.Backend):
         self.engine.matcher.close()
 
     def next_due(self) -> float | None:
-        """The earliest deadline of an owned partition, a leader look-up, or the next purge.
-
-        While taken-over partitions have deferred buckets: also the next background step.
-        """
+        """The earliest deadline, leader look-up, purge or background restore step (if any)."""
         due = [self._next_purge]
         if self.engine.deferred_buckets():
             due.append(self._next_restore)
@@ -196,8 +187,7 @@ class ClusterBackend(writer.Backend):
         """Fires what is due, releases followers of leaders committed elsewhere; purges.
 
         The deadlines of every owned partition are one fenced transaction, the released
-        followers another. Between commits, restores a chunk of the buckets of taken-over
-        partitions that were left to restore on demand (``engine.deferred``).
+        followers another. Restores a step of deferred buckets (``engine.deferred``) too.
         """
         due = self.engine.next_due()
         if due is not None and due <= now:
@@ -210,8 +200,8 @@ class ClusterBackend(writer.Backend):
             if 0 in self.owned:
                 self._purge(now)
         if now >= self._next_restore and self.engine.deferred_buckets():
-            self.engine.restore_deferred(RESTORE_CHUNK)
-            self._next_restore = self._clock() + RESTORE_PAUSE
+            self.engine.restore_deferred(partitioned.RESTORE_CHUNK)
+            self._next_restore = self._clock() + partitioned.RESTORE_PAUSE
         self._gauges(now)
 
     def _release_followers(self, now: float) -> None:
@@ -250,7 +240,7 @@ class ClusterBackend(writer.Backend):
             grants = leases.acquire(conn, self.member_id, wanted, dead=dead, lease=lease)
         if grants:
             crash_points.reached("during-takeover")
-            self._next_restore = self._clock() + RESTORE_DELAY
+            self._next_restore = self._clock() + partitioned.RESTORE_DELAY
         for grant in grants:
             started = time.perf_counter()
             with self.database.read() as conn:
@@ -334,7 +324,6 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.raw_seq]
         if not entries:
             return True
-        self._sync_changes()
         batch: list[events.Event] = [event for entry in entries for event in entry.events()]
         last = entries[-1].sequence
         now = self._clock()
@@ -350,7 +339,8 @@ class ClusterBackend(writer.Backend):
             metrics.EVALUATION_LATENCY.observe(time.perf_counter() - started)
             return outcomes
 
-        if not self._commit([fencing.Checkpoint(partition, owned.epoch, raw_seq=last)], work, now):
+        first = [fencing.Checkpoint(partition, owned.epoch, raw_seq=last)]
+        if not self._commit(first, work, now, check_changes=True):
             return False
         owned.raw_seq = last
         metrics.COMMIT_EVENTS.observe(len(batch))
@@ -382,7 +372,6 @@ class ClusterBackend(writer.Backend):
         entries = [e for e in entries if e.sequence > owned.fwd_seq]
         if not entries:
             return True
-        self._sync_changes()
         marks = dict(owned.watermarks)
         batch: list[events.Event] = []
         for entry in entries:
@@ -406,21 +395,26 @@ class ClusterBackend(writer.Backend):
             return [self.engine.process_forwarded(partition, batch, now)]
 
         first = fencing.Checkpoint(partition, owned.epoch, fwd_seq=last, watermarks=marks)
-        if not self._commit([first], work, now):
+        if not self._commit([first], work, now, check_changes=True):
             return False
         owned.fwd_seq = last
         owned.watermarks = marks
         return True
 
-    def _sync_changes(self) -> None:
-        """Loads automation changes committed since the last sync (see ``cluster_changes``)."""
-        try:
-            self.changes.sync_if_changed()
-        except Exception:  # the commit goes on with what is loaded; the periodic sync retries
-            logger.exception("loading automation changes before a commit failed")
-
-    def _commit(self, first: list[fencing.Checkpoint], work: Work, now: float) -> bool:
+    def _commit(
+        self,
+        first: list[fencing.Checkpoint],
+        work: Work,
+        now: float,
+        *,
+        check_changes: bool = False,
+    ) -> bool:
         """One fenced transaction: ``first``'s fence, ``work``, the outcomes' partitions, persist.
+
+        With ``check_changes`` (a commit of log entries, whose work evaluates them), automation
+        changes committed since the last sync are loaded first: the fence reads the change
+        counter, and when it moved the transaction is rolled back (nothing was done yet), the
+        changes are synced and the commit starts again.
 
         Returns:
             Whether it committed (False: the touched partitions were dropped).
@@ -428,7 +422,9 @@ class ClusterBackend(writer.Backend):
         touched = {c.partition for c in first}
         try:
             with self.database.write() as conn:
-                fencing.fence(conn, self.member_id, first)
+                counted = fencing.fence(conn, self.member_id, first)
+                if check_changes and not self.changes.is_current(counted):
+                    raise _ChangesToLoad
                 outcomes = work(conn)
                 more = sorted({o.partition for o in outcomes} - touched)
                 touched.update(more)
@@ -442,6 +438,12 @@ class ClusterBackend(writer.Backend):
                 written = partition_commit.persist(conn, outcomes, self.planner, now)
                 crash_points.commit_delay()
                 crash_points.reached("before-commit")
+        except _ChangesToLoad:
+            try:
+                self.changes.sync()
+            except Exception:  # the commit goes on with what is loaded; the periodic sync retries
+                logger.exception("loading automation changes before a commit failed")
+            return self._commit(first, work, now)
         except fencing.OwnershipLost as lost:
             metrics.CLUSTER_FENCED_COMMITS.inc()
             logger.warning(
@@ -486,6 +488,10 @@ class ClusterBackend(writer.Backend):
             engines = list(self.engine.engines.values())
             metrics.LIVE_BUCKETS.set(sum(e.live_buckets() for e in engines))
             metrics.OPEN_DEADLINES.set(sum(e.scheduled_deadlines() for e in engines))
+
+
+class _ChangesToLoad(Exception):
+    """Raised inside a commit whose fence saw automation changes not loaded yet (rolls it back)."""
 
 
 def _changes_something(outcome: partitioned.Outcome) -> bool:

@@ -8,7 +8,8 @@ never runs ahead of what is on disk. Between groups, the writer calls :meth:`Eng
 when a deadline is due: proactive windows, lost followers and the retention purge.
 
 The other jobs of the writer have homes of their own, reached as attributes:
-``changes`` (``pipeline.automation_changes``) and ``outbox`` (``pipeline.outbox_recording``). The
+``changes`` (``pipeline.automation_changes``), ``outbox`` (``pipeline.outbox_recording``) and
+``webhooks`` (``pipeline.webhook_changes``). The
 read side is ``pipeline.queries``, which does not go through the writer.
 """
 
@@ -26,7 +27,13 @@ from automations import config, metrics
 from automations.actions import planning
 from automations.domain import events, metric_json
 from automations.engine import trigger_engine
-from automations.pipeline import automation_changes, cascade, outbox_recording, writer
+from automations.pipeline import (
+    automation_changes,
+    cascade,
+    outbox_recording,
+    webhook_changes,
+    writer,
+)
 from automations.store import (
     automations_repo,
     engine_lock,
@@ -103,6 +110,8 @@ class EngineBackend(writer.Backend):
             database, self.cascade, self.changes, clock=clock
         )
         """Recording outcomes, claiming due invocations, release and redrive."""
+        self.webhooks = webhook_changes.WebhookChanges.single_node(database, self.cascade)
+        """Webhook create / update / delete."""
 
     @classmethod
     def from_settings(cls, settings: config.Settings) -> EngineBackend:

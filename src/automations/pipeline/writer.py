@@ -47,12 +47,31 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+Reply = Callable[[list[bool] | None, BaseException | None], None]
+"""Takes a batch's outcome on the writer thread: its flags, or why it was refused."""
+
+
 @dataclasses.dataclass(slots=True)
 class _EventBatch:
     events: Sequence[events.Event]
-    future: asyncio.Future[list[bool]]
-    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[bool]] | None
+    loop: asyncio.AbstractEventLoop | None
     prepared: Sequence[event_log.Row] | None = None
+    reply: Reply | None = None
+
+    def settle(self, flags: list[bool] | None, exc: BaseException | None) -> None:
+        """Hands the outcome over: to the reply on this thread, or to the future on its loop."""
+        if self.reply is not None:
+            try:
+                self.reply(flags, exc)
+            except Exception:
+                logger.exception("answering a committed batch failed")
+            return
+        assert self.loop is not None and self.future is not None
+        if exc is not None:
+            self.loop.call_soon_threadsafe(_reject, self.future, exc)
+        else:
+            self.loop.call_soon_threadsafe(_resolve, self.future, flags)
 
 
 @dataclasses.dataclass(slots=True)
@@ -236,12 +255,36 @@ class Writer(Generic[B]):
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
-        if not self._accepting:
-            raise errors.Unavailable("the engine is not accepting events (starting or draining)")
-        if not batch:
+        if not self._admit(len(batch)):
             future.set_result([])
             return future
-        n = len(batch)
+        self._queue.put(_EventBatch(batch, future, loop, prepared))
+        return future
+
+    def submit_replying(
+        self,
+        batch: Sequence[events.Event],
+        prepared: Sequence[event_log.Row] | None,
+        reply: Reply,
+    ) -> None:
+        """:meth:`submit` from any thread: ``reply`` gets the outcome on the writer thread.
+
+        For a caller with no event loop on the acknowledgement's path (the webhook front's
+        publish lane, ``webhooks.lane``): the writer answers it right after the commit, with no
+        hop through an event loop. ``reply`` must be quick and must not raise. Raises what
+        :meth:`publish` raises, at once (``reply`` is then not called).
+        """
+        if not self._admit(len(batch)):
+            reply([], None)
+            return
+        self._queue.put(_EventBatch(batch, None, None, prepared, reply))
+
+    def _admit(self, n: int) -> bool:
+        """Counts ``n`` events in as pending (False for none); raises what ``publish`` raises."""
+        if not self._accepting:
+            raise errors.Unavailable("the engine is not accepting events (starting or draining)")
+        if not n:
+            return False
         if n > self._max_pending:
             raise errors.InvalidArgument(
                 "events",
@@ -256,8 +299,7 @@ class Writer(Generic[B]):
                     reason="INGEST_BACKLOG_FULL",
                 )
             self._pending_events += n
-        self._queue.put(_EventBatch(batch, future, loop, prepared))
-        return future
+        return True
 
     async def call(self, fn: Callable[[B], T]) -> T:
         """Runs ``fn(backend)`` on the writer thread, in queue order (see the module docstring)."""
@@ -415,7 +457,7 @@ class Writer(Generic[B]):
             )
             self._release(len(batch))
             for item in group:
-                item.loop.call_soon_threadsafe(_reject, item.future, failure)
+                item.settle(None, failure)
             return
         if self.commits_failing:
             self._set_commits_failing(False)
@@ -427,7 +469,7 @@ class Writer(Generic[B]):
         offset = 0
         for item in group:
             n = len(item.events)
-            item.loop.call_soon_threadsafe(_resolve, item.future, flags[offset : offset + n])
+            item.settle(flags[offset : offset + n], None)
             offset += n
         self._backend.answered()
 

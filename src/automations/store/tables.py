@@ -206,7 +206,8 @@ cluster = sa.Table(
     ),
 )
 """The cluster's one row: its partition count, fixed when the first replica created it, and a
-counter of automation changes (replicas load the changes before a commit when it moved)."""
+counter of automation changes (replicas load the changes before a commit when it moved); webhook
+changes increment it too (replicas reload their webhooks when it moved, ``cluster_webhooks``)."""
 
 cluster_members = sa.Table(
     "cluster_members",

@@ -217,7 +217,7 @@ def record_deliveries(
     ]
     if rows:
         conn.execute(sql.insert_or_ignore(conn, _D), rows)
-    for webhook_id in existing:
+    for webhook_id in sorted(existing):  # one order: replicas trim concurrently (cluster mode)
         _trim(conn, webhook_id, keep)
 
 

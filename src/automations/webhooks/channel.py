@@ -32,7 +32,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 Notice = Callable[[dict[str, Any]], None]
 """Takes a notice (its message)."""
 
-_HEAD = struct.Struct("!I")
+HEAD = struct.Struct("!I")
+"""The head of a message: its length."""
 MAX_MESSAGE_BYTES = 1 << 30
 """The largest message read (a publish of a request's events is bounded by the body limit)."""
 
@@ -50,6 +51,12 @@ _ERRORS: dict[str, type[errors.AutomationsError]] = {
         errors.Unauthenticated,
     )
 }
+
+
+def frame(message: Mapping[str, Any]) -> bytes:
+    """A message as sent: its length (4 bytes, big-endian), then its JSON."""
+    data = orjson.dumps(message)
+    return HEAD.pack(len(data)) + data
 
 
 def encode_error(exc: BaseException) -> dict[str, Any]:
@@ -124,8 +131,8 @@ class Channel:
         assert self._reader is not None
         try:
             while True:
-                head = await self._reader.readexactly(_HEAD.size)
-                (size,) = _HEAD.unpack(head)
+                head = await self._reader.readexactly(HEAD.size)
+                (size,) = HEAD.unpack(head)
                 message = orjson.loads(await self._reader.readexactly(size))
                 self._dispatch(message)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -170,8 +177,7 @@ class Channel:
     def _send(self, message: Mapping[str, Any]) -> None:
         if self._closed or self._writer is None:
             return
-        data = orjson.dumps(message)
-        self._writer.write(_HEAD.pack(len(data)) + data)
+        self._writer.write(frame(message))
 
     def notify(self, op: str, **fields: Any) -> None:
         """Sends a notice (dropped once the link is down)."""

@@ -6,9 +6,10 @@ engine's start-up), starts it once the writer accepts events, and stops it first
 requests in flight finish (their events commit, their 204s go out) before the writer stops taking
 events, and the delivery history waiting in the front is written last.
 
-On this side of the link (``channel``): the front's ``publish`` requests become events again
-(from their event-log rows) and go to the writer (``Writer.submit``), answered once committed or
-refused; its ``deliveries`` are written; its ``metrics`` are added to this process's. The webhooks
+The events of requests come over a socket pair of their own, the publish lane (``lane``): a
+thread here rebuilds them from their event-log rows and queues them for the writer
+(``Writer.submit_replying``), which answers the front itself once they are committed. On the
+link (``channel``): the front's ``deliveries`` are written; its ``metrics`` are added to this process's. The webhooks
 are read here and pushed to the front after every change made through the API (awaited, so a
 created webhook serves at once) and every ``directory.REFRESH_SECONDS``. A front that dies is
 started again (a second later) on the same socket: requests it had in flight get no answer, as
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 
 from automations.domain import errors, events, webhooks
-from automations.webhooks import channel, directory, http_app, messages, meter, publishing
+from automations.webhooks import channel, directory, http_app, lane, messages, meter
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,35 @@ START_SECONDS = 60.0
 
 
 class Webhooks:
-    """The webhooks, read here and pushed to the front (``refresh`` is the API's ``on_change``)."""
+    """The webhooks, read here and pushed to the front (``refresh`` is the API's ``on_change``).
 
-    def __init__(self, endpoint: WebhookEndpoint, load_all: Callable[[], Sequence[Any]]) -> None:
+    Args:
+        endpoint: The endpoint whose front serves them.
+        load_all: Reads every webhook (runs in a worker thread).
+        changes_counted: Reads a counter every webhook change increments (in a worker thread;
+            a cluster's change counter), or None: then the webhooks are reloaded every
+            ``directory.REFRESH_SECONDS`` whether or not they changed.
+    """
+
+    def __init__(
+        self,
+        endpoint: WebhookEndpoint,
+        load_all: Callable[[], Sequence[Any]],
+        changes_counted: Callable[[], int] | None = None,
+    ) -> None:
         self._endpoint = endpoint
-        self._directory = directory.Directory(load_all)
+        self._load_all = load_all
+        self._counted = changes_counted
+        self._seen: int | None = None
+        self._directory = directory.Directory(self._load_counted)
+        self._running: asyncio.Future[None] | None = None
+        self._queued: asyncio.Future[None] | None = None
+
+    def _load_counted(self) -> Sequence[webhooks.Webhook]:
+        counted = self._counted() if self._counted is not None else None  # first: see sync
+        found: Sequence[webhooks.Webhook] = self._load_all()
+        self._seen = counted
+        return found
 
     async def load(self) -> None:
         """Reads every webhook."""
@@ -60,12 +85,34 @@ class Webhooks:
         """The webhooks last read."""
         return self._directory.all()
 
+    def sync(self) -> Awaitable[None]:
+        """Refreshes if the change counter moved since the last read (without one: refreshes).
+
+        Calls that come while a check runs share the next one, which starts after it: a change
+        committed before the call is seen, and misses in a burst cost one query, not one each.
+        """
+        if self._queued is None:
+            self._queued = asyncio.ensure_future(self._check_after(self._running))
+            self._running = self._queued
+        return asyncio.shield(self._queued)
+
+    async def _check_after(self, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        self._queued = None  # a call from now on waits for the next check
+        if self._counted is not None:
+            counted = await asyncio.to_thread(self._counted)
+            if counted == self._seen:
+                return
+        await self.refresh()
+
     async def run(self) -> None:
-        """Refreshes every ``directory.REFRESH_SECONDS`` until cancelled (a failure is logged)."""
+        """Syncs every ``directory.REFRESH_SECONDS`` until cancelled (a failure is logged)."""
         while True:
             await asyncio.sleep(directory.REFRESH_SECONDS)
             try:
-                await self.refresh()
+                await self.sync()
             except Exception:
                 logger.exception("reloading the webhooks failed; serving the ones loaded before")
 
@@ -87,7 +134,7 @@ class WebhookEndpoint:
     Args:
         addr: ``HOST:PORT`` to listen on (bound here).
         load_all: Reads every webhook (runs in a worker thread).
-        submit: Queues events for a commit (``Writer.submit``).
+        submit: Queues events for a commit from the lane's thread (``Writer.submit_replying``).
         decode_row: Rebuilds an event from its event-log row (``event_log.from_row``).
         write_deliveries: Writes deliveries and trims each webhook's history.
         deliveries_kept: Deliveries kept per webhook.
@@ -97,6 +144,9 @@ class WebhookEndpoint:
         log_level: The front's log level.
         log_json: Whether the front logs JSON lines.
         memory_trim_seconds: How often the front returns freed memory to the system (0 never).
+        changes_counted: Reads the counter webhook changes increment (cluster mode: other
+            replicas change webhooks too). With it, a request for a slug the front does not
+            serve first has the directory synced (``sync``), then is looked up again.
 
     Raises:
         OSError: ``addr`` cannot be bound.
@@ -107,7 +157,7 @@ class WebhookEndpoint:
         addr: str,
         *,
         load_all: Callable[[], Sequence[webhooks.Webhook]],
-        submit: publishing.Submit,
+        submit: lane.Submit,
         decode_row: Callable[[messages.Row], events.Event],
         write_deliveries: Callable[[Sequence[webhooks.Delivery]], Awaitable[None]],
         deliveries_kept: int,
@@ -117,6 +167,7 @@ class WebhookEndpoint:
         log_level: str = "INFO",
         log_json: bool = False,
         memory_trim_seconds: float = 10.0,
+        changes_counted: Callable[[], int] | None = None,
     ) -> None:
         self._sock = http_app.bind(addr)
         self._submit = submit
@@ -131,12 +182,15 @@ class WebhookEndpoint:
             "log_level": log_level,
             "log_json": log_json,
             "memory_trim_seconds": memory_trim_seconds,
+            "sync_on_miss": changes_counted is not None,
         }
-        self.directory = Webhooks(self, load_all)
+        self.directory = Webhooks(self, load_all, changes_counted)
         self.history = History(self)
         self._meter = meter.PrometheusMeter()
         self._link: channel.Channel | None = None
         self._link_end: socket.socket | None = None
+        self._lane_end: socket.socket | None = None
+        self._lane: lane.LaneServer | None = None
         self._reading: asyncio.Future[None] | None = None
         self._proc = self._spawn()
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,16 +205,18 @@ class WebhookEndpoint:
     def _spawn(self) -> subprocess.Popen[bytes]:
         """Starts a front process on the listening socket, with a fresh link."""
         mine, theirs = socket.socketpair()
+        lane_mine, lane_theirs = socket.socketpair()
         config = {
             **self._config,
             "parent_pid": os.getpid(),
             "listen_fd": self._sock.fileno(),
             "link_fd": theirs.fileno(),
+            "lane_fd": lane_theirs.fileno(),
         }
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
                 [sys.executable, "-m", "automations.webhooks.front", orjson.dumps(config).decode()],
-                pass_fds=(self._sock.fileno(), theirs.fileno()),
+                pass_fds=(self._sock.fileno(), theirs.fileno(), lane_theirs.fileno()),
                 stdin=subprocess.DEVNULL,
                 # the engine's settings (its API token, database URL...) are not the front's
                 # business: it is given what it needs on its command line and over the link
@@ -168,7 +224,9 @@ class WebhookEndpoint:
             )
         finally:
             theirs.close()
+            lane_theirs.close()
         self._link_end = mine
+        self._lane_end = lane_mine
         return proc
 
     async def start(self) -> None:
@@ -183,9 +241,16 @@ class WebhookEndpoint:
 
     async def _connect(self) -> None:
         """Opens the link to the front just spawned, pushes the webhooks, waits until it serves."""
-        assert self._link_end is not None
+        assert self._link_end is not None and self._lane_end is not None
+        if self._lane is not None:  # the dead front's
+            self._lane.close()
+        self._lane = lane.LaneServer(
+            self._lane_end, submit=self._submit, decode_row=self._decode_row
+        )
+        self._lane_end = None
+        self._lane.start()
         link = channel.Channel(
-            {"publish": self._on_publish, "deliveries": self._on_deliveries},
+            {"deliveries": self._on_deliveries, "sync": self._on_sync},
             {"metrics": self._on_metrics},
         )
         await link.open(self._link_end)
@@ -252,16 +317,14 @@ class WebhookEndpoint:
 
     # --------------------------------------------------------------------- the front's requests
 
-    async def _on_publish(self, message: dict[str, Any]) -> list[bool]:
-        rows = messages.rows_from_data(message["rows"])
-        decode = self._decode_row
-        flags: list[bool] = await self._submit([decode(row) for row in rows], rows)
-        return flags
-
     async def _on_deliveries(self, message: dict[str, Any]) -> bool:
         await self._write_deliveries(
             [messages.delivery_from_data(item) for item in message["items"]]
         )
+        return True
+
+    async def _on_sync(self, message: dict[str, Any]) -> bool:
+        await self.directory.sync()
         return True
 
     def _on_metrics(self, message: dict[str, Any]) -> None:
@@ -284,4 +347,6 @@ class WebhookEndpoint:
         if link is not None:
             link.close()
         await self._reap()
+        if self._lane is not None:
+            await asyncio.to_thread(self._lane.close)
         self._sock.close()

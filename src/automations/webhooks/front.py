@@ -3,9 +3,12 @@
 ``python -m automations.webhooks.front CONFIG`` is started by the engine (``endpoint``) with the
 listening socket it bound and one end of a socket pair (``channel``) as inherited descriptors. It
 serves ``/hooks/<slug>`` exactly as the engine would in its own process (``http_app``,
-``receiver``, ``processing``...), with three things relayed over the link: the events of requests,
-as event-log rows, which the engine commits before the front answers 204 (``publish``); the
-delivery history (``deliveries``); and the metrics (``metrics``, every second). The engine pushes
+``receiver``, ``processing``...). The events of requests go as event-log rows over a socket pair
+of their own, the publish lane (``lane``), and the engine makes them durable before the front
+answers 204. Three things go over the link: the delivery history (``deliveries``); the metrics
+(``metrics``, every second); and, in cluster mode, a request for a slug not served here (``sync``:
+the engine reloads the webhooks if another replica changed them, and pushes them before it
+answers). The engine pushes
 the webhooks (``webhooks``, awaited by its API after every change) and says when to serve
 (``serve``), to flush the history (``flush``) and to stop (``stop``: requests in flight finish,
 the history and metrics are handed over, then the process exits).
@@ -47,6 +50,7 @@ from automations.webhooks import (
     deliveries,
     directory,
     http_app,
+    lane,
     messages,
     meter,
     publishing,
@@ -67,12 +71,18 @@ class Front:
         config: ``max_body_bytes``, ``threads``, ``deliveries_kept``, ``shutdown_grace_seconds``.
         listening: The bound listening socket.
         link: The link to the engine (opened).
+        publish_lane: The publish lane to the engine (opened).
     """
 
     def __init__(
-        self, config: dict[str, Any], listening: socket.socket, link: channel.Channel
+        self,
+        config: dict[str, Any],
+        listening: socket.socket,
+        link: channel.Channel,
+        publish_lane: lane.LaneClient,
     ) -> None:
         self._link = link
+        self._lane = publish_lane
         self.directory = directory.Directory()
         self.tally = meter.Tally()
         self.history = deliveries.DeliveryLog(
@@ -86,6 +96,7 @@ class Front:
             self.history,
             prepare=event_log.to_row,
             metered=self.tally,
+            on_miss=self._sync if config.get("sync_on_miss") else None,
         )
         self._http = http_app.HttpServer(
             http_app.build_app(self._receiver, max_body_bytes=int(config["max_body_bytes"])),
@@ -99,10 +110,10 @@ class Front:
         self, batch: Sequence[events.Event], rows: Sequence[Any] | None
     ) -> asyncio.Future[list[bool]]:
         encoded = rows if rows is not None else [event_log.to_row(event) for event in batch]
-        published: asyncio.Future[list[bool]] = self._link.request(
-            "publish", rows=messages.rows_to_data(encoded)
-        )
-        return published
+        return self._lane.publish(encoded)
+
+    async def _sync(self) -> None:
+        await self._link.request("sync")
 
     async def _write_deliveries(self, batch: Sequence[webhooks.Delivery]) -> None:
         await self._link.request(
@@ -159,12 +170,17 @@ class Front:
 
 
 async def serve(
-    config: dict[str, Any], listening: socket.socket, link_socket: socket.socket
+    config: dict[str, Any],
+    listening: socket.socket,
+    link_socket: socket.socket,
+    lane_socket: socket.socket,
 ) -> int:
     """Serves until the engine says stop (0); exits the process at once if the engine goes away."""
     link = channel.Channel()
     await link.open(link_socket)
-    front = Front(config, listening, link)
+    publish_lane = lane.LaneClient()
+    await publish_lane.open(lane_socket)
+    front = Front(config, listening, link, publish_lane)
     link.on("webhooks", front.on_webhooks)
     link.on("serve", front.on_serve)
     link.on("flush", front.on_flush)
@@ -178,6 +194,7 @@ async def serve(
     await asyncio.sleep(0)  # the stop's answer is sent
     await link.drain()
     link.close()
+    publish_lane.close()
     return 0
 
 
@@ -201,11 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     listening = socket.socket(fileno=int(config["listen_fd"]))
     listening.setblocking(False)
     link_socket = socket.socket(fileno=int(config["link_fd"]))
+    lane_socket = socket.socket(fileno=int(config["lane_fd"]))
     tuning = process_tuning.Tuning(
         switch_interval=0.0, gc=True, memory_trim_seconds=float(config["memory_trim_seconds"])
     )
     with process_tuning.tuned(tuning):
-        return asyncio.run(serve(config, listening, link_socket))
+        return asyncio.run(serve(config, listening, link_socket, lane_socket))
 
 
 if __name__ == "__main__":

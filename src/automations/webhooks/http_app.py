@@ -73,7 +73,7 @@ def build_app(
         params = scope["path_params"]
         slug = params["slug"]
         rest = params.get("rest", "")
-        webhook = receiver.webhook(slug)
+        webhook = await receiver.find(slug)
         if webhook is None:
             return receiver.not_found()
         method = scope["method"]

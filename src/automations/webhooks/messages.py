@@ -31,8 +31,11 @@ def webhook_from_data(data: dict[str, Any]) -> webhooks.Webhook:
 
 
 def delivery_to_data(delivery: webhooks.Delivery) -> dict[str, Any]:
-    """A delivery as data."""
-    return dataclasses.asdict(delivery)
+    """A delivery as data (its fields one by one: ``dataclasses.asdict`` deep-copies each)."""
+    return {field: getattr(delivery, field) for field in _DELIVERY_FIELDS}
+
+
+_DELIVERY_FIELDS = tuple(field.name for field in dataclasses.fields(webhooks.Delivery))
 
 
 def delivery_from_data(data: dict[str, Any]) -> webhooks.Delivery:

@@ -114,6 +114,8 @@ class Receiver:
         inline_policy: Which requests are processed on the event loop (``inline``).
         metered: Where the metrics go (the engine's Prometheus metrics by default).
         clock: Wall clock, seconds since the epoch.
+        on_miss: Awaited when a request names a slug not served here, before looking it up
+            again (cluster mode: has the engine sync the webhooks other replicas changed).
     """
 
     def __init__(
@@ -128,8 +130,10 @@ class Receiver:
         inline_policy: inline.InlinePolicy | None = None,
         metered: meter.Meter | None = None,
         clock: Callable[[], float] = time.time,
+        on_miss: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         self._directory = webhooks_by_slug
+        self._on_miss = on_miss
         self._publish = publish
         self._pool = pool
         self._history = history
@@ -143,6 +147,17 @@ class Receiver:
         """The enabled webhook with that slug, or None."""
         found = self._directory.get(slug)
         return found if found is not None and found.enabled else None
+
+    async def find(self, slug: str) -> webhooks.Webhook | None:
+        """:meth:`webhook`; on a miss, once more after ``on_miss`` (if given)."""
+        found = self.webhook(slug)
+        if found is None and self._on_miss is not None:
+            try:
+                await self._on_miss()
+            except errors.AutomationsError:  # the engine is gone or refused: what is known
+                logger.warning("syncing the webhooks for an unknown slug failed", exc_info=True)
+            found = self.webhook(slug)
+        return found
 
     def not_found(self) -> Answer:
         """Counts a request to an unknown or disabled webhook and answers it (404)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -130,3 +131,35 @@ def test_no_rate_limit_never_refuses(rate: float) -> None:
 
     limiter = rate_limit.RateLimiter(clock=lambda: 0.0)
     assert all(limiter.acquire("w", rate) == 0.0 for _ in range(1000))
+
+
+class TooLargeWriter(FakeWriter):
+    """Refuses, once committed, any hand-over holding the event ``big`` (``InvalidArgument``)."""
+
+    def commit_all(self) -> None:
+        for ids, future in self.handed:
+            if not future.done():
+                if "big" in ids:
+                    future.set_exception(errors.InvalidArgument("event", "too large"))
+                else:
+                    future.set_result([True] * len(ids))
+
+
+async def test_a_batch_refused_for_its_content_refuses_only_the_offending_request() -> None:
+    writer = TooLargeWriter()
+    publisher = publishing.BatchingPublisher(writer.submit)
+    big = dataclasses.replace(_event(0), id="big")
+    results = await _settle(
+        writer,
+        publisher([_event(1)], None),
+        publisher([big, _event(2)], None),
+        publisher([_event(3)], None),
+    )
+    assert results[0] == [True] and results[2] == [True]
+    assert isinstance(results[1], errors.InvalidArgument)
+    assert [ids for ids, _ in writer.handed] == [
+        ["1", "big", "2", "3"],
+        ["1"],
+        ["big", "2"],
+        ["3"],
+    ]

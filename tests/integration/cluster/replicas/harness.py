@@ -63,6 +63,10 @@ class Cluster:
         self.replicas: list[EngineProcess] = []
         self.replica_args: tuple[str, ...] = ()
         """More arguments of ``serve`` for replicas started from now on (executor routes)."""
+        self.webhooks = False
+        """Whether replicas started from now on serve ``/hooks`` on their ``http_addr``: only
+        the webhook tests need their front processes (five replicas joining at once with one
+        each is five more process start-ups on a small machine)."""
         self.acked: list[str] = []
         """Ids of the events acknowledged (ACCEPTED or DUPLICATE), in order."""
         self._next = itertools.count()
@@ -87,7 +91,13 @@ class Cluster:
         replica = EngineProcess(
             directory,
             database_url=self.database_url,
-            extra_args=("--cluster", "--nats-url", self.nats_url, *self.replica_args),
+            extra_args=(
+                "--cluster",
+                "--nats-url",
+                self.nats_url,
+                *(() if self.webhooks else ("--http-addr", "")),
+                *self.replica_args,
+            ),
             env={
                 **TIMING,
                 "AUTOMATIONS_CLUSTER_PARTITIONS": str(self.partitions),
@@ -172,6 +182,23 @@ class Cluster:
         p = tables.partitions
         with self._engine.connect() as conn:
             return {int(r[0]): r[1] for r in conn.execute(sa.select(p.c.partition, p.c.owner))}
+
+    def stable_owners(self, replicas: int, timeout: float = 30.0) -> dict[int, str | None]:
+        """``{partition: owner}`` once ``replicas`` own every partition, the same twice in a row."""
+        seen: list[dict[int, str | None]] = []
+
+        def settled() -> bool:
+            owners = self.owners()
+            seen.append(owners)
+            return (
+                all(owners.values())
+                and len(set(owners.values())) == replicas
+                and len(seen) > 1
+                and seen[-2] == owners
+            )
+
+        wait_until(settled, timeout=timeout, interval=0.5, what=f"{replicas} replicas owning all")
+        return seen[-1]
 
     def offsets(self) -> dict[str, dict[int, int]]:
         """The committed ``raw`` and ``fwd`` offsets of every partition."""
@@ -284,10 +311,10 @@ def metric(replica: EngineProcess, name: str) -> float:
 class Oracle:
     """A single-node engine (SQLite) fed the same automations and events as the cluster."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, env: Mapping[str, str] | None = None) -> None:
         directory = workdir / "oracle"
         directory.mkdir()
-        self.engine = EngineProcess(directory)
+        self.engine = EngineProcess(directory, env=dict(env or {}))
 
     def __enter__(self) -> Oracle:
         self.engine.start(timeout=60)
@@ -303,6 +330,12 @@ class Oracle:
     def publish(self, events: Iterable[Mapping[str, Any]]) -> None:
         with client_.Client(self.engine.grpc_addr) as api:
             api.publish(list(events), raise_on_rejected=True)
+
+    def invocations(self) -> list[tuple[str, str, str]]:
+        """``(automation id, idempotency key, status)`` of every action invocation."""
+        with client_.Client(self.engine.grpc_addr) as api:
+            found = api.list_invocations()
+        return [(i["automation_id"], i["id"], i["status"]) for i in found]
 
     def firings(self) -> list[Firing]:
         with client_.Client(self.engine.grpc_addr) as api:

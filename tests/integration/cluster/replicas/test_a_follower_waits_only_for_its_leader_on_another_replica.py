@@ -60,30 +60,12 @@ def fired_pairs(cluster: harness.Cluster) -> dict[str, str | None]:
     }
 
 
-def stable_owners(cluster: harness.Cluster) -> dict[int, str | None]:
-    """The partition owners once every partition is owned, by two replicas, twice in a row."""
-    seen: list[dict[int, str | None]] = []
-
-    def settled() -> bool:
-        owners = cluster.owners()
-        seen.append(owners)
-        return (
-            all(owners.values())
-            and len(set(owners.values())) == 2
-            and len(seen) > 1
-            and seen[-2] == owners
-        )
-
-    wait_until(settled, timeout=30, interval=0.5, what="two replicas owning every partition")
-    return seen[-1]
-
-
 def test_a_follower_published_first_is_processed_right_after_its_leader_on_another_replica(
     cluster: harness.Cluster,
 ) -> None:
     cluster.start_replica()
     cluster.start_replica()
-    owners = stable_owners(cluster)
+    owners = cluster.stable_owners(2)
     cluster.create_automation(ORDERED, ORDERED_ID)
     one, other = sorted({o for o in owners.values() if o})
     leader_res, follower_res = (
