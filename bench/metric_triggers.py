@@ -5,7 +5,9 @@ python -m bench.metric_triggers [w1|memory|latency|all] [--events N] [--runs K]
 * ``w1``: W1 (20 event automations, the peer workload) against W1 with 20 metric automations
   loaded beside them (a mix of Prefect's three metrics and grouped metrics over W1's own events:
   counts, rates, percentiles of the time between two events, outcomes), runs alternated, each
-  on a fresh engine process; the median rates side by side, W1's firings checked exact.
+  on a fresh engine process; the median rates side by side, W1's firings checked exact; then
+  the writer's instructions per event both ways (``bench.metric_instructions``), which the
+  machine's load does not move.
 * ``memory``: the engine in this process (tracemalloc): bytes per sample held in a window (a
   count, a p95), 100,000 flow runs in one hour of a one-hour window for each of Prefect's metrics
   (and all three together), 10,000 group keys on one automation.
@@ -35,7 +37,7 @@ from automations import process_tuning
 from automations.domain import events, prefect_json
 from automations.engine.python_matcher import PythonMatcher
 from automations.engine.trigger_engine import TriggerEngine
-from bench import harness, metric_latency, peers, workloads
+from bench import harness, metric_instructions, metric_latency, peers, workloads
 
 HOUR = 3600.0
 T0 = 1_893_456_000.0
@@ -442,6 +444,7 @@ def report(what: str, events_n: int, runs: int) -> None:
             f"{cpu['cpu_us_without']:.2f} us with its 20 event automations, "
             f"{cpu['cpu_us_with']:.2f} us with the 20 metric automations beside them"
         )
+        metric_instructions.run()  # the same ratio in instructions: the machine's load cannot move it
     if what in ("memory", "all"):
         m = memory()
         per_run = ", ".join(f"{k} {v:.0f}" for k, v in m["bytes_per_run"].items())
