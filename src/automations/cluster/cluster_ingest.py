@@ -37,7 +37,7 @@ from automations.store import tables
 OVERLAPPED_LOOKUP_EVENTS = 100
 """Requests of up to this many events are published while their ids are looked up; larger ones
 after (their logged ids left out). Looked up later, a large request's ids are often found
-committed by their owners already, which cost W1 about 10 % more CPU per event."""
+committed by their owners already; W1 cost about 10 % more CPU per event that way."""
 _SAME_RECEIPT = 2e-6
 """Seconds within which a logged receive time is this request's (the log keeps microseconds)."""
 
