@@ -10,19 +10,21 @@ is durable in the log. Which replica owns the partitions does not matter, so ing
 available on every live replica while partitions move. NATS not answering: ``UNAVAILABLE``.
 
 ``DUPLICATE`` is best effort: an id already in the event log (committed by a partition's owner),
-or twice in the request, is answered DUPLICATE. The look-up of the log runs while the batch is
-published, not before (it was a database round trip on every event's way to its owner): an id
-twice in the request is published once, an id already logged is published again, and its owner
-skips it (the event log's primary key is the dedup: only new rows are evaluated). The look-up may
-run after the owner committed this very publish: a logged row with this request's receive time is
-that, and is answered ACCEPTED. An id published but not yet committed is published again and
+or twice in the request, is answered DUPLICATE. For a request of up to
+:data:`OVERLAPPED_LOOKUP_EVENTS` events the look-up of the log runs while the batch is published,
+not before (it was a database round trip on every event's way to its owner): an id twice in the
+request is published once, an id already logged is published again, and its owner skips it (the
+event log's primary key is the dedup: only new rows are evaluated). A larger request is looked up
+first and its logged ids are not published. A small request's look-up may run after the owner
+committed this very publish: a logged row with the request's receive time is that, and is
+answered ACCEPTED. An id published but not yet committed is published again and
 answered ACCEPTED; its owner logs and evaluates it once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,6 +34,10 @@ from automations.domain import errors, events
 from automations.store import database as database_
 from automations.store import tables
 
+OVERLAPPED_LOOKUP_EVENTS = 100
+"""Requests of up to this many events are published while their ids are looked up; larger ones
+after (their logged ids left out). Looked up later, a large request's ids are often found
+committed by their owners already; W1 cost about 10 % more CPU per event that way."""
 _SAME_RECEIPT = 2e-6
 """Seconds within which a logged receive time is this request's (the log keeps microseconds)."""
 
@@ -73,16 +79,19 @@ class ClusterIngest:
             raise errors.Unavailable("this replica is not accepting events (draining)")
         if not batch:
             return []
-        # the look-up of logged ids runs while the batch is published: it only decides the answer
-        # (an id the log holds is answered DUPLICATE), and its owner skips a logged id anyway
+        # a small request's look-up runs while it is published: it only decides the answer (an id
+        # the log holds is answered DUPLICATE), and the owner skips a logged id anyway
         lookup = asyncio.ensure_future(
             asyncio.to_thread(self._logged, [event.id for event in batch])
         )
         try:
+            skip: Container[str] = ()
+            if len(batch) > OVERLAPPED_LOOKUP_EVENTS:
+                skip = await lookup
             seen: set[str] = set()
             by_partition: dict[int, list[events.Event]] = {}
             for event in batch:
-                if event.id not in seen:
+                if event.id not in seen and event.id not in skip:
                     seen.add(event.id)
                     partition = routing.event_partition(event, self._partitions)
                     by_partition.setdefault(partition, []).append(event)

@@ -1,8 +1,8 @@
 """Cluster ingest answers DUPLICATE for an id logged by an earlier request, and only for that.
 
-The look-up of logged ids runs while the batch is published, so it may find the row of this very
-publish (its owner was quick): a row with the request's own receive time is that, and the event
-is answered ACCEPTED. Real PostgreSQL and NATS; the owner's commit is the event log append it runs.
+A small request's look-up of logged ids runs while it is published, so it may find the row of this
+very publish (its owner was quick): a row with the request's own receive time is that, and the
+event is answered ACCEPTED. A large request is looked up first. Real PostgreSQL and NATS; the owner's commit is the event log append it runs.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ async def _publish_after_logging(database_url: str, nats_url: str) -> tuple[list
         resent = factories.event("logged-before", received=now)
         ingest = cluster_ingest.ClusterIngest(opened, database, partitions=1)
         flags = await ingest.publish([resent, quick, fresh, fresh])
+        large = [resent] + [
+            factories.event(f"large-{n}", received=now)
+            for n in range(cluster_ingest.OVERLAPPED_LOOKUP_EVENTS)
+        ]
+        flags += await ingest.publish(large)  # looked up first: the logged id is not published
         stored = await opened.last_sequence(log_streams.Stage.RAW, 0)
         await opened.delete_streams()
         return flags, stored
@@ -50,5 +55,7 @@ def test_only_an_id_logged_by_an_earlier_request_or_repeated_is_answered_duplica
 ) -> None:
     flags, stored = asyncio.run(_publish_after_logging(database_url, nats_url))
 
-    assert flags == [False, True, True, False]
-    assert stored == 1  # one message for the partition: its owner skips the logged ids
+    small, large = flags[:4], flags[4:]
+    assert small == [False, True, True, False]
+    assert large == [False] + [True] * cluster_ingest.OVERLAPPED_LOOKUP_EVENTS
+    assert stored == 2  # one message per request for the partition
