@@ -22,25 +22,13 @@ from automations.cluster import partition_store, partitioned
 from automations.domain import events, prefect_json
 from automations.engine.python_matcher import PythonMatcher
 from automations.store.database import Database
+from bench import cluster
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NAME = "automations_bench_takeover"
 T0 = 1893456000.0
-AUTOMATION = prefect_json.parse_automation(
-    {
-        "name": "bench-buckets",
-        "trigger": {
-            "type": "event",
-            "posture": "Reactive",
-            "expect": ["bench.key"],
-            "for_each": ["prefect.resource.id"],
-            "threshold": 2,
-            "within": 3600,
-        },
-        "actions": [{"type": "do-nothing"}],
-    },
-    automation_id="a1",
-)
+AUTOMATION = prefect_json.parse_automation(cluster.BUCKETS, automation_id="a1")
+"""The failover benchmark's automation: reactive ``for_each`` buckets, due in an hour."""
 
 
 def _fill(database: Database, buckets: int) -> None:

@@ -127,3 +127,23 @@ def invocation(
     }
     values.update(fields)
     return invocations.Invocation(**values)
+
+
+def prefect_metric_trigger() -> dict[str, Any]:
+    """Prefect's ``successes`` metric over production flow runs, as Prefect's client writes it."""
+    return {
+        "type": "metric",
+        "posture": "Metric",
+        "match": {"prefect.resource.id": "prefect.flow-run.*"},
+        "match_related": {
+            "prefect.resource.id": "prefect.tag.production",
+            "prefect.resource.role": "tag",
+        },
+        "metric": {
+            "name": "successes",
+            "threshold": 0.9,
+            "operator": "<",
+            "range": 3600,
+            "firing_for": 300,
+        },
+    }

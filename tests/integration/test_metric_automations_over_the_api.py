@@ -23,25 +23,11 @@ import automations
 from automations.domain import prefect_json
 from automations.v1 import automation_service_pb2, automation_service_pb2_grpc
 from automations.wire import automations as wire_automations
+from tests import factories
 from tests.integration.engine_process import EngineProcess
 from tests.waiting import wait_until
 
-PREFECT_SAMPLE: dict[str, Any] = {
-    "type": "metric",
-    "posture": "Metric",
-    "match": {"prefect.resource.id": "prefect.flow-run.*"},
-    "match_related": {
-        "prefect.resource.id": "prefect.tag.production",
-        "prefect.resource.role": "tag",
-    },
-    "metric": {
-        "name": "successes",
-        "threshold": 0.9,
-        "operator": "<",
-        "range": 3600,
-        "firing_for": 300,
-    },
-}
+PREFECT_SAMPLE: dict[str, Any] = factories.prefect_metric_trigger()
 OWN: dict[str, Any] = {  # as Prefect's client serializes a trigger: every field
     "type": "metric",
     "posture": "Metric",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import automations
+from tests import factories
 
 LATENCY_BETWEEN = {"from": ["order.placed"], "to": ["order.shipped"], "key": "order.id"}
 """The ``between`` value of the compound automation's metric, as every client writes it."""
@@ -21,22 +22,7 @@ def check_stored_as_prefect_json(target: str, successes_id: str, compound_id: st
     with automations.Client(target) as client:
         stored = client.get_automation(successes_id)
         nested = client.get_automation(compound_id)
-    assert without_ids(stored["trigger"]) == {
-        "type": "metric",
-        "posture": "Metric",
-        "match": {"prefect.resource.id": "prefect.flow-run.*"},
-        "match_related": {
-            "prefect.resource.id": "prefect.tag.production",
-            "prefect.resource.role": "tag",
-        },
-        "metric": {
-            "name": "successes",
-            "threshold": 0.9,
-            "operator": "<",
-            "range": 3600,
-            "firing_for": 300,
-        },
-    }
+    assert without_ids(stored["trigger"]) == factories.prefect_metric_trigger()
     assert stored["actions_on_resolve"] == [{"type": "do-nothing"}]
     assert without_ids(nested["trigger"]["triggers"][0])["metric"] == {
         "name": "order latency",

@@ -13,23 +13,9 @@ from automations.domain import errors, firings, prefect_json
 from automations.v1 import automation_pb2, automation_service_pb2, firing_pb2
 from automations.wire import automations as wire_automations
 from automations.wire import firings as wire_firings
+from tests import factories
 
-SUCCESSES = {
-    "type": "metric",
-    "posture": "Metric",
-    "match": {"prefect.resource.id": "prefect.flow-run.*"},
-    "match_related": {
-        "prefect.resource.id": "prefect.tag.production",
-        "prefect.resource.role": "tag",
-    },
-    "metric": {
-        "name": "successes",
-        "threshold": 0.9,
-        "operator": "<",
-        "range": 3600,
-        "firing_for": 300,
-    },
-}
+SUCCESSES = factories.prefect_metric_trigger()
 OWN = {
     "type": "metric",
     "metric": {

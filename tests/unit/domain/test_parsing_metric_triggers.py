@@ -8,23 +8,9 @@ from typing import Any
 import pytest
 
 from automations.domain import errors, metric_json, metric_queries, prefect_json, triggers
+from tests import factories
 
-PREFECT_SAMPLE = {
-    "type": "metric",
-    "posture": "Metric",
-    "match": {"prefect.resource.id": "prefect.flow-run.*"},
-    "match_related": {
-        "prefect.resource.id": "prefect.tag.production",
-        "prefect.resource.role": "tag",
-    },
-    "metric": {
-        "name": "successes",
-        "threshold": 0.9,
-        "operator": "<",
-        "range": 3600,
-        "firing_for": 300,
-    },
-}
+PREFECT_SAMPLE = factories.prefect_metric_trigger()
 
 
 def automation(trigger: dict[str, Any]) -> dict[str, Any]:
@@ -231,5 +217,5 @@ def test_the_extension_round_trips_and_prefects_metrics_are_its_presets() -> Non
 def test_a_changed_metric_gets_a_new_id_and_an_unchanged_one_keeps_it() -> None:
     again = parsed(dict(PREFECT_SAMPLE))
     assert again.id == parsed(PREFECT_SAMPLE).id
-    other = {**PREFECT_SAMPLE, "metric": {**PREFECT_SAMPLE["metric"], "threshold": 0.8}}  # type: ignore[dict-item]
+    other = {**PREFECT_SAMPLE, "metric": {**PREFECT_SAMPLE["metric"], "threshold": 0.8}}
     assert parsed(other).id != again.id
