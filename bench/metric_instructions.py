@@ -38,7 +38,7 @@ void stop(void) { CALLGRIND_TOGGLE_COLLECT; CALLGRIND_STOP_INSTRUMENTATION; }
 def _child(with_metrics: bool, events_n: int, warm: int) -> None:
     """The measured program: W1 through an EngineBackend on SQLite, ``events_n`` counted."""
     from automations import process_tuning
-    from automations.domain import events, prefect_json
+    from automations.domain import prefect_json
     from automations.pipeline import backend as backend_
     from automations.store import database
     from bench import metric_triggers, workloads
@@ -60,16 +60,7 @@ def _child(with_metrics: bool, events_n: int, warm: int) -> None:
             backend.changes.create(
                 prefect_json.parse_automation(data, automation_id=f"a{k}", created=now, updated=now)
             )
-        batch = [
-            events.Event(
-                id=f"w{i}",
-                event=name,
-                occurred=now,
-                resource={"prefect.resource.id": resource},
-                received=now,
-            )
-            for i, (name, resource) in enumerate(workloads.w1_sequence(warm + events_n))
-        ]
+        batch = workloads.w1_events(warm + events_n, now)
         toggle = ctypes.CDLL(os.environ["AUTOMATIONS_BENCH_TOGGLE"])
         for i in range(0, warm + events_n, size):
             if i == warm:

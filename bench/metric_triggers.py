@@ -162,16 +162,7 @@ def engine_cpu(n: int = 60_000, runs: int = 5, size: int = 5000) -> dict[str, fl
     from automations.engine.rete.runtime import ReteMatcher
 
     now = time.time()
-    batch = [
-        events.Event(
-            id=f"w{i}",
-            event=name,
-            occurred=now,
-            resource={"prefect.resource.id": res},
-            received=now,
-        )
-        for i, (name, res) in enumerate(workloads.w1_sequence(n))
-    ]
+    batch = workloads.w1_events(n, now)
 
     def once(with_metrics: bool) -> float:
         counter = itertools.count()

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from automations.domain import events
+
 HERE = Path(__file__).parent / "workloads"
 MASK = (1 << 64) - 1
 
@@ -97,3 +99,17 @@ def w1_expected_firings(
                 start = max(w[1], t)
                 w[0], w[1], w[2] = start, start + 60.0, 0.0
     return total
+
+
+def w1_events(n: int, at: float) -> list[events.Event]:
+    """W1's first ``n`` events as the engine takes them in process, all occurring at ``at``."""
+    return [
+        events.Event(
+            id=f"w{i}",
+            event=name,
+            occurred=at,
+            resource={"prefect.resource.id": resource},
+            received=at,
+        )
+        for i, (name, resource) in enumerate(w1_sequence(n))
+    ]
