@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from automations.domain import events
 from automations.engine import loading, records, restore, state
-from automations.engine.buckets import BucketKey, DueEntry, TriggerRuntime
+from automations.engine.buckets import DueEntry, TriggerRuntime
 from automations.engine.clock import EventClock
 
 LOAD_AHEAD = 5.0
@@ -108,11 +109,14 @@ class DeferredBuckets:
         self._order.append(row)
         self._sorted = False
 
-    def touch(self, runtime: TriggerRuntime, key: BucketKey) -> None:
-        """Restores the bucket of ``key`` of ``runtime``, if it waits (an event is about to use it)."""
+    def touch(self, runtime: TriggerRuntime, event: events.Event) -> None:
+        """Restores the bucket ``event`` is about to use in ``runtime``, if it waits.
+
+        The event's key is only worked out for a trigger that still has buckets waiting.
+        """
         keys = self._by_trigger.get((runtime.automation_id, runtime.trigger_id))
         if keys:
-            row = keys.pop(records.key_text(key), None)
+            row = keys.pop(records.key_text(runtime.bucketing_key(event)), None)
             if row is not None:
                 self._count -= 1
                 self._restore([row])

@@ -458,7 +458,7 @@ class TriggerEngine:
                     if rt is None:
                         continue
                 if deferred is not None:
-                    deferred.touch(rt, rt.bucketing_key(event))
+                    deferred.touch(rt, event)
                 rt.on_event(event, touch.after, touch.expect, now)
         self.metrics.take_inbox(now)
 
