@@ -147,3 +147,12 @@ def prefect_metric_trigger() -> dict[str, Any]:
             "firing_for": 300,
         },
     }
+
+
+def without_ids(trigger: Any) -> Any:
+    """A printed trigger without the ids the engine gives triggers."""
+    if isinstance(trigger, dict):
+        return {k: without_ids(v) for k, v in trigger.items() if k != "id"}
+    if isinstance(trigger, list):
+        return [without_ids(t) for t in trigger]
+    return trigger

@@ -67,15 +67,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
         process.stop()
 
 
-def without_ids(trigger: Any) -> Any:
-    """A printed trigger without the ids the engine gives triggers."""
-    if isinstance(trigger, dict):
-        return {k: without_ids(v) for k, v in trigger.items() if k != "id"}
-    if isinstance(trigger, list):
-        return [without_ids(t) for t in trigger]
-    return trigger
-
-
 def automation(name: str, trigger: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
@@ -101,16 +92,16 @@ def test_metric_triggers_round_trip_through_create_get_list_and_update(
             parsed_back = prefect_json.parse_automation(fetched).trigger
             assert parsed_back == prefect_json.parse_automation(automation(name, trigger)).trigger
         # Prefect's own JSON prints back exactly, a posture-only one as a typed metric trigger
-        assert without_ids(created["prefect"]["trigger"]) == PREFECT_SAMPLE
-        assert without_ids(created["untyped"]["trigger"]) == PREFECT_SAMPLE
-        assert without_ids(created["own"]["trigger"]) == OWN
+        assert factories.without_ids(created["prefect"]["trigger"]) == PREFECT_SAMPLE
+        assert factories.without_ids(created["untyped"]["trigger"]) == PREFECT_SAMPLE
+        assert factories.without_ids(created["own"]["trigger"]) == OWN
         children = created["compound"]["trigger"]["triggers"]
-        assert [without_ids(c) for c in children] == [PREFECT_SAMPLE, OWN]
-        assert without_ids(created["sequence"]["trigger"]["triggers"][1]) == OWN
+        assert [factories.without_ids(c) for c in children] == [PREFECT_SAMPLE, OWN]
+        assert factories.without_ids(created["sequence"]["trigger"]["triggers"][1]) == OWN
 
         lower = {**PREFECT_SAMPLE, "metric": {**PREFECT_SAMPLE["metric"], "threshold": 0.5}}
         updated = client.update_automation(created["prefect"]["id"], automation("p", lower))
-        assert without_ids(updated["trigger"]) == lower
+        assert factories.without_ids(updated["trigger"]) == lower
         assert client.get_automation(created["prefect"]["id"]) == updated
 
 

@@ -8,6 +8,9 @@ the fields they must read back with, whatever the client.
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import automations
@@ -22,9 +25,9 @@ def check_stored_as_prefect_json(target: str, successes_id: str, compound_id: st
     with automations.Client(target) as client:
         stored = client.get_automation(successes_id)
         nested = client.get_automation(compound_id)
-    assert without_ids(stored["trigger"]) == factories.prefect_metric_trigger()
+    assert factories.without_ids(stored["trigger"]) == factories.prefect_metric_trigger()
     assert stored["actions_on_resolve"] == [{"type": "do-nothing"}]
-    assert without_ids(nested["trigger"]["triggers"][0])["metric"] == {
+    assert factories.without_ids(nested["trigger"]["triggers"][0])["metric"] == {
         "name": "order latency",
         "threshold": 3600,
         "operator": ">",
@@ -36,10 +39,11 @@ def check_stored_as_prefect_json(target: str, successes_id: str, compound_id: st
     }
 
 
-def without_ids(trigger: Any) -> Any:
-    """A printed trigger without the ids the engine gives triggers."""
-    if isinstance(trigger, dict):
-        return {k: without_ids(v) for k, v in trigger.items() if k != "id"}
-    if isinstance(trigger, list):
-        return [without_ids(t) for t in trigger]
-    return trigger
+
+
+def run_client(args: list[str], cwd: Path | None = None) -> tuple[Any, Any]:
+    """Runs a client's metric example against the engine: both automations as it read them."""
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    successes, compound = json.loads(done.stdout)
+    return successes, compound

@@ -13,6 +13,7 @@ import pytest
 from tests.integration.clients.metric_automation_checks import (
     LATENCY_BETWEEN,
     check_stored_as_prefect_json,
+    run_client,
 )
 from tests.integration.engine_process import EngineProcess
 
@@ -22,14 +23,9 @@ from tests.integration.engine_process import EngineProcess
 def test_go_client_creates_gets_and_lists_metric_automations_as_prefect_json(
     go_metric_automations: Path, engine: EngineProcess
 ) -> None:
-    done = subprocess.run(
-        [str(go_metric_automations), engine.grpc_addr],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    successes, compound = run_client(
+        [str(go_metric_automations), engine.grpc_addr]
     )
-    assert done.returncode == 0, done.stderr
-    (successes, compound) = json.loads(done.stdout)
 
     read = successes["automation"]["trigger"]["metric"]
     assert read["match"] == {

@@ -14,6 +14,7 @@ from tests.integration.clients import toolchains
 from tests.integration.clients.metric_automation_checks import (
     LATENCY_BETWEEN,
     check_stored_as_prefect_json,
+    run_client,
 )
 from tests.integration.engine_process import EngineProcess
 
@@ -76,15 +77,9 @@ def test_node_client_creates_and_reads_metric_automations_as_prefect_json(
 ) -> None:
     script = tmp_path / "metric.ts"
     script.write_text(SCRIPT % {"src": toolchains.NODE_DIR / "src" / "index.ts"})
-    done = subprocess.run(
-        ["node", "--import", "tsx", str(script), engine.grpc_addr],
-        cwd=toolchains.NODE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    successes, compound = run_client(
+        ["node", "--import", "tsx", str(script), engine.grpc_addr], cwd=toolchains.NODE_DIR
     )
-    assert done.returncode == 0, done.stderr
-    (successes, compound) = json.loads(done.stdout)
 
     read = successes["automation"]["trigger"]["metric"]
     assert read["metric"]["operator"] == "METRIC_OPERATOR_LESS_THAN"
