@@ -17,6 +17,8 @@ import pydantic
 import pydantic_settings
 
 _SECRET_MARKERS = ("password", "token", "secret")
+MAX_AUTO_WEBHOOK_PROCESSES = 4
+"""The most webhook processes started when ``webhook_processes`` is 0 (one per CPU)."""
 _PEM_FILES = (
     "tls_cert_file",
     "tls_key_file",
@@ -120,7 +122,10 @@ class Settings(pydantic_settings.BaseSettings):
             ``http://`` and ``http_addr``); set it when a proxy or another host name fronts them.
         webhook_max_body_bytes: The largest webhook request body; larger ones are answered 413.
         webhook_deliveries_kept: Requests kept in each webhook's delivery history.
-        webhook_threads: Threads rendering webhook templates off the event loop.
+        webhook_threads: Threads rendering webhook templates off the event loop (in each
+            webhook process).
+        webhook_processes: Processes serving ``/hooks/<slug>`` side by side (the kernel spreads
+            connections over them); 0: one per CPU, at most ``MAX_AUTO_WEBHOOK_PROCESSES``.
         simulation_max_span_seconds: The longest span of simulated time one SimulateAutomation
             call may ask for (``until`` after the clock's start); longer: INVALID_ARGUMENT.
         simulation_max_events: The most events one SimulateAutomation call may carry.
@@ -200,6 +205,7 @@ class Settings(pydantic_settings.BaseSettings):
     webhook_max_body_bytes: int = pydantic.Field(default=5 << 20, ge=1024, le=1 << 30)
     webhook_deliveries_kept: int = pydantic.Field(default=100, ge=1, le=100_000)
     webhook_threads: int = pydantic.Field(default=2, ge=1, le=64)
+    webhook_processes: int = pydantic.Field(default=0, ge=0, le=64)
     simulation_max_span_seconds: float = pydantic.Field(default=366 * 86400, gt=0)
     simulation_max_events: int = pydantic.Field(default=10_000, ge=1, le=10_000_000)
     simulation_max_steps: int = pydantic.Field(default=100_000, ge=1, le=1_000_000_000)
@@ -247,6 +253,12 @@ class Settings(pydantic_settings.BaseSettings):
         if not api:
             return None
         return api.removesuffix("/api") or None
+
+    def webhook_process_count(self) -> int:
+        """The webhook processes to start: ``webhook_processes``, else one per CPU (capped)."""
+        if self.webhook_processes:
+            return self.webhook_processes
+        return max(1, min(MAX_AUTO_WEBHOOK_PROCESSES, os.cpu_count() or 1))
 
     def webhook_url_base(self) -> str:
         """The webhooks' base URL: ``webhook_base_url``, else ``http://`` and ``http_addr``."""

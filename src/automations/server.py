@@ -416,6 +416,7 @@ def webhook_endpoint(
             decode_row=event_log.from_row,
             deliveries_kept=settings.webhook_deliveries_kept,
             threads=settings.webhook_threads,
+            processes=settings.webhook_process_count(),
             max_body_bytes=settings.webhook_max_body_bytes,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             log_level=settings.log_level,

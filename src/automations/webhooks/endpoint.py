@@ -1,4 +1,9 @@
-"""The webhook endpoint as the composition root starts and stops it: a front process, fed and heard.
+"""The webhook endpoint as the composition root starts and stops it: front processes, fed and heard.
+
+``webhook_processes`` fronts serve the port side by side, each on a listening socket of its own
+(``http_app.bind_group``: the kernel spreads connections over them), sharing one table of rate
+limits (``rate_limit.SharedBuckets``, slots given here with the webhooks). Everything below
+holds for each front.
 
 ``automations.server`` binds it first (so a port in use stops the engine before anything else
 starts; the front process, ``front``, is started then too, so that its imports overlap the
@@ -31,7 +36,7 @@ from typing import Any
 import orjson
 
 from automations.domain import errors, events, webhooks
-from automations.webhooks import channel, directory, http_app, lane, messages, meter
+from automations.webhooks import channel, directory, http_app, lane, messages, meter, rate_limit
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +133,168 @@ class History:
         await self._endpoint.request_front("flush")
 
 
+class _Front:
+    """One front process on one listening socket, started again whenever it dies.
+
+    Args:
+        sock: Its listening socket.
+        config: The front's settings (``front``), without the descriptors.
+        submit: Queues a request's events for a commit (the publish lane's ``Submit``).
+        decode_row: Rebuilds an event from its event-log row.
+        handlers: The link's request handlers (the front's ``deliveries``, ``sync``).
+        notices: The link's notice handlers (the front's ``metrics``).
+        webhooks_data: The webhooks message to push, as of now (called at each (re)start).
+        inherited: Further descriptors the front inherits (the shared rate-limit table).
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        config: dict[str, Any],
+        *,
+        submit: lane.Submit,
+        decode_row: Callable[[messages.Row], events.Event],
+        handlers: dict[str, channel.Handler],
+        notices: dict[str, channel.Notice],
+        webhooks_data: Callable[[], dict[str, Any]],
+        inherited: tuple[int, ...] = (),
+    ) -> None:
+        self.sock = sock
+        self._config = config
+        self._submit = submit
+        self._decode_row = decode_row
+        self._handlers = handlers
+        self._notices = notices
+        self._webhooks_data = webhooks_data
+        self._inherited = inherited
+        self.link: channel.Channel | None = None
+        self._link_end: socket.socket | None = None
+        self._lane_end: socket.socket | None = None
+        self._lane: lane.LaneServer | None = None
+        self._reading: asyncio.Future[None] | None = None
+        self.stopping = False
+        self._proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        """Starts a front process on the listening socket, with a fresh link."""
+        mine, theirs = socket.socketpair()
+        lane_mine, lane_theirs = socket.socketpair()
+        config = {
+            **self._config,
+            "parent_pid": os.getpid(),
+            "listen_fd": self.sock.fileno(),
+            "link_fd": theirs.fileno(),
+            "lane_fd": lane_theirs.fileno(),
+        }
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
+                [sys.executable, "-m", "automations.webhooks.front", orjson.dumps(config).decode()],
+                pass_fds=(
+                    self.sock.fileno(),
+                    theirs.fileno(),
+                    lane_theirs.fileno(),
+                    *self._inherited,
+                ),
+                stdin=subprocess.DEVNULL,
+                # the engine's settings (its API token, database URL...) are not the front's
+                # business: it is given what it needs on its command line and over the link
+                env={k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")},
+            )
+        finally:
+            theirs.close()
+            lane_theirs.close()
+        self._link_end = mine
+        self._lane_end = lane_mine
+        return proc
+
+    async def connect(self) -> None:
+        """Opens the link to the front just spawned, pushes the webhooks, waits until it serves."""
+        assert self._link_end is not None and self._lane_end is not None
+        if self._lane is not None:  # the dead front's
+            self._lane.close()
+        self._lane = lane.LaneServer(
+            self._lane_end, submit=self._submit, decode_row=self._decode_row
+        )
+        self._lane_end = None
+        self._lane.start()
+        link = channel.Channel(self._handlers, self._notices)
+        await link.open(self._link_end)
+        self._link_end = None
+        self.link = link
+        self._reading = asyncio.ensure_future(link.run())
+        try:
+            await asyncio.wait_for(link.request("webhooks", **self._webhooks_data()), START_SECONDS)
+            await asyncio.wait_for(link.request("serve"), START_SECONDS)
+        except (errors.AutomationsError, TimeoutError):
+            raise errors.Unavailable(
+                "the webhook front process did not start (exit code "
+                f"{self._proc.poll()}); the log above says why"
+            ) from None
+
+    async def reap(self) -> int:
+        """Waits for the front process to exit (killed after 5 s); its exit code."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._proc.wait), 5)
+        except TimeoutError:
+            self._proc.kill()
+            return await asyncio.to_thread(self._proc.wait)
+
+    async def watch(self) -> None:
+        """Starts the front again whenever it dies, until :meth:`stop`."""
+        while True:
+            assert self._reading is not None
+            await self._reading
+            if self.stopping:
+                return
+            code = await self.reap()
+            logger.error("the webhook front process died; starting it again", extra={"code": code})
+            while True:
+                await asyncio.sleep(RESTART_SECONDS)
+                if self.stopping:
+                    return
+                self._proc = self._spawn()
+                try:
+                    await self.connect()
+                    break
+                except Exception:
+                    logger.exception("starting the webhook front process failed")
+                    if self.link is not None:
+                        self.link.close()
+                    await self.reap()
+
+    async def request(self, op: str, **fields: Any) -> None:
+        """Asks the front something and waits for its answer (nothing while it is down)."""
+        link = self.link
+        if link is not None and not link.closed:
+            try:
+                await link.request(op, **fields)
+            except errors.Unavailable:
+                if op != "webhooks":
+                    raise
+                logger.warning("a webhook front process is down; it gets the webhooks on restart")
+
+    async def stop(self, grace: float) -> None:
+        """Stops the front: no new requests, those in flight finish, the history is handed over."""
+        self.stopping = True
+        link = self.link
+        if link is not None and not link.closed:
+            try:
+                await asyncio.wait_for(link.request("stop"), grace + 10)
+            except Exception:
+                logger.exception("stopping the webhook front process cleanly failed")
+
+    async def close(self) -> None:
+        """Closes the link, reaps the process, closes the lane and the socket (after :meth:`stop`)."""
+        if self.link is not None:
+            self.link.close()
+        await self.reap()
+        if self._lane is not None:
+            await asyncio.to_thread(self._lane.close)
+        self.sock.close()
+
+
 class WebhookEndpoint:
-    """``/hooks/<slug>`` on ``addr``, served by a front process (see the module docstring).
+    """``/hooks/<slug>`` on ``addr``, served by front processes (see the module docstring).
 
     Args:
         addr: ``HOST:PORT`` to listen on (bound here).
@@ -138,9 +303,10 @@ class WebhookEndpoint:
         decode_row: Rebuilds an event from its event-log row (``event_log.from_row``).
         write_deliveries: Writes deliveries and trims each webhook's history.
         deliveries_kept: Deliveries kept per webhook.
-        threads: The front's threads for requests too large to process on its event loop.
+        threads: Each front's threads for requests too large to process on its event loop.
         max_body_bytes: Larger bodies are answered 413.
         shutdown_grace_seconds: How long stopping waits for requests in flight.
+        processes: How many front processes serve the port (connections spread by the kernel).
         log_level: The front's log level.
         log_json: Whether the front logs JSON lines.
         memory_trim_seconds: How often the front returns freed memory to the system (0 never).
@@ -164,17 +330,18 @@ class WebhookEndpoint:
         threads: int,
         max_body_bytes: int,
         shutdown_grace_seconds: float,
+        processes: int = 1,
         log_level: str = "INFO",
         log_json: bool = False,
         memory_trim_seconds: float = 10.0,
         changes_counted: Callable[[], int] | None = None,
     ) -> None:
-        self._sock = http_app.bind(addr)
-        self._submit = submit
-        self._decode_row = decode_row
+        sockets = http_app.bind_group(addr, processes)
         self._write_deliveries = write_deliveries
         self._grace = shutdown_grace_seconds
-        self._config = {
+        self._limits = rate_limit.SharedBuckets.create()
+        self._slots = rate_limit.Slots(self._limits)
+        config = {
             "deliveries_kept": deliveries_kept,
             "threads": threads,
             "max_body_bytes": max_body_bytes,
@@ -183,139 +350,64 @@ class WebhookEndpoint:
             "log_json": log_json,
             "memory_trim_seconds": memory_trim_seconds,
             "sync_on_miss": changes_counted is not None,
+            "limits_fd": self._limits.fd,
+            "limits_slots": self._limits.slots,
         }
         self.directory = Webhooks(self, load_all, changes_counted)
         self.history = History(self)
         self._meter = meter.PrometheusMeter()
-        self._link: channel.Channel | None = None
-        self._link_end: socket.socket | None = None
-        self._lane_end: socket.socket | None = None
-        self._lane: lane.LaneServer | None = None
-        self._reading: asyncio.Future[None] | None = None
-        self._proc = self._spawn()
+        self._fronts = [
+            _Front(
+                sock,
+                config,
+                submit=submit,
+                decode_row=decode_row,
+                handlers={"deliveries": self._on_deliveries, "sync": self._on_sync},
+                notices={"metrics": self._on_metrics},
+                webhooks_data=self._webhooks_data,
+                inherited=(self._limits.fd,),
+            )
+            for sock in sockets
+        ]
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
 
     @property
     def address(self) -> str:
         """The ``HOST:PORT`` it listens on."""
-        host, port = self._sock.getsockname()[:2]
+        host, port = self._fronts[0].sock.getsockname()[:2]
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        """Starts a front process on the listening socket, with a fresh link."""
-        mine, theirs = socket.socketpair()
-        lane_mine, lane_theirs = socket.socketpair()
-        config = {
-            **self._config,
-            "parent_pid": os.getpid(),
-            "listen_fd": self._sock.fileno(),
-            "link_fd": theirs.fileno(),
-            "lane_fd": lane_theirs.fileno(),
+    def _webhooks_data(self) -> dict[str, Any]:
+        """The ``webhooks`` message: the webhooks last read and their rate-limit slots."""
+        hooks = self.directory.all()
+        return {
+            "items": [messages.webhook_to_data(webhook) for webhook in hooks],
+            "limit_slots": self._slots.assign(hooks),
         }
-        try:
-            proc = subprocess.Popen(  # noqa: S603 - our own module, this interpreter
-                [sys.executable, "-m", "automations.webhooks.front", orjson.dumps(config).decode()],
-                pass_fds=(self._sock.fileno(), theirs.fileno(), lane_theirs.fileno()),
-                stdin=subprocess.DEVNULL,
-                # the engine's settings (its API token, database URL...) are not the front's
-                # business: it is given what it needs on its command line and over the link
-                env={k: v for k, v in os.environ.items() if not k.startswith("AUTOMATIONS_")},
-            )
-        finally:
-            theirs.close()
-            lane_theirs.close()
-        self._link_end = mine
-        self._lane_end = lane_mine
-        return proc
 
     async def start(self) -> None:
-        """Loads the webhooks and has the front serve them."""
+        """Loads the webhooks and has the fronts serve them."""
         await self.directory.load()
-        await self._connect()
+        await asyncio.gather(*(front.connect() for front in self._fronts))
         self._tasks = [
             asyncio.create_task(self.directory.run()),
-            asyncio.create_task(self._watch()),
+            *(asyncio.create_task(front.watch()) for front in self._fronts),
         ]
-        logger.info("webhooks at /hooks/<slug>", extra={"http_addr": self.address})
-
-    async def _connect(self) -> None:
-        """Opens the link to the front just spawned, pushes the webhooks, waits until it serves."""
-        assert self._link_end is not None and self._lane_end is not None
-        if self._lane is not None:  # the dead front's
-            self._lane.close()
-        self._lane = lane.LaneServer(
-            self._lane_end, submit=self._submit, decode_row=self._decode_row
+        logger.info(
+            "webhooks at /hooks/<slug>",
+            extra={"http_addr": self.address, "processes": len(self._fronts)},
         )
-        self._lane_end = None
-        self._lane.start()
-        link = channel.Channel(
-            {"deliveries": self._on_deliveries, "sync": self._on_sync},
-            {"metrics": self._on_metrics},
-        )
-        await link.open(self._link_end)
-        self._link_end = None
-        self._link = link
-        self._reading = asyncio.ensure_future(link.run())
-        items = [messages.webhook_to_data(webhook) for webhook in self.directory.all()]
-        try:
-            await asyncio.wait_for(link.request("webhooks", items=items), START_SECONDS)
-            await asyncio.wait_for(link.request("serve"), START_SECONDS)
-        except (errors.AutomationsError, TimeoutError):
-            raise errors.Unavailable(
-                "the webhook front process did not start (exit code "
-                f"{self._proc.poll()}); the log above says why"
-            ) from None
-
-    async def _reap(self) -> int:
-        """Waits for the front process to exit (killed after 5 s); its exit code."""
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(self._proc.wait), 5)
-        except TimeoutError:
-            self._proc.kill()
-            return await asyncio.to_thread(self._proc.wait)
-
-    async def _watch(self) -> None:
-        """Starts the front again whenever it dies, until :meth:`stop`."""
-        while True:
-            assert self._reading is not None
-            await self._reading
-            if self._stopping:
-                return
-            code = await self._reap()
-            logger.error("the webhook front process died; starting it again", extra={"code": code})
-            while True:
-                await asyncio.sleep(RESTART_SECONDS)
-                if self._stopping:
-                    return
-                self._proc = self._spawn()
-                try:
-                    await self._connect()
-                    break
-                except Exception:
-                    logger.exception("starting the webhook front process failed")
-                    if self._link is not None:
-                        self._link.close()
-                    await self._reap()
 
     async def push_webhooks(self) -> None:
-        """Has the front serve the webhooks last read (while it is down, its restart will)."""
-        items = [messages.webhook_to_data(webhook) for webhook in self.directory.all()]
-        link = self._link
-        if link is None or link.closed:
-            return
-        try:
-            await link.request("webhooks", items=items)
-        except errors.Unavailable:
-            logger.warning("the webhook front process is down; it gets the webhooks on restart")
+        """Has the fronts serve the webhooks last read (one that is down gets them on restart)."""
+        data = self._webhooks_data()
+        await asyncio.gather(*(front.request("webhooks", **data) for front in self._fronts))
 
     async def request_front(self, op: str) -> None:
-        """Asks the front something and waits for its answer (nothing while it is down)."""
-        link = self._link
-        if link is not None and not link.closed:
-            await link.request(op)
+        """Asks every front something and waits for their answers (nothing of one that is down)."""
+        await asyncio.gather(*(front.request(op) for front in self._fronts))
 
-    # --------------------------------------------------------------------- the front's requests
+    # --------------------------------------------------------------------- the fronts' requests
 
     async def _on_deliveries(self, message: dict[str, Any]) -> bool:
         await self._write_deliveries(
@@ -331,22 +423,13 @@ class WebhookEndpoint:
         self._meter.apply(message["tally"])
 
     async def stop(self) -> None:
-        """Stops the front: no new requests, those in flight finish, the history is written."""
-        self._stopping = True
-        link = self._link
-        if link is not None and not link.closed:
-            try:
-                await asyncio.wait_for(link.request("stop"), self._grace + 10)
-            except Exception:
-                logger.exception("stopping the webhook front process cleanly failed")
+        """Stops the fronts: no new requests, those in flight finish, the history is written."""
+        await asyncio.gather(*(front.stop(self._grace) for front in self._fronts))
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if link is not None:
-            link.close()
-        await self._reap()
-        if self._lane is not None:
-            await asyncio.to_thread(self._lane.close)
-        self._sock.close()
+        await asyncio.gather(*(front.close() for front in self._fronts))
+        self._limits.close()
+        os.close(self._limits.fd)

@@ -54,6 +54,7 @@ from automations.webhooks import (
     messages,
     meter,
     publishing,
+    rate_limit,
     receiver,
     workers,
 )
@@ -89,12 +90,18 @@ class Front:
             self._write_deliveries, keep=int(config["deliveries_kept"])
         )
         self._pool = workers.WorkerPool(int(config["threads"]))
+        self._limiter = rate_limit.RateLimiter(
+            shared=rate_limit.SharedBuckets(int(config["limits_fd"]), int(config["limits_slots"]))
+            if config.get("limits_fd") is not None
+            else None
+        )
         self._receiver = receiver.Receiver(
             self.directory,
             publishing.BatchingPublisher(self._submit),
             self._pool,
             self.history,
             prepare=event_log.to_row,
+            limiter=self._limiter,
             metered=self.tally,
             on_miss=self._sync if config.get("sync_on_miss") else None,
         )
@@ -133,7 +140,8 @@ class Front:
     # ------------------------------------------------------------------- the engine's requests
 
     async def on_webhooks(self, message: dict[str, Any]) -> bool:
-        """Takes the engine's webhooks."""
+        """Takes the engine's webhooks, and the shared slots of their rate limits."""
+        self._limiter.use_slots(dict(message.get("limit_slots") or {}))
         self.directory.replace([messages.webhook_from_data(item) for item in message["items"]])
         return True
 

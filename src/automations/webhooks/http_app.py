@@ -21,6 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import uvicorn
 from starlette.requests import ClientDisconnect
@@ -150,19 +151,20 @@ class _AsgiEndpoint:
         await _send(await self._hook(scope, receive), send)
 
 
-def bind(addr: str) -> socket.socket:
-    """Opens the listening socket of ``HOST:PORT`` (IPv6 hosts in brackets).
-
-    Raises:
-        OSError: The address cannot be bound (e.g. in use).
-    """
+def _open(addr: str) -> tuple[socket.socket, Any]:
+    """An unbound TCP socket for ``HOST:PORT`` (IPv6 hosts in brackets) and its address."""
     host, _, port = addr.rpartition(":")
     host = host.strip("[]")
     infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
+    return socket.socket(family, kind, proto), address
+
+
+def _listen(sock: socket.socket, address: Any, *, reuse_port: bool) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(1024)
         sock.setblocking(False)
@@ -170,6 +172,48 @@ def bind(addr: str) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def bind(addr: str) -> socket.socket:
+    """Opens the listening socket of ``HOST:PORT`` (IPv6 hosts in brackets).
+
+    Raises:
+        OSError: The address cannot be bound (e.g. in use).
+    """
+    sock, address = _open(addr)
+    return _listen(sock, address, reuse_port=False)
+
+
+def bind_group(addr: str, count: int) -> list[socket.socket]:
+    """Opens ``count`` listening sockets on ``HOST:PORT``, the kernel spreading connections.
+
+    One socket is :func:`bind`'s. Several share the port with ``SO_REUSEPORT``: Linux hands each
+    new connection to one of them by a hash of its addresses, so the front processes serving
+    them get even shares (a socket shared by all would not: whichever process wakes first takes
+    every connection waiting). ``SO_REUSEPORT`` alone would let another process of the same user
+    bind the port beside them silently, so the port is first bound without it (a port in use is
+    an error, as with one socket), released, and bound again by the group: only a process
+    binding it with ``SO_REUSEPORT`` in between could join.
+
+    Raises:
+        OSError: The address cannot be bound (e.g. in use).
+    """
+    first = bind(addr)
+    if count <= 1:
+        return [first]
+    host = addr.rpartition(":")[0]
+    port = first.getsockname()[1]  # the one chosen when ``addr`` asks for any (port 0)
+    first.close()
+    group: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock, address = _open(f"{host}:{port}")
+            group.append(_listen(sock, address, reuse_port=True))
+    except OSError:
+        for sock in group:
+            sock.close()
+        raise
+    return group
 
 
 class _Server(uvicorn.Server):

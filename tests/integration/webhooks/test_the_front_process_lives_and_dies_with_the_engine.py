@@ -1,8 +1,13 @@
-"""The webhook front process: started with the engine, restarted if it dies, gone with the engine."""
+"""The webhook front processes: started with the engine, restarted if one dies, gone with the engine.
+
+The engines here run two front processes (``AUTOMATIONS_WEBHOOK_PROCESSES=2``, the default on a
+2-core machine), so that what holds for each of several is checked on any machine.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import signal
 import threading
@@ -57,9 +62,12 @@ def _metric(engine: EngineProcess, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
+FRONTS = {"AUTOMATIONS_WEBHOOK_PROCESSES": "2"}
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[EngineProcess]:
-    started = EngineProcess(tmp_path).start()
+    started = EngineProcess(tmp_path, env=FRONTS).start()
     yield started
     started.stop()
 
@@ -75,34 +83,41 @@ def test_a_killed_front_is_started_again_and_serves_the_same_webhooks(
     url = _hook_url(engine)
     with httpx.Client(timeout=10) as http:
         assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
-        (front,) = _fronts_of(engine)
+        fronts = _fronts_of(engine)
+        assert len(fronts) == 2
+        front = fronts[0]
         os.kill(front, signal.SIGKILL)
         wait_until(
-            lambda: [pid for pid in _fronts_of(engine) if pid != front and _alive(pid)],
-            what="a new front process",
+            lambda: len([pid for pid in _fronts_of(engine) if pid != front and _alive(pid)]) == 2,
+            what="a new front process beside the other",
         )
-        event_id = str(uuid.uuid4())
-        wait_until(lambda: _post_ok(http, url, event_id), what="the new front answering 204")
+        assert fronts[1] in _fronts_of(engine), "the other front was left alone"
+        # fresh connections, so that both fronts (the new one included) answer some
+        event_ids = [str(uuid.uuid4()) for _ in range(16)]
+        for event_id in event_ids:
+            wait_until(functools.partial(_post_fresh_ok, url, event_id), what="a 204")
     with automations.Client(engine.grpc_addr) as api:
-        assert event_id in {e["id"] for e in api.list_events(names=["front.hit"])}
+        assert set(event_ids) <= {e["id"] for e in api.list_events(names=["front.hit"])}
     assert "the webhook front process died" in engine.log()
 
 
-def _post_ok(http: httpx.Client, url: str, event_id: str) -> bool:
+def _post_fresh_ok(url: str, event_id: str) -> bool:
     try:
-        return http.post(url, json={"id": event_id}).status_code == 204
+        with httpx.Client(timeout=10) as fresh:
+            return fresh.post(url, json={"id": event_id}).status_code == 204
     except httpx.HTTPError:
         return False
 
 
 def test_kill_9_of_the_engine_takes_the_front_and_frees_the_port(tmp_path: Path) -> None:
-    engine = EngineProcess(tmp_path).start()
+    engine = EngineProcess(tmp_path, env=FRONTS).start()
     try:
-        (front,) = _fronts_of(engine)
+        fronts = _fronts_of(engine)
+        assert len(fronts) == 2
         engine.kill9()
-        wait_until(lambda: not _alive(front), what="the front to exit")
+        wait_until(lambda: not any(_alive(pid) for pid in fronts), what="the fronts to exit")
         engine.start()  # the same HTTP port
-        assert len(_fronts_of(engine)) == 1
+        assert len(_fronts_of(engine)) == 2
         url = _hook_url(engine)
         with httpx.Client(timeout=10) as http:
             assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
@@ -113,7 +128,7 @@ def test_kill_9_of_the_engine_takes_the_front_and_frees_the_port(tmp_path: Path)
 def test_sigterm_drains_the_front_every_204_committed_and_the_counts_relayed(
     tmp_path: Path,
 ) -> None:
-    engine = EngineProcess(tmp_path).start()
+    engine = EngineProcess(tmp_path, env=FRONTS).start()
     try:
         url = _hook_url(engine)
         acknowledged: list[str] = []
@@ -145,12 +160,12 @@ def test_sigterm_drains_the_front_every_204_committed_and_the_counts_relayed(
                 ),
                 what="the front's counts on the engine's /metrics",
             )
-            (front,) = _fronts_of(engine)
+            fronts = _fronts_of(engine)
             assert engine.terminate() == 0
             stop.set()
             for sender in senders:
                 sender.result()
-        assert not _alive(front)
+        assert not any(_alive(pid) for pid in fronts)
         with lock:
             answered = set(acknowledged)
             last = acknowledged[-1]
