@@ -71,21 +71,26 @@ def wrk(url: str, seconds: int, connections: int = 64) -> dict[str, float]:
 
 
 def serve_ceiling(addr: str) -> None:
-    """The engine's HTTP plumbing with no work: uvicorn (httptools, the engine's settings),
-    Starlette's router, an ASGI endpoint reading the body as the engine's does, a 204."""
-    from starlette.routing import Route, Router
-    from starlette.types import Receive, Scope, Send
-
+    """The engine's HTTP plumbing with no work: uvicorn (httptools, the engine's settings), the
+    engine's routing (``http_app.route``), the body read as the engine reads it, a 204."""
     from automations.webhooks import http_app
 
-    class Endpoint:
-        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-            await http_app.read_body(receive, http_app.DEFAULT_MAX_BODY_BYTES)
-            headers = [(b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
+    no_content = {
+        "type": "http.response.start",
+        "status": 204,
+        "headers": [(b"content-length", b"0")],
+    }
+    empty = {"type": "http.response.body", "body": b""}
 
-    app = Router(routes=[Route("/hooks/{slug}", Endpoint())])
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if http_app.route(scope["path"]) is None:
+            await http_app.no_route(send)
+            return
+        await http_app.read_body(receive, http_app.DEFAULT_MAX_BODY_BYTES)
+        await send(no_content)
+        await send(empty)
 
     async def main() -> None:
         server = http_app.HttpServer(app, http_app.bind(addr), shutdown_grace_seconds=1)

@@ -83,6 +83,8 @@ def error_answer(status: int, message: str, *headers: tuple[str, str]) -> Answer
 
 
 NOT_FOUND = error_answer(404, "no such webhook")
+NO_CONTENT = Answer(204)
+"""The answer to a request whose events are committed."""
 
 
 def _validation_code(request: requests.Request) -> str | None:
@@ -261,7 +263,7 @@ class Receiver:
             return self.refuse(webhook, request, error_answer(400, exc.message), "invalid")
         fresh = sum(flags)
         self._meter.events(fresh, len(flags) - fresh)
-        answer = Answer(204)
+        answer = NO_CONTENT
         self._record(
             webhook,
             request,

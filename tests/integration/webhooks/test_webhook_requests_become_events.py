@@ -92,6 +92,9 @@ def test_an_unknown_method_is_405_and_an_unknown_slug_404(
     assert "GET" in reply.headers["allow"]
     base = hook["url"].rsplit("/", 1)[0]
     assert http.post(base + "/not-a-slug", json={}).status_code == 404
+    root = base.removesuffix("/hooks")
+    for elsewhere in ("/", "/hooks", "/hooks/", "/other/" + hook["slug"]):
+        assert http.post(root + elsewhere, json={}).status_code == 404, elsewhere
 
 
 def test_a_disabled_or_rotated_or_deleted_webhook_answers_404(
