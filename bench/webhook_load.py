@@ -4,7 +4,7 @@
 HTTP/1.1 over keep-alive connections, each request timed from its *scheduled* send time, so a
 stall counts against the server; the send time travels in the body); the ceiling server (the
 engine's HTTP plumbing answering 204 with no work); a recording executor; and the CPU time of a
-process and of the webhook front process it started, read from ``/proc``.
+process and of the webhook front processes it started, read from ``/proc``.
 """
 
 from __future__ import annotations
@@ -211,8 +211,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def front_of(pid: int) -> int | None:
-    """The pid of the webhook front process the engine ``pid`` started, if one runs."""
+def fronts_of(pid: int) -> list[int]:
+    """The pids of the webhook front processes the engine ``pid`` started."""
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -222,5 +223,5 @@ def front_of(pid: int) -> int | None:
         except OSError:
             continue
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"webhooks.front" in cmdline:
-            return int(entry.name)
-    return None
+            found.append(int(entry.name))
+    return found

@@ -3,7 +3,7 @@
 Issue #20's figures, side by side in one run, each load from a process of its own on loopback:
 
 * **throughput**: ``wrk`` (Debian's package) POSTs JSON bodies, each different, for ``--seconds``
-  over 64 keep-alive connections to (a) a **ceiling**: uvicorn + Starlette with httptools, the
+  over 64 keep-alive connections to (a) a **ceiling**: uvicorn with httptools, the
   engine's stack and configuration, whose ``/hooks/{slug}`` reads the body and answers 204 with no
   work (``python -m bench.webhooks ceiling``), and (b) the **engine**'s ``/hooks/<slug>`` with a
   dynamic template (three values from the body and a header) whose events are committed to
@@ -155,17 +155,17 @@ def _hook_url(grpc_addr: str) -> str:
 
 
 class _Cpu:
-    """The CPU time an engine's process and its front process spend in a block."""
+    """The CPU time an engine's process and its front processes (together) spend in a block."""
 
     def __init__(self, pid: int) -> None:
-        self._pids = (pid, load.front_of(pid) or 0)
+        self._pids = (pid, *load.fronts_of(pid))
 
     def measure(self, fn: Callable[[], T]) -> tuple[T, float, float]:
-        """``fn()``, and the engine's and the front's CPU seconds meanwhile."""
+        """``fn()``, and the engine's and its fronts' CPU seconds meanwhile."""
         before = [load.cpu_seconds(pid) for pid in self._pids]
         result = fn()
-        after = [load.cpu_seconds(pid) for pid in self._pids]
-        return result, after[0] - before[0], after[1] - before[1]
+        spent = [load.cpu_seconds(pid) - was for pid, was in zip(self._pids, before, strict=True)]
+        return result, spent[0], sum(spent[1:])
 
 
 def constant_rate(url: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -372,7 +372,7 @@ def run(
         )
     med = {key: statistics.median(values) for key, values in figures.items()}
     print(
-        f"ceiling (uvicorn + Starlette, read body, 204):   {med['ceiling']:9,.0f} requests/s "
+        f"ceiling (uvicorn, routing, read body, 204):       {med['ceiling']:9,.0f} requests/s "
         f"({_spread(figures['ceiling'], ',.0f')})"
     )
     print(
@@ -383,7 +383,7 @@ def run(
     )
     print(
         f"   CPU per request at saturation: ceiling {med['sat_ceiling_us']:.0f} us; engine "
-        f"{med['sat_engine_us']:.0f} us + its front process {med['sat_front_us']:.0f} us"
+        f"{med['sat_engine_us']:.0f} us + its front processes {med['sat_front_us']:.0f} us"
     )
     print(
         f"at 1,000 requests/s, no automation: request -> 204 p50 {med['plain_p50_ms']:.1f} ms, "
