@@ -72,7 +72,7 @@ def test_a_webhook_port_in_use_stops_the_start_even_with_several_webhook_process
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
-        addr = "127.0.0.1:%d" % other.getsockname()[1]
+        addr = f"127.0.0.1:{other.getsockname()[1]}"
         done = _serve_on_http_port(tmp_path, addr)
     assert done.returncode == 1
     assert f"cannot serve webhooks on http_addr {addr}" in done.stderr
