@@ -1,6 +1,6 @@
 """Incoming webhooks: HTTP requests to ``/hooks/<slug>`` turned into events, acknowledged once durable.
 
-The request's way through, one module each: ``http_app`` (the ASGI app on uvicorn and Starlette:
+The request's way through, one module each: ``http_app`` (the ASGI app on uvicorn:
 methods, the body limit, status codes), ``receiver`` (the webhook's lookup in ``directory``, its
 rate limit in ``rate_limit``, authentication in ``signatures``, the Azure Event Grid handshake,
 then publishing and the answer), ``processing`` (on a worker thread of ``workers``: the template
