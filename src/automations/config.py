@@ -8,6 +8,7 @@ stops the engine with a message naming the setting.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -125,7 +126,8 @@ class Settings(pydantic_settings.BaseSettings):
         webhook_threads: Threads rendering webhook templates off the event loop (in each
             webhook process).
         webhook_processes: Processes serving ``/hooks/<slug>`` side by side (the kernel spreads
-            connections over them); 0: one per CPU, at most ``MAX_AUTO_WEBHOOK_PROCESSES``.
+            connections over them); 0: one per CPU, at most ``MAX_AUTO_WEBHOOK_PROCESSES``
+            (one off Linux).
         simulation_max_span_seconds: The longest span of simulated time one SimulateAutomation
             call may ask for (``until`` after the clock's start); longer: INVALID_ARGUMENT.
         simulation_max_events: The most events one SimulateAutomation call may carry.
@@ -258,6 +260,8 @@ class Settings(pydantic_settings.BaseSettings):
         """The webhook processes to start: ``webhook_processes``, else one per CPU (capped)."""
         if self.webhook_processes:
             return self.webhook_processes
+        if not sys.platform.startswith("linux"):
+            return 1  # elsewhere SO_REUSEPORT does not spread connections over the sockets
         return max(1, min(MAX_AUTO_WEBHOOK_PROCESSES, os.cpu_count() or 1))
 
     def webhook_url_base(self) -> str:

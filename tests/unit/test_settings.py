@@ -167,3 +167,24 @@ def test_the_metric_minimum_is_prefects_unless_lowered(monkeypatch: pytest.Monke
     monkeypatch.setenv("AUTOMATIONS_METRIC_MINIMUM_SECONDS", "600")
     with pytest.raises(pydantic.ValidationError, match="metric_minimum_seconds"):
         config.load()
+
+
+def test_webhook_processes_default_to_one_per_cpu_capped_and_one_off_linux(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(config.sys, "platform", "linux")
+    for cpus, expected in (
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (64, config.MAX_AUTO_WEBHOOK_PROCESSES),
+        (None, 1),
+    ):
+        monkeypatch.setattr(config.os, "cpu_count", lambda n=cpus: n)
+        assert config.load({}).webhook_process_count() == expected
+    assert config.load({"webhook_processes": 7}).webhook_process_count() == 7
+    monkeypatch.setattr(config.sys, "platform", "darwin")
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 8)
+    assert config.load({}).webhook_process_count() == 1
+    with pytest.raises(pydantic.ValidationError, match="webhook_processes"):
+        config.load({"webhook_processes": -1})

@@ -21,6 +21,7 @@ import math
 import mmap
 import os
 import struct
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 
@@ -70,7 +71,11 @@ class SharedBuckets:
     @classmethod
     def create(cls, slots: int = DEFAULT_SLOTS) -> SharedBuckets:
         """A new table, every bucket full (inheritable: give ``fd`` to the fronts)."""
-        fd = os.memfd_create("automations-webhook-rate-limits", 0)
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("automations-webhook-rate-limits", 0)
+        else:  # not Linux: an unlinked temporary file serves the same
+            with tempfile.TemporaryFile() as backing:
+                fd = os.dup(backing.fileno())
         os.ftruncate(fd, slots * SLOT_BYTES)
         os.set_inheritable(fd, True)
         return cls(fd, slots)
