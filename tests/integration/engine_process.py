@@ -141,3 +141,37 @@ def running_engine(workdir: Path, **kwargs: object) -> Iterator[EngineProcess]:
         yield engine.start()
     finally:
         engine.stop()
+
+
+def serve_refused(
+    database_url: str, cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``automations serve`` that is expected to refuse to start; its exit code and output.
+
+    Args:
+        database_url: Its database.
+        cwd: Its working directory.
+        *args: More flags.
+        env: Environment variables set beside this process's.
+    """
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "automations.cli.main",
+            "serve",
+            "--no-executors",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "",
+            "--database-url",
+            database_url,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )

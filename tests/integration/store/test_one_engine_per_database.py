@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from automations.store import engine_lock
-from tests.integration.engine_process import EngineProcess
-
-
-def second_serve(database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automations.cli.main",
-            "serve",
-            "--no-executors",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "",
-            "--database-url",
-            database_url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+from tests.integration.engine_process import EngineProcess, serve_refused
 
 
 def test_a_second_engine_refuses_to_start_and_names_the_holder(
@@ -40,7 +16,7 @@ def test_a_second_engine_refuses_to_start_and_names_the_holder(
     first = EngineProcess(tmp_path, database_url=database_url).start()
     try:
         assert first.proc is not None
-        refused = second_serve(database_url, tmp_path)
+        refused = serve_refused(database_url, tmp_path)
         assert refused.returncode == 1
         assert "Traceback" not in refused.stderr
         (line,) = [t for t in refused.stderr.splitlines() if t.startswith("automations serve")]
@@ -72,7 +48,7 @@ def test_the_holder_named_is_in_this_database_not_another(
         decoy.commit()
         first = EngineProcess(tmp_path, database_url=postgres_url).start()
         try:
-            refused = second_serve(postgres_url, tmp_path)
+            refused = serve_refused(postgres_url, tmp_path)
             assert refused.returncode == 1
             (line,) = [t for t in refused.stderr.splitlines() if t.startswith("automations serve")]
             assert "decoy" not in line

@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.integration.cluster.replicas import harness
-from tests.integration.engine_process import EngineProcess
+from tests.integration.engine_process import EngineProcess, serve_refused
 
 pytestmark = pytest.mark.postgres
-
-
-def _serve(database_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "automations.cli.main",
-            "serve",
-            "--no-executors",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "",
-            "--database-url",
-            database_url,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
 
 
 def _refusal(done: subprocess.CompletedProcess[str]) -> str:
@@ -48,7 +24,7 @@ def test_a_single_node_engine_refuses_a_database_replicas_run_on_naming_one(
     cluster: harness.Cluster, tmp_path: Path
 ) -> None:
     replica = cluster.start_replica()
-    line = _refusal(_serve(cluster.database_url, tmp_path))
+    line = _refusal(serve_refused(cluster.database_url, tmp_path))
     assert "another engine holds this database: automations replica on " in line
     assert replica.proc is not None
     assert f"pid {replica.proc.pid} gRPC {replica.grpc_addr}" in line
@@ -61,7 +37,7 @@ def test_a_replica_refuses_a_database_a_single_node_engine_holds_naming_it(
     single = EngineProcess(tmp_path, database_url=cluster.database_url).start()
     try:
         assert single.proc is not None
-        refused = _serve(
+        refused = serve_refused(
             cluster.database_url,
             tmp_path,
             "--cluster",
