@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -173,11 +173,15 @@ class ClusterChanges:
         """
         return counted is None or counted == self._synced
 
-    def sync(self) -> int:
+    def sync(self, taking: Iterable[int] = ()) -> int:
         """Applies the changes other replicas made since the last sync; returns how many.
 
         One query of the enabled automations' ids and versions, then the definitions of those
         that are new or changed.
+
+        Args:
+            taking: Partitions being taken over, not owned yet: the state rows a change makes
+                obsolete are deleted there too, before they are restored.
         """
         t = tables.automations
         with self._database.read() as conn:
@@ -196,7 +200,7 @@ class ClusterChanges:
         if not fresh and not gone:
             self._synced = counted
             return 0
-        owned = list(self._owned())
+        owned = sorted({*self._owned(), *taking})
         with self._database.write() as conn:
             for automation in fresh:
                 if automation.id in loaded:

@@ -241,6 +241,7 @@ class ClusterBackend(writer.Backend):
         if grants:
             crash_points.reached("during-takeover")
             self._next_restore = self._clock() + partitioned.RESTORE_DELAY
+            self._sync_before_restoring([grant.partition for grant in grants])
         for grant in grants:
             started = time.perf_counter()
             with self.database.read() as conn:
@@ -272,6 +273,19 @@ class ClusterBackend(writer.Backend):
             if released:
                 logger.info("re-queued in-flight invocations", extra={"invocations": released})
         return grants
+
+    def _sync_before_restoring(self, partitions: list[int]) -> None:
+        """Loads the automation changes not synced yet, before taken-over rows are restored.
+
+        A partition's rows may hold buckets of automations its previous owner knew and this
+        replica has not loaded yet (it syncs every second and before a commit): restored before
+        they are loaded, those rows would be dropped, and the buckets lost. Read after the lease
+        is granted, the automations include every one the previous owner could commit for.
+        """
+        try:
+            self.changes.sync(taking=partitions)
+        except Exception:
+            logger.exception("loading automation changes before a takeover failed")
 
     def renew(self, lease: float) -> list[int]:
         """Extends the owned partitions' leases; drops (and returns) those taken over."""
