@@ -162,6 +162,11 @@ class Outcome:
     step: state.Step
     forwards: dict[int, list[events.Event]]
 
+    def changes_something(self) -> bool:
+        """Whether committing it writes anything (firings, state, forwards)."""
+        step = self.step
+        return bool(step.firings or step.upserts or step.deletes or self.forwards)
+
 
 class PartitionedEngine:
     """The owned partitions of a replica, each with its engine.

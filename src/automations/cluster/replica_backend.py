@@ -218,7 +218,7 @@ class ClusterBackend(writer.Backend):
 
     def _commit_outcomes(self, outcomes: list[partitioned.Outcome], now: float) -> None:
         """Commits outcomes made outside any input (deadlines, released followers), if any."""
-        changed = [o for o in outcomes if _changes_something(o)]
+        changed = [o for o in outcomes if o.changes_something()]
         if changed:
             clock = self.engine.clock.to_data()
             first = [
@@ -241,7 +241,10 @@ class ClusterBackend(writer.Backend):
         if grants:
             crash_points.reached("during-takeover")
             self._next_restore = self._clock() + partitioned.RESTORE_DELAY
-            self._sync_before_restoring([grant.partition for grant in grants])
+            try:  # rows of automations not synced yet (created < 1 s ago) would be dropped:
+                self.changes.sync(taking=[grant.partition for grant in grants])  # loaded first
+            except Exception:
+                logger.exception("loading automation changes before a takeover failed")
         for grant in grants:
             started = time.perf_counter()
             with self.database.read() as conn:
@@ -273,19 +276,6 @@ class ClusterBackend(writer.Backend):
             if released:
                 logger.info("re-queued in-flight invocations", extra={"invocations": released})
         return grants
-
-    def _sync_before_restoring(self, partitions: list[int]) -> None:
-        """Loads the automation changes not synced yet, before taken-over rows are restored.
-
-        A partition's rows may hold buckets of automations its previous owner knew and this
-        replica has not loaded yet (it syncs every second and before a commit): restored before
-        they are loaded, those rows would be dropped, and the buckets lost. Read after the lease
-        is granted, the automations include every one the previous owner could commit for.
-        """
-        try:
-            self.changes.sync(taking=partitions)
-        except Exception:
-            logger.exception("loading automation changes before a takeover failed")
 
     def renew(self, lease: float) -> list[int]:
         """Extends the owned partitions' leases; drops (and returns) those taken over."""
@@ -506,8 +496,3 @@ class ClusterBackend(writer.Backend):
 
 class _ChangesToLoad(Exception):
     """Raised inside a commit whose fence saw automation changes not loaded yet (rolls it back)."""
-
-
-def _changes_something(outcome: partitioned.Outcome) -> bool:
-    step = outcome.step
-    return bool(step.firings or step.upserts or step.deletes or outcome.forwards)
