@@ -183,6 +183,16 @@ class Cluster:
         with self._engine.connect() as conn:
             return {int(r[0]): r[1] for r in conn.execute(sa.select(p.c.partition, p.c.owner))}
 
+    def owner_count(self) -> int:
+        """How many replicas own partitions now."""
+        return len({owner for owner in self.owners().values() if owner})
+
+    def wait_owners(self, count: int, timeout: float = 20.0) -> None:
+        """Waits until ``count`` replicas own partitions."""
+        wait_until(
+            lambda: self.owner_count() == count, timeout=timeout, what=f"{count} owning replicas"
+        )
+
     def stable_owners(self, replicas: int, timeout: float = 30.0) -> dict[int, str | None]:
         """``{partition: owner}`` once ``replicas`` own every partition, the same twice in a row."""
         seen: list[dict[int, str | None]] = []

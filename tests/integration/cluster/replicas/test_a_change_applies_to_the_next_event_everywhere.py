@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.cluster.replicas import harness, workload
-from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -27,11 +26,7 @@ def test_events_sent_right_after_a_create_through_another_replica_are_evaluated_
     cluster: harness.Cluster,
 ) -> None:
     creator, sender = cluster.start_replica(), cluster.start_replica()
-    wait_until(
-        lambda: len({o for o in cluster.owners().values() if o}) == 2,
-        timeout=20,
-        what="both replicas owning partitions",
-    )
+    cluster.wait_owners(2)
     with cluster.client(creator) as api:
         api.create_automation(EVERY_EVENT, automation_id="every")
     events = workload.pings(range(40))  # over every partition, both replicas'

@@ -54,11 +54,7 @@ def test_a_killed_replicas_partitions_move_and_its_windows_fire_once_elsewhere(
                 called if automation_id == workload.ALIGNED_ID else spec, automation_id
             )
             oracle.create_automation(spec, automation_id)
-        wait_until(
-            lambda: len({o for o in cluster.owners().values() if o}) == 3,
-            timeout=20,
-            what="three owners",
-        )
+        cluster.wait_owners(3)
         wait_until(lambda: _synced(cluster), timeout=10, what="automations synced")
         victim = replicas[1]
         doomed = {p for p in range(cluster.partitions) if cluster.owner_of(p) is victim}

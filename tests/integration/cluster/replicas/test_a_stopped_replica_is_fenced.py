@@ -22,11 +22,7 @@ def test_a_replica_stopped_past_its_lease_commits_nothing_after_it_resumes(
         for automation_id, spec in workload.EVERY.items():
             cluster.create_automation(spec, automation_id)
             oracle.create_automation(spec, automation_id)
-        wait_until(
-            lambda: len({o for o in cluster.owners().values() if o}) == 2,
-            timeout=20,
-            what="two owners",
-        )
+        cluster.wait_owners(2)
         wait_until(
             lambda: all(
                 harness.metric(r, "automations_loaded_automations") == len(workload.EVERY)

@@ -30,11 +30,7 @@ def test_a_survivor_restores_the_victims_buckets_on_touch_and_when_due(
             spec = workload.EVERY[automation_id]
             cluster.create_automation(spec, automation_id)
             oracle.create_automation(spec, automation_id)
-        wait_until(
-            lambda: len({o for o in cluster.owners().values() if o}) == 2,
-            timeout=20,
-            what="two owners",
-        )
+        cluster.wait_owners(2)
         victim, survivor = replicas
         doomed = {p for p in range(cluster.partitions) if cluster.owner_of(p) is victim}
         assert doomed

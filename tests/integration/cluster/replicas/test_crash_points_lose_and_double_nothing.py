@@ -70,7 +70,7 @@ def test_a_replica_exiting_at_any_crash_point_loses_and_doubles_nothing(
             oracle.create_automation(workload.EVERY[automation_id], automation_id)
         wait_until(
             lambda: (
-                len({o for o in cluster.owners().values() if o}) == 2
+                cluster.owner_count() == 2
                 and all(
                     harness.metric(r, "automations_loaded_automations") == len(specs)
                     for r in cluster.live()

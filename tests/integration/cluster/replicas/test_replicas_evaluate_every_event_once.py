@@ -26,11 +26,7 @@ def test_events_sent_to_any_replica_fire_as_a_single_node_does(
             cluster.create_automation(workload.EVERY[automation_id], automation_id)
             oracle.create_automation(workload.EVERY[automation_id], automation_id)
         # both replicas own partitions before the events arrive (the second one joined)
-        wait_until(
-            lambda: len({o for o in cluster.owners().values() if o}) == 2,
-            timeout=20,
-            what="both replicas own partitions",
-        )
+        cluster.wait_owners(2)
         wait_until(lambda: _loaded_everywhere(cluster), timeout=10, what="automations synced")
         batches = [workload.pings(range(start, start + 20)) for start in range(0, 120, 20)]
         batches += [workload.pings(range(start, start + 20)) for start in range(0, 120, 20)]

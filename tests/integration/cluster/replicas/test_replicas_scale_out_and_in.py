@@ -39,15 +39,15 @@ def test_partitions_follow_replicas_joining_and_leaving_under_load(
                     timeout=20,
                     what=f"{count} replicas owning partitions",
                 )
-                owners_seen.append(_owners(cluster))
+                owners_seen.append(cluster.owner_count())
             leaving = cluster.live()[1]
             assert leaving.terminate(timeout=30) == 0  # SIGTERM: hands its partitions over
             wait_until(
-                lambda: _owners(cluster) == 2 and None not in cluster.owners().values(),
+                lambda: cluster.owner_count() == 2 and None not in cluster.owners().values(),
                 timeout=20,
                 what="two replicas owning every partition",
             )
-            owners_seen.append(_owners(cluster))
+            owners_seen.append(cluster.owner_count())
         finally:
             done.set()
             loader.join(timeout=60)
@@ -65,11 +65,7 @@ def test_partitions_follow_replicas_joining_and_leaving_under_load(
 
 
 def _owned_by(cluster: harness.Cluster, count: int) -> Callable[[], bool]:
-    return lambda: _owners(cluster) == count
-
-
-def _owners(cluster: harness.Cluster) -> int:
-    return len({owner for owner in cluster.owners().values() if owner})
+    return lambda: cluster.owner_count() == count
 
 
 def _load(
