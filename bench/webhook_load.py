@@ -72,15 +72,8 @@ def wrk(url: str, seconds: int, connections: int = 64) -> dict[str, float]:
 
 def serve_ceiling(addr: str) -> None:
     """The engine's HTTP plumbing with no work: uvicorn (httptools, the engine's settings), the
-    engine's routing (``http_app.route``), the body read as the engine reads it, a 204."""
-    from automations.webhooks import http_app
-
-    no_content = {
-        "type": "http.response.start",
-        "status": 204,
-        "headers": [(b"content-length", b"0")],
-    }
-    empty = {"type": "http.response.body", "body": b""}
+    engine's routing (``http_app.route``), the body read and the 204 sent as the engine does."""
+    from automations.webhooks import http_app, receiver
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -89,8 +82,7 @@ def serve_ceiling(addr: str) -> None:
             await http_app.no_route(send)
             return
         await http_app.read_body(receive, http_app.DEFAULT_MAX_BODY_BYTES)
-        await send(no_content)
-        await send(empty)
+        await http_app.send_answer(receiver.NO_CONTENT, send)
 
     async def main() -> None:
         server = http_app.HttpServer(app, http_app.bind(addr), shutdown_grace_seconds=1)

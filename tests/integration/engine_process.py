@@ -114,6 +114,23 @@ class EngineProcess:
             self._log.close()
             self._log = None
 
+    def webhook_fronts(self) -> list[int]:
+        """The pids of its webhook front processes (its children running the front)."""
+        assert self.proc is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.proc.pid and b"automations.webhooks.front" in cmdline:
+                found.append(int(entry.name))
+        return found
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)

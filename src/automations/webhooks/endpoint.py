@@ -266,12 +266,14 @@ class _Front:
         """Asks the front something and waits for its answer (nothing while it is down)."""
         link = self.link
         if link is not None and not link.closed:
-            try:
-                await link.request(op, **fields)
-            except errors.Unavailable:
-                if op != "webhooks":
-                    raise
-                logger.warning("a webhook front process is down; it gets the webhooks on restart")
+            await link.request(op, **fields)
+
+    async def push(self, data: dict[str, Any]) -> None:
+        """Hands the front the webhooks (one that is down gets them when it is started again)."""
+        try:
+            await self.request("webhooks", **data)
+        except errors.Unavailable:
+            logger.warning("a webhook front process is down; it gets the webhooks on restart")
 
     async def stop(self, grace: float) -> None:
         """Stops the front: no new requests, those in flight finish, the history is handed over."""
@@ -401,7 +403,7 @@ class WebhookEndpoint:
     async def push_webhooks(self) -> None:
         """Has the fronts serve the webhooks last read (one that is down gets them on restart)."""
         data = self._webhooks_data()
-        await asyncio.gather(*(front.request("webhooks", **data) for front in self._fronts))
+        await asyncio.gather(*(front.push(data) for front in self._fronts))
 
     async def request_front(self, op: str) -> None:
         """Asks every front something and waits for their answers (nothing of one that is down)."""
@@ -432,4 +434,3 @@ class WebhookEndpoint:
         self._tasks = []
         await asyncio.gather(*(front.close() for front in self._fronts))
         self._limits.close()
-        os.close(self._limits.fd)

@@ -74,7 +74,7 @@ async def no_route(send: Send) -> None:
         await send(message)
 
 
-async def _send(answer: receiver_.Answer, send: Send) -> None:
+async def send_answer(answer: receiver_.Answer, send: Send) -> None:
     """Sends an answer as raw ASGI messages (no response object to build per request)."""
     if answer is receiver_.NO_CONTENT:
         await send(_NO_CONTENT[0])
@@ -149,7 +149,7 @@ def build_app(
             answer = await hook(scope, receive, *found)
         except ClientDisconnect:
             return  # nobody to answer
-        await _send(answer, send)
+        await send_answer(answer, send)
 
     return app
 

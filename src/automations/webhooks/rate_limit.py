@@ -102,8 +102,9 @@ class SharedBuckets:
             fcntl.lockf(self.fd, fcntl.LOCK_UN, SLOT_BYTES, offset)
 
     def close(self) -> None:
-        """Unmaps the table (the descriptor is the caller's)."""
+        """Unmaps the table and closes its descriptor (in the engine, once the fronts are gone)."""
         self._map.close()
+        os.close(self.fd)
 
 
 class Slots:

@@ -29,24 +29,6 @@ TEMPLATE = (
 )
 
 
-def _fronts_of(engine: EngineProcess) -> list[int]:
-    """The pids of the engine's webhook front processes (its children running the front)."""
-    assert engine.proc is not None
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == engine.proc.pid and b"automations.webhooks.front" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -83,15 +65,17 @@ def test_a_killed_front_is_started_again_and_serves_the_same_webhooks(
     url = _hook_url(engine)
     with httpx.Client(timeout=10) as http:
         assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
-        fronts = _fronts_of(engine)
+        fronts = engine.webhook_fronts()
         assert len(fronts) == 2
         front = fronts[0]
         os.kill(front, signal.SIGKILL)
         wait_until(
-            lambda: len([pid for pid in _fronts_of(engine) if pid != front and _alive(pid)]) == 2,
+            lambda: (
+                len([pid for pid in engine.webhook_fronts() if pid != front and _alive(pid)]) == 2
+            ),
             what="a new front process beside the other",
         )
-        assert fronts[1] in _fronts_of(engine), "the other front was left alone"
+        assert fronts[1] in engine.webhook_fronts(), "the other front was left alone"
         # fresh connections, so that both fronts (the new one included) answer some
         event_ids = [str(uuid.uuid4()) for _ in range(16)]
         for event_id in event_ids:
@@ -112,12 +96,12 @@ def _post_fresh_ok(url: str, event_id: str) -> bool:
 def test_kill_9_of_the_engine_takes_the_front_and_frees_the_port(tmp_path: Path) -> None:
     engine = EngineProcess(tmp_path, env=FRONTS).start()
     try:
-        fronts = _fronts_of(engine)
+        fronts = engine.webhook_fronts()
         assert len(fronts) == 2
         engine.kill9()
         wait_until(lambda: not any(_alive(pid) for pid in fronts), what="the fronts to exit")
         engine.start()  # the same HTTP port
-        assert len(_fronts_of(engine)) == 2
+        assert len(engine.webhook_fronts()) == 2
         url = _hook_url(engine)
         with httpx.Client(timeout=10) as http:
             assert http.post(url, json={"id": str(uuid.uuid4())}).status_code == 204
@@ -160,7 +144,7 @@ def test_sigterm_drains_the_front_every_204_committed_and_the_counts_relayed(
                 ),
                 what="the front's counts on the engine's /metrics",
             )
-            fronts = _fronts_of(engine)
+            fronts = engine.webhook_fronts()
             assert engine.terminate() == 0
             stop.set()
             for sender in senders:

@@ -12,9 +12,6 @@ import pytest
 
 import automations
 from tests.integration.engine_process import EngineProcess
-from tests.integration.webhooks.test_the_front_process_lives_and_dies_with_the_engine import (
-    _fronts_of,
-)
 
 TEMPLATE = '{"event": "spread.hit", "resource": {"prefect.resource.id": "spread.{{ body.n }}"}}'
 PROCESSES = 2
@@ -74,7 +71,7 @@ def test_connections_are_spread_over_every_webhook_process(engine: EngineProcess
     with automations.Client(engine.grpc_addr) as api:
         hook = api.create_webhook("spread", TEMPLATE)
     path = "/hooks/" + hook["slug"]
-    fronts = _fronts_of(engine)
+    fronts = engine.webhook_fronts()
     assert len(fronts) == PROCESSES
     idle = {pid: _sockets_held(pid) for pid in fronts}
     conns = _connections(32, engine.http_addr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +24,6 @@ def table() -> Iterator[rate_limit.SharedBuckets]:
     buckets = rate_limit.SharedBuckets.create(slots=64)
     yield buckets
     buckets.close()
-    os.close(buckets.fd)
 
 
 def _hook(hook_id: str, rate: float) -> webhooks.Webhook:
@@ -116,4 +114,3 @@ def test_a_full_table_is_handed_out_again_with_full_buckets() -> None:
         assert len(crowded) == 2, "beyond the table, a webhook is limited in each process alone"
     finally:
         small.close()
-        os.close(small.fd)
