@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from automations.executors.supervisor import free_port
+from bench import webhook_load
 
 __all__ = ["EngineProcess", "free_port", "running_engine"]
 
@@ -115,21 +116,9 @@ class EngineProcess:
             self._log = None
 
     def webhook_fronts(self) -> list[int]:
-        """The pids of its webhook front processes (its children running the front)."""
+        """The pids of its webhook front processes (found as the benchmarks find them)."""
         assert self.proc is not None
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.proc.pid and b"automations.webhooks.front" in cmdline:
-                found.append(int(entry.name))
-        return found
+        return webhook_load.fronts_of(self.proc.pid)
 
     def kill9(self) -> None:
         assert self.proc is not None
