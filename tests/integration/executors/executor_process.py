@@ -170,6 +170,12 @@ class Reply:
     delay: float = 0.0
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: hundreds of concurrent connections overflowed it, and
+    # the dropped SYNs were retried a second or more later, past the callers' timeouts
+    request_queue_size = 1024
+
+
 class Receiver:
     """An HTTP server on 127.0.0.1 that records every request and answers with ``reply``."""
 
@@ -208,7 +214,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
