@@ -129,7 +129,13 @@ class EngineProcess:
     def terminate(self, timeout: float = 30.0) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tail = self.log()[-4000:]
+            raise AssertionError(
+                f"the engine did not exit within {timeout} s of SIGTERM; its log ends:\n{tail}"
+            ) from None
         self._close_log()
         return code
 
