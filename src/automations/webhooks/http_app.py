@@ -109,33 +109,34 @@ def build_app(
 
     async def hook(scope: Scope, receive: Receive, slug: str, rest: str) -> receiver_.Answer:
         received = clock()
-        webhook = await receiver.find(slug)
+        webhook = receiver.webhook(slug)  # known: no coroutine for the lookup
         if webhook is None:
-            return receiver.not_found()
+            webhook = await receiver.find(slug)
+            if webhook is None:
+                return receiver.not_found()
         method = scope["method"]
-        meta = requests.Request(
-            method,
-            requests.Headers.from_asgi(scope["headers"]),
-            b"",
-            query=scope["query_string"].decode("latin-1"),
-            path=f"/{rest}" if rest else "",
-            received=received,
-        )
+        headers = requests.Headers.from_asgi(scope["headers"])
+        query = scope["query_string"].decode("latin-1")
+        path = f"/{rest}" if rest else ""
+        refusal: receiver_.Answer | None = None
         if method not in METHODS:
-            answer = receiver_.error_answer(
+            refusal = receiver_.error_answer(
                 405, f"method {method} is not allowed", ("Allow", _ALLOW)
             )
-            return receiver.refuse(webhook, meta, answer, "method_not_allowed")
-        declared = meta.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
-            return receiver.refuse(webhook, meta, too_large, "too_large")
-        body = await read_body(receive, max_body_bytes)
-        if body is None:
-            return receiver.refuse(webhook, meta, too_large, "too_large")
-        full = requests.Request(
-            method, meta.headers, body, query=meta.query, path=meta.path, received=received
-        )
-        return await receiver.handle(slug, full)
+            outcome = "method_not_allowed"
+        else:
+            declared = headers.get("content-length", "")
+            body = (
+                None
+                if declared.isdigit() and int(declared) > max_body_bytes
+                else await read_body(receive, max_body_bytes)
+            )
+            if body is not None:
+                request = requests.Request(method, headers, body, query, path, received)
+                return await receiver.handle(slug, request)
+            refusal, outcome = too_large, "too_large"
+        meta = requests.Request(method, headers, b"", query, path, received)
+        return receiver.refuse(webhook, meta, refusal, outcome)
 
     # the routing is one prefix: a router (Starlette's) cost about 3 us per request here
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

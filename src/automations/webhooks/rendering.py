@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -57,20 +57,18 @@ def delivery_event_id(webhook_id: str, delivery_id: str, index: int) -> str:
 
 
 def _labels(value: Any, field: str) -> dict[str, str]:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict:  # parsed by orjson: an object is a dict
         raise Invalid(f"{field}: must be an object of string labels")
     for key, item in value.items():
-        if not isinstance(item, str):
+        if type(item) is not str:
             raise Invalid(
                 f"{field}[{key!r}]: label values must be strings, got {type(item).__name__} "
                 f'(quote it in the template: "{key}": "{{{{ ... }}}}")'
             )
-    return dict(value)
+    return value  # parsed for this request alone: nobody else holds it
 
 
-def _occurred(value: Any, field: str, default: float) -> float:
-    if value is None:
-        return default
+def _occurred(value: Any, field: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
@@ -90,21 +88,21 @@ def _one(
     prefix: str,
     *,
     webhook: webhooks.Webhook,
-    payload: Mapping[str, Any],
+    payload: Callable[[], dict[str, Any]],
     delivery_id: str | None,
     now: float,
 ) -> events.Event:
-    if not isinstance(item, Mapping):
+    if type(item) is not dict:  # parsed by orjson: an object is a dict
         raise Invalid(
             f"{prefix or 'the template'}: must render a JSON object with 'event' and 'resource', "
             f"got {type(item).__name__}"
         )
     name = item.get("event")
-    if not isinstance(name, str) or not name:
+    if type(name) is not str or not name:
         raise Invalid(f"{prefix}event: is required (a non-empty string)")
     resource = _labels(item.get("resource"), f"{prefix}resource")
     related_in = item.get("related") or []
-    if not isinstance(related_in, list):
+    if type(related_in) is not list:
         raise Invalid(f"{prefix}related: must be an array of objects")
     related = [_labels(r, f"{prefix}related[{i}]") for i, r in enumerate(related_in)]
     related.append(
@@ -117,21 +115,22 @@ def _one(
     event_id = item.get("id")
     if event_id is None or event_id == "":
         event_id = delivery_event_id(webhook.id, delivery_id, index) if delivery_id else ids.uuid7()
-    elif not isinstance(event_id, str):
+    elif type(event_id) is not str:
         raise Invalid(f"{prefix}id: must be a string")
     follows = item.get("follows")
-    if follows is not None and not isinstance(follows, str):
+    if follows is not None and type(follows) is not str:
         raise Invalid(f"{prefix}follows: must be a string")
     own_payload = item.get("payload")
-    if own_payload is not None and not isinstance(own_payload, Mapping):
+    if own_payload is not None and type(own_payload) is not dict:
         raise Invalid(f"{prefix}payload: must be an object")
+    occurred = item.get("occurred")
     event = events.Event(
         id=event_id,
         event=name,
-        occurred=_occurred(item.get("occurred"), f"{prefix}occurred", now),
+        occurred=now if occurred is None else _occurred(occurred, f"{prefix}occurred"),
         resource=resource,
         related=tuple(related),
-        payload=dict(payload if own_payload is None else own_payload),
+        payload=payload() if own_payload is None else own_payload,
         follows=follows or None,
         received=now,
     )
@@ -168,8 +167,11 @@ def build_events(
         parsed = orjson.loads(rendered)
     except orjson.JSONDecodeError as exc:
         raise Invalid(f"the template did not render valid JSON: {exc}") from None
-    payload = requests.default_payload(ctx, headers)
-    if not isinstance(parsed, list):
+
+    def payload() -> dict[str, Any]:  # made only for an event whose template sets none
+        return requests.default_payload(ctx, headers)
+
+    if type(parsed) is not list:
         return [
             _one(parsed, 0, "", webhook=webhook, payload=payload, delivery_id=delivery_id, now=now)
         ]

@@ -122,12 +122,33 @@ class Budget:
             )
 
 
-_local = threading.local()
+class _Local(threading.local):
+    budget: Budget | None = None  # a class default: no lookup with a fallback per access
+
+
+_local = _Local()
 
 
 def _current() -> Budget | None:
-    current: Budget | None = getattr(_local, "budget", None)
-    return current
+    return _local.budget
+
+
+def enter(limits: Budget) -> Budget | None:
+    """Renders on this thread spend ``limits`` from now, unless a budget is in force already.
+
+    :func:`budget` without a generator, for a path that renders often (a webhook request):
+    returns the budget that was in force (to give :func:`leave`), None when ``limits`` took over.
+    """
+    outer = _local.budget
+    if outer is None:
+        _local.budget = limits
+    return outer
+
+
+def leave(outer: Budget | None) -> None:
+    """Ends what :func:`enter` began (``outer``: what it returned)."""
+    if outer is None:
+        _local.budget = None
 
 
 @contextlib.contextmanager
@@ -136,7 +157,7 @@ def budget(limits: Budget | None = None) -> Iterator[Budget]:
 
     A block inside another one keeps the outer budget: one action's templates share one.
     """
-    outer = _current()
+    outer = _local.budget
     if outer is not None:
         yield outer
         return
@@ -148,7 +169,7 @@ def budget(limits: Budget | None = None) -> Iterator[Budget]:
 
 
 def _tick() -> None:
-    current = _current()
+    current = _local.budget
     if current is not None:
         current.tick()
 

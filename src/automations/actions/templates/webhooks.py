@@ -54,11 +54,12 @@ class Headers(dict[str, str]):
     @classmethod
     def from_asgi(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """The headers of an ASGI scope (names lower-case already, bytes in Latin-1)."""
-        pairs = [(key.decode("latin-1"), value.decode("latin-1")) for key, value in raw]
+        pairs = raw if isinstance(raw, list | tuple) else list(raw)
         headers = cls()
-        dict.update(headers, pairs)
-        if len(headers) != len(pairs) or not all(key.islower() for key, _ in pairs):
-            return cls(pairs)  # repeated names are joined, names lowered
+        dict.update(headers, {key.decode("latin-1"): value.decode("latin-1") for key, value in pairs})
+        if len(headers) != len(pairs) or not "".join(headers).islower():
+            # repeated names are joined, names lowered (or none has a letter: the same)
+            return cls((key.decode("latin-1"), value.decode("latin-1")) for key, value in pairs)
         return headers
 
     def __getitem__(self, key: str) -> str:
@@ -104,7 +105,9 @@ class _WebhookEnvironment(_sandbox._UserTemplateEnvironment):
         names = _ATTRIBUTES.get(type(obj))
         if names is not None:
             if attribute not in names:
-                _sandbox._tick()
+                spent = _sandbox._local.budget
+                if spent is not None:
+                    spent.tick()
                 try:
                     return obj[attribute]
                 except KeyError:
@@ -269,9 +272,10 @@ class ShortBudget(_Budget):
     __slots__ = ()
 
     def __init__(self, cpu_seconds: float, characters: int) -> None:
-        super().__init__()
         self._cpu_seconds = cpu_seconds
+        self._deadline = math.inf
         self._left = characters
+        self._ticks = 0
 
     @property
     def ran_out(self) -> bool:
@@ -308,26 +312,29 @@ def render(
         return source
     # the globals merged here once, not by Jinja per render (it walks a ChainMap each time)
     variables = {**_GLOBALS, **context}
-    with _sandbox.budget(limits or _Budget()):
-        try:
-            size = 0
-            parts: list[str] = []
-            # Jinja's own new_context also walks the template's globals (a ChainMap) for the
-            # names a template it imports may see: nothing is imported in the sandbox
-            context_ = jinja_runtime.new_context(
-                template.environment, template.name, template.blocks, variables, True
-            )
-            for chunk in template.root_render_func(context_):
-                size += len(chunk)
+    outer = _sandbox.enter(limits or _Budget())
+    try:
+        size = 0
+        parts: list[str] = []
+        # Jinja's own new_context also walks the template's globals (a ChainMap) for the
+        # names a template it imports may see: nothing is imported in the sandbox
+        context_ = jinja_runtime.new_context(
+            template.environment, template.name, template.blocks, variables, True
+        )
+        for chunk in template.root_render_func(context_):
+            size += len(chunk)
+            if size > _sandbox.MAX_RENDERED_SIZE:
                 _sandbox.refuse_size(size)
-                parts.append(chunk)
-            return "".join(parts)
-        except jinja2.UndefinedError as exc:
-            raise WebhookTemplateError(f"the template failed to render: {exc.message}") from None
-        except cloudevents.NotACloudEvent as exc:
-            raise WebhookTemplateError(f"from_cloud_event: {exc}") from None
-        except Exception as exc:
-            raise WebhookTemplateError(f"the template failed to render: {exc!r}") from None
+            parts.append(chunk)
+        return "".join(parts)
+    except jinja2.UndefinedError as exc:
+        raise WebhookTemplateError(f"the template failed to render: {exc.message}") from None
+    except cloudevents.NotACloudEvent as exc:
+        raise WebhookTemplateError(f"from_cloud_event: {exc}") from None
+    except Exception as exc:
+        raise WebhookTemplateError(f"the template failed to render: {exc!r}") from None
+    finally:
+        _sandbox.leave(outer)
 
 
 _GLOBALS = dict(PREFECT_ENV.globals)
