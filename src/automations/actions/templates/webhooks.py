@@ -56,7 +56,9 @@ class Headers(dict[str, str]):
         """The headers of an ASGI scope (names lower-case already, bytes in Latin-1)."""
         pairs = raw if isinstance(raw, list | tuple) else list(raw)
         headers = cls()
-        dict.update(headers, {key.decode("latin-1"): value.decode("latin-1") for key, value in pairs})
+        dict.update(
+            headers, {key.decode("latin-1"): value.decode("latin-1") for key, value in pairs}
+        )
         if len(headers) != len(pairs) or not "".join(headers).islower():
             # repeated names are joined, names lowered (or none has a letter: the same)
             return cls((key.decode("latin-1"), value.decode("latin-1")) for key, value in pairs)
