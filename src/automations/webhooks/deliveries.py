@@ -17,7 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from automations.domain import ids, webhooks
+from automations.domain import events, ids, webhooks
+from automations.webhooks import rendering, requests
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +26,16 @@ FLUSH_SECONDS = 1.0
 """How often waiting deliveries are written."""
 
 
+MAX_RECORDED_RENDER = 4096
+"""The most characters of a rendered template kept in a delivery record."""
+
+
 class Pending(NamedTuple):
     """A delivery waiting to be written.
 
-    A tuple, cheap to make for every request; only those still among the newest ``keep`` at the
-    next write become ``Delivery`` records.
+    A tuple, cheap to make for every request: only those still among the newest ``keep`` at the
+    next write become ``Delivery`` records, and only then are their headers masked, their render
+    cut and their events' ids read.
     """
 
     webhook_id: str
@@ -40,11 +46,23 @@ class Pending(NamedTuple):
     error: str
     rendered: str
     headers: Mapping[str, str]
-    event_ids: tuple[str, ...]
+    """As received (``Authorization`` and secrets included): masked in the record."""
+    events: Sequence[events.Event]
 
     def delivery(self) -> webhooks.Delivery:
         """The record, with a new id."""
-        return webhooks.Delivery(ids.uuid7(), *self)
+        return webhooks.Delivery(
+            ids.uuid7(),
+            self.webhook_id,
+            self.received,
+            self.method,
+            self.status,
+            self.duration,
+            self.error,
+            rendering.cut(self.rendered, MAX_RECORDED_RENDER),
+            requests.masked_headers(self.headers),
+            tuple(event.id for event in self.events),
+        )
 
 
 class DeliveryLog:

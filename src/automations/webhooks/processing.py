@@ -9,16 +9,12 @@ as ``PublishEvents`` does). Also what ``TestWebhook`` runs, without publishing.
 from __future__ import annotations
 
 import dataclasses
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from automations.actions.templates import webhooks as webhook_templates
-from automations.domain import events, redaction, webhooks
+from automations.domain import events, webhooks
 from automations.webhooks import rendering, requests
-
-MAX_RECORDED_RENDER = 4096
-"""The most characters of a rendered template kept in a delivery record."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -29,13 +25,11 @@ class Processed:
         events: The events, validated.
         rows: Their event-log rows (None without ``prepare``).
         rendered: What the template rendered.
-        headers: The request's headers without ``Authorization``, secrets masked.
     """
 
     events: list[events.Event]
     rows: list[Any] | None
     rendered: str
-    headers: dict[str, str]
 
 
 class Failed(Exception):
@@ -45,35 +39,13 @@ class Failed(Exception):
         message: Why.
         rendered: What the template rendered ("" when it failed to render).
         failed_event: Prefect's ``prefect-cloud.webhook.failed`` for this request.
-        headers: The request's headers without ``Authorization``, secrets masked.
     """
 
-    def __init__(
-        self, message: str, rendered: str, failed_event: events.Event, headers: dict[str, str]
-    ) -> None:
+    def __init__(self, message: str, rendered: str, failed_event: events.Event) -> None:
         super().__init__(message)
         self.message = message
         self.rendered = rendered
         self.failed_event = failed_event
-        self.headers = headers
-
-
-@functools.lru_cache(maxsize=4096)
-def _secret_header(name: str) -> bool:
-    return redaction.is_secret_key(name)
-
-
-def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers as recorded and shown: no ``Authorization``, secrets masked.
-
-    A header whose name says it is secret (a token, a signature, a cookie...) is masked whole;
-    in the others, secrets of URLs (``redaction.text``).
-    """
-    return {
-        name: redaction.MASK if _secret_header(name) else redaction.text(value)
-        for name, value in headers.items()
-        if name != "authorization"
-    }
 
 
 def process(
@@ -99,7 +71,6 @@ def process(
     """
     visible = request.headers.without("authorization")
     ctx = requests.context(request, visible)
-    headers = masked_headers(visible)
     rendered = ""
     try:
         rendered = webhook_templates.render(
@@ -109,7 +80,7 @@ def process(
             rendered,
             webhook=webhook,
             ctx=ctx,
-            headers=headers,
+            headers=visible,
             delivery_id=delivery_id,
             now=request.received,
         )
@@ -117,23 +88,13 @@ def process(
         failed = rendering.failed_event(
             webhook,
             method=request.method,
-            headers=headers,
+            headers=requests.masked_headers(visible),
             body=ctx["body"],
             raw_body=ctx["raw_body"],
             rendered=rendered,
             error=exc.message,
             now=request.received,
         )
-        raise Failed(exc.message, rendered, failed, headers) from None
+        raise Failed(exc.message, rendered, failed) from None
     rows = None if prepare is None else [prepare(event) for event in built]
-    return Processed(built, rows, rendered, headers)
-
-
-def recorded_render(rendered: str) -> str:
-    """A rendered template as kept in the delivery history (cut)."""
-    return rendering.cut(rendered, MAX_RECORDED_RENDER)
-
-
-def event_ids(built: Sequence[events.Event]) -> tuple[str, ...]:
-    """The ids of the events of a request."""
-    return tuple(event.id for event in built)
+    return Processed(built, rows, rendered)

@@ -270,8 +270,7 @@ class Receiver:
             answer,
             "accepted" if fresh else "duplicate",
             rendered=done.rendered,
-            event_ids=processing.event_ids(done.events),
-            headers=done.headers,
+            built=done.events,
         )
         return answer
 
@@ -291,8 +290,7 @@ class Receiver:
         *,
         error: str = "",
         rendered: str = "",
-        event_ids: tuple[str, ...] = (),
-        headers: dict[str, str] | None = None,
+        built: Sequence[events.Event] = (),
     ) -> None:
         duration = max(0.0, self._clock() - request.received)
         self._meter.request(outcome, duration)
@@ -304,9 +302,9 @@ class Receiver:
                 answer.status,
                 duration,
                 error,
-                processing.recorded_render(rendered),
-                headers if headers is not None else processing.masked_headers(request.headers),
-                event_ids,
+                rendered,
+                request.headers,
+                built,
             )
         )
 

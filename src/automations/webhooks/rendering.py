@@ -156,7 +156,7 @@ def build_events(
         rendered: The template's output.
         webhook: The webhook (its related resource, its id for derived event ids).
         ctx: The template context (for the default payload).
-        headers: The request's headers with secrets masked (for the default payload).
+        headers: The request's headers (masked for the default payload).
         delivery_id: The provider's delivery id, if any.
         now: When the request arrived.
 
@@ -169,7 +169,7 @@ def build_events(
         raise Invalid(f"the template did not render valid JSON: {exc}") from None
 
     def payload() -> dict[str, Any]:  # made only for an event whose template sets none
-        return requests.default_payload(ctx, headers)
+        return requests.default_payload(ctx, requests.masked_headers(headers))
 
     if type(parsed) is not list:
         return [

@@ -12,6 +12,7 @@ slug in the URL, e.g. ``/github`` for ``/hooks/<slug>/github``; "" for none) and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from automations.actions.templates import webhooks as webhook_templates
+from automations.domain import redaction
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -90,3 +92,21 @@ def default_payload(ctx: Mapping[str, Any], headers: Mapping[str, str]) -> dict[
         headers: The headers to show (secrets already masked).
     """
     return {"method": ctx["method"], "headers": dict(headers), "body": ctx["body"]}
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_header(name: str) -> bool:
+    return redaction.is_secret_key(name)
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers as recorded and shown: no ``Authorization``, secrets masked.
+
+    A header whose name says it is secret (a token, a signature, a cookie...) is masked whole;
+    in the others, secrets of URLs (``redaction.text``).
+    """
+    return {
+        name: redaction.MASK if _secret_header(name) else redaction.text(value)
+        for name, value in headers.items()
+        if name != "authorization"
+    }

@@ -1,0 +1,36 @@
+"""A pending delivery keeps the request as it came; its record masks, cuts and lists the ids."""
+
+from __future__ import annotations
+
+from automations.domain import events
+from automations.webhooks import deliveries, requests
+
+
+def _event(event_id: str) -> events.Event:
+    return events.Event(id=event_id, event="e", occurred=1.0, resource={"prefect.resource.id": "r"})
+
+
+def test_the_record_drops_authorization_masks_secrets_cuts_the_render_and_lists_event_ids() -> None:
+    headers = requests.Headers(
+        [
+            ("Authorization", "Bearer hunter2"),
+            ("X-Api-Token", "hunter2-secret"),
+            ("Referer", "https://user:hunter2@example.com/x"),
+            ("Content-Type", "application/json"),
+        ]
+    )
+    rendered = "x" * (deliveries.MAX_RECORDED_RENDER + 1000)
+    pending = deliveries.Pending(
+        "w", 1.0, "POST", 204, 0.01, "", rendered, headers, [_event("a"), _event("b")]
+    )
+
+    record = pending.delivery()
+
+    assert "authorization" not in record.headers
+    assert record.headers["x-api-token"] == "****"
+    assert "hunter2" not in record.headers["referer"]
+    assert record.headers["content-type"] == "application/json"
+    assert record.rendered.startswith("x" * deliveries.MAX_RECORDED_RENDER + "...")
+    assert record.rendered.endswith(f"({len(rendered)} characters in all)")
+    assert record.event_ids == ("a", "b")
+    assert pending.headers["authorization"] == "Bearer hunter2"  # kept as received until then
