@@ -89,7 +89,8 @@ NO_CONTENT = Answer(204)
 
 def _validation_code(request: requests.Request) -> str | None:
     """The validation code of an Azure Event Grid subscription-validation request, if it is one."""
-    if str(request.headers.get("aeg-event-type", "")).lower() != "subscriptionvalidation":
+    kind = request.headers.get("aeg-event-type")
+    if kind is None or str(kind).lower() != "subscriptionvalidation":
         return None
     try:
         body: Any = orjson.loads(request.body)

@@ -56,14 +56,15 @@ def delivery_event_id(webhook_id: str, delivery_id: str, index: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{webhook_id}\x00{delivery_id}\x00{index}"))
 
 
-def _labels(value: Any, field: str) -> dict[str, str]:
+def _labels(value: Any, prefix: str, field: str) -> dict[str, str]:
+    """``value`` checked as labels; ``prefix + field`` names it in an error."""
     if type(value) is not dict:  # parsed by orjson: an object is a dict
-        raise Invalid(f"{field}: must be an object of string labels")
+        raise Invalid(f"{prefix}{field}: must be an object of string labels")
     for key, item in value.items():
         if type(item) is not str:
             raise Invalid(
-                f"{field}[{key!r}]: label values must be strings, got {type(item).__name__} "
-                f'(quote it in the template: "{key}": "{{{{ ... }}}}")'
+                f"{prefix}{field}[{key!r}]: label values must be strings, got "
+                f'{type(item).__name__} (quote it in the template: "{key}": "{{{{ ... }}}}")'
             )
     return value  # parsed for this request alone: nobody else holds it
 
@@ -100,11 +101,14 @@ def _one(
     name = item.get("event")
     if type(name) is not str or not name:
         raise Invalid(f"{prefix}event: is required (a non-empty string)")
-    resource = _labels(item.get("resource"), f"{prefix}resource")
-    related_in = item.get("related") or []
-    if type(related_in) is not list:
+    resource = _labels(item.get("resource"), prefix, "resource")
+    related_in = item.get("related")
+    if not related_in:
+        related = []
+    elif type(related_in) is not list:
         raise Invalid(f"{prefix}related: must be an array of objects")
-    related = [_labels(r, f"{prefix}related[{i}]") for i, r in enumerate(related_in)]
+    else:
+        related = [_labels(r, prefix, f"related[{i}]") for i, r in enumerate(related_in)]
     related.append(
         {
             events.RESOURCE_ID: webhook.resource_id,

@@ -29,9 +29,12 @@ Headers = webhook_templates.Headers
 """Request headers, case-insensitive (the type templates see as ``headers``)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Request:
-    """What a webhook received.
+    """What a webhook received; treat it as immutable.
+
+    Not ``frozen``: a frozen dataclass sets each field through ``object.__setattr__``, several
+    times the cost of a plain ``__init__``, for every request.
 
     Attributes:
         method: The HTTP method, upper case.

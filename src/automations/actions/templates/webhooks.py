@@ -76,10 +76,11 @@ class Headers(dict[str, str]):
 
     def without(self, *names: str) -> Headers:
         """A copy without the named headers."""
-        drop = {name.lower() for name in names}
-        if not any(dict.__contains__(self, name) for name in drop):
-            return self  # nothing to drop: no copy (a template cannot change it)
-        return Headers((k, v) for k, v in self.items() if k not in drop)
+        drop = [name.lower() for name in names]
+        for name in drop:
+            if dict.__contains__(self, name):
+                return Headers((k, v) for k, v in self.items() if k not in drop)
+        return self  # nothing to drop: no copy (a template cannot change it)
 
 
 class _WebhookEnvironment(_sandbox._UserTemplateEnvironment):
