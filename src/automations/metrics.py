@@ -7,7 +7,73 @@ webhook outcome).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import bisect
+import math
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
+
+_le_label = cast(Callable[[float], str], floatToGoString)
+"""How ``prometheus_client`` writes a bucket bound (``0.0005``, ``1.0``, ``+Inf``)."""
+
+
+class BucketedHistogram:
+    """A Prometheus histogram that also takes observations counted elsewhere, bucket by bucket.
+
+    The webhook front processes count their requests' latencies into these buckets themselves
+    and hand the engine the counts every second (:meth:`add`): handing over every latency, the
+    engine's process observed them one by one, ~1 us of its CPU per request at saturation, and
+    the message grew with the request rate. Exposed like ``prometheus_client.Histogram``.
+
+    Args:
+        name: The metric's name.
+        documentation: Its help text.
+        buckets: The upper bounds (``+Inf`` is added).
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self.bounds: tuple[float, ...] = (*sorted(buckets), math.inf)
+        self._counts = [0] * len(self.bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        REGISTRY.register(self)
+
+    def bucket(self, value: float) -> int:
+        """The index of the bucket ``value`` falls in (``le``: the first bound not below it)."""
+        return bisect.bisect_left(self.bounds, value)
+
+    def observe(self, value: float) -> None:
+        """Counts one observation."""
+        index = bisect.bisect_left(self.bounds, value)
+        with self._lock:
+            self._counts[index] += 1
+            self._sum += value
+
+    def add(self, counts: Sequence[int], total: float) -> None:
+        """Adds observations counted elsewhere: per bucket (as :meth:`bucket` numbers them)."""
+        with self._lock:
+            for index, count in enumerate(counts[: len(self._counts)]):
+                self._counts[index] += count
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        """The metric, for the registry."""
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, buckets = 0, []
+        for bound, count in zip(self.bounds, counts, strict=True):
+            cumulative += count
+            buckets.append((_le_label(bound), cumulative))
+        yield HistogramMetricFamily(
+            self._name, self._documentation, buckets=buckets, sum_value=total
+        )
+
 
 EVENTS_RECEIVED = Counter(
     "automations_events_received_total", "Events received by PublishEvents and StreamEvents."
@@ -131,7 +197,7 @@ WEBHOOK_REQUESTS = Counter(
     "handshake (a validation handshake answered).",
     ["outcome"],
 )
-WEBHOOK_LATENCY = Histogram(
+WEBHOOK_LATENCY = BucketedHistogram(
     "automations_webhook_request_duration_seconds",
     "Time from a webhook request's arrival to its answer (a 204 after the commit).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
