@@ -182,6 +182,7 @@ class EngineBackend(writer.Backend):
         self.cascade.engine = engine
         self.cascade.automations = {automation.id: automation for automation in enabled}
         metrics.LOADED_AUTOMATIONS.set(len(enabled))
+        self.database.hold_write_connection()  # this is the writer thread
         logger.info("engine loaded", extra={"automations": len(enabled), "state_records": counted})
 
     def recover(self) -> None:
@@ -243,6 +244,7 @@ class EngineBackend(writer.Backend):
 
     def close(self) -> None:
         """Stops the matcher's worker process (the database is disposed by ``dispose``)."""
+        self.database.release_write_connection()
         self.cascade.engine.matcher.close()
 
     def dispose(self) -> None:
