@@ -37,16 +37,20 @@ class BatchingPublisher:
         self._submit = submit
         self._waiting: list[_Waiting] = []
 
-    async def __call__(
+    def __call__(
         self, batch: Sequence[events.Event], prepared: Sequence[Any] | None
-    ) -> list[bool]:
-        """Publishes ``batch`` with the others of this turn; returns its new/duplicate flags."""
+    ) -> asyncio.Future[list[bool]]:
+        """Publishes ``batch`` with the others of this turn; the future holds its flags.
+
+        A plain function returning the future, not a coroutine: one level fewer for every
+        request to pass through when it waits and when it wakes up.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)
         self._waiting.append((batch, prepared, future))
-        return await future
+        return future
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []

@@ -179,70 +179,27 @@ class Receiver:
         webhook = self.webhook(slug)
         if webhook is None:
             return self.not_found()
-        wait = self._limiter.acquire(webhook.id, webhook.rate_limit)
-        if wait > 0:
-            answer = error_answer(
-                429,
-                f"over this webhook's rate limit of {webhook.rate_limit:g} requests/s",
-                ("Retry-After", rate_limit.retry_after(wait)),
-            )
-            return self.refuse(webhook, request, answer, "rate_limited")
-        if request.method == "OPTIONS":  # only the CloudEvents validation handshake
-            origin = request.headers.get("webhook-request-origin")
-            if not origin:
-                answer = error_answer(
-                    405,
-                    "OPTIONS is only the CloudEvents validation handshake (WebHook-Request-Origin)",
-                    ("Allow", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
-                )
-                return self.refuse(webhook, request, answer, "method_not_allowed")
-            answer = Answer(200, (("WebHook-Allowed-Origin", str(origin)),))
-            return self.refuse(webhook, request, answer, "handshake")
-        try:
-            delivery_id = signatures.authenticate(webhook, request, now=self._clock())
-        except signatures.AuthFailed as exc:
-            extra = (("WWW-Authenticate", "Bearer"),) if exc.status == 401 else ()
-            outcome = "unauthenticated" if exc.status == 401 else "forbidden"
-            return self.refuse(
-                webhook, request, error_answer(exc.status, exc.message, *extra), outcome
-            )
-        code = _validation_code(request) if request.method == "POST" else None
-        if code is not None:
-            answer = Answer(200, (), orjson.dumps({"validationResponse": code}))
-            return self.refuse(webhook, request, answer, "handshake")
-        return await self._process(webhook, request, delivery_id)
+        return await self.answer(webhook, request)
 
-    async def _render(
-        self, webhook: webhooks.Webhook, request: requests.Request, delivery_id: str | None
-    ) -> processing.Processed:
-        """The request's events: on the event loop when ``inline`` allows, else on a thread.
+    async def answer(self, webhook: webhooks.Webhook, request: requests.Request) -> Answer:
+        """Answers one request to a known, enabled webhook.
 
-        Raises:
-            processing.Failed: The template failed, or its result is not valid events.
+        One coroutine from the checks to the commit (helpers are plain functions, the publish a
+        future): under load each level of coroutines a request goes through costs its creation
+        and a pass on each suspension and resumption, ~1 us per level.
         """
-        prepare = self._prepare
-        budget = self._inline.budget(webhook.id, len(request.body))
-        if budget is not None:
-            try:
-                done = processing.process(
-                    webhook, request, delivery_id=delivery_id, prepare=prepare, budget=budget
-                )
-            except processing.Failed:
-                if not budget.ran_out:
-                    raise
-            else:
-                if not budget.ran_out:
-                    return done
-            self._inline.ran_out(webhook.id)  # thrown away: again with the full budget
-        return await self._pool.run(
-            lambda: processing.process(webhook, request, delivery_id=delivery_id, prepare=prepare)
-        )
-
-    async def _process(
-        self, webhook: webhooks.Webhook, request: requests.Request, delivery_id: str | None
-    ) -> Answer:
+        refused, delivery_id = self._admit(webhook, request)
+        if refused is not None:
+            return refused
         try:
-            done = await self._render(webhook, request, delivery_id)
+            done = self._render_inline(webhook, request, delivery_id)
+            if done is None:
+                prepare = self._prepare
+                done = await self._pool.run(
+                    lambda: processing.process(
+                        webhook, request, delivery_id=delivery_id, prepare=prepare
+                    )
+                )
         except processing.Failed as exc:
             await self._publish_failure(exc.failed_event)
             answer = error_answer(400, exc.message)
@@ -264,16 +221,75 @@ class Receiver:
             return self.refuse(webhook, request, error_answer(400, exc.message), "invalid")
         fresh = sum(flags)
         self._meter.events(fresh, len(flags) - fresh)
-        answer = NO_CONTENT
         self._record(
             webhook,
             request,
-            answer,
+            NO_CONTENT,
             "accepted" if fresh else "duplicate",
             rendered=done.rendered,
             built=done.events,
         )
-        return answer
+        return NO_CONTENT
+
+    def _admit(
+        self, webhook: webhooks.Webhook, request: requests.Request
+    ) -> tuple[Answer | None, str | None]:
+        """Steps 2-5 of the module docstring: a refusal or handshake answer, or the delivery id."""
+        wait = self._limiter.acquire(webhook.id, webhook.rate_limit)
+        if wait > 0:
+            answer = error_answer(
+                429,
+                f"over this webhook's rate limit of {webhook.rate_limit:g} requests/s",
+                ("Retry-After", rate_limit.retry_after(wait)),
+            )
+            return self.refuse(webhook, request, answer, "rate_limited"), None
+        if request.method == "OPTIONS":  # only the CloudEvents validation handshake
+            origin = request.headers.get("webhook-request-origin")
+            if not origin:
+                answer = error_answer(
+                    405,
+                    "OPTIONS is only the CloudEvents validation handshake (WebHook-Request-Origin)",
+                    ("Allow", "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+                )
+                return self.refuse(webhook, request, answer, "method_not_allowed"), None
+            answer = Answer(200, (("WebHook-Allowed-Origin", str(origin)),))
+            return self.refuse(webhook, request, answer, "handshake"), None
+        try:
+            delivery_id = signatures.authenticate(webhook, request, now=self._clock())
+        except signatures.AuthFailed as exc:
+            extra = (("WWW-Authenticate", "Bearer"),) if exc.status == 401 else ()
+            outcome = "unauthenticated" if exc.status == 401 else "forbidden"
+            answer = error_answer(exc.status, exc.message, *extra)
+            return self.refuse(webhook, request, answer, outcome), None
+        code = _validation_code(request) if request.method == "POST" else None
+        if code is not None:
+            answer = Answer(200, (), orjson.dumps({"validationResponse": code}))
+            return self.refuse(webhook, request, answer, "handshake"), None
+        return None, delivery_id
+
+    def _render_inline(
+        self, webhook: webhooks.Webhook, request: requests.Request, delivery_id: str | None
+    ) -> processing.Processed | None:
+        """The request's events, made on the event loop when ``inline`` allows (else None).
+
+        Raises:
+            processing.Failed: The template failed, or its result is not valid events.
+        """
+        budget = self._inline.budget(webhook.id, len(request.body))
+        if budget is None:
+            return None
+        try:
+            done = processing.process(
+                webhook, request, delivery_id=delivery_id, prepare=self._prepare, budget=budget
+            )
+        except processing.Failed:
+            if not budget.ran_out:
+                raise
+        else:
+            if not budget.ran_out:
+                return done
+        self._inline.ran_out(webhook.id)  # thrown away: again with the full budget, on a thread
+        return None
 
     async def _publish_failure(self, event: events.Event) -> None:
         """Publishes a ``webhook.failed`` event; if the engine cannot take it now, logs it."""
