@@ -22,6 +22,7 @@ recommends. ``postgresql://`` and ``postgres://`` URLs are mapped to the psycopg
 from __future__ import annotations
 
 import contextlib
+import logging
 import pathlib
 import sqlite3
 import threading
@@ -39,6 +40,8 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from automations.domain import errors
 from automations.store import checkpointer, tables
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = pathlib.Path(__file__).with_name("migrations")
 """The Alembic script directory shipped inside the package."""
@@ -190,7 +193,10 @@ class Database:
         """
         if self.dialect == "sqlite" and not _is_sqlite_memory(self.url):
             self.release_write_connection()
-            self._held = (threading.get_ident(), self.writer.connect())
+            try:
+                self._held = (threading.get_ident(), self.writer.connect())
+            except sa.exc.SQLAlchemyError:  # its transactions take pooled ones, as others do
+                logger.warning("keeping a write connection failed", exc_info=True)
 
     def release_write_connection(self) -> None:
         """Gives back what :meth:`hold_write_connection` kept."""
@@ -218,10 +224,11 @@ class Database:
             A connection inside a transaction on the writer engine.
         """
         held = self._held
-        if held is not None and held[0] == threading.get_ident():
+        if held is not None and held[0] == threading.get_ident() and not held[1].in_transaction():
             with self._write_held(*held) as conn:
                 yield conn
             return
+        # (a write inside a write on the writer thread takes a pooled connection, as before)
         with self.writer.begin() as conn:
             yield conn
 
@@ -449,9 +456,10 @@ def _configure_sqlite(engine: Engine, *, begin: str, pragmas: tuple[str, int]) -
         # machinery cost ~20 us per transaction, a tenth of the writer's own Python time under
         # webhook load (a commit every ~20 events). The driver's connection is in autocommit
         # mode (``isolation_level=None`` above), so SQLAlchemy tracks nothing a plain BEGIN
-        # would miss. A BEGIN refused (busy past the timeout, a read-only file...) is tried once
-        # more through SQLAlchemy, which raises it as its own error, as callers expect.
+        # would miss. A BEGIN refused (busy past the timeout, a read-only file...) is raised as
+        # SQLAlchemy's own error, as callers expect (not run again: that waited the busy timeout
+        # twice).
         try:
             conn.connection.dbapi_connection.execute(begin)  # type: ignore[union-attr]
-        except sqlite3.Error:
-            conn.exec_driver_sql(begin)
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance(begin, (), exc, sqlite3.Error) from exc

@@ -1,0 +1,70 @@
+"""The single writer's kept SQLite connection: its transactions, a refused BEGIN, a nested write."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from automations.store import database as database_
+from automations.store.database import Database
+
+BUSY_MS = 300
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Database:
+    monkeypatch.setattr(database_, "SQLITE_BUSY_TIMEOUT_MS", BUSY_MS)
+    db = Database(f"sqlite:///{tmp_path}/x.db")
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+    db.hold_write_connection()
+    yield db
+    db.dispose()
+
+
+def _count(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one())
+
+
+def test_transactions_on_the_kept_connection_commit_and_roll_back(db: Database) -> None:
+    with db.write() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with pytest.raises(RuntimeError), db.write() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        raise RuntimeError("rolled back")
+    with db.write() as conn:  # a fresh connection after the failure
+        conn.exec_driver_sql("INSERT INTO t VALUES (3)")
+    assert _count(db) == 2
+
+
+def test_a_begin_refused_past_the_busy_timeout_is_sqlalchemys_error_after_one_wait(
+    db: Database, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        started = time.monotonic()
+        with pytest.raises(sa.exc.OperationalError, match="locked"), db.write():
+            pass
+        waited = time.monotonic() - started
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert BUSY_MS / 1000 * 0.8 < waited < BUSY_MS / 1000 * 1.8, waited
+    with db.write() as conn:  # and the next transaction goes through
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    assert _count(db) == 1
+
+
+def test_a_write_inside_a_write_fails_alone_and_the_outer_one_commits(db: Database) -> None:
+    with db.write() as outer:
+        outer.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with pytest.raises(sa.exc.OperationalError), db.write():  # the lock is the outer's
+            pass
+        outer.exec_driver_sql("INSERT INTO t VALUES (2)")
+    assert _count(db) == 2
