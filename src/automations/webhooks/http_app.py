@@ -157,9 +157,11 @@ def build_app(
                     return  # nobody to answer
                 if body is None:
                     answer = receiver.refuse(webhook, request, too_large, "too_large")
+                elif (current := receiver.webhook(slug)) is None:
+                    answer = receiver.not_found()  # disabled, deleted or rotated meanwhile
                 else:
                     request.body = body
-                    answer = await receiver.answer(webhook, request)
+                    answer = await receiver.answer(current, request)
         await send_answer(answer, send)
 
     return app
