@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from automations.domain import events, ids, webhooks
+from automations.domain import ids, webhooks
 from automations.webhooks import rendering, requests
 
 logger = logging.getLogger(__name__)
@@ -34,8 +34,7 @@ class Pending(NamedTuple):
     """A delivery waiting to be written.
 
     A tuple, cheap to make for every request: only those still among the newest ``keep`` at the
-    next write become ``Delivery`` records, and only then are their headers masked, their render
-    cut and their events' ids read.
+    next write become ``Delivery`` records, and only then are their headers masked.
     """
 
     webhook_id: str
@@ -45,9 +44,10 @@ class Pending(NamedTuple):
     duration: float
     error: str
     rendered: str
+    """Cut to ``MAX_RECORDED_RENDER`` (:func:`recorded`)."""
     headers: Mapping[str, str]
     """As received (``Authorization`` and secrets included): masked in the record."""
-    events: Sequence[events.Event]
+    event_ids: tuple[str, ...]
 
     def delivery(self) -> webhooks.Delivery:
         """The record, with a new id."""
@@ -59,10 +59,15 @@ class Pending(NamedTuple):
             self.status,
             self.duration,
             self.error,
-            rendering.cut(self.rendered, MAX_RECORDED_RENDER),
+            self.rendered,
             requests.masked_headers(self.headers),
-            tuple(event.id for event in self.events),
+            self.event_ids,
         )
+
+
+def recorded(rendered: str) -> str:
+    """A rendered template as kept in the delivery history (cut to ``MAX_RECORDED_RENDER``)."""
+    return rendering.cut(rendered, MAX_RECORDED_RENDER)
 
 
 class DeliveryLog:
@@ -99,8 +104,8 @@ class DeliveryLog:
         async with self._lock:
             if not self._waiting:
                 return
-            batch = [d.delivery() for waiting in self._waiting.values() for d in waiting]
-            self._waiting = {}
+            taken, self._waiting = self._waiting, {}
+            batch = [d.delivery() for waiting in taken.values() for d in waiting]
             await self._write(batch)
 
     async def run(self) -> None:

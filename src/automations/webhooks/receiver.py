@@ -319,9 +319,9 @@ class Receiver:
                 answer.status,
                 duration,
                 error,
-                rendered,
+                deliveries.recorded(rendered) if rendered else "",
                 request.headers,
-                built,
+                tuple(event.id for event in built) if built else (),
             )
         )
 

@@ -172,8 +172,12 @@ def build_events(
     except orjson.JSONDecodeError as exc:
         raise Invalid(f"the template did not render valid JSON: {exc}") from None
 
+    masked: list[dict[str, str]] = []
+
     def payload() -> dict[str, Any]:  # made only for an event whose template sets none
-        return requests.default_payload(ctx, requests.masked_headers(headers))
+        if not masked:
+            masked.append(requests.masked_headers(headers))
+        return requests.default_payload(ctx, masked[0])
 
     if type(parsed) is not list:
         return [
