@@ -50,7 +50,7 @@ class BucketedHistogram:
 
     def observe(self, value: float) -> None:
         """Counts one observation."""
-        index = bisect.bisect_left(self.bounds, value)
+        index = self.bucket(value)
         with self._lock:
             self._counts[index] += 1
             self._sum += value

@@ -65,20 +65,13 @@ def _engine_metrics() -> dict[str, tuple[str, tuple[str, ...]]]:
     for value in vars(metrics).values():
         if isinstance(value, client_metrics.MetricWrapperBase):
             found[value._name] = (str(value._type), tuple(value._labelnames))
-    for family in REGISTRY.collect():  # process_*, python_* and the engine's own collectors
-        if family.name.startswith(("process_", "python_")) or isinstance(
-            vars(metrics).get(_constant(family.name)), metrics.BucketedHistogram
-        ):
+        elif isinstance(value, metrics.BucketedHistogram):  # a collector of the engine's own
+            found[value._name] = ("histogram", ())
+    for family in REGISTRY.collect():  # process_*, python_* (default collectors)
+        if family.name.startswith(("process_", "python_")):
             labels = {name for sample in family.samples for name in sample.labels}
             found.setdefault(family.name, (family.type, tuple(sorted(labels))))
     return found
-
-
-def _constant(name: str) -> str:
-    """The name of the ``metrics`` constant of a family (``automations_webhook_request_...``)."""
-    return next(
-        (key for key, value in vars(metrics).items() if getattr(value, "_name", None) == name), ""
-    )
 
 
 def _series_names() -> dict[str, set[str]]:

@@ -52,16 +52,7 @@ class Pending(NamedTuple):
     def delivery(self) -> webhooks.Delivery:
         """The record, with a new id."""
         return webhooks.Delivery(
-            ids.uuid7(),
-            self.webhook_id,
-            self.received,
-            self.method,
-            self.status,
-            self.duration,
-            self.error,
-            self.rendered,
-            requests.masked_headers(self.headers),
-            self.event_ids,
+            ids.uuid7(), *self._replace(headers=requests.masked_headers(self.headers))
         )
 
 

@@ -145,23 +145,23 @@ def build_app(
         received = clock()
         webhook = receiver.webhook(slug) or await receiver.find(slug)
         if webhook is None:
-            answer = receiver.not_found()
+            await send_answer(receiver.not_found(), send)
+            return
+        request = head(scope, webhook, rest, received)
+        if isinstance(request, receiver_.Answer):
+            await send_answer(request, send)
+            return
+        try:
+            body = await read_body(receive, max_body_bytes)
+        except ClientDisconnect:
+            return  # nobody to answer
+        if body is None:
+            answer = receiver.refuse(webhook, request, too_large, "too_large")
+        elif (current := receiver.webhook(slug)) is None:
+            answer = receiver.not_found()  # disabled, deleted or rotated meanwhile
         else:
-            request = head(scope, webhook, rest, received)
-            if isinstance(request, receiver_.Answer):
-                answer = request
-            else:
-                try:
-                    body = await read_body(receive, max_body_bytes)
-                except ClientDisconnect:
-                    return  # nobody to answer
-                if body is None:
-                    answer = receiver.refuse(webhook, request, too_large, "too_large")
-                elif (current := receiver.webhook(slug)) is None:
-                    answer = receiver.not_found()  # disabled, deleted or rotated meanwhile
-                else:
-                    request.body = body
-                    answer = await receiver.answer(current, request)
+            request.body = body
+            answer = await receiver.answer(current, request)
         await send_answer(answer, send)
 
     return app

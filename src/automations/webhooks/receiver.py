@@ -319,9 +319,9 @@ class Receiver:
                 answer.status,
                 duration,
                 error,
-                deliveries.recorded(rendered) if rendered else "",
+                deliveries.recorded(rendered),
                 request.headers,
-                tuple(event.id for event in built) if built else (),
+                tuple(event.id for event in built),
             )
         )
 

@@ -171,13 +171,13 @@ def build_events(
         parsed = orjson.loads(rendered)
     except orjson.JSONDecodeError as exc:
         raise Invalid(f"the template did not render valid JSON: {exc}") from None
-
-    masked: list[dict[str, str]] = []
+    masked: dict[str, str] | None = None  # once, if ever
 
     def payload() -> dict[str, Any]:  # made only for an event whose template sets none
-        if not masked:
-            masked.append(requests.masked_headers(headers))
-        return requests.default_payload(ctx, masked[0])
+        nonlocal masked
+        if masked is None:
+            masked = requests.masked_headers(headers)
+        return requests.default_payload(ctx, masked)
 
     if type(parsed) is not list:
         return [

@@ -31,10 +31,11 @@ Headers = webhook_templates.Headers
 
 @dataclasses.dataclass(slots=True)
 class Request:
-    """What a webhook received; treat it as immutable.
+    """What a webhook received; treat it as immutable once its body is set.
 
     Not ``frozen``: a frozen dataclass sets each field through ``object.__setattr__``, several
-    times the cost of a plain ``__init__``, for every request.
+    times the cost of a plain ``__init__``, for every request; and the HTTP app makes one request
+    from the headers, which a refusal before the body records, and gives it the body once read.
 
     Attributes:
         method: The HTTP method, upper case.

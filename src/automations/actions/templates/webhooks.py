@@ -240,10 +240,14 @@ class _Budget(_sandbox.Budget):
 
     __slots__ = ()
 
-    def __init__(self) -> None:
-        self._cpu_seconds = _sandbox.MAX_RENDER_CPU_SECONDS
+    def __init__(
+        self,
+        cpu_seconds: float = _sandbox.MAX_RENDER_CPU_SECONDS,
+        characters: int = _sandbox.MAX_RENDER_CHARACTERS,
+    ) -> None:
+        self._cpu_seconds = cpu_seconds
         self._deadline = math.inf
-        self._left = _sandbox.MAX_RENDER_CHARACTERS
+        self._left = characters
         self._ticks = 0
 
     def tick(self) -> None:
@@ -275,10 +279,7 @@ class ShortBudget(_Budget):
     __slots__ = ()
 
     def __init__(self, cpu_seconds: float, characters: int) -> None:
-        self._cpu_seconds = cpu_seconds
-        self._deadline = math.inf
-        self._left = characters
-        self._ticks = 0
+        super().__init__(cpu_seconds, characters)
 
     @property
     def ran_out(self) -> bool:
