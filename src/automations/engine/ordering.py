@@ -80,7 +80,10 @@ class CausalOrdering:
         self._group_size: collections.deque[int] = collections.deque()
         self.held: dict[str, events.Event] = {}
         self.leader_seen: Callable[[str, float], bool] | None = None
-        """Whether a leader was processed elsewhere (a cluster's other partitions); None: never."""
+        """Whether a leader this ordering does not remember was processed: elsewhere (a cluster's
+        other partitions) or before a restart (the single node's event log); None: never. Not
+        asked about an id of the batch being taken (stored already, maybe not processed yet)."""
+        self._taking: Sequence[events.Event] = ()
         self._followers: dict[str, list[str]] = {}
         self._lost: list[tuple[float, int, str]] = []
         self._lost_seq = 0
@@ -200,23 +203,27 @@ class CausalOrdering:
         expires = now + self.seen_ttl
         plain: list[str] = []
         latest: float | None = None
-        for event in batch:
-            if event.event == LOG_WRITE:
-                continue
-            event_id = event.id
-            previous = seen.get(event_id)
-            if previous is not None and now < previous:
-                continue
-            leader = event.follows
-            if (leader is None or leader == event_id) and event_id not in followers:
-                occurred = event.occurred
-                if latest is None or occurred > latest:
-                    latest = occurred
-                out.append(event)
-                seen[event_id] = expires
-                plain.append(event_id)
-            else:
-                self._take(event, now, 0, out)
+        self._taking = batch
+        try:
+            for event in batch:
+                if event.event == LOG_WRITE:
+                    continue
+                event_id = event.id
+                previous = seen.get(event_id)
+                if previous is not None and now < previous:
+                    continue
+                leader = event.follows
+                if (leader is None or leader == event_id) and event_id not in followers:
+                    occurred = event.occurred
+                    if latest is None or occurred > latest:
+                        latest = occurred
+                    out.append(event)
+                    seen[event_id] = expires
+                    plain.append(event_id)
+                else:
+                    self._take(event, now, 0, out)
+        finally:
+            self._taking = ()
         if plain:
             self.clock.update(latest if latest is not None else now, now)
             self.clock_changed = True
@@ -263,7 +270,9 @@ class CausalOrdering:
         if self.has_been_seen(leader, now):
             return True
         elsewhere = self.leader_seen
-        return elsewhere is not None and elsewhere(leader, now)
+        if elsewhere is None or any(event.id == leader for event in self._taking):
+            return False
+        return elsewhere(leader, now)
 
     def awaited(self) -> Collection[str]:
         """The ids held followers wait for (a live view)."""

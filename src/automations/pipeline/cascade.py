@@ -81,6 +81,8 @@ class Cascade:
         self._deferred: list[planning.Job] = []
         self._handoff: Callable[[list[planning.Job]], None] | None = None
         self._capacity: Callable[[], int] = lambda: 0
+        self.connection: Any = None
+        """The connection of the transaction open in :meth:`transaction`, or None between them."""
 
     def attach_dispatcher(
         self, handoff: Callable[[list[planning.Job]], None], capacity: Callable[[], int]
@@ -105,7 +107,11 @@ class Cascade:
         """
         self._jobs = []
         with database.write() as conn:
-            yield conn
+            self.connection = conn
+            try:
+                yield conn
+            finally:
+                self.connection = None
         jobs, self._jobs = self._jobs, []
         if defer:
             self._deferred.extend(jobs)

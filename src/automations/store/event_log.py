@@ -291,6 +291,18 @@ def get_many(conn: Connection, ids: Iterable[str]) -> dict[str, events_.Event]:
     return found
 
 
+def name_and_received(conn: Connection, event_id: str) -> tuple[str, float] | None:
+    """The name and receipt time of the stored event ``event_id``, or None if it is not stored.
+
+    Args:
+        conn: Any connection (the writer's, inside its transaction, sees its own appends).
+        event_id: The event's id.
+    """
+    t = tables.events
+    row = conn.execute(sa.select(t.c.event, t.c.received).where(t.c.id == event_id)).first()
+    return None if row is None else (str(row[0]), float(row[1]))
+
+
 def list_events(
     conn: Connection,
     *,

@@ -151,3 +151,19 @@ def test_remembering_an_id_costs_little_memory_even_one_event_per_call() -> None
     # the dict entry and expiry float (~100 bytes) and a share of the flat deque; a deque per
     # call cost ~700 bytes per id
     assert per_id < 250, per_id
+
+
+def test_a_leader_later_in_the_batch_being_taken_is_not_asked_about() -> None:
+    ordering = CausalOrdering(EventClock())
+    asked: list[str] = []
+
+    def stored(leader: str, now: float) -> bool:  # the log holds the whole batch already
+        asked.append(leader)
+        return True
+
+    ordering.leader_seen = stored
+    batch = [event("f", "x", 1, occurred=2, follows="lead"), event("lead", "x", 1, occurred=1)]
+    assert ids(ordering.take(batch, T0 + 1)) == ["lead", "f"]
+    assert asked == []
+    assert ids(ordering.take([event("g", "x", 2, follows="earlier")], T0 + 2)) == ["g"]
+    assert asked == ["earlier"]
