@@ -107,5 +107,7 @@ def ensure_transaction(conn: Connection) -> None:
     Needed before statements sent on the raw DBAPI connection, which SQLAlchemy does not see: without
     it, a "commit as you go" caller's ``conn.commit()`` would have nothing to commit.
     """
-    if not conn.in_transaction():
+    if not conn.in_transaction() and not getattr(
+        conn.connection.dbapi_connection, "in_transaction", False
+    ):  # (one the driver has open is the writer's kept connection's: ``Database.write``)
         conn.begin()

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from automations.store import database as database_
+from automations.store import sql
 from automations.store.database import Database
 
 BUSY_MS = 300
@@ -67,4 +68,40 @@ def test_a_write_inside_a_write_fails_alone_and_the_outer_one_commits(db: Databa
         with pytest.raises(sa.exc.OperationalError), db.write():  # the lock is the outer's
             pass
         outer.exec_driver_sql("INSERT INTO t VALUES (2)")
+    assert _count(db) == 2
+
+
+def test_statements_sent_to_the_driver_commit_and_roll_back_with_the_transaction(
+    db: Database,
+) -> None:
+    with db.write() as conn:
+        sql.dbapi(conn).execute("INSERT INTO t VALUES (1)")
+        assert not conn.in_transaction()  # SQLAlchemy was not involved
+    with pytest.raises(RuntimeError), db.write() as conn:
+        sql.dbapi(conn).execute("INSERT INTO t VALUES (2)")
+        raise RuntimeError("rolled back")
+    assert _count(db) == 1
+
+
+def test_driver_and_sqlalchemy_statements_of_one_transaction_commit_together(
+    db: Database,
+) -> None:
+    with db.write() as conn:
+        sql.dbapi(conn).execute("INSERT INTO t VALUES (1)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")  # SQLAlchemy's begin joins the open one
+    with pytest.raises(RuntimeError), db.write() as conn:
+        sql.dbapi(conn).execute("INSERT INTO t VALUES (3)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (4)")
+        raise RuntimeError("both rolled back")
+    assert _count(db) == 2
+
+
+def test_a_write_inside_a_driver_only_write_fails_alone_and_the_outer_one_commits(
+    db: Database,
+) -> None:
+    with db.write() as outer:
+        sql.dbapi(outer).execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(sa.exc.OperationalError), db.write():  # the lock is the outer's
+            pass
+        sql.dbapi(outer).execute("INSERT INTO t VALUES (2)")
     assert _count(db) == 2
