@@ -1,4 +1,4 @@
-"""Builders of domain objects shared by the tests: events, automations, firings, invocations."""
+"""Builders of domain objects shared by the tests: events, automations, firings, invocations; a clock."""
 
 from __future__ import annotations
 
@@ -156,3 +156,13 @@ def without_ids(trigger: Any) -> Any:
     if isinstance(trigger, list):
         return [without_ids(t) for t in trigger]
     return trigger
+
+
+class Clock:
+    """A wall clock that stands still until a test moves it (``clock.now = ...``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

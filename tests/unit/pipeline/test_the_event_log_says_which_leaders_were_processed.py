@@ -16,16 +16,9 @@ import sqlalchemy as sa
 from automations.domain import events
 from automations.pipeline import backend as backend_
 from automations.store import database, tables
+from tests.factories import Clock
 
 T0 = 1_893_456_000.0
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def event(event_id: str, at: float, *, name: str = "x", follows: str | None = None) -> events.Event:

@@ -19,17 +19,10 @@ import pytest
 from automations.domain import events, firings, prefect_json
 from automations.pipeline import backend as backend_
 from automations.store import database, firings_repo
+from tests.factories import Clock
 
 T0 = 1_893_456_000.0
 """When the job starts (the engine's clock before the crash)."""
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def proactive(within: int) -> dict[str, Any]:

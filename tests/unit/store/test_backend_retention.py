@@ -11,14 +11,7 @@ from automations.engine.rete import runtime
 from automations.pipeline import backend as backend_
 from automations.pipeline import queries
 from automations.store import database, firings_repo, outbox_repo
-
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.factories import Clock
 
 
 def test_old_firings_and_finished_invocations_are_purged_with_the_events(tmp_path: Path) -> None:
