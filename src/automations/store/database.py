@@ -124,7 +124,7 @@ class Database:
         self._sqlite_pragmas = (sqlite_synchronous.upper(), int(sqlite_wal_autocheckpoint))
         self._checkpointer: checkpointer.WalCheckpointer | None = None
         self._held: tuple[int, Connection] | None = None  # see hold_write_connection
-        self._held_busy = False  # a transaction is open on it (only its thread reads this)
+        self._in_held: Any = None  # the kept driver connection while its transaction is open
         self._on_dispose: list[Callable[[], None]] = []
         self.url = normalize_url(url)
         self.dialect = self.url.get_backend_name()
@@ -158,7 +158,7 @@ class Database:
                 poolclass=pool.StaticPool,
                 connect_args={"check_same_thread": False},
             )
-            _configure_sqlite(self.writer, begin=_SQLITE_WRITE_BEGIN, pragmas=self._sqlite_pragmas)
+            _configure_sqlite(self.writer, begin="BEGIN IMMEDIATE", pragmas=self._sqlite_pragmas)
             self.reader = self.writer
             return
         if self.url.database:
@@ -171,9 +171,8 @@ class Database:
             max_overflow=2,
             connect_args={"check_same_thread": False},
         )
-        _configure_sqlite(
-            self.writer, begin=_SQLITE_WRITE_BEGIN, pragmas=self._sqlite_pragmas, kept=True
-        )
+        pragmas = self._sqlite_pragmas
+        _configure_sqlite(self.writer, begin="BEGIN IMMEDIATE", pragmas=pragmas, joins=self._joins)
         self.reader = sa.create_engine(
             self.url,
             echo=echo,
@@ -207,32 +206,37 @@ class Database:
         if held is not None:
             held[1].close()
 
+    def _joins(self, driver: Any) -> bool:
+        return driver is self._in_held  # its transaction is open (``_write_held``)
+
     @contextlib.contextmanager
     def _write_held(self, thread: int, conn: Connection) -> Iterator[Connection]:
-        """A write transaction on the kept connection, begun and committed through the driver.
+        """A transaction on the kept connection, begun and committed through the driver.
 
-        SQLAlchemy's transaction (its object, events and commit path) cost ~20 us per group, most
-        of the writer's fixed cost after SQLite's own, for nothing: a group's statements go to the
-        driver (``sql.dbapi``). A statement sent through SQLAlchemy begins its transaction inside
-        this one (the ``begin`` listener sends no BEGIN then), and that one's commit commits.
+        SQLAlchemy's (object, events, commit path) cost ~20 us per group for nothing: a group's
+        statements go to the driver (``sql.dbapi``). One sent through SQLAlchemy makes it begin
+        its own inside this one (``joins``: no BEGIN sent), whose commit then commits.
         """
         if conn.closed or conn.invalidated:  # closed after a failure: a fresh one
             conn = self.writer.connect()
             self._held = (thread, conn)
-        driver = conn.connection.dbapi_connection
-        self._held_busy = True
+        driver: Any = conn.connection.dbapi_connection
+        _driver_run(driver, "BEGIN IMMEDIATE")
+        self._in_held = driver
         try:
-            _driver_run(driver, _SQLITE_WRITE_BEGIN)
             yield conn
             if conn.in_transaction():  # SQLAlchemy began one inside this one: it commits
                 conn.commit()
             else:
                 _driver_run(driver, "COMMIT")
         except BaseException:
+            if driver.in_transaction:  # e.g. a refused COMMIT: never left open in the pool
+                with contextlib.suppress(sqlite3.Error):
+                    driver.rollback()
             conn.close()  # whatever state the failure left it in, the next one starts clean
             raise
         finally:
-            self._held_busy = False
+            self._in_held = None
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -242,7 +246,7 @@ class Database:
             A connection inside a transaction on the writer engine.
         """
         held = self._held
-        if held is not None and held[0] == threading.get_ident() and not self._held_busy:
+        if held is not None and held[0] == threading.get_ident() and self._in_held is None:
             with self._write_held(*held) as conn:
                 yield conn
             return
@@ -436,9 +440,6 @@ def _enable_wal(cursor: Any) -> None:
             delay = min(delay * 2, 0.05)
 
 
-_SQLITE_WRITE_BEGIN = "BEGIN IMMEDIATE"
-
-
 def _driver_run(driver: Any, statement: str) -> None:
     """Runs a statement on an ``sqlite3`` connection; its failure as SQLAlchemy's own error."""
     try:
@@ -447,13 +448,13 @@ def _driver_run(driver: Any, statement: str) -> None:
         raise sa.exc.DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
-def _configure_sqlite(
-    engine: Engine, *, begin: str, pragmas: tuple[str, int], kept: bool = False
-) -> None:
-    """Sets up an SQLite engine's connections and its BEGIN.
+_Joins = Callable[[Any], bool] | None
 
-    ``kept``: the writer of a file, whose kept connection begins through the driver (joined).
-    """
+
+def _configure_sqlite(
+    engine: Engine, *, begin: str, pragmas: tuple[str, int], joins: _Joins = None
+) -> None:
+    """An SQLite engine's connections, and its BEGIN (not sent in a transaction it ``joins``)."""
     memory = _is_sqlite_memory(engine.url)
     synchronous, autocheckpoint = pragmas
 
@@ -488,13 +489,9 @@ def _configure_sqlite(
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         driver: Any = conn.connection.dbapi_connection
-        if kept and driver.in_transaction:  # the kept connection began it (``_write_held``)
+        if joins is not None and joins(driver):
             return
-        # Straight to the driver, not through ``exec_driver_sql``: SQLAlchemy's statement
-        # machinery cost ~20 us per transaction, a tenth of the writer's own Python time under
-        # webhook load (a commit every ~20 events). The driver's connection is in autocommit
-        # mode (``isolation_level=None`` above), so SQLAlchemy tracks nothing a plain BEGIN
-        # would miss. A BEGIN refused (busy past the timeout, a read-only file...) is raised as
-        # SQLAlchemy's own error, as callers expect (not run again: that waited the busy timeout
-        # twice).
+        # Straight to the driver (autocommit mode, above): SQLAlchemy's statement path cost ~20 us
+        # per transaction. A refused BEGIN (busy past the timeout, a read-only file...) is raised
+        # as SQLAlchemy's own error, not run again (that waited the busy timeout twice).
         _driver_run(driver, begin)

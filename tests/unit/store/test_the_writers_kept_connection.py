@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -105,3 +106,37 @@ def test_a_write_inside_a_driver_only_write_fails_alone_and_the_outer_one_commit
             pass
         sql.dbapi(outer).execute("INSERT INTO t VALUES (2)")
     assert _count(db) == 2
+
+
+@pytest.fixture
+def deferred_db(db: Database) -> Database:
+    """``db`` with a deferred foreign key: a COMMIT that breaks it is refused, the transaction
+    left open."""
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE p (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE c (p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    return db
+
+
+@pytest.mark.parametrize("through_sqlalchemy_too", [False, True])
+def test_a_refused_commit_is_rolled_back_not_committed_by_a_later_write(
+    deferred_db: Database, through_sqlalchemy_too: bool
+) -> None:
+    with pytest.raises(sa.exc.DBAPIError), deferred_db.write() as conn:
+        sql.dbapi(conn).execute("INSERT INTO t VALUES (1)")
+        sql.dbapi(conn).execute("INSERT INTO c VALUES (42)")  # no such parent: COMMIT refused
+        if through_sqlalchemy_too:
+            conn.exec_driver_sql("SELECT 1")
+
+    def elsewhere() -> None:  # another thread's write takes a pooled connection
+        with deferred_db.write() as conn:
+            conn.exec_driver_sql("DELETE FROM c")
+
+    other = threading.Thread(target=elsewhere)
+    other.start()
+    other.join()
+    with deferred_db.write() as conn:  # and the writer's next transaction goes through
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+    assert _count(deferred_db) == 1
