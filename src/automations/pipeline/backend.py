@@ -195,7 +195,8 @@ class EngineBackend(writer.Backend):
         held for its leader (the held ones are in the engine's memory and state). So an id the
         engine does not remember (after a restart, or forgotten past ``max_seen``) was processed
         if the log holds it, under another name than ``prefect.log.write``, received within the
-        seen window, and it is not held. Duplicates are refused by the log's primary key. The
+        seen window, and it is not held (the retention purge keeps what was received within that
+        window, whatever its ``occurred``). Duplicates are refused by the log's primary key. The
         ``seen`` record each commit wrote instead (an upsert into ``engine_state``: three B-tree
         pages, then a delete once expired) was ~17 % of a small group commit's CPU. Records that
         an earlier version wrote are still restored, and deleted once expired.
@@ -286,7 +287,11 @@ class EngineBackend(writer.Backend):
     def _purge(self, now: float) -> None:
         """Retention: events, and the firings and finished invocations that came with them."""
         with self.database.write() as conn:
-            removed = event_log.purge(conn, now - self._retention, limit=PURGE_CHUNK)
+            # kept while they say which ids were processed (``_record_processed_ids_in_the_log``)
+            seen_since = now - self.cascade.engine.ordering.seen_ttl
+            removed = event_log.purge(
+                conn, now - self._retention, limit=PURGE_CHUNK, received_before=seen_since
+            )
             # dead-lettered invocations stay until redriven
             firings_removed = firings_repo.purge(conn, now - self._retention)
             invocations_removed = outbox_repo.purge(conn, now - self._retention)

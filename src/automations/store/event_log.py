@@ -369,7 +369,13 @@ def count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(tables.events)).scalar_one())
 
 
-def purge(conn: Connection, older_than: float, *, limit: int | None = None) -> int:
+def purge(
+    conn: Connection,
+    older_than: float,
+    *,
+    limit: int | None = None,
+    received_before: float | None = None,
+) -> int:
     """Deletes events that occurred before ``older_than`` (retention).
 
     Args:
@@ -377,12 +383,16 @@ def purge(conn: Connection, older_than: float, *, limit: int | None = None) -> i
         older_than: Seconds since the epoch; events with ``occurred < older_than`` go.
         limit: Delete at most this many (the oldest first), to keep write transactions short;
             call again until it returns less than ``limit``.
+        received_before: Keeps the events received at or after it, whatever their ``occurred``
+            (the engine's record of the ids it processed lately: ``EngineBackend``).
 
     Returns:
         The number of events deleted.
     """
     t = tables.events
     condition: sa.ColumnElement[bool] = t.c.occurred < older_than
+    if received_before is not None:
+        condition = condition & (t.c.received < received_before)
     if limit is not None:
         oldest = sa.select(t.c.id).where(condition).order_by(t.c.occurred).limit(limit)
         condition = t.c.id.in_(oldest)

@@ -107,3 +107,27 @@ def test_a_follower_of_an_unknown_leader_is_held(db: database.Database) -> None:
     backend = restarted(db, Clock(T0))
     backend.commit_events([event("f", T0, follows="nobody")], T0)
     assert held(backend) == {"f"}
+
+
+def test_a_leader_that_occurred_before_the_retention_is_kept_while_it_counts(
+    db: database.Database,
+) -> None:
+    clock = Clock(T0)
+    first = restarted(db, clock)
+    long_ago = T0 - 8 * 86400  # a late client's event: older than the 7-day retention
+    first.commit_events(
+        [
+            events.Event(
+                id="lead",
+                event="x",
+                occurred=long_ago,
+                resource={"prefect.resource.id": "r"},
+                received=T0,
+            )
+        ],
+        T0,
+    )
+    first.advance(T0 + 61)  # the retention purge: it keeps what was received within 30 min
+    after = restarted(db, Clock(T0 + 120))
+    after.commit_events([event("f", T0 + 120, follows="lead")], T0 + 120)
+    assert held(after) == set()
