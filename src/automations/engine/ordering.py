@@ -84,6 +84,7 @@ class CausalOrdering:
         other partitions) or before a restart (the single node's event log); None: never. Not
         asked about an id of the batch being taken (stored already, maybe not processed yet)."""
         self._taking: Sequence[events.Event] = ()
+        self._taking_ids: set[str] | None = None  # made on the first question (see _leader_known)
         self._followers: dict[str, list[str]] = {}
         self._lost: list[tuple[float, int, str]] = []
         self._lost_seq = 0
@@ -224,6 +225,7 @@ class CausalOrdering:
                     self._take(event, now, 0, out)
         finally:
             self._taking = ()
+            self._taking_ids = None
         if plain:
             self.clock.update(latest if latest is not None else now, now)
             self.clock_changed = True
@@ -270,9 +272,12 @@ class CausalOrdering:
         if self.has_been_seen(leader, now):
             return True
         elsewhere = self.leader_seen
-        if elsewhere is None or any(event.id == leader for event in self._taking):
+        if elsewhere is None:
             return False
-        return elsewhere(leader, now)
+        taking = self._taking_ids
+        if taking is None:  # once per batch: a batch of followers must not scan it each
+            taking = self._taking_ids = {event.id for event in self._taking}
+        return leader not in taking and elsewhere(leader, now)
 
     def awaited(self) -> Collection[str]:
         """The ids held followers wait for (a live view)."""
