@@ -215,7 +215,7 @@ class Database:
 
         SQLAlchemy's (object, events, commit path) cost ~20 us per group for nothing: a group's
         statements go to the driver (``sql.dbapi``). One sent through SQLAlchemy makes it begin
-        its own inside this one (``joins``: no BEGIN sent), whose commit then commits.
+        its own inside this one (``_joins``: no BEGIN sent), whose commit then commits.
         """
         if conn.closed or conn.invalidated:  # closed after a failure: a fresh one
             conn = self.writer.connect()
