@@ -33,7 +33,13 @@ import jinja2
 from jinja2 import runtime as jinja_runtime
 from jinja2.runtime import Context
 
-from automations.actions.templates import _compiling, _humanize, _sandbox, cloudevents
+from automations.actions.templates import (
+    _compiling,
+    _humanize,
+    _sandbox,
+    _substitution,
+    cloudevents,
+)
 from automations.domain import errors
 
 
@@ -213,6 +219,17 @@ def _compiled(source: str, strict: bool) -> jinja2.Template | None:
     return _compile(source, strict) if _compiling.is_template(source) else None
 
 
+@functools.lru_cache(maxsize=_compiling.COMPILED_CACHE_SIZE)
+def _substitution_of(source: str) -> _substitution.Substitution | None:
+    """The template as text and holes, rendered without Jinja's runtime (``_substitution``).
+
+    Only for a source :func:`_compiled` accepted (it is parsed again here, once).
+    """
+    return _substitution.compile_substitution(
+        PREFECT_ENV.parse(source), mapping_types=(dict, Headers), tojson=_tojson
+    )
+
+
 def validate_template(source: str, *, field: str = "template") -> None:
     """Checks a webhook template's syntax, filters and loop limits.
 
@@ -314,6 +331,11 @@ def render(
         raise WebhookTemplateError(f"the template is invalid: {exc}") from None
     if template is None:
         return source
+    substitution = _substitution_of(source)
+    if substitution is not None:
+        rendered = substitution.render(context)
+        if rendered is not None:
+            return rendered
     # the globals merged here once, not by Jinja per render (it walks a ChainMap each time)
     variables = {**_GLOBALS, **context}
     outer = _sandbox.enter(limits or _Budget())
