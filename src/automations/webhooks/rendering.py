@@ -35,6 +35,9 @@ MAX_EVENTS_PER_REQUEST = 1000
 MAX_FAILURE_TEXT = 64 * 1024
 """The longest body or rendered text kept in a ``webhook.failed`` event or a delivery record."""
 
+_BYTES_PER_CHARACTER = 5
+"""More than the compact JSON of a parsed text can take per character of the text (4.5)."""
+
 _NAMESPACE = uuid.UUID("a3d7f0c2-41b6-4f0e-8a57-2f6c1d9e0b44")
 """The UUIDv5 namespace of event ids derived from delivery ids."""
 
@@ -92,6 +95,7 @@ def _one(
     payload: Callable[[], dict[str, Any]],
     delivery_id: str | None,
     now: float,
+    measure: bool,
 ) -> events.Event:
     if type(item) is not dict:  # parsed by orjson: an object is a dict
         raise Invalid(
@@ -139,7 +143,7 @@ def _one(
         received=now,
     )
     try:
-        validation.validate_event(event, size=len(orjson.dumps(item)))
+        validation.validate_event(event, size=len(orjson.dumps(item)) if measure else None)
     except errors.InvalidArgument as exc:
         raise Invalid(exc.under(prefix.rstrip(".")).message) from None
     return event
@@ -172,6 +176,10 @@ def build_events(
     except orjson.JSONDecodeError as exc:
         raise Invalid(f"the template did not render valid JSON: {exc}") from None
     masked: dict[str, str] | None = None  # once, if ever
+    # An event's size (its compact JSON) is measured only when it could be over the limit: the
+    # compact JSON of a parsed text is at most 4.5 bytes per character of the text (4 for a
+    # character in UTF-8, 4.5 for a number such as 1e15, printed 1000000000000000.0).
+    measure = len(rendered) * _BYTES_PER_CHARACTER > events.MAX_EVENT_SIZE_BYTES
 
     def payload() -> dict[str, Any]:  # made only for an event whose template sets none
         nonlocal masked
@@ -181,7 +189,16 @@ def build_events(
 
     if type(parsed) is not list:
         return [
-            _one(parsed, 0, "", webhook=webhook, payload=payload, delivery_id=delivery_id, now=now)
+            _one(
+                parsed,
+                0,
+                "",
+                webhook=webhook,
+                payload=payload,
+                delivery_id=delivery_id,
+                now=now,
+                measure=measure,
+            )
         ]
     if not parsed:
         raise Invalid("the template rendered an empty array: no events")
@@ -191,7 +208,16 @@ def build_events(
             "per request"
         )
     return [
-        _one(item, i, f"[{i}].", webhook=webhook, payload=payload, delivery_id=delivery_id, now=now)
+        _one(
+            item,
+            i,
+            f"[{i}].",
+            webhook=webhook,
+            payload=payload,
+            delivery_id=delivery_id,
+            now=now,
+            measure=measure,
+        )
         for i, item in enumerate(parsed)
     ]
 

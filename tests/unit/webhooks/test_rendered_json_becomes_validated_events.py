@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from automations.domain import webhooks
+from automations.domain import events, webhooks
 from automations.webhooks import rendering
 
 HOOK = webhooks.Webhook(id="w-1", name="hook", template="", slug="s")
@@ -90,3 +90,16 @@ def test_the_failed_event_carries_method_headers_body_rendered_and_error() -> No
     assert event.resource["prefect.resource.id"] == "prefect-cloud.webhook.w-1"
     assert event.payload["error"] == "boom" and event.payload["body"] == {"a": 1}
     assert len(event.payload["rendered"]) < 70_000
+
+
+def test_an_event_over_the_size_limit_is_refused_even_when_its_text_grows_when_encoded() -> None:
+    # "1e15" is 4 characters of the rendered text and 18 bytes once encoded (1000000000000000.0):
+    # an event whose text is under the limit can be over it as the event it describes
+    count = events.MAX_EVENT_SIZE_BYTES // 18 + 1
+    numbers = ",".join(["1e15"] * count)
+    text = f'{{"event": "e", "resource": {{"prefect.resource.id": "r"}}, "payload": {{"n": [{numbers}]}}}}'
+    assert len(text.encode()) < events.MAX_EVENT_SIZE_BYTES
+    with pytest.raises(rendering.Invalid, match="more than"):
+        _build(text)
+    (event,) = _build(text.replace(numbers, ",".join(["1e15"] * (count // 2))))
+    assert len(event.payload["n"]) == count // 2
