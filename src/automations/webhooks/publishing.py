@@ -36,6 +36,7 @@ class BatchingPublisher:
     def __init__(self, submit: Submit) -> None:
         self._submit = submit
         self._waiting: list[_Waiting] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __call__(
         self, batch: Sequence[events.Event], prepared: Sequence[Any] | None
@@ -43,9 +44,13 @@ class BatchingPublisher:
         """Publishes ``batch`` with the others of this turn; the future holds its flags.
 
         A plain function returning the future, not a coroutine: one level fewer for every
-        request to pass through when it waits and when it wakes up.
+        request to pass through when it waits and when it wakes up. The event loop is looked up
+        once, not per request: on Python 3.11 ``asyncio.get_running_loop()`` makes a ``getpid``
+        system call each time (its check for a fork).
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[list[bool]] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)
