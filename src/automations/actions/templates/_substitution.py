@@ -62,27 +62,19 @@ def _key(
     """``inner.key`` or ``inner['key']`` on a mapping; a method's name is Jinja's to resolve."""
     if key in methods:
         raise ValueError("a method name")  # compiled as not a substitution
+    return _item(inner, key, mapping_types)
+
+
+def _item(inner: _Value, key: str | int, types: tuple[type, ...]) -> _Value:
+    """``inner[key]`` when ``inner`` is of one of ``types`` and holds ``key``."""
 
     def value(ctx: Mapping[str, Any]) -> Any:
         obj = inner(ctx)
-        if type(obj) not in mapping_types:
+        if type(obj) not in types:
             raise _Miss
         try:
             return obj[key]
-        except KeyError:
-            raise _Miss from None
-
-    return value
-
-
-def _index(inner: _Value, index: int) -> _Value:
-    def value(ctx: Mapping[str, Any]) -> Any:
-        obj = inner(ctx)
-        if type(obj) is not list:
-            raise _Miss
-        try:
-            return obj[index]
-        except IndexError:
+        except LookupError:
             raise _Miss from None
 
     return value
@@ -218,5 +210,5 @@ def _path(node: nodes.Node, mapping_types: tuple[type, ...], methods: frozenset[
         if type(key) is str:
             return _key(inner, key, mapping_types, methods)
         if type(key) is int:
-            return _index(inner, key)
+            return _item(inner, key, (list,))
     raise ValueError(type(node).__name__)
