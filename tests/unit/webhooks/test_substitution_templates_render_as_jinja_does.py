@@ -135,6 +135,34 @@ def test_an_output_over_the_limit_is_left_to_jinja_and_its_budget() -> None:
     assert rendered("{{ body.s }}", huge, strict=False) == huge["body"]["s"]
 
 
+class _Watched(dict[str, Any]):
+    """A template context that notes which names are read."""
+
+    read: list[str]
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.append(key)
+        return super().__getitem__(key)
+
+
+def test_a_render_stops_at_the_hole_that_takes_the_output_over_the_limit() -> None:
+    half = "x" * (_substitution.MAX_CHARACTERS // 2 + 1)
+    context = _Watched({"body": {"s": half}, "later": "never read"})
+    context.read = []
+    substitution = templates._substitution_of("{{ body.s }}{{ body.s }}{{ later }}" * 1000)
+    assert substitution is not None
+    assert substitution.render(context) is None
+    assert context.read == ["body", "body"]
+
+
+def test_a_budget_of_fewer_characters_than_a_substitution_may_build_is_jinjas_to_spend() -> None:
+    context = {**CONTEXT, "headers": requests.Headers([("a", "0123456789")])}
+    source = "{{ headers.get('a') }}"
+    assert templates.render(source, context) == "0123456789"
+    with pytest.raises(templates.WebhookTemplateError, match="characters"):
+        templates.render(source, context, limits=templates.ShortBudget(1.0, 5))
+
+
 _KEYS = st.sampled_from(["a", "b", "n", "items", "get", "keys", "A", "ü"])
 _SCALARS = st.one_of(
     st.none(),

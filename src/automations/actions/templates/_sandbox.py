@@ -104,6 +104,11 @@ class Budget:
         self._left = characters
         self._ticks = 0
 
+    @property
+    def characters_left(self) -> int:
+        """The characters renders may still build."""
+        return self._left
+
     def spend(self, characters: int) -> None:
         """Counts ``characters`` built; raises once the budget is spent."""
         self._left -= characters

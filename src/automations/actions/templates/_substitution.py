@@ -9,18 +9,24 @@ only text and such holes is compiled here, once, into a list of steps evaluated 
 lookups.
 
 It never decides anything Jinja would decide differently. A hole whose value is missing (a key
-not in the body, a name not in the context) or not a plain dict where one is read, a method
-name read as a key, any exception, or an output over ``MAX_CHARACTERS`` makes :meth:`render`
-answer None, and the caller renders with Jinja, which gives the exact output or error (Prefect's
-empty string, strict mode's error, the budget's limits). What is rendered here is what Jinja
-renders: ``str`` of each value (as the sandbox's output does), the ``tojson`` filter itself, and
-the same ``get`` of the same mapping.
+not in the body, a name not in the context) or not a plain dict or list where one is read, any
+exception, or an output growing over ``MAX_CHARACTERS`` makes :meth:`Substitution.render` answer
+None, and the caller renders with Jinja, which gives the exact output or error (Prefect's empty
+string, strict mode's error, the budget's limits). A dict method's name read as a key
+(``body.items``) is Jinja's to resolve: such a template is not compiled here at all. What is
+rendered here is what Jinja renders: ``str`` of each value (as the sandbox's output does), the
+``tojson`` filter itself, and the same ``get`` of the same mapping.
+
+The work is bounded without a budget: there are no loops, and a render stops at the first hole
+that takes the output over ``MAX_CHARACTERS`` (Jinja then computes that hole again and fails
+with its own error). A budget's characters are not spent here; a caller whose budget allows
+fewer than ``MAX_CHARACTERS`` must render with Jinja.
 
 What is a hole here:
 
 * a context name (``body``, ``headers``...);
-* then any chain of ``.key``, ``['key']`` or ``[index]`` on dicts (and the request's headers,
-  case-insensitively), and ``[index]`` on lists;
+* then any chain of ``.key`` or ``['key']`` on dicts (and the request's headers,
+  case-insensitively), and ``[index]``, ``[-index]`` or ``.index`` on lists;
 * optionally ``.get(key)`` or ``.get(key, default)`` with constant arguments on a dict or the
   headers, last;
 * optionally ``| tojson``, last.
@@ -34,7 +40,8 @@ from typing import Any, Final
 from jinja2 import nodes
 
 MAX_CHARACTERS: Final = 65536
-"""The longest output rendered here; longer ones go through Jinja and its budget."""
+"""The longest output rendered here: a render stops as soon as its output is longer (Jinja then
+renders it, within its budget and size limits)."""
 
 
 class _Miss(Exception):
@@ -91,7 +98,7 @@ def _get(inner: _Value, args: tuple[Any, ...], mapping_types: tuple[type, ...]) 
 
 
 def _filtered(inner: _Value, fn: Callable[[Any], str]) -> _Value:
-    def value(ctx: Mapping[str, Any]) -> Any:
+    def value(ctx: Mapping[str, Any]) -> str:
         return fn(inner(ctx))
 
     return value
@@ -111,16 +118,16 @@ class Substitution:
         size = 0
         try:
             for step in self._steps:
-                if type(step) is str:
+                if isinstance(step, str):
                     text = step
                 else:
-                    value = step(ctx)  # type: ignore[operator]
+                    value = step(ctx)
                     text = value if type(value) is str else str(value)
                 size += len(text)
+                if size > MAX_CHARACTERS:  # before the next hole: the work stays bounded
+                    return None
                 parts.append(text)
         except Exception:  # _Miss, or anything Jinja is to report in its own words
-            return None
-        if size > MAX_CHARACTERS:
             return None
         return "".join(parts)
 
@@ -182,12 +189,17 @@ def _hole_value(
             or node.dyn_args
             or node.dyn_kwargs
             or not 1 <= len(node.args) <= 2
-            or any(type(arg) is not nodes.Const for arg in node.args)
         ):
             raise ValueError("a call")
-        args = tuple(arg.value for arg in node.args)  # type: ignore[attr-defined]
+        args = tuple(_call_argument(arg) for arg in node.args)
         return _get(_path(callee.node, mapping_types, methods), args, mapping_types)
     return _path(node, mapping_types, methods)
+
+
+def _call_argument(node: nodes.Node) -> Any:
+    if not isinstance(node, nodes.Const):
+        raise ValueError(type(node).__name__)
+    return node.value
 
 
 def _constant(node: nodes.Node) -> Any:

@@ -99,7 +99,9 @@ class _WebhookEnvironment(_sandbox._UserTemplateEnvironment):
     object goes through the sandbox's lookup unchanged. Likewise ``headers.get(...)`` (and the
     other read-only lookups of ``_LOOKUPS``) on those mappings are taken and called directly,
     without the sandbox's checks of every attribute and call (which let them through), and
-    ``tojson`` reuses one encoder: each still counts in the budget as it would.
+    ``tojson`` reuses one encoder: each still counts in the budget as it would. (A template of
+    only text and holes usually does not get here: ``_substitution`` renders it, see
+    :func:`render`.)
     """
 
     def __init__(self, undefined: type[jinja2.Undefined]) -> None:
@@ -143,6 +145,8 @@ _ATTRIBUTES: dict[type, frozenset[str]] = {
     Headers: frozenset(dir(Headers)),
 }
 """The attributes (methods) of the mappings templates read keys of as ``a.b``."""
+_SUBSTITUTED = _substitution.MAX_CHARACTERS
+"""The characters a budget must allow for a render without Jinja's runtime (which spends none)."""
 _LOOKUPS = frozenset({"get", "items", "keys", "values"})
 """The read-only methods of those mappings taken and called without the sandbox's checks."""
 _ENCODER = json.JSONEncoder(default=_sandbox.json_default)
@@ -223,7 +227,9 @@ def _compiled(source: str, strict: bool) -> jinja2.Template | None:
 def _substitution_of(source: str) -> _substitution.Substitution | None:
     """The template as text and holes, rendered without Jinja's runtime (``_substitution``).
 
-    Only for a source :func:`_compiled` accepted (it is parsed again here, once).
+    Only for a source :func:`_compiled` accepted (it is parsed again here, once). Parsed by
+    Prefect's environment for both: the strict one has the same syntax (it differs only in how a
+    missing value renders, which is always left to Jinja).
     """
     return _substitution.compile_substitution(
         PREFECT_ENV.parse(source), mapping_types=(dict, Headers), tojson=_tojson
@@ -315,6 +321,11 @@ def render(
 ) -> str:
     """Renders a webhook template within a budget of its own.
 
+    A template of text and holes (``_substitution``) is rendered without Jinja's runtime when
+    the budget allows ``_substitution.MAX_CHARACTERS`` characters (every caller's does); it
+    spends nothing of the budget (its work is bounded otherwise), and leaves to Jinja anything
+    Jinja would render differently.
+
     Args:
         source: The template.
         context: The request's variables.
@@ -332,7 +343,7 @@ def render(
     if template is None:
         return source
     substitution = _substitution_of(source)
-    if substitution is not None:
+    if substitution is not None and (limits is None or limits.characters_left >= _SUBSTITUTED):
         rendered = substitution.render(context)
         if rendered is not None:
             return rendered
