@@ -159,7 +159,7 @@ def test_a_budget_of_fewer_characters_than_a_substitution_may_build_is_jinjas_to
     context = {**CONTEXT, "headers": requests.Headers([("a", "0123456789")])}
     source = "{{ headers.get('a') }}"
     assert templates.render(source, context) == "0123456789"
-    with pytest.raises(templates.WebhookTemplateError, match="characters"):
+    with pytest.raises(templates.WebhookTemplateError, match="more than 5 characters"):
         templates.render(source, context, limits=templates.ShortBudget(1.0, 5))
 
 

@@ -92,7 +92,7 @@ class Budget:
         characters: Characters built in all.
     """
 
-    __slots__ = ("_cpu_seconds", "_deadline", "_left", "_ticks")
+    __slots__ = ("_characters", "_cpu_seconds", "_deadline", "_left", "_ticks")
 
     def __init__(
         self,
@@ -101,6 +101,7 @@ class Budget:
     ) -> None:
         self._cpu_seconds = cpu_seconds
         self._deadline = time.thread_time() + cpu_seconds
+        self._characters = characters
         self._left = characters
         self._ticks = 0
 
@@ -114,7 +115,7 @@ class Budget:
         self._left -= characters
         if self._left < 0:
             raise RenderBudgetExceeded(
-                f"the template built more than {MAX_RENDER_CHARACTERS} characters in all"
+                f"the template built more than {self._characters} characters in all"
             )
         self.tick()
 

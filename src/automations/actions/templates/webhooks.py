@@ -270,6 +270,7 @@ class _Budget(_sandbox.Budget):
     ) -> None:
         self._cpu_seconds = cpu_seconds
         self._deadline = math.inf
+        self._characters = characters
         self._left = characters
         self._ticks = 0
 
