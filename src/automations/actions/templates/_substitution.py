@@ -191,19 +191,13 @@ def _hole_value(
             or not 1 <= len(node.args) <= 2
         ):
             raise ValueError("a call")
-        args = tuple(_call_argument(arg) for arg in node.args)
+        args = tuple(_constant(arg) for arg in node.args)
         return _get(_path(callee.node, mapping_types, methods), args, mapping_types)
     return _path(node, mapping_types, methods)
 
 
-def _call_argument(node: nodes.Node) -> Any:
-    if not isinstance(node, nodes.Const):
-        raise ValueError(type(node).__name__)
-    return node.value
-
-
 def _constant(node: nodes.Node) -> Any:
-    """The value of ``[key]``, ``[index]`` or ``[-index]`` (ValueError for any other)."""
+    """A constant (``[key]``, ``[-index]``, ``.get``'s arguments); ValueError for any other node."""
     if type(node) is nodes.Const:
         return node.value
     if type(node) is nodes.Neg and type(node.node) is nodes.Const and type(node.node.value) is int:

@@ -145,8 +145,6 @@ _ATTRIBUTES: dict[type, frozenset[str]] = {
     Headers: frozenset(dir(Headers)),
 }
 """The attributes (methods) of the mappings templates read keys of as ``a.b``."""
-_SUBSTITUTED = _substitution.MAX_CHARACTERS
-"""The characters a budget must allow for a render without Jinja's runtime (which spends none)."""
 _LOOKUPS = frozenset({"get", "items", "keys", "values"})
 """The read-only methods of those mappings taken and called without the sandbox's checks."""
 _ENCODER = json.JSONEncoder(default=_sandbox.json_default)
@@ -344,7 +342,9 @@ def render(
     if template is None:
         return source
     substitution = _substitution_of(source)
-    if substitution is not None and (limits is None or limits.characters_left >= _SUBSTITUTED):
+    if substitution is not None and (
+        limits is None or limits.characters_left >= _substitution.MAX_CHARACTERS
+    ):
         rendered = substitution.render(context)
         if rendered is not None:
             return rendered
